@@ -1,0 +1,26 @@
+/*
+ * SASL PLAIN and AMQPLAIN against the users in the configuration.
+ */
+#ifndef WARREN_AUTH_H
+#define WARREN_AUTH_H
+
+#include <stdbool.h>
+
+#include "wire.h"
+
+struct warren_config;
+struct amqp_error;
+
+/* "PLAIN AMQPLAIN", as advertised in connection.start. */
+extern const char auth_mechanisms[];
+
+/*
+ * Check a connection.start-ok response.  On success return 0 and set *user
+ * to a malloc'd user name; otherwise return the reply code (filled in err):
+ * 503 for an unknown mechanism, 403 for refused credentials.
+ */
+int auth_check(const struct warren_config *cfg, struct bytes mechanism,
+    struct bytes response, bool from_loopback, char **user,
+    struct amqp_error *err);
+
+#endif

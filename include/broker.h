@@ -1,0 +1,39 @@
+/*
+ * The broker: the one event loop that owns all state, the listener, the
+ * vhosts and the live connections.
+ */
+#ifndef WARREN_BROKER_H
+#define WARREN_BROKER_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "wire.h"
+
+struct event_base;
+struct evconnlistener;
+struct warren_config;
+struct vhost;
+struct conn;
+
+TAILQ_HEAD(conn_list, conn);
+
+struct broker {
+	struct event_base *base;
+	const struct warren_config *cfg;
+	struct strmap *vhosts;
+	struct evconnlistener *listener;
+	struct conn_list conns;
+	uint64_t next_conn_id;
+	struct event *sig_term, *sig_int;
+};
+
+/* Set up the loop and listener; false (with a log line) on failure. */
+bool broker_init(struct broker *b, const struct warren_config *cfg);
+/* Run until SIGTERM/SIGINT; then close connections and return. */
+void broker_run(struct broker *b);
+void broker_free(struct broker *b);
+
+struct vhost *broker_find_vhost(struct broker *b, struct bytes name);
+
+#endif

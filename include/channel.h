@@ -1,0 +1,115 @@
+/*
+ * A channel: method dispatch, content assembly, its consumers and the ledger
+ * of unacknowledged deliveries.
+ */
+#ifndef WARREN_CHANNEL_H
+#define WARREN_CHANNEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "connection.h"
+#include "properties.h"
+#include "queue.h"
+
+struct frame;
+struct exchange;
+struct message;
+
+enum chan_state {
+	CHAN_OPEN,
+	CHAN_CLOSING,		/* sent channel.close, waiting for close-ok */
+};
+
+enum content_state {
+	CONTENT_NONE,
+	CONTENT_HEADER,		/* after basic.publish */
+	CONTENT_BODY,		/* after the content header */
+};
+
+/* One unacknowledged delivery; tags are dense, so the ledger is a ring. */
+struct delivery {
+	struct message *msg;
+	struct queue *q;		/* holds a queue reference */
+	struct consumer *consumer;	/* NULL for basic.get or cancelled */
+	bool settled;
+};
+
+struct channel {
+	struct conn *conn;
+	uint16_t number;
+	enum chan_state state;
+
+	/* content being assembled */
+	enum content_state content;
+	uint8_t publish_exchange[256];
+	uint8_t publish_rkey[256];
+	uint8_t publish_exchange_len, publish_rkey_len;
+	bool publish_mandatory;
+	struct message *pending;
+
+	/* unacked deliveries: tags first_tag .. first_tag + count - 1 */
+	struct delivery *ledger;
+	uint64_t first_tag;
+	uint32_t ledger_head, ledger_count, ledger_cap;
+	uint32_t unacked;		/* unsettled entries in the ledger */
+	uint64_t next_tag;
+
+	bool flow_stopped;		/* channel.flow active=false */
+	char last_queue[256];		/* for queue name "" (RabbitMQ) */
+	uint32_t prefetch_consumer;	/* basic.qos global=false */
+	uint32_t prefetch_channel;	/* basic.qos global=true */
+	struct consumer_list consumers;
+	uint32_t next_ctag;
+};
+
+struct channel *chan_new(struct conn *c, uint16_t number);
+/* Requeue unacked messages, cancel consumers, free. */
+void chan_free(struct channel *ch);
+
+/* Feed one frame addressed to this channel; errors come back in err. */
+int chan_handle_frame(struct channel *ch, const struct frame *f,
+    struct amqp_error *err);
+/* Soft error: send channel.close and wait for close-ok. */
+void chan_fail(struct channel *ch, const struct amqp_error *err);
+
+/* Queue dispatch asks these. */
+bool chan_consumer_has_credit(const struct consumer *c);
+void chan_deliver(struct consumer *c, struct message *msg, bool redelivered);
+
+/* channel_basic.c / channel_queue.c handlers */
+typedef int chan_method_fn(struct channel *ch, const struct amqp_method *m,
+    struct amqp_error *err);
+chan_method_fn chan_basic_qos, chan_basic_consume, chan_basic_cancel,
+    chan_basic_publish, chan_basic_get, chan_basic_ack, chan_basic_reject,
+    chan_basic_nack, chan_basic_recover;
+chan_method_fn chan_queue_declare, chan_queue_delete, chan_queue_purge,
+    chan_queue_bind;
+chan_method_fn chan_exchange_declare, chan_exchange_delete, chan_exchange_bind;
+/* Exchange lookup shared by handlers: 404 when missing. */
+int chan_find_exchange(struct channel *ch, struct bytes name,
+    struct exchange **out, struct amqp_error *err);
+/* ch->pending is complete: route it and let it go. */
+int chan_publish_complete(struct channel *ch, struct amqp_error *err);
+/* Every unacked delivery back to its queue (close, basic.recover). */
+void chan_requeue_all(struct channel *ch);
+/* Record a basic.get delivery in the ledger (or just take a tag). */
+void chan_record_get(struct channel *ch, struct message *msg, struct queue *q,
+    bool no_ack);
+/* The queue went away under a consumer: tell the client (basic.cancel). */
+void chan_consumer_cancelled(struct consumer *c);
+/* Delete q, cancelling its consumers (queue.delete, exclusive owner gone). */
+void chan_delete_queue(struct queue *q);
+/* "amq.gen-" / "amq.ctag-" plus 22 random url-safe characters. */
+void chan_random_name(const char *prefix, char *out, size_t outlen);
+/* Settle delivery tag (or up to it, if multiple); requeue or drop. */
+int chan_settle(struct channel *ch, uint64_t tag, bool multiple, bool requeue,
+    uint32_t method_id, struct amqp_error *err);
+/* 405 when q is another connection's exclusive queue. */
+int chan_check_exclusive(struct channel *ch, struct queue *q,
+    struct amqp_error *err);
+/* Queue lookup shared by handlers: 404 when missing, 405 when locked. */
+int chan_find_queue(struct channel *ch, struct bytes name, struct queue **out,
+    struct amqp_error *err);
+
+#endif

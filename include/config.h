@@ -1,0 +1,61 @@
+/*
+ * warrend's configuration: `key = value` lines with `#` comments, RabbitMQ's
+ * rabbitmq.conf key names where the concept is the same.  The keys are a
+ * table in config.c that drives parsing, validation and defaults.
+ */
+#ifndef WARREN_CONFIG_H
+#define WARREN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct config_user {
+	char *name;
+	char *password;
+};
+
+struct warren_config {
+	/* listeners.tcp.default: "5672" or "127.0.0.1:5672" or "[::1]:5672" */
+	char *tcp_addr;			/* default "127.0.0.1" */
+	uint16_t tcp_port;		/* default 5672 */
+
+	char *default_user;		/* default "guest" */
+	char *default_pass;		/* default "guest" */
+	char *default_vhost;		/* default "/" */
+
+	/*
+	 * Users who may connect from loopback only.  rabbitmq.conf spells it
+	 * `loopback_users.guest = true` (false removes) or
+	 * `loopback_users = none` (empty list).  Default: guest.
+	 */
+	char **loopback_users;
+	size_t n_loopback_users;
+
+	uint16_t heartbeat;		/* seconds, default 60; 0 disables */
+	uint32_t frame_max;		/* default 131072; 4096.. 2^31-1 or 0 */
+	uint16_t channel_max;		/* default 2047; 0 means 65535 */
+	uint64_t max_message_size;	/* bytes, default 134217728, max 512 MiB */
+	uint32_t handshake_timeout;	/* ms, default 10000 */
+	int log_level;			/* log.console.level; enum log_level */
+	char *data_dir;			/* warren.data_dir, default "data" */
+};
+
+/* Fill cfg with the defaults above. */
+void config_defaults(struct warren_config *cfg);
+
+/*
+ * Read path over the defaults already in cfg.  On error return false and
+ * write "FILE:LINE: message" (or "FILE: message" when it cannot be opened)
+ * into err; every line is checked, and the first error is reported.
+ */
+bool config_load(struct warren_config *cfg, const char *path,
+    char *err, size_t errlen);
+
+/* True when user may connect only from loopback addresses. */
+bool config_is_loopback_user(const struct warren_config *cfg,
+    const char *user);
+
+void config_free(struct warren_config *cfg);
+
+#endif

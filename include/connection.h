@@ -1,0 +1,109 @@
+/*
+ * A client connection: the handshake state machine, frame reading with a
+ * per-turn budget, heartbeats, the channel table and orderly close.
+ */
+#ifndef WARREN_CONNECTION_H
+#define WARREN_CONNECTION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include "amqp.h"
+#include "wire.h"
+
+struct broker;
+struct bufferevent;
+struct event;
+struct evbuffer;
+struct channel;
+struct vhost;
+struct amqp_method;
+
+#define CONN_STATES(X)							\
+	X(CONN_PROTOCOL_HEADER, "waiting for the protocol header")	\
+	X(CONN_START, "sent connection.start")				\
+	X(CONN_TUNE, "sent connection.tune")				\
+	X(CONN_OPEN, "waiting for connection.open")			\
+	X(CONN_RUNNING, "open")						\
+	X(CONN_CLOSING, "sent connection.close")			\
+	X(CONN_FLUSHING, "closing after the last write")
+
+enum conn_state {
+#define X(s, text) s,
+	CONN_STATES(X)
+#undef X
+};
+
+/* An AMQP exception on its way to channel.close or connection.close. */
+struct amqp_error {
+	int code;
+	uint32_t method_id;		/* the method that caused it, or 0 */
+	bool connection_level;		/* close the connection whatever the code */
+	char text[256];
+};
+
+/* Fill err and return code: `return amqp_fail(err, AMQP_NOT_FOUND, ...);` */
+int amqp_fail(struct amqp_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+struct conn {
+	uint64_t id;
+	struct broker *broker;
+	struct bufferevent *bev;
+	enum conn_state state;
+	char peer[64];			/* "127.0.0.1:51234" */
+	bool peer_is_loopback;
+
+	uint32_t frame_max;
+	uint16_t channel_max;
+	uint16_t heartbeat;		/* seconds; 0: off */
+	char *user;
+	struct vhost *vh;
+
+	struct channel **channels;	/* indexed by number, grown on demand */
+	uint32_t n_channels;		/* open ones */
+	uint32_t channels_cap;
+
+	struct event *timer;		/* handshake, heartbeat or close timeout */
+	struct event *resume_ev;	/* more input left after the budget */
+	uint64_t last_recv_ms, last_send_ms;
+	struct wbuf scratch;		/* method encoding */
+	char close_reason[300];
+	TAILQ_ENTRY(conn) link;
+};
+
+/* Take ownership of an accepted socket. */
+void conn_accept(struct broker *b, int fd, const struct sockaddr *sa,
+    int salen);
+/* Orderly close from the broker side (shutdown). */
+void conn_close(struct conn *c, int code, const char *text);
+/* Send connection.close for a hard error, then wait for close-ok. */
+void conn_fail(struct conn *c, const struct amqp_error *err);
+/* Drop the connection now (socket gone or peer misbehaving after close). */
+void conn_free(struct conn *c, const char *reason);
+
+struct evbuffer *conn_output(struct conn *c);
+void conn_send_method(struct conn *c, uint16_t channel,
+    const struct amqp_method *m);
+/* Bytes waiting to be written: dispatch holds back above a limit. */
+bool conn_output_congested(struct conn *c);
+
+void conn_enter_state(struct conn *c, enum conn_state s);
+uint64_t conn_now_ms(void);
+
+/* Handshake methods on channel 0 (connection_handshake.c). */
+void conn_send_start(struct conn *c);
+int conn_handle_method(struct conn *c, const struct amqp_method *m,
+    struct amqp_error *err);
+void conn_arm_heartbeat(struct conn *c);
+/* The error for a method frame method_decode refused (m->id is set). */
+int conn_decode_failed(const struct amqp_method *m, int rc,
+    struct amqp_error *err);
+/* Reply to connection.close from the peer and hang up after writing. */
+void conn_peer_closed(struct conn *c);
+/* Forget a channel after channel.close-ok (either direction). */
+void conn_channel_closed(struct conn *c, uint16_t number);
+
+#endif

@@ -1,0 +1,110 @@
+/*
+ * Exchanges and bindings.  One interface (struct exchange_type) with one
+ * file per type: exchange_direct.c, exchange_fanout.c, exchange_topic.c,
+ * exchange_headers.c.  The type indexes bindings for routing; the exchange
+ * keeps the list of all its bindings for identity checks and deletion.
+ */
+#ifndef WARREN_EXCHANGE_H
+#define WARREN_EXCHANGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "wire.h"
+
+struct vhost;
+struct queue;
+struct message;
+struct field_table;
+
+enum binding_dest { DEST_QUEUE, DEST_EXCHANGE };
+
+struct binding {
+	struct exchange *source;
+	enum binding_dest kind;
+	union {
+		struct queue *queue;
+		struct exchange *exchange;
+	} dest;
+	char *key;			/* routing key / pattern */
+	uint32_t key_len;
+	uint8_t *args;			/* raw arguments table */
+	uint32_t args_len;
+	struct field_table *args_tree;	/* decoded, for the headers type */
+	TAILQ_ENTRY(binding) src_link;	/* in source->bindings */
+	TAILQ_ENTRY(binding) dst_link;	/* in the destination's inbound list */
+};
+TAILQ_HEAD(binding_list, binding);
+
+/* Collects a publish's destinations; each queue at most once. */
+struct route_result {
+	struct queue **queues;
+	uint32_t n, cap;
+	uint64_t gen;			/* stamps visited queues/exchanges */
+	const struct message *msg;
+	struct field_table *headers;	/* decoded lazily for headers type */
+	bool headers_decoded;
+	uint32_t matched;		/* bindings matched so far */
+};
+
+struct exchange_type {
+	const char *name;
+	void *(*create)(struct exchange *x);
+	void (*destroy)(void *state);
+	void (*bind)(void *state, struct binding *b);
+	void (*unbind)(void *state, struct binding *b);
+	/* Call route_binding for every binding the message matches. */
+	void (*route)(void *state, struct route_result *r);
+};
+
+extern const struct exchange_type exchange_direct, exchange_fanout,
+    exchange_topic, exchange_headers, exchange_default;
+
+/* "direct", "fanout", "topic", "headers"; NULL when unknown. */
+const struct exchange_type *exchange_type_find(struct bytes name);
+
+struct exchange {
+	char *name;
+	struct vhost *vh;
+	const struct exchange_type *type;
+	void *state;
+	bool durable, auto_delete, internal;
+	uint8_t *arguments;
+	uint32_t arguments_len;
+	char *alternate;		/* alternate-exchange argument, or NULL */
+	struct binding_list bindings;	/* this exchange as source */
+	uint32_t n_bindings;
+	struct binding_list inbound;	/* exchange-to-exchange, as dest */
+	uint64_t route_gen;		/* cycle breaking during routing */
+};
+
+struct exchange *exchange_new(struct vhost *vh, struct bytes name,
+    const struct exchange_type *type);
+/* Remove every binding to and from x, then free it. */
+void exchange_free(struct exchange *x);
+
+/* The binding of x to dest with key and args, or NULL. */
+struct binding *exchange_find_binding(struct exchange *x,
+    enum binding_dest kind, void *dest, struct bytes key, struct bytes args);
+struct binding *exchange_bind(struct exchange *x, enum binding_dest kind,
+    void *dest, struct bytes key, struct bytes args);
+/* Unlink and free b (source and destination lists, type index). */
+void exchange_unbind(struct binding *b);
+
+/* The hooks types call for each matched binding (or queue, for the
+ * default exchange). */
+void route_binding(struct route_result *r, struct binding *b);
+void route_queue(struct route_result *r, struct queue *q);
+/* The message's headers table, decoded once per routing; NULL if none. */
+const struct field_table *route_headers(struct route_result *r);
+/*
+ * Route msg from x; fills r->queues (deduplicated), following
+ * exchange-to-exchange bindings without looping and alternate exchanges
+ * when nothing matched.  Free with route_result_free.
+ */
+void exchange_route(struct exchange *x, const struct message *msg,
+    struct route_result *r);
+void route_result_free(struct route_result *r);
+
+#endif

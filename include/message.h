@@ -1,0 +1,43 @@
+/*
+ * A published message: immutable once complete, reference-counted, its body
+ * stored once however many queues and deliveries hold it.
+ */
+#ifndef WARREN_MESSAGE_H
+#define WARREN_MESSAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "properties.h"
+#include "wire.h"
+
+struct message {
+	unsigned refs;
+	struct bytes exchange;		/* copies owned by the message */
+	struct bytes routing_key;
+	uint8_t *header;		/* content header payload as received */
+	uint32_t header_len;
+	struct basic_properties props;	/* parsed; strings point into header */
+	uint8_t *body;
+	uint64_t body_len;		/* bytes received so far */
+	uint64_t body_size;		/* declared by the content header */
+	uint64_t body_cap;
+};
+
+/*
+ * A new message with one reference, its header copied from hdr_payload
+ * (already validated by content_header_parse into h).
+ */
+struct message *msg_new(struct bytes exchange, struct bytes routing_key,
+    struct bytes hdr_payload, const struct content_header *h);
+/* Append body bytes; the caller keeps body_len <= body_size. */
+void msg_append_body(struct message *m, const uint8_t *p, uint32_t n);
+static inline bool msg_complete(const struct message *m)
+{
+	return m->body_len == m->body_size;
+}
+
+struct message *msg_ref(struct message *m);
+void msg_unref(struct message *m);
+
+#endif

@@ -1,0 +1,82 @@
+/*
+ * A queue: ready messages in FIFO order, the consumers attached to it, and
+ * the dispatch that hands messages to consumers with credit, round-robin.
+ * Dispatch runs from a libevent callback, a bounded batch per loop turn, so
+ * one busy queue cannot starve other queues or connections.
+ */
+#ifndef WARREN_QUEUE_H
+#define WARREN_QUEUE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "exchange.h"
+#include "wire.h"
+
+struct message;
+struct channel;
+struct vhost;
+struct event;
+
+struct consumer {
+	struct queue *q;
+	struct channel *ch;
+	char *tag;
+	bool no_ack;
+	bool exclusive;
+	uint32_t prefetch;		/* 0: unlimited */
+	uint32_t unacked;
+	TAILQ_ENTRY(consumer) qlink;	/* in q->consumers */
+	TAILQ_ENTRY(consumer) chlink;	/* in ch->consumers */
+};
+TAILQ_HEAD(consumer_list, consumer);
+
+struct queue_entry {
+	struct message *msg;
+	bool redelivered;
+};
+
+struct queue {
+	unsigned refs;			/* the vhost's, plus one per delivery */
+	char *name;
+	struct vhost *vh;
+	bool deleted;
+	bool durable, exclusive, auto_delete;
+	uint64_t owner_conn;		/* exclusive queues: the owner's id */
+	uint8_t *arguments;		/* raw table, for redeclare checks */
+	uint32_t arguments_len;
+
+	struct queue_entry *ring;	/* ready messages */
+	uint32_t head, count, cap;
+
+	struct binding_list inbound;	/* bindings to this queue */
+	uint64_t route_gen;		/* dedupe while routing */
+
+	struct consumer_list consumers;
+	uint32_t n_consumers;
+	struct event *dispatch_ev;
+};
+
+struct queue *queue_new(struct vhost *vh, struct bytes name);
+struct queue *queue_ref(struct queue *q);
+void queue_unref(struct queue *q);
+/* Detach from the vhost: cancel consumers, drop ready messages. */
+void queue_delete(struct queue *q);
+
+/* Enqueue at the tail (takes a new reference on msg). */
+void queue_push(struct queue *q, struct message *msg);
+/* Return an unacked message to the head, marked redelivered. */
+void queue_requeue(struct queue *q, struct message *msg);
+/* Dequeue the head, or false when empty; the caller owns the reference. */
+bool queue_pop(struct queue *q, struct queue_entry *out);
+/* Drop every ready message; returns how many. */
+uint32_t queue_purge(struct queue *q);
+
+void queue_add_consumer(struct queue *q, struct consumer *c);
+void queue_remove_consumer(struct queue *q, struct consumer *c);
+
+/* Ask for a dispatch pass on the next loop turn (cheap, idempotent). */
+void queue_schedule_dispatch(struct queue *q);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * A virtual host: the namespace of exchanges and queues.
+ */
+#ifndef WARREN_VHOST_H
+#define WARREN_VHOST_H
+
+#include "wire.h"
+
+struct broker;
+struct queue;
+struct exchange;
+struct binding;
+struct exchange_type;
+
+struct vhost {
+	char *name;
+	struct broker *broker;
+	struct strmap *queues;
+	struct strmap *exchanges;	/* includes "" and the amq.* ones */
+};
+
+/* A vhost with the default exchange and amq.direct/fanout/topic/headers/match. */
+struct vhost *vhost_new(struct broker *b, const char *name);
+void vhost_free(struct vhost *vh);
+
+struct queue *vhost_find_queue(struct vhost *vh, struct bytes name);
+/* Create a queue named name (which must not exist). */
+struct queue *vhost_add_queue(struct vhost *vh, struct bytes name);
+/* Remove q and its bindings from the namespace and delete it. */
+void vhost_remove_queue(struct vhost *vh, struct queue *q);
+
+struct exchange *vhost_find_exchange(struct vhost *vh, struct bytes name);
+struct exchange *vhost_add_exchange(struct vhost *vh, struct bytes name,
+    const struct exchange_type *type);
+/* Remove x, its bindings both ways, and auto-delete what that empties. */
+void vhost_remove_exchange(struct vhost *vh, struct exchange *x);
+/* Remove one binding; an auto-delete source left unbound goes too. */
+void vhost_unbind(struct vhost *vh, struct binding *b);
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * Authentication.  PLAIN's response is "authzid NUL user NUL password";
+ * AMQPLAIN's is a field table (without its length prefix) holding LOGIN
+ * and PASSWORD.  Passwords are compared in constant time.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "amqp.h"
+#include "auth.h"
+#include "config.h"
+#include "connection.h"
+#include "field_table.h"
+#include "log.h"
+
+const char auth_mechanisms[] = "PLAIN AMQPLAIN";
+
+static bool parse_plain(struct bytes r, struct bytes *user, struct bytes *pass)
+{
+	const uint8_t *nul1, *nul2, *end = r.ptr + r.len;
+
+	if (r.len == 0 || (nul1 = memchr(r.ptr, 0, r.len)) == NULL)
+		return false;
+	nul2 = memchr(nul1 + 1, 0, (size_t)(end - nul1 - 1));
+	if (nul2 == NULL)
+		return false;
+	*user = (struct bytes){ nul1 + 1, (uint32_t)(nul2 - nul1 - 1) };
+	*pass = (struct bytes){ nul2 + 1, (uint32_t)(end - nul2 - 1) };
+	return true;
+}
+
+static bool parse_amqplain(struct bytes r, struct bytes *user,
+    struct bytes *pass)
+{
+	struct field_table *t = ftable_decode(r);
+	const struct field_value *login, *password;
+	bool ok = false;
+
+	if (t == NULL)
+		return false;
+	login = ftable_get(t, "LOGIN");
+	password = ftable_get(t, "PASSWORD");
+	if (login && password && login->type == 'S' && password->type == 'S') {
+		*user = login->v.str;
+		*pass = password->v.str;
+		ok = true;
+	}
+	ftable_free(t);		/* the strings borrow from r, not from t */
+	return ok;
+}
+
+static bool secret_eq(struct bytes given, const char *expected)
+{
+	size_t n = strlen(expected);
+
+	return given.len == n && CRYPTO_memcmp(given.ptr, expected, n) == 0;
+}
+
+int auth_check(const struct warren_config *cfg, struct bytes mechanism,
+    struct bytes response, bool from_loopback, char **user,
+    struct amqp_error *err)
+{
+	struct bytes u, p;
+	bool parsed;
+	char *name;
+
+	if (bytes_eq_str(mechanism, "PLAIN"))
+		parsed = parse_plain(response, &u, &p);
+	else if (bytes_eq_str(mechanism, "AMQPLAIN"))
+		parsed = parse_amqplain(response, &u, &p);
+	else {
+		name = bytes_strdup(mechanism);
+		amqp_fail(err, AMQP_COMMAND_INVALID,
+		    "unknown authentication mechanism '%s'", name);
+		free(name);
+		return AMQP_COMMAND_INVALID;
+	}
+	if (!parsed)
+		return amqp_fail(err, AMQP_ACCESS_REFUSED,
+		    "malformed %s response", mechanism.len == 5 ? "PLAIN" : "AMQPLAIN");
+	name = bytes_strdup(u);
+	if (strcmp(name, cfg->default_user) != 0 ||
+	    !secret_eq(p, cfg->default_pass)) {
+		log_warning("login refused for user '%s' (mechanism %.*s)", name,
+		    (int)mechanism.len, (const char *)mechanism.ptr);
+		free(name);
+		return amqp_fail(err, AMQP_ACCESS_REFUSED,
+		    "Login was refused using authentication mechanism %.*s. "
+		    "For details see the broker logfile.",
+		    (int)mechanism.len, (const char *)mechanism.ptr);
+	}
+	if (!from_loopback && config_is_loopback_user(cfg, name)) {
+		amqp_fail(err, AMQP_ACCESS_REFUSED,
+		    "User '%s' can only connect via localhost", name);
+		free(name);
+		return AMQP_ACCESS_REFUSED;
+	}
+	*user = name;
+	return 0;
+}

@@ -1,0 +1,127 @@
+/*
+ * The broker: event loop, TCP listener, vhosts, connection list, shutdown.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "broker.h"
+#include "config.h"
+#include "connection.h"
+#include "log.h"
+#include "strmap.h"
+#include "vhost.h"
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	conn_accept(arg, fd, sa, salen);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+
+	/* Out of descriptors and the like: log and keep listening. */
+	log_warning("accept failed: %s", evutil_socket_error_to_string(err));
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct broker *b = arg;
+
+	log_info("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	event_base_loopexit(b->base, NULL);
+}
+
+static bool listen_tcp(struct broker *b)
+{
+	const struct warren_config *cfg = b->cfg;
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+	char spec[300];
+
+	if (strchr(cfg->tcp_addr, ':'))
+		snprintf(spec, sizeof(spec), "[%s]:%u", cfg->tcp_addr, cfg->tcp_port);
+	else
+		snprintf(spec, sizeof(spec), "%s:%u", cfg->tcp_addr, cfg->tcp_port);
+	memset(&ss, 0, sizeof(ss));
+	if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &sslen) != 0) {
+		log_error("cannot parse listener address %s", spec);
+		return false;
+	}
+	b->listener = evconnlistener_new_bind(b->base, on_accept, b,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	    1024, (struct sockaddr *)&ss, sslen);
+	if (b->listener == NULL) {
+		log_error("cannot listen on %s: %s", spec, strerror(errno));
+		return false;
+	}
+	evconnlistener_set_error_cb(b->listener, on_accept_error);
+	log_info("AMQP listener on %s", spec);
+	return true;
+}
+
+bool broker_init(struct broker *b, const struct warren_config *cfg)
+{
+	memset(b, 0, sizeof(*b));
+	b->cfg = cfg;
+	TAILQ_INIT(&b->conns);
+	b->next_conn_id = 1;
+	b->base = event_base_new();
+	if (b->base == NULL) {
+		log_error("event_base_new failed");
+		return false;
+	}
+	b->vhosts = strmap_new();
+	strmap_put(b->vhosts, bytes_str(cfg->default_vhost),
+	    vhost_new(b, cfg->default_vhost));
+	b->sig_term = evsignal_new(b->base, SIGTERM, on_signal, b);
+	b->sig_int = evsignal_new(b->base, SIGINT, on_signal, b);
+	event_add(b->sig_term, NULL);
+	event_add(b->sig_int, NULL);
+	return listen_tcp(b);
+}
+
+void broker_run(struct broker *b)
+{
+	struct conn *c;
+
+	event_base_dispatch(b->base);
+	if (b->listener) {
+		evconnlistener_free(b->listener);
+		b->listener = NULL;
+	}
+	while ((c = TAILQ_FIRST(&b->conns)) != NULL)
+		conn_free(c, "broker shutting down");
+}
+
+void broker_free(struct broker *b)
+{
+	struct bytes k;
+	void *v;
+
+	if (b->listener)
+		evconnlistener_free(b->listener);
+	if (b->vhosts) {
+		for (size_t it = 0; strmap_next(b->vhosts, &it, &k, &v); )
+			vhost_free(v);
+		strmap_free(b->vhosts);
+	}
+	if (b->sig_term)
+		event_free(b->sig_term);
+	if (b->sig_int)
+		event_free(b->sig_int);
+	if (b->base)
+		event_base_free(b->base);
+}
+
+struct vhost *broker_find_vhost(struct broker *b, struct bytes name)
+{
+	return strmap_get(b->vhosts, name);
+}

@@ -1,0 +1,416 @@
+/*
+ * Channels: the dispatch table, content assembly (method, header, bodies),
+ * the unacked ledger and channel close.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "channel.h"
+#include "config.h"
+#include "frame.h"
+#include "log.h"
+#include "message.h"
+#include "method.h"
+#include "vhost.h"
+
+struct chan_handler {
+	uint32_t id;
+	chan_method_fn *fn;
+};
+
+static int chan_channel_flow(struct channel *ch, const struct amqp_method *m,
+    struct amqp_error *err);
+
+/* Sorted by method id: looked up by binary search. */
+static const struct chan_handler chan_handlers[] = {
+	{ AMQP_channel_flow, chan_channel_flow },
+	{ AMQP_exchange_declare, chan_exchange_declare },
+	{ AMQP_exchange_delete, chan_exchange_delete },
+	{ AMQP_exchange_bind, chan_exchange_bind },
+	{ AMQP_exchange_unbind, chan_exchange_bind },
+	{ AMQP_queue_declare, chan_queue_declare },
+	{ AMQP_queue_bind, chan_queue_bind },
+	{ AMQP_queue_purge, chan_queue_purge },
+	{ AMQP_queue_delete, chan_queue_delete },
+	{ AMQP_queue_unbind, chan_queue_bind },
+	{ AMQP_basic_qos, chan_basic_qos },
+	{ AMQP_basic_consume, chan_basic_consume },
+	{ AMQP_basic_cancel, chan_basic_cancel },
+	{ AMQP_basic_publish, chan_basic_publish },
+	{ AMQP_basic_get, chan_basic_get },
+	{ AMQP_basic_ack, chan_basic_ack },
+	{ AMQP_basic_reject, chan_basic_reject },
+	{ AMQP_basic_recover_async, chan_basic_recover },
+	{ AMQP_basic_recover, chan_basic_recover },
+	{ AMQP_basic_nack, chan_basic_nack },
+};
+#define N_HANDLERS (sizeof(chan_handlers) / sizeof(chan_handlers[0]))
+
+static int handler_cmp(const void *key, const void *row)
+{
+	uint32_t id = *(const uint32_t *)key;
+	uint32_t rid = ((const struct chan_handler *)row)->id;
+
+	return id < rid ? -1 : id > rid;
+}
+
+static chan_method_fn *chan_lookup(uint32_t id)
+{
+	const struct chan_handler *h = bsearch(&id, chan_handlers, N_HANDLERS,
+	    sizeof(chan_handlers[0]), handler_cmp);
+
+	return h ? h->fn : NULL;
+}
+
+struct channel *chan_new(struct conn *c, uint16_t number)
+{
+	struct channel *ch = xcalloc(1, sizeof(*ch));
+
+	ch->conn = c;
+	ch->number = number;
+	ch->state = CHAN_OPEN;
+	ch->next_tag = 1;
+	ch->first_tag = 1;
+	TAILQ_INIT(&ch->consumers);
+	return ch;
+}
+
+static struct delivery *ledger_at(struct channel *ch, uint32_t i)
+{
+	return &ch->ledger[(ch->ledger_head + i) & (ch->ledger_cap - 1)];
+}
+
+static void ledger_append(struct channel *ch, struct delivery d)
+{
+	if (ch->ledger_count == ch->ledger_cap) {
+		uint32_t cap = ch->ledger_cap ? ch->ledger_cap * 2 : 64;
+		struct delivery *ring = xmalloc(sizeof(*ring) * cap);
+
+		for (uint32_t i = 0; i < ch->ledger_count; i++)
+			ring[i] = *ledger_at(ch, i);
+		free(ch->ledger);
+		ch->ledger = ring;
+		ch->ledger_cap = cap;
+		ch->ledger_head = 0;
+	}
+	if (ch->ledger_count == 0)
+		ch->first_tag = ch->next_tag;
+	*ledger_at(ch, ch->ledger_count++) = d;
+	ch->next_tag++;
+}
+
+/* Drop settled entries from the front so the ring stays short. */
+static void ledger_trim(struct channel *ch)
+{
+	while (ch->ledger_count && ledger_at(ch, 0)->settled) {
+		ch->ledger_head = (ch->ledger_head + 1) & (ch->ledger_cap - 1);
+		ch->ledger_count--;
+		ch->first_tag++;
+	}
+}
+
+static void settle_one(struct channel *ch, struct delivery *d, bool requeue)
+{
+	d->settled = true;
+	ch->unacked--;
+	if (d->consumer) {
+		d->consumer->unacked--;
+		if (d->consumer->q)
+			queue_schedule_dispatch(d->consumer->q);
+	}
+	if (requeue)
+		queue_requeue(d->q, d->msg);
+	else
+		msg_unref(d->msg);
+	if (ch->prefetch_channel) {
+		struct consumer *c;
+
+		/* A channel-wide limit frees credit for every consumer. */
+		TAILQ_FOREACH(c, &ch->consumers, chlink)
+			if (c->q)
+				queue_schedule_dispatch(c->q);
+	}
+	queue_unref(d->q);
+	d->msg = NULL;
+	d->q = NULL;
+}
+
+int chan_settle(struct channel *ch, uint64_t tag, bool multiple, bool requeue,
+    uint32_t method_id, struct amqp_error *err)
+{
+	uint64_t last = ch->first_tag + ch->ledger_count;	/* exclusive */
+	struct delivery *d;
+
+	if (multiple && tag == 0) {
+		tag = last - 1;		/* "everything outstanding" */
+		if (ch->ledger_count == 0)
+			return 0;
+	}
+	if (tag < ch->first_tag || tag >= last ||
+	    (d = ledger_at(ch, (uint32_t)(tag - ch->first_tag)))->settled)
+		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "unknown delivery tag %llu", (unsigned long long)tag);
+	if (multiple) {
+		/* Requeue back to front so the queue keeps the old order. */
+		for (uint64_t t = tag + 1; t-- > ch->first_tag; ) {
+			d = ledger_at(ch, (uint32_t)(t - ch->first_tag));
+			if (!d->settled)
+				settle_one(ch, d, requeue);
+		}
+	} else {
+		settle_one(ch, d, requeue);
+	}
+	ledger_trim(ch);
+	return 0;
+}
+
+void chan_requeue_all(struct channel *ch)
+{
+	for (uint32_t i = ch->ledger_count; i-- > 0; ) {
+		struct delivery *d = ledger_at(ch, i);
+
+		if (!d->settled)
+			settle_one(ch, d, true);
+	}
+	ledger_trim(ch);
+}
+
+void chan_free(struct channel *ch)
+{
+	struct consumer *c;
+
+	while ((c = TAILQ_FIRST(&ch->consumers)) != NULL) {
+		TAILQ_REMOVE(&ch->consumers, c, chlink);
+		if (c->q)
+			queue_remove_consumer(c->q, c);
+		for (uint32_t i = 0; i < ch->ledger_count; i++)
+			if (ledger_at(ch, i)->consumer == c)
+				ledger_at(ch, i)->consumer = NULL;
+		free(c->tag);
+		free(c);
+	}
+	chan_requeue_all(ch);
+	msg_unref(ch->pending);
+	free(ch->ledger);
+	free(ch);
+}
+
+bool chan_consumer_has_credit(const struct consumer *c)
+{
+	const struct channel *ch = c->ch;
+
+	if (ch->state != CHAN_OPEN || ch->flow_stopped ||
+	    conn_output_congested(ch->conn))
+		return false;
+	if (c->no_ack)
+		return true;
+	if (c->prefetch && c->unacked >= c->prefetch)
+		return false;
+	return ch->prefetch_channel == 0 || ch->unacked < ch->prefetch_channel;
+}
+
+void chan_deliver(struct consumer *c, struct message *msg, bool redelivered)
+{
+	struct channel *ch = c->ch;
+	struct amqp_method m = { .id = AMQP_basic_deliver };
+	struct amqp_basic_deliver *a = &m.a.basic_deliver;
+
+	a->consumer_tag = bytes_str(c->tag);
+	a->delivery_tag = ch->next_tag;
+	a->redelivered = redelivered;
+	a->exchange = msg->exchange;
+	a->routing_key = msg->routing_key;
+	if (c->no_ack) {
+		ch->next_tag++;
+		if (ch->ledger_count)
+			ledger_append(ch, (struct delivery){ .settled = true });
+	} else {
+		ledger_append(ch, (struct delivery){
+		    msg_ref(msg), queue_ref(c->q), c, false });
+		c->unacked++;
+		ch->unacked++;
+	}
+	conn_send_method(ch->conn, ch->number, &m);
+	frame_put_content(conn_output(ch->conn), ch->number, msg,
+	    ch->conn->frame_max);
+}
+
+void chan_record_get(struct channel *ch, struct message *msg, struct queue *q,
+    bool no_ack)
+{
+	if (no_ack) {
+		ch->next_tag++;
+		if (ch->ledger_count)
+			ledger_append(ch, (struct delivery){ .settled = true });
+		return;
+	}
+	ledger_append(ch, (struct delivery){ msg_ref(msg), queue_ref(q), NULL,
+	    false });
+	ch->unacked++;
+}
+
+void chan_fail(struct channel *ch, const struct amqp_error *err)
+{
+	struct amqp_method m = { .id = AMQP_channel_close };
+	char text[300];
+
+	if (ch->state == CHAN_CLOSING)
+		return;
+	log_warning("conn %llu: %s: channel %u error %d %s - %s",
+	    (unsigned long long)ch->conn->id, ch->conn->peer, ch->number,
+	    err->code, amqp_reply_name(err->code), err->text);
+	snprintf(text, sizeof(text), "%s - %s", amqp_reply_name(err->code),
+	    err->text);
+	m.a.channel_close.reply_code = (uint16_t)err->code;
+	m.a.channel_close.reply_text = bytes_str(text);
+	m.a.channel_close.class_id = AMQP_METHOD_CLASS(err->method_id);
+	m.a.channel_close.method_id = AMQP_METHOD_INDEX(err->method_id);
+	conn_send_method(ch->conn, ch->number, &m);
+	ch->state = CHAN_CLOSING;
+	ch->content = CONTENT_NONE;
+	msg_unref(ch->pending);
+	ch->pending = NULL;
+}
+
+static int chan_channel_flow(struct channel *ch, const struct amqp_method *m,
+    struct amqp_error *err)
+{
+	struct amqp_method ok = { .id = AMQP_channel_flow_ok };
+	struct consumer *c;
+
+	ch->flow_stopped = !m->a.channel_flow.active;
+	ok.a.channel_flow_ok.active = m->a.channel_flow.active;
+	conn_send_method(ch->conn, ch->number, &ok);
+	if (!ch->flow_stopped)
+		TAILQ_FOREACH(c, &ch->consumers, chlink)
+			if (c->q)
+				queue_schedule_dispatch(c->q);
+	return 0;
+}
+
+static int handle_header(struct channel *ch, const struct frame *f,
+    struct amqp_error *err)
+{
+	const struct warren_config *cfg = ch->conn->broker->cfg;
+	struct content_header h;
+	int rc;
+
+	err->method_id = AMQP_basic_publish;
+	if ((rc = content_header_parse(f->payload, &h)) != 0)
+		return amqp_fail(err, rc, "malformed content header");
+	if (h.class_id != 60)
+		return amqp_fail(err, AMQP_UNEXPECTED_FRAME,
+		    "expected content header for class 60, got one for class %u "
+		    "instead", h.class_id);
+	ch->content = CONTENT_NONE;
+	if (h.body_size > cfg->max_message_size)
+		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "message size %llu is larger than configured max size %llu",
+		    (unsigned long long)h.body_size,
+		    (unsigned long long)cfg->max_message_size);
+	if (props_has(&h.props, PROP_user_id) &&
+	    !bytes_eq_str(h.props.user_id, ch->conn->user))
+		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "user_id property set to '%.*s' but authenticated user was '%s'",
+		    (int)h.props.user_id.len, (const char *)h.props.user_id.ptr,
+		    ch->conn->user);
+	ch->pending = msg_new(
+	    (struct bytes){ ch->publish_exchange, ch->publish_exchange_len },
+	    (struct bytes){ ch->publish_rkey, ch->publish_rkey_len },
+	    f->payload, &h);
+	if (h.body_size > 0) {
+		ch->content = CONTENT_BODY;
+		return 0;
+	}
+	return chan_publish_complete(ch, err);
+}
+
+static int handle_body(struct channel *ch, const struct frame *f,
+    struct amqp_error *err)
+{
+	struct message *m = ch->pending;
+
+	err->method_id = AMQP_basic_publish;
+	if (f->payload.len > m->body_size - m->body_len)
+		return amqp_fail(err, AMQP_FRAME_ERROR,
+		    "content body exceeds the declared size %llu",
+		    (unsigned long long)m->body_size);
+	msg_append_body(m, f->payload.ptr, f->payload.len);
+	if (!msg_complete(m))
+		return 0;
+	ch->content = CONTENT_NONE;
+	return chan_publish_complete(ch, err);
+}
+
+static int handle_method(struct channel *ch, const struct frame *f,
+    struct amqp_error *err)
+{
+	struct amqp_method m;
+	chan_method_fn *fn;
+	int rc;
+
+	if ((rc = method_decode(f->payload, &m)) != 0)
+		return conn_decode_failed(&m, rc, err);
+	err->method_id = m.id;
+	if (ch->state == CHAN_CLOSING) {
+		/* Waiting for close-ok: everything else is dropped. */
+		if (m.id == AMQP_channel_close_ok) {
+			conn_channel_closed(ch->conn, ch->number);
+		} else if (m.id == AMQP_channel_close) {
+			m.id = AMQP_channel_close_ok;
+			conn_send_method(ch->conn, ch->number, &m);
+			conn_channel_closed(ch->conn, ch->number);
+		}
+		return 0;
+	}
+	switch (m.id) {
+	case AMQP_channel_open:
+		return amqp_fail(err, AMQP_CHANNEL_ERROR,
+		    "second 'channel.open' seen");
+	case AMQP_channel_close:
+		m.id = AMQP_channel_close_ok;
+		conn_send_method(ch->conn, ch->number, &m);
+		conn_channel_closed(ch->conn, ch->number);
+		return 0;
+	case AMQP_channel_close_ok:
+		return 0;
+	}
+	if (AMQP_METHOD_CLASS(m.id) == 10)
+		return amqp_fail(err, AMQP_COMMAND_INVALID,
+		    "'%s' is only allowed on channel 0", method_name(m.id));
+	if ((fn = chan_lookup(m.id)) == NULL)
+		return amqp_fail(err, AMQP_NOT_IMPLEMENTED,
+		    "method '%s' is not implemented", method_name(m.id));
+	return fn(ch, &m, err);
+}
+
+int chan_handle_frame(struct channel *ch, const struct frame *f,
+    struct amqp_error *err)
+{
+	if (ch->state == CHAN_CLOSING && f->type != AMQP_FRAME_METHOD)
+		return 0;
+	switch (ch->content) {
+	case CONTENT_HEADER:
+		err->method_id = AMQP_basic_publish;
+		if (f->type != AMQP_FRAME_HEADER)
+			return amqp_fail(err, AMQP_UNEXPECTED_FRAME,
+			    "expected content header for class 60, got non "
+			    "content header frame instead");
+		return handle_header(ch, f, err);
+	case CONTENT_BODY:
+		err->method_id = AMQP_basic_publish;
+		if (f->type != AMQP_FRAME_BODY)
+			return amqp_fail(err, AMQP_UNEXPECTED_FRAME,
+			    "expected content body, got non content body "
+			    "frame instead");
+		return handle_body(ch, f, err);
+	case CONTENT_NONE:
+		break;
+	}
+	if (f->type != AMQP_FRAME_METHOD)
+		return amqp_fail(err, AMQP_UNEXPECTED_FRAME,
+		    "expected method frame, got non method frame instead");
+	return handle_method(ch, f, err);
+}

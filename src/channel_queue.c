@@ -1,0 +1,172 @@
+/*
+ * The queue class: declare, delete, purge; bind/unbind on the default
+ * exchange (refused, as RabbitMQ refuses it).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel.h"
+#include "log.h"
+#include "method.h"
+#include "vhost.h"
+
+
+static bool has_reserved_prefix(struct bytes name)
+{
+	return name.len >= 4 && memcmp(name.ptr, "amq.", 4) == 0;
+}
+
+static const char *yesno(bool b)
+{
+	return b ? "true" : "false";
+}
+
+/* An existing queue must be redeclared with the same properties. */
+static int check_equivalent(struct queue *q,
+    const struct amqp_queue_declare *a, struct amqp_error *err)
+{
+	const char *what = NULL;
+	bool got = false, have = false;
+
+	if (a->durable != q->durable)
+		what = "durable", got = a->durable, have = q->durable;
+	else if (a->auto_delete != q->auto_delete)
+		what = "auto_delete", got = a->auto_delete, have = q->auto_delete;
+	if (what)
+		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "inequivalent arg '%s' for queue '%s' in vhost '%s': "
+		    "received '%s' but current is '%s'", what, q->name,
+		    q->vh->name, yesno(got), yesno(have));
+	if (a->arguments.len != q->arguments_len ||
+	    (a->arguments.len &&
+	    memcmp(a->arguments.ptr, q->arguments, a->arguments.len) != 0))
+		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "inequivalent arguments for queue '%s' in vhost '%s'",
+		    q->name, q->vh->name);
+	return 0;
+}
+
+int chan_check_exclusive(struct channel *ch, struct queue *q,
+    struct amqp_error *err)
+{
+	if (q->exclusive && q->owner_conn != ch->conn->id)
+		return amqp_fail(err, AMQP_RESOURCE_LOCKED,
+		    "cannot obtain exclusive access to locked queue '%s' in "
+		    "vhost '%s'. It could be originally declared on another "
+		    "connection or the exclusive property value does not "
+		    "match that of the original declaration.", q->name,
+		    q->vh->name);
+	return 0;
+}
+
+int chan_queue_declare(struct channel *ch, const struct amqp_method *m,
+    struct amqp_error *err)
+{
+	const struct amqp_queue_declare *a = &m->a.queue_declare;
+	struct amqp_method ok = { .id = AMQP_queue_declare_ok };
+	struct vhost *vh = ch->conn->vh;
+	struct bytes name = a->queue;
+	char generated[64];
+	struct queue *q;
+	int rc;
+
+	if (name.len == 0 && a->passive)
+		name = bytes_str(ch->last_queue);
+	if (name.len == 0) {
+		chan_random_name("amq.gen-", generated, sizeof(generated));
+		name = bytes_str(generated);
+	} else if (!a->passive && has_reserved_prefix(name) &&
+	    vhost_find_queue(vh, name) == NULL) {
+		return amqp_fail(err, AMQP_ACCESS_REFUSED,
+		    "queue name '%.*s' contains reserved prefix 'amq.*'",
+		    (int)name.len, (const char *)name.ptr);
+	}
+	q = vhost_find_queue(vh, name);
+	if (q == NULL && a->passive)
+		return amqp_fail(err, AMQP_NOT_FOUND, "no queue '%.*s' in vhost '%s'",
+		    (int)name.len, (const char *)name.ptr, vh->name);
+	if (q) {
+		if ((rc = chan_check_exclusive(ch, q, err)) != 0)
+			return rc;
+		if (!a->passive && (rc = check_equivalent(q, a, err)) != 0)
+			return rc;
+	} else {
+		q = vhost_add_queue(vh, name);
+		q->durable = a->durable;
+		q->exclusive = a->exclusive;
+		q->auto_delete = a->auto_delete;
+		q->owner_conn = a->exclusive ? ch->conn->id : 0;
+		if (a->arguments.len) {
+			q->arguments = xmalloc(a->arguments.len);
+			memcpy(q->arguments, a->arguments.ptr, a->arguments.len);
+			q->arguments_len = a->arguments.len;
+		}
+	}
+	snprintf(ch->last_queue, sizeof(ch->last_queue), "%s", q->name);
+	if (!a->no_wait) {
+		ok.a.queue_declare_ok.queue = bytes_str(q->name);
+		ok.a.queue_declare_ok.message_count = q->count;
+		ok.a.queue_declare_ok.consumer_count = q->n_consumers;
+		conn_send_method(ch->conn, ch->number, &ok);
+	}
+	return 0;
+}
+
+/* Delete q, telling its consumers with basic.cancel. */
+void chan_delete_queue(struct queue *q)
+{
+	struct consumer *c;
+
+	while ((c = TAILQ_FIRST(&q->consumers)) != NULL)
+		chan_consumer_cancelled(c);
+	vhost_remove_queue(q->vh, q);
+}
+
+int chan_queue_delete(struct channel *ch, const struct amqp_method *m,
+    struct amqp_error *err)
+{
+	const struct amqp_queue_delete *a = &m->a.queue_delete;
+	struct amqp_method ok = { .id = AMQP_queue_delete_ok };
+	struct bytes name = a->queue.len ? a->queue : bytes_str(ch->last_queue);
+	struct queue *q = vhost_find_queue(ch->conn->vh, name);
+	uint32_t count = 0;
+	int rc;
+
+	/* Deleting a queue that does not exist succeeds, as in RabbitMQ. */
+	if (q) {
+		if ((rc = chan_check_exclusive(ch, q, err)) != 0)
+			return rc;
+		if (a->if_unused && q->n_consumers)
+			return amqp_fail(err, AMQP_PRECONDITION_FAILED,
+			    "queue '%s' in vhost '%s' in use", q->name,
+			    q->vh->name);
+		if (a->if_empty && q->count)
+			return amqp_fail(err, AMQP_PRECONDITION_FAILED,
+			    "queue '%s' in vhost '%s' is not empty", q->name,
+			    q->vh->name);
+		count = q->count;
+		chan_delete_queue(q);
+	}
+	if (!a->no_wait) {
+		ok.a.queue_delete_ok.message_count = count;
+		conn_send_method(ch->conn, ch->number, &ok);
+	}
+	return 0;
+}
+
+int chan_queue_purge(struct channel *ch, const struct amqp_method *m,
+    struct amqp_error *err)
+{
+	const struct amqp_queue_purge *a = &m->a.queue_purge;
+	struct amqp_method ok = { .id = AMQP_queue_purge_ok };
+	struct queue *q;
+	int rc;
+
+	if ((rc = chan_find_queue(ch, a->queue, &q, err)) != 0)
+		return rc;
+	ok.a.queue_purge_ok.message_count = queue_purge(q);
+	if (!a->no_wait)
+		conn_send_method(ch->conn, ch->number, &ok);
+	return 0;
+}

@@ -1,0 +1,475 @@
+/*
+ * warren.conf parsing.  Every key is a row of keys[] below: the row names
+ * the key, says how to parse and check its value (setter, range) and where
+ * it lands in struct warren_config, and carries the default.  Defaults are
+ * applied through the same setters, so a default cannot escape validation.
+ */
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+
+/* State for one pass over a file (or over the defaults). */
+struct load {
+	struct warren_config *cfg;
+	char *listener_key;	/* first listeners.tcp.* key seen, or NULL */
+};
+
+struct config_key;
+typedef bool (*config_setter)(struct load *, const struct config_key *,
+    const char *key, const char *val, char *msg, size_t msglen);
+
+struct config_key {
+	const char *name;	/* "prefix.*" matches any non-empty suffix */
+	config_setter set;
+	size_t off;		/* field in struct warren_config */
+	size_t size;		/* its size, for integers */
+	uint64_t min, max;	/* integer range */
+	bool zero_ok;		/* 0 is allowed besides min..max */
+	const char *dflt_key;	/* key the default is applied as, for "*" rows */
+	const char *dflt;	/* default value, NULL for none */
+	const char *help;
+};
+
+static bool set_string(struct load *, const struct config_key *,
+    const char *, const char *, char *, size_t);
+static bool set_uint(struct load *, const struct config_key *,
+    const char *, const char *, char *, size_t);
+static bool set_listener(struct load *, const struct config_key *,
+    const char *, const char *, char *, size_t);
+static bool set_loopback_none(struct load *, const struct config_key *,
+    const char *, const char *, char *, size_t);
+static bool set_loopback_user(struct load *, const struct config_key *,
+    const char *, const char *, char *, size_t);
+static bool set_log_level(struct load *, const struct config_key *,
+    const char *, const char *, char *, size_t);
+
+#define FIELD(f)	offsetof(struct warren_config, f), \
+			sizeof(((struct warren_config *)0)->f)
+#define STR(k, f, d, h)		{ k, set_string, FIELD(f), 0, 0, false, \
+				    NULL, d, h }
+#define UINT(k, f, lo, hi, z, d, h) \
+				{ k, set_uint, FIELD(f), lo, hi, z, NULL, d, h }
+#define SPECIAL(k, fn, dk, d, h) \
+				{ k, fn, 0, 0, 0, 0, false, dk, d, h }
+
+static const struct config_key keys[] = {
+	SPECIAL("listeners.tcp.*", set_listener, "listeners.tcp.default",
+	    "127.0.0.1:5672", "AMQP listener: PORT, IPv4:PORT or [IPv6]:PORT"),
+	STR("default_user", default_user, "guest",
+	    "user created at first start"),
+	STR("default_pass", default_pass, "guest",
+	    "password of default_user"),
+	STR("default_vhost", default_vhost, "/",
+	    "virtual host created at first start"),
+	/* "none" empties the list; the default comes from the next row. */
+	SPECIAL("loopback_users", set_loopback_none, NULL, NULL,
+	    "none: no user is restricted to loopback"),
+	SPECIAL("loopback_users.*", set_loopback_user, "loopback_users.guest",
+	    "true", "true: the user may connect from loopback only"),
+	UINT("heartbeat", heartbeat, 0, 65535, false, "60",
+	    "heartbeat interval proposed to clients, seconds; 0 disables"),
+	UINT("frame_max", frame_max, 4096, INT32_MAX, true, "131072",
+	    "largest frame proposed to clients, bytes; 0 means no limit"),
+	UINT("channel_max", channel_max, 0, 65535, false, "2047",
+	    "most channels per connection; 0 means 65535"),
+	UINT("max_message_size", max_message_size, 1, 536870912, false,
+	    "134217728", "largest message body accepted, bytes"),
+	UINT("handshake_timeout", handshake_timeout, 1, UINT32_MAX, false,
+	    "10000", "time allowed for the AMQP handshake, milliseconds"),
+	SPECIAL("log.console.level", set_log_level, NULL, "info",
+	    "debug, info, warning or error"),
+	STR("warren.data_dir", data_dir, "data",
+	    "directory for broker state; relative to the working directory"),
+};
+
+#define NKEYS	(sizeof(keys) / sizeof(keys[0]))
+
+static void *field(struct load *ld, const struct config_key *k)
+{
+	return (char *)ld->cfg + k->off;
+}
+
+static const struct config_key *key_find(const char *key)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		const char *name = keys[i].name;
+		size_t n = strlen(name);
+
+		if (name[n - 1] == '*') {
+			/* The suffix must be non-empty: "listeners.tcp." is not a key. */
+			if (strncmp(key, name, n - 1) == 0 && key[n - 1] != '\0')
+				return &keys[i];
+		} else if (strcmp(key, name) == 0)
+			return &keys[i];
+	}
+	return NULL;
+}
+
+static bool set_string(struct load *ld, const struct config_key *k,
+    const char *key, const char *val, char *msg, size_t msglen)
+{
+	char **p = field(ld, k);
+
+	/* A repeated key: the later value wins. */
+	free(*p);
+	*p = xstrdup(val);
+	return true;
+}
+
+static void range_str(const struct config_key *k, char *buf, size_t len)
+{
+	if (k->zero_ok)
+		snprintf(buf, len, "0 or %" PRIu64 "..%" PRIu64, k->min, k->max);
+	else
+		snprintf(buf, len, "%" PRIu64 "..%" PRIu64, k->min, k->max);
+}
+
+static bool set_uint(struct load *ld, const struct config_key *k,
+    const char *key, const char *val, char *msg, size_t msglen)
+{
+	char range[64], *end;
+	unsigned long long v;
+	void *p = field(ld, k);
+
+	range_str(k, range, sizeof(range));
+	/* strtoull skips blanks and takes a sign; only digits are numbers here. */
+	if (!isdigit((unsigned char)val[0])) {
+		snprintf(msg, msglen, "\"%s\" is not an integer in %s", val,
+		    range);
+		return false;
+	}
+	errno = 0;
+	v = strtoull(val, &end, 10);
+	if (*end != '\0') {
+		snprintf(msg, msglen, "\"%s\" is not an integer in %s", val,
+		    range);
+		return false;
+	}
+	if (errno == ERANGE || ((v < k->min || v > k->max) &&
+	    !(v == 0 && k->zero_ok))) {
+		snprintf(msg, msglen, "%s is out of range %s", val, range);
+		return false;
+	}
+	switch (k->size) {
+	case sizeof(uint16_t):
+		*(uint16_t *)p = (uint16_t)v;
+		break;
+	case sizeof(uint32_t):
+		*(uint32_t *)p = (uint32_t)v;
+		break;
+	case sizeof(uint64_t):
+		*(uint64_t *)p = (uint64_t)v;
+		break;
+	default:
+		fatalx("config: %s has an integer field of size %zu",
+		    k->name, k->size);
+	}
+	return true;
+}
+
+static bool parse_port(const char *s, uint16_t *port)
+{
+	unsigned long v = 0;
+
+	if (*s == '\0' || strlen(s) > 5)
+		return false;
+	for (; *s != '\0'; s++) {
+		if (!isdigit((unsigned char)*s))
+			return false;
+		v = v * 10 + (unsigned long)(*s - '0');
+	}
+	if (v < 1 || v > 65535)
+		return false;
+	*port = (uint16_t)v;
+	return true;
+}
+
+/*
+ * "5672" (all IPv4 interfaces, as RabbitMQ's bare port means every
+ * interface), "127.0.0.1:5672", "[::1]:5672", or RabbitMQ's unbracketed
+ * "::1:5672" where the last colon starts the port.
+ */
+static bool parse_listener(const char *val, char **addrp, uint16_t *portp,
+    char *msg, size_t msglen)
+{
+	char buf[INET6_ADDRSTRLEN + 8], *addr, *port;
+	struct in6_addr a6;
+	struct in_addr a4;
+	int af;
+
+	if (strlen(val) >= sizeof(buf))
+		goto bad;
+	memcpy(buf, val, strlen(val) + 1);
+	if (buf[0] == '[') {
+		addr = buf + 1;
+		if ((port = strchr(addr, ']')) == NULL || port[1] != ':')
+			goto bad;
+		*port = '\0';
+		port += 2;
+		af = AF_INET6;
+	} else if ((port = strrchr(buf, ':')) != NULL) {
+		addr = buf;
+		*port++ = '\0';
+		af = strchr(addr, ':') != NULL ? AF_INET6 : AF_INET;
+	} else {
+		addr = "0.0.0.0";
+		port = buf;
+		af = AF_INET;
+	}
+	if (!parse_port(port, portp)) {
+		snprintf(msg, msglen, "bad port \"%s\" in \"%s\" "
+		    "(expected 1..65535)", port, val);
+		return false;
+	}
+	if (af == AF_INET ? inet_pton(AF_INET, addr, &a4) != 1 :
+	    inet_pton(AF_INET6, addr, &a6) != 1) {
+		snprintf(msg, msglen, "bad address \"%s\" in \"%s\" "
+		    "(expected an IPv4 or IPv6 address)", addr, val);
+		return false;
+	}
+	*addrp = xstrdup(addr);
+	return true;
+bad:
+	snprintf(msg, msglen, "bad listener \"%s\" "
+	    "(expected PORT, IPv4:PORT or [IPv6]:PORT)", val);
+	return false;
+}
+
+static bool set_listener(struct load *ld, const struct config_key *k,
+    const char *key, const char *val, char *msg, size_t msglen)
+{
+	struct warren_config *cfg = ld->cfg;
+	uint16_t port;
+	char *addr;
+
+	if (!parse_listener(val, &addr, &port, msg, msglen))
+		return false;
+	/*
+	 * The same key again replaces the listener; another key naming the
+	 * same address is harmless; anything else would need a second socket.
+	 */
+	if (ld->listener_key != NULL && strcmp(ld->listener_key, key) != 0 &&
+	    (port != cfg->tcp_port || strcmp(addr, cfg->tcp_addr) != 0)) {
+		free(addr);
+		snprintf(msg, msglen, "only one TCP listener is supported "
+		    "(already have %s)", ld->listener_key);
+		return false;
+	}
+	if (ld->listener_key == NULL)
+		ld->listener_key = xstrdup(key);
+	free(cfg->tcp_addr);
+	cfg->tcp_addr = addr;
+	cfg->tcp_port = port;
+	return true;
+}
+
+static void loopback_clear(struct warren_config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_loopback_users; i++)
+		free(cfg->loopback_users[i]);
+	free(cfg->loopback_users);
+	cfg->loopback_users = NULL;
+	cfg->n_loopback_users = 0;
+}
+
+static bool set_loopback_none(struct load *ld, const struct config_key *k,
+    const char *key, const char *val, char *msg, size_t msglen)
+{
+	if (strcmp(val, "none") != 0) {
+		snprintf(msg, msglen, "\"%s\" is not none "
+		    "(use loopback_users.NAME = true)", val);
+		return false;
+	}
+	loopback_clear(ld->cfg);
+	return true;
+}
+
+static bool parse_bool(const char *val, bool *b, char *msg, size_t msglen)
+{
+	if (strcmp(val, "true") == 0)
+		*b = true;
+	else if (strcmp(val, "false") == 0)
+		*b = false;
+	else {
+		snprintf(msg, msglen, "\"%s\" is not true or false", val);
+		return false;
+	}
+	return true;
+}
+
+static bool set_loopback_user(struct load *ld, const struct config_key *k,
+    const char *key, const char *val, char *msg, size_t msglen)
+{
+	struct warren_config *cfg = ld->cfg;
+	const char *user = key + strlen(k->name) - 1;
+	size_t i;
+	bool on;
+
+	if (!parse_bool(val, &on, msg, msglen))
+		return false;
+	for (i = 0; i < cfg->n_loopback_users; i++)
+		if (strcmp(cfg->loopback_users[i], user) == 0)
+			break;
+	if (on && i == cfg->n_loopback_users) {
+		cfg->loopback_users = xrealloc(cfg->loopback_users,
+		    (cfg->n_loopback_users + 1) * sizeof(char *));
+		cfg->loopback_users[cfg->n_loopback_users++] = xstrdup(user);
+	} else if (!on && i < cfg->n_loopback_users) {
+		free(cfg->loopback_users[i]);
+		cfg->loopback_users[i] =
+		    cfg->loopback_users[--cfg->n_loopback_users];
+		if (cfg->n_loopback_users == 0) {
+			free(cfg->loopback_users);
+			cfg->loopback_users = NULL;
+		}
+	}
+	return true;
+}
+
+static bool set_log_level(struct load *ld, const struct config_key *k,
+    const char *key, const char *val, char *msg, size_t msglen)
+{
+	int lvl = log_level_parse(val);
+
+	if (lvl < 0) {
+		snprintf(msg, msglen, "\"%s\" is not debug, info, warning "
+		    "or error", val);
+		return false;
+	}
+	ld->cfg->log_level = lvl;
+	return true;
+}
+
+void config_defaults(struct warren_config *cfg)
+{
+	struct load ld = { cfg, NULL };
+	char msg[256];
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct config_key *k = &keys[i];
+		const char *key = k->dflt_key != NULL ? k->dflt_key : k->name;
+
+		if (k->dflt != NULL && !k->set(&ld, k, key, k->dflt, msg,
+		    sizeof(msg)))
+			fatalx("config: bad default %s = %s: %s", key,
+			    k->dflt, msg);
+	}
+	/* The defaults' listener must not count against the file's one. */
+	free(ld.listener_key);
+}
+
+/* Strip a comment: '#' at the start or after whitespace, then blanks. */
+static char *trim(char *s)
+{
+	char *e;
+
+	for (e = s; *e != '\0'; e++)
+		if (*e == '#' && (e == s || isspace((unsigned char)e[-1]))) {
+			*e = '\0';
+			break;
+		}
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+/* Parse one line; false with msg set on error. */
+static bool config_line(struct load *ld, char *line, char *msg,
+    size_t msglen)
+{
+	const struct config_key *k;
+	char *key, *val, *eq, sub[256];
+
+	line = trim(line);
+	if (*line == '\0')
+		return true;
+	if ((eq = strchr(line, '=')) == NULL) {
+		snprintf(msg, msglen, "missing \"=\" in \"%s\"", line);
+		return false;
+	}
+	*eq = '\0';
+	key = trim(line);
+	val = trim(eq + 1);
+	if (*key == '\0') {
+		snprintf(msg, msglen, "missing key before \"=\"");
+		return false;
+	}
+	if ((k = key_find(key)) == NULL) {
+		snprintf(msg, msglen, "unknown key \"%s\"", key);
+		return false;
+	}
+	if (*val == '\0') {
+		snprintf(msg, msglen, "%s: empty value", key);
+		return false;
+	}
+	if (!k->set(ld, k, key, val, sub, sizeof(sub))) {
+		snprintf(msg, msglen, "%s: %s", key, sub);
+		return false;
+	}
+	return true;
+}
+
+bool config_load(struct warren_config *cfg, const char *path,
+    char *err, size_t errlen)
+{
+	struct load ld = { cfg, NULL };
+	char *line = NULL, msg[512];
+	size_t cap = 0, lineno = 0;
+	bool ok = true;
+	FILE *fp;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return false;
+	}
+	while (getline(&line, &cap, fp) != -1) {
+		lineno++;
+		line[strcspn(line, "\r\n")] = '\0';
+		/* Keep going after an error so the whole file is checked. */
+		if (!config_line(&ld, line, msg, sizeof(msg)) && ok) {
+			snprintf(err, errlen, "%s:%zu: %s", path, lineno, msg);
+			ok = false;
+		}
+	}
+	if (ferror(fp) && ok) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		ok = false;
+	}
+	free(line);
+	free(ld.listener_key);
+	fclose(fp);
+	return ok;
+}
+
+bool config_is_loopback_user(const struct warren_config *cfg,
+    const char *user)
+{
+	for (size_t i = 0; i < cfg->n_loopback_users; i++)
+		if (strcmp(cfg->loopback_users[i], user) == 0)
+			return true;
+	return false;
+}
+
+void config_free(struct warren_config *cfg)
+{
+	/* Free every string field the table knows about. */
+	for (size_t i = 0; i < NKEYS; i++)
+		if (keys[i].set == set_string)
+			free(*(char **)((char *)cfg + keys[i].off));
+	free(cfg->tcp_addr);
+	loopback_clear(cfg);
+	memset(cfg, 0, sizeof(*cfg));
+}

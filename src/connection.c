@@ -1,0 +1,517 @@
+/*
+ * Connections: socket I/O through a bufferevent, the frame loop with a
+ * per-turn budget, channel routing, heartbeats and close.
+ *
+ * Output is appended to the bufferevent's output evbuffer and written by
+ * libevent when the socket is writable, so everything produced in one loop
+ * turn goes out in one write.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "broker.h"
+#include "channel.h"
+#include "config.h"
+#include "connection.h"
+#include "frame.h"
+#include "log.h"
+#include "method.h"
+#include "strmap.h"
+#include "vhost.h"
+
+/* Frames handled per read event before yielding to other connections. */
+#define FRAME_BUDGET 512
+/* Above this much unwritten output, queues stop delivering to us. */
+#define OUTPUT_HIGH_WATER (4u << 20)
+/* How long we wait for connection.close-ok before dropping the socket. */
+#define CLOSE_TIMEOUT_MS 3000
+
+static const char *const state_names[] = {
+#define X(s, text) #s,
+	CONN_STATES(X)
+#undef X
+};
+
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_resume_cb(evutil_socket_t fd, short what, void *arg);
+
+int amqp_fail(struct amqp_error *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	err->code = code;
+	va_start(ap, fmt);
+	vsnprintf(err->text, sizeof(err->text), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+uint64_t conn_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void timer_in_ms(struct conn *c, uint64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	evtimer_add(c->timer, &tv);
+}
+
+void conn_enter_state(struct conn *c, enum conn_state s)
+{
+	log_debug("conn %llu: %s -> %s", (unsigned long long)c->id,
+	    state_names[c->state], state_names[s]);
+	c->state = s;
+}
+
+static void format_peer(struct conn *c, const struct sockaddr *sa)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+		c->peer_is_loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+		c->peer_is_loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
+		    (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) &&
+		    in6->sin6_addr.s6_addr[12] == 127);
+	}
+	snprintf(c->peer, sizeof(c->peer), sa->sa_family == AF_INET6 ?
+	    "[%s]:%u" : "%s:%u", host, port);
+}
+
+void conn_accept(struct broker *b, int fd, const struct sockaddr *sa,
+    int salen)
+{
+	struct conn *c = xcalloc(1, sizeof(*c));
+	int one = 1;
+
+	c->id = b->next_conn_id++;
+	c->broker = b;
+	format_peer(c, sa);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->timer = evtimer_new(b->base, conn_timer_cb, c);
+	c->resume_ev = event_new(b->base, -1, 0, conn_resume_cb, c);
+	if (c->bev == NULL || c->timer == NULL || c->resume_ev == NULL)
+		fatalx("out of memory setting up a connection");
+	wbuf_init(&c->scratch);
+	c->frame_max = b->cfg->frame_max;
+	c->channel_max = b->cfg->channel_max;
+	c->state = CONN_PROTOCOL_HEADER;
+	c->last_recv_ms = c->last_send_ms = conn_now_ms();
+	TAILQ_INSERT_TAIL(&b->conns, c, link);
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, OUTPUT_HIGH_WATER / 2, 0);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	timer_in_ms(c, b->cfg->handshake_timeout);
+	log_info("conn %llu: accepted from %s", (unsigned long long)c->id,
+	    c->peer);
+}
+
+/* Exclusive queues die with the connection that declared them. */
+static void drop_exclusive_queues(struct conn *c)
+{
+	struct bytes k;
+	void *v;
+
+	if (c->vh == NULL)
+		return;
+	for (size_t it = 0; strmap_next(c->vh->queues, &it, &k, &v); ) {
+		struct queue *q = v;
+
+		if (q->exclusive && q->owner_conn == c->id)
+			chan_delete_queue(q);
+	}
+}
+
+void conn_free(struct conn *c, const char *reason)
+{
+	uint32_t i;
+
+	for (i = 0; i < c->channels_cap; i++)
+		if (c->channels[i])
+			chan_free(c->channels[i]);
+	free(c->channels);
+	drop_exclusive_queues(c);
+	log_info("conn %llu: closed %s user=%s vhost=%s: %s",
+	    (unsigned long long)c->id, c->peer, c->user ? c->user : "-",
+	    c->vh ? c->vh->name : "-", reason);
+	TAILQ_REMOVE(&c->broker->conns, c, link);
+	event_free(c->timer);
+	event_free(c->resume_ev);
+	bufferevent_free(c->bev);
+	wbuf_free(&c->scratch);
+	free(c->user);
+	free(c);
+}
+
+struct evbuffer *conn_output(struct conn *c)
+{
+	c->last_send_ms = conn_now_ms();
+	return bufferevent_get_output(c->bev);
+}
+
+bool conn_output_congested(struct conn *c)
+{
+	return c->state != CONN_RUNNING ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) > OUTPUT_HIGH_WATER;
+}
+
+void conn_send_method(struct conn *c, uint16_t channel,
+    const struct amqp_method *m)
+{
+	frame_put_method(conn_output(c), channel, m, &c->scratch);
+}
+
+/* Free the connection once the output has been written. */
+static void conn_flush_and_free(struct conn *c, const char *reason)
+{
+	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+	conn_enter_state(c, CONN_FLUSHING);
+	bufferevent_disable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		conn_free(c, c->close_reason);
+		return;
+	}
+	timer_in_ms(c, CLOSE_TIMEOUT_MS);
+}
+
+static void send_close(struct conn *c, int code, const char *text,
+    uint32_t method_id)
+{
+	struct amqp_method m = { .id = AMQP_connection_close };
+	char full[300];
+
+	snprintf(full, sizeof(full), "%s - %s", amqp_reply_name(code), text);
+	m.a.connection_close.reply_code = (uint16_t)code;
+	m.a.connection_close.reply_text = bytes_str(full);
+	m.a.connection_close.class_id = AMQP_METHOD_CLASS(method_id);
+	m.a.connection_close.method_id = AMQP_METHOD_INDEX(method_id);
+	conn_send_method(c, 0, &m);
+	snprintf(c->close_reason, sizeof(c->close_reason), "%s", full);
+}
+
+void conn_fail(struct conn *c, const struct amqp_error *err)
+{
+	if (c->state == CONN_CLOSING || c->state == CONN_FLUSHING)
+		return;
+	log_warning("conn %llu: %s: connection error %d %s - %s",
+	    (unsigned long long)c->id, c->peer, err->code,
+	    amqp_reply_name(err->code), err->text);
+	/* Before connection.open-ok the peer may not expect a close. */
+	if (c->state == CONN_PROTOCOL_HEADER) {
+		conn_flush_and_free(c, err->text);
+		return;
+	}
+	send_close(c, err->code, err->text, err->method_id);
+	conn_enter_state(c, CONN_CLOSING);
+	timer_in_ms(c, CLOSE_TIMEOUT_MS);
+}
+
+void conn_close(struct conn *c, int code, const char *text)
+{
+	struct amqp_error err = { .code = code };
+
+	snprintf(err.text, sizeof(err.text), "%s", text);
+	conn_fail(c, &err);
+}
+
+static struct channel **channel_slot(struct conn *c, uint16_t n)
+{
+	if (n >= c->channels_cap) {
+		uint32_t cap = c->channels_cap ? c->channels_cap : 8;
+
+		while (cap <= n)
+			cap *= 2;
+		c->channels = xrealloc(c->channels, cap * sizeof(*c->channels));
+		memset(c->channels + c->channels_cap, 0,
+		    (cap - c->channels_cap) * sizeof(*c->channels));
+		c->channels_cap = cap;
+	}
+	return &c->channels[n];
+}
+
+/* channel.open and channel.close-ok/close on a channel we know. */
+static int route_channel_frame(struct conn *c, const struct frame *f,
+    struct amqp_error *err)
+{
+	struct channel **slot = channel_slot(c, f->channel);
+	struct amqp_method m;
+	int rc;
+
+	if (*slot)
+		return chan_handle_frame(*slot, f, err);
+	/* Only channel.open may address a channel that is not open. */
+	if (f->type != AMQP_FRAME_METHOD)
+		return amqp_fail(err, AMQP_CHANNEL_ERROR,
+		    "expected 'channel.open' on channel %u", f->channel);
+	if ((rc = method_decode(f->payload, &m)) != 0)
+		return conn_decode_failed(&m, rc, err);
+	err->method_id = m.id;
+	if (m.id != AMQP_channel_open)
+		return amqp_fail(err, AMQP_CHANNEL_ERROR,
+		    "expected 'channel.open' on channel %u, got '%s'",
+		    f->channel, method_name(m.id));
+	/* Like RabbitMQ, channel_max bounds how many are open, not numbers. */
+	if (c->channel_max && c->n_channels >= c->channel_max)
+		return amqp_fail(err, AMQP_NOT_ALLOWED,
+		    "number of channels opened (%u) has reached the negotiated "
+		    "channel_max (%u)", c->n_channels, c->channel_max);
+	*slot = chan_new(c, f->channel);
+	c->n_channels++;
+	m.id = AMQP_channel_open_ok;
+	memset(&m.a, 0, sizeof(m.a));
+	conn_send_method(c, f->channel, &m);
+	return 0;
+}
+
+void conn_channel_closed(struct conn *c, uint16_t number)
+{
+	struct channel **slot = channel_slot(c, number);
+
+	if (*slot) {
+		chan_free(*slot);
+		*slot = NULL;
+		c->n_channels--;
+	}
+}
+
+int conn_decode_failed(const struct amqp_method *m, int rc,
+    struct amqp_error *err)
+{
+	err->method_id = m->id;
+	if (rc == AMQP_COMMAND_INVALID)
+		return amqp_fail(err, rc, "unknown method (class %u, method %u)",
+		    AMQP_METHOD_CLASS(m->id), AMQP_METHOD_INDEX(m->id));
+	return amqp_fail(err, rc, "cannot decode '%s' arguments",
+	    method_name(m->id));
+}
+
+static int handle_frame(struct conn *c, const struct frame *f,
+    struct amqp_error *err)
+{
+	struct amqp_method m;
+	int rc;
+
+	if (f->type == AMQP_FRAME_HEARTBEAT) {
+		if (f->channel != 0)
+			return amqp_fail(err, AMQP_UNEXPECTED_FRAME,
+			    "heartbeat frame on channel %u", f->channel);
+		if (f->payload.len != 0)
+			return amqp_fail(err, AMQP_FRAME_ERROR,
+			    "heartbeat frame with a %u-byte payload", f->payload.len);
+		return 0;
+	}
+	if (f->type != AMQP_FRAME_METHOD && f->type != AMQP_FRAME_HEADER &&
+	    f->type != AMQP_FRAME_BODY)
+		return amqp_fail(err, AMQP_FRAME_ERROR, "unknown frame type %u",
+		    f->type);
+	if (c->state == CONN_CLOSING) {
+		/* Only close and close-ok matter now. */
+		if (f->channel != 0 || f->type != AMQP_FRAME_METHOD ||
+		    method_decode(f->payload, &m) != 0)
+			return 0;
+		if (m.id == AMQP_connection_close_ok) {
+			conn_free(c, c->close_reason);
+			return -1;
+		}
+		if (m.id == AMQP_connection_close) {
+			m.id = AMQP_connection_close_ok;
+			conn_send_method(c, 0, &m);
+		}
+		return 0;
+	}
+	if (f->channel == 0) {
+		if (f->type != AMQP_FRAME_METHOD)
+			return amqp_fail(err, AMQP_UNEXPECTED_FRAME,
+			    "content frame on channel 0");
+		err->connection_level = true;
+		if ((rc = method_decode(f->payload, &m)) != 0)
+			return conn_decode_failed(&m, rc, err);
+		err->method_id = m.id;
+		return conn_handle_method(c, &m, err);
+	}
+	if (c->state != CONN_RUNNING)
+		return amqp_fail(err, AMQP_CHANNEL_ERROR,
+		    "frame on channel %u before connection.open", f->channel);
+	return route_channel_frame(c, f, err);
+}
+
+static void conn_process_input(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct amqp_error err;
+	struct frame f;
+	int budget = FRAME_BUDGET;
+
+	if (c->state == CONN_PROTOCOL_HEADER) {
+		uint8_t hdr[8];
+
+		if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ev_ssize_t)sizeof(hdr))
+			return;
+		if (memcmp(hdr, AMQP_PROTOCOL_HEADER, 8) != 0) {
+			/* Tell the peer which protocol we speak, then hang up. */
+			evbuffer_add(conn_output(c), AMQP_PROTOCOL_HEADER, 8);
+			conn_flush_and_free(c, "bad protocol header");
+			return;
+		}
+		evbuffer_drain(in, 8);
+		conn_send_start(c);
+	}
+	while (budget-- > 0 && c->state != CONN_FLUSHING) {
+		enum frame_status st = frame_peek(in, c->frame_max, &f);
+		int rc;
+
+		if (st == FRAME_NEED_MORE)
+			return;
+		memset(&err, 0, sizeof(err));
+		if (st == FRAME_TOO_LARGE || st == FRAME_BAD_END) {
+			amqp_fail(&err, AMQP_FRAME_ERROR, st == FRAME_TOO_LARGE ?
+			    "frame size exceeds frame_max %u" :
+			    "frame-end octet is not 0xCE", c->frame_max);
+			conn_fail(c, &err);
+			/* The stream is out of sync: read nothing more. */
+			evbuffer_drain(in, evbuffer_get_length(in));
+			bufferevent_disable(c->bev, EV_READ);
+			return;
+		}
+		c->last_recv_ms = conn_now_ms();
+		rc = handle_frame(c, &f, &err);
+		if (rc < 0)
+			return;		/* the connection is gone */
+		frame_consume(in, &f);
+		if (rc > 0) {
+			if (err.connection_level || amqp_reply_is_hard(rc) ||
+			    f.channel >= c->channels_cap || !c->channels[f.channel])
+				conn_fail(c, &err);
+			else
+				chan_fail(c->channels[f.channel], &err);
+		}
+	}
+	/* Budget spent with frames left: finish on a later turn. */
+	if (evbuffer_get_length(in) && c->state != CONN_FLUSHING)
+		event_active(c->resume_ev, EV_TIMEOUT, 0);
+}
+
+void conn_peer_closed(struct conn *c)
+{
+	struct amqp_method m = { .id = AMQP_connection_close_ok };
+
+	conn_send_method(c, 0, &m);
+	conn_flush_and_free(c, "client closed the connection");
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	conn_process_input(arg);
+}
+
+static void conn_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	conn_process_input(arg);
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->state == CONN_FLUSHING) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			conn_free(c, c->close_reason);
+		return;
+	}
+	/* Output drained below the low-water mark: deliveries may resume. */
+	for (uint32_t i = 0; i < c->channels_cap; i++) {
+		struct channel *ch = c->channels[i];
+		struct consumer *cons;
+
+		if (ch == NULL)
+			continue;
+		TAILQ_FOREACH(cons, &ch->consumers, chlink)
+			if (cons->q)
+				queue_schedule_dispatch(cons->q);
+	}
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (what & BEV_EVENT_EOF)
+		conn_free(c, c->state == CONN_CLOSING || c->state == CONN_FLUSHING ?
+		    c->close_reason : "client closed the socket");
+	else if (what & BEV_EVENT_ERROR)
+		conn_free(c, "socket error");
+}
+
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	uint64_t now = conn_now_ms(), hb_ms = (uint64_t)c->heartbeat * 1000;
+
+	switch (c->state) {
+	case CONN_PROTOCOL_HEADER:
+	case CONN_START:
+	case CONN_TUNE:
+	case CONN_OPEN:
+		log_warning("conn %llu: %s: handshake timeout", (unsigned long long)c->id, c->peer);
+		conn_free(c, "handshake timeout");
+		return;
+	case CONN_CLOSING:
+		conn_free(c, "no connection.close-ok in time");
+		return;
+	case CONN_FLUSHING:
+		conn_free(c, c->close_reason);
+		return;
+	case CONN_RUNNING:
+		break;
+	}
+	if (hb_ms == 0)
+		return;
+	/* Two missed intervals from the peer: it is gone. */
+	if (now - c->last_recv_ms >= 2 * hb_ms) {
+		char why[80];
+
+		snprintf(why, sizeof(why), "missed heartbeats from client, timeout: %us",
+		    c->heartbeat);
+		log_warning("conn %llu: %s: %s", (unsigned long long)c->id, c->peer, why);
+		conn_free(c, why);
+		return;
+	}
+	if (now - c->last_send_ms >= hb_ms / 2)
+		frame_put_heartbeat(conn_output(c));
+	timer_in_ms(c, hb_ms / 2 ? hb_ms / 2 : 1);
+}
+
+void conn_arm_heartbeat(struct conn *c)
+{
+	evtimer_del(c->timer);
+	if (c->heartbeat)
+		timer_in_ms(c, (uint64_t)c->heartbeat * 500);
+}

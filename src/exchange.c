@@ -1,0 +1,186 @@
+/*
+ * Exchanges, bindings and routing across exchange-to-exchange bindings.
+ *
+ * Routing follows RabbitMQ: every exchange reached routes by its type; an
+ * exchange whose own bindings matched nothing hands the message to its
+ * alternate exchange; each exchange is visited and each queue collected at
+ * most once per message (generation stamps), so cycles terminate.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "exchange.h"
+#include "field_table.h"
+#include "log.h"
+#include "message.h"
+#include "queue.h"
+#include "vhost.h"
+
+static const struct exchange_type *const exchange_types[] = {
+	&exchange_direct, &exchange_fanout, &exchange_topic, &exchange_headers,
+};
+
+const struct exchange_type *exchange_type_find(struct bytes name)
+{
+	for (size_t i = 0; i < sizeof(exchange_types) / sizeof(exchange_types[0]); i++)
+		if (bytes_eq_str(name, exchange_types[i]->name))
+			return exchange_types[i];
+	return NULL;
+}
+
+struct exchange *exchange_new(struct vhost *vh, struct bytes name,
+    const struct exchange_type *type)
+{
+	struct exchange *x = xcalloc(1, sizeof(*x));
+
+	x->name = bytes_strdup(name);
+	x->vh = vh;
+	x->type = type;
+	TAILQ_INIT(&x->bindings);
+	TAILQ_INIT(&x->inbound);
+	x->state = type->create(x);
+	return x;
+}
+
+void exchange_free(struct exchange *x)
+{
+	struct binding *b;
+
+	while ((b = TAILQ_FIRST(&x->bindings)) != NULL)
+		exchange_unbind(b);
+	while ((b = TAILQ_FIRST(&x->inbound)) != NULL)
+		exchange_unbind(b);
+	x->type->destroy(x->state);
+	free(x->arguments);
+	free(x->alternate);
+	free(x->name);
+	free(x);
+}
+
+static struct binding_list *inbound_list(enum binding_dest kind, void *dest)
+{
+	return kind == DEST_QUEUE ? &((struct queue *)dest)->inbound :
+	    &((struct exchange *)dest)->inbound;
+}
+
+struct binding *exchange_find_binding(struct exchange *x,
+    enum binding_dest kind, void *dest, struct bytes key, struct bytes args)
+{
+	struct binding *b;
+
+	/* Search the (usually shorter) destination side. */
+	TAILQ_FOREACH(b, inbound_list(kind, dest), dst_link)
+		if (b->source == x && b->kind == kind &&
+		    bytes_eq((struct bytes){ (uint8_t *)b->key, b->key_len }, key) &&
+		    bytes_eq((struct bytes){ b->args, b->args_len }, args))
+			return b;
+	return NULL;
+}
+
+struct binding *exchange_bind(struct exchange *x, enum binding_dest kind,
+    void *dest, struct bytes key, struct bytes args)
+{
+	struct binding *b = xcalloc(1, sizeof(*b));
+
+	b->source = x;
+	b->kind = kind;
+	if (kind == DEST_QUEUE)
+		b->dest.queue = dest;
+	else
+		b->dest.exchange = dest;
+	b->key = bytes_strdup(key);
+	b->key_len = key.len;
+	if (args.len) {
+		b->args = xmalloc(args.len);
+		memcpy(b->args, args.ptr, args.len);
+		b->args_len = args.len;
+		b->args_tree = ftable_decode((struct bytes){ b->args, b->args_len });
+	}
+	TAILQ_INSERT_TAIL(&x->bindings, b, src_link);
+	TAILQ_INSERT_TAIL(inbound_list(kind, dest), b, dst_link);
+	x->n_bindings++;
+	x->type->bind(x->state, b);
+	return b;
+}
+
+void exchange_unbind(struct binding *b)
+{
+	struct exchange *x = b->source;
+
+	x->type->unbind(x->state, b);
+	TAILQ_REMOVE(&x->bindings, b, src_link);
+	TAILQ_REMOVE(inbound_list(b->kind, b->kind == DEST_QUEUE ?
+	    (void *)b->dest.queue : (void *)b->dest.exchange), b, dst_link);
+	x->n_bindings--;
+	ftable_free(b->args_tree);
+	free(b->args);
+	free(b->key);
+	free(b);
+}
+
+static uint64_t route_generation;
+
+static void route_from(struct exchange *x, struct route_result *r)
+{
+	uint32_t before = r->matched;
+
+	if (x->route_gen == r->gen)
+		return;
+	x->route_gen = r->gen;
+	x->type->route(x->state, r);
+	if (r->matched == before && x->alternate) {
+		struct exchange *ae = vhost_find_exchange(x->vh,
+		    bytes_str(x->alternate));
+
+		if (ae)
+			route_from(ae, r);
+	}
+}
+
+void route_queue(struct route_result *r, struct queue *q)
+{
+	r->matched++;
+	if (q->route_gen == r->gen)
+		return;
+	q->route_gen = r->gen;
+	if (r->n == r->cap) {
+		r->cap = r->cap ? r->cap * 2 : 8;
+		r->queues = xrealloc(r->queues, r->cap * sizeof(*r->queues));
+	}
+	r->queues[r->n++] = q;
+}
+
+void route_binding(struct route_result *r, struct binding *b)
+{
+	if (b->kind == DEST_QUEUE) {
+		route_queue(r, b->dest.queue);
+	} else {
+		r->matched++;
+		route_from(b->dest.exchange, r);
+	}
+}
+
+const struct field_table *route_headers(struct route_result *r)
+{
+	if (!r->headers_decoded) {
+		r->headers_decoded = true;
+		if (props_has(&r->msg->props, PROP_headers))
+			r->headers = ftable_decode(r->msg->props.headers);
+	}
+	return r->headers;
+}
+
+void exchange_route(struct exchange *x, const struct message *msg,
+    struct route_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->gen = ++route_generation;
+	r->msg = msg;
+	route_from(x, r);
+}
+
+void route_result_free(struct route_result *r)
+{
+	ftable_free(r->headers);
+	free(r->queues);
+}

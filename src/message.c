@@ -1,0 +1,80 @@
+/*
+ * Message lifetime.  One allocation holds the struct, the exchange name, the
+ * routing key and the content header; the body is a second allocation that
+ * grows as body frames arrive (never sized from the header alone, so a
+ * client cannot make us reserve max_message_size by announcing it).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "message.h"
+
+struct message *msg_new(struct bytes exchange, struct bytes routing_key,
+    struct bytes hdr_payload, const struct content_header *h)
+{
+	size_t size = sizeof(struct message) + exchange.len +
+	    routing_key.len + hdr_payload.len;
+	struct message *m = xmalloc(size);
+	uint8_t *p = (uint8_t *)(m + 1);
+
+	memset(m, 0, sizeof(*m));
+	m->refs = 1;
+	if (exchange.len)
+		memcpy(p, exchange.ptr, exchange.len);
+	m->exchange = (struct bytes){ p, exchange.len };
+	p += exchange.len;
+	if (routing_key.len)
+		memcpy(p, routing_key.ptr, routing_key.len);
+	m->routing_key = (struct bytes){ p, routing_key.len };
+	p += routing_key.len;
+	memcpy(p, hdr_payload.ptr, hdr_payload.len);
+	m->header = p;
+	m->header_len = hdr_payload.len;
+	m->body_size = h->body_size;
+
+	/* Re-point the parsed property strings at our copy of the header. */
+	m->props = h->props;
+#define REBASE_octet(f)
+#define REBASE_timestamp(f)
+#define REBASE_shortstr(f)						\
+	if (m->props.f.ptr)						\
+		m->props.f.ptr = m->header + (m->props.f.ptr - hdr_payload.ptr);
+#define REBASE_table(f) REBASE_shortstr(f)
+#define X(name, type) REBASE_##type(name)
+	BASIC_PROPERTIES(X)
+#undef X
+	return m;
+}
+
+void msg_append_body(struct message *m, const uint8_t *p, uint32_t n)
+{
+	if (n == 0)
+		return;
+	if (m->body_len + n > m->body_cap) {
+		uint64_t cap = m->body_cap ? m->body_cap * 2 : 4096;
+
+		while (cap < m->body_len + n)
+			cap *= 2;
+		if (cap > m->body_size)
+			cap = m->body_size;
+		m->body = xrealloc(m->body, cap);
+		m->body_cap = cap;
+	}
+	memcpy(m->body + m->body_len, p, n);
+	m->body_len += n;
+}
+
+struct message *msg_ref(struct message *m)
+{
+	m->refs++;
+	return m;
+}
+
+void msg_unref(struct message *m)
+{
+	if (m == NULL || --m->refs > 0)
+		return;
+	free(m->body);
+	free(m);
+}

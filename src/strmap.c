@@ -1,0 +1,180 @@
+/*
+ * Open addressing with linear probing and tombstones; grows at 70% load.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "log.h"
+#include "strmap.h"
+
+struct slot {
+	uint8_t *key;		/* NULL: empty; TOMBSTONE: deleted */
+	uint32_t keylen;
+	uint64_t hash;
+	void *value;
+};
+
+struct strmap {
+	struct slot *slots;
+	size_t cap;		/* power of two */
+	size_t count;
+	size_t used;		/* count + tombstones */
+};
+
+static uint8_t tombstone_byte;
+#define TOMBSTONE (&tombstone_byte)
+
+static uint64_t hash_seed;
+
+static uint64_t hash_bytes(struct bytes k)
+{
+	/* FNV-1a over a random seed, finished with a 64-bit mixer. */
+	uint64_t h = 0xcbf29ce484222325ULL ^ hash_seed;
+
+	for (uint32_t i = 0; i < k.len; i++) {
+		h ^= k.ptr[i];
+		h *= 0x100000001b3ULL;
+	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return h;
+}
+
+struct strmap *strmap_new(void)
+{
+	struct strmap *m = xcalloc(1, sizeof(*m));
+
+	if (hash_seed == 0 &&
+	    RAND_bytes((unsigned char *)&hash_seed, sizeof(hash_seed)) != 1)
+		hash_seed = 0x9e3779b97f4a7c15ULL;
+	m->cap = 16;
+	m->slots = xcalloc(m->cap, sizeof(struct slot));
+	return m;
+}
+
+void strmap_free(struct strmap *m)
+{
+	if (m == NULL)
+		return;
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->slots[i].key && m->slots[i].key != TOMBSTONE)
+			free(m->slots[i].key);
+	free(m->slots);
+	free(m);
+}
+
+static struct slot *find(const struct strmap *m, struct bytes key,
+    uint64_t h)
+{
+	size_t mask = m->cap - 1;
+
+	for (size_t i = h & mask;; i = (i + 1) & mask) {
+		struct slot *s = &m->slots[i];
+
+		if (s->key == NULL)
+			return NULL;
+		if (s->key != TOMBSTONE && s->hash == h && s->keylen == key.len &&
+		    (key.len == 0 || memcmp(s->key, key.ptr, key.len) == 0))
+			return s;
+	}
+}
+
+static void grow(struct strmap *m)
+{
+	struct slot *old = m->slots;
+	size_t oldcap = m->cap;
+
+	if (m->count * 2 >= m->cap)
+		m->cap *= 2;
+	m->slots = xcalloc(m->cap, sizeof(struct slot));
+	m->used = m->count;
+	for (size_t i = 0; i < oldcap; i++) {
+		size_t mask = m->cap - 1, j;
+
+		if (old[i].key == NULL || old[i].key == TOMBSTONE)
+			continue;
+		for (j = old[i].hash & mask; m->slots[j].key; j = (j + 1) & mask)
+			;
+		m->slots[j] = old[i];
+	}
+	free(old);
+}
+
+void *strmap_get(const struct strmap *m, struct bytes key)
+{
+	struct slot *s = find(m, key, hash_bytes(key));
+
+	return s ? s->value : NULL;
+}
+
+void *strmap_put(struct strmap *m, struct bytes key, void *value)
+{
+	uint64_t h = hash_bytes(key);
+	struct slot *s = find(m, key, h);
+	size_t mask, i;
+
+	if (s) {
+		void *prev = s->value;
+
+		s->value = value;
+		return prev;
+	}
+	if ((m->used + 1) * 10 >= m->cap * 7)
+		grow(m);
+	mask = m->cap - 1;
+	for (i = h & mask; m->slots[i].key && m->slots[i].key != TOMBSTONE;
+	    i = (i + 1) & mask)
+		;
+	if (m->slots[i].key == NULL)
+		m->used++;
+	s = &m->slots[i];
+	s->key = xmalloc(key.len ? key.len : 1);
+	if (key.len)
+		memcpy(s->key, key.ptr, key.len);
+	s->keylen = key.len;
+	s->hash = h;
+	s->value = value;
+	m->count++;
+	return NULL;
+}
+
+void *strmap_del(struct strmap *m, struct bytes key)
+{
+	struct slot *s = find(m, key, hash_bytes(key));
+	void *v;
+
+	if (s == NULL)
+		return NULL;
+	v = s->value;
+	free(s->key);
+	s->key = TOMBSTONE;
+	s->value = NULL;
+	m->count--;
+	return v;
+}
+
+size_t strmap_count(const struct strmap *m)
+{
+	return m->count;
+}
+
+int strmap_next(const struct strmap *m, size_t *it, struct bytes *key,
+    void **value)
+{
+	for (; *it < m->cap; (*it)++) {
+		struct slot *s = &m->slots[*it];
+
+		if (s->key && s->key != TOMBSTONE) {
+			key->ptr = s->key;
+			key->len = s->keylen;
+			*value = s->value;
+			(*it)++;
+			return 1;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,260 @@
+/*
+ * Topic trie.  Each node has children by word (a strmap), plus optional `*`
+ * and `#` children, and the values of the patterns that end there.
+ *
+ * Matching walks the key's words; a `#` child may swallow any number of
+ * words, so a node can be reached at the same key position along several
+ * paths ("a.#.#.b").  Each node keeps a bitmap of the key positions it was
+ * expanded at during the current match (reset lazily by a generation
+ * number), so no node is expanded twice at one position (no exponential
+ * blow-up) and each pattern's values are reported at most once.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "strmap.h"
+#include "topic_trie.h"
+
+/* Keys longer than this many words cannot be matched (RabbitMQ keys are
+ * shortstrs: at most 255 bytes, so at most 256 words). */
+#define MAX_WORDS 256
+
+struct tnode {
+	struct strmap *words;		/* word -> struct tnode */
+	struct tnode *star;		/* `*` */
+	struct tnode *hash;		/* `#` */
+	void **values;
+	uint32_t n_values, cap_values;
+	/* Key positions already expanded during match number visit_gen. */
+	uint64_t visit_gen;
+	uint64_t visited[(MAX_WORDS + 1 + 63) / 64];
+	uint64_t reported;		/* gen when values were last reported */
+};
+
+struct topic_trie {
+	struct tnode *root;
+	uint64_t gen;
+};
+
+static struct tnode *tnode_new(void)
+{
+	return xcalloc(1, sizeof(struct tnode));
+}
+
+static void tnode_free(struct tnode *n)
+{
+	struct bytes k;
+	void *v;
+
+	if (n == NULL)
+		return;
+	if (n->words) {
+		for (size_t it = 0; strmap_next(n->words, &it, &k, &v); )
+			tnode_free(v);
+		strmap_free(n->words);
+	}
+	tnode_free(n->star);
+	tnode_free(n->hash);
+	free(n->values);
+	free(n);
+}
+
+struct topic_trie *topic_trie_new(void)
+{
+	struct topic_trie *t = xcalloc(1, sizeof(*t));
+
+	t->root = tnode_new();
+	return t;
+}
+
+void topic_trie_free(struct topic_trie *t)
+{
+	if (t == NULL)
+		return;
+	tnode_free(t->root);
+	free(t);
+}
+
+/* Split s into words; returns the count, or -1 past MAX_WORDS. */
+static int split_words(struct bytes s, struct bytes *words)
+{
+	int n = 0;
+	uint32_t start = 0;
+
+	if (s.len == 0)
+		return 0;
+	for (uint32_t i = 0; i <= s.len; i++) {
+		if (i == s.len || s.ptr[i] == '.') {
+			if (n == MAX_WORDS)
+				return -1;
+			words[n++] = (struct bytes){ s.ptr + start, i - start };
+			start = i + 1;
+		}
+	}
+	return n;
+}
+
+static bool is_wild(struct bytes w, char c)
+{
+	return w.len == 1 && w.ptr[0] == c;
+}
+
+/* The child of n for word w, or NULL. */
+static struct tnode *child_get(const struct tnode *n, struct bytes w)
+{
+	if (is_wild(w, '*'))
+		return n->star;
+	if (is_wild(w, '#'))
+		return n->hash;
+	return n->words ? strmap_get(n->words, w) : NULL;
+}
+
+/* The child of n for word w, created when missing. */
+static struct tnode *child_make(struct tnode *n, struct bytes w)
+{
+	struct tnode *c = child_get(n, w);
+
+	if (c != NULL)
+		return c;
+	c = tnode_new();
+	if (is_wild(w, '*'))
+		n->star = c;
+	else if (is_wild(w, '#'))
+		n->hash = c;
+	else {
+		if (n->words == NULL)
+			n->words = strmap_new();
+		strmap_put(n->words, w, c);
+	}
+	return c;
+}
+
+/* Unlink (and free) the child of n for word w. */
+static void child_drop(struct tnode *n, struct bytes w)
+{
+	struct tnode *c;
+
+	if (is_wild(w, '*')) {
+		c = n->star;
+		n->star = NULL;
+	} else if (is_wild(w, '#')) {
+		c = n->hash;
+		n->hash = NULL;
+	} else {
+		c = strmap_del(n->words, w);
+		if (strmap_count(n->words) == 0) {
+			strmap_free(n->words);
+			n->words = NULL;
+		}
+	}
+	tnode_free(c);
+}
+
+void topic_trie_add(struct topic_trie *t, struct bytes pattern, void *value)
+{
+	struct bytes words[MAX_WORDS];
+	int n = split_words(pattern, words);
+	struct tnode *node = t->root;
+
+	if (n < 0)
+		fatalx("topic pattern longer than %d words", MAX_WORDS);
+	for (int i = 0; i < n; i++)
+		node = child_make(node, words[i]);
+	if (node->n_values == node->cap_values) {
+		node->cap_values = node->cap_values ? node->cap_values * 2 : 4;
+		node->values = xrealloc(node->values,
+		    node->cap_values * sizeof(void *));
+	}
+	node->values[node->n_values++] = value;
+}
+
+static bool tnode_empty(const struct tnode *n)
+{
+	return n->n_values == 0 && n->star == NULL && n->hash == NULL &&
+	    (n->words == NULL || strmap_count(n->words) == 0);
+}
+
+/* Remove value below node along words; prunes nodes left empty. */
+static bool remove_at(struct tnode *node, struct bytes *words, int n,
+    void *value)
+{
+	struct tnode *child;
+	bool removed;
+
+	if (n == 0) {
+		for (uint32_t i = 0; i < node->n_values; i++) {
+			if (node->values[i] == value) {
+				node->values[i] = node->values[--node->n_values];
+				return true;
+			}
+		}
+		return false;
+	}
+	child = child_get(node, words[0]);
+	if (child == NULL)
+		return false;
+	removed = remove_at(child, words + 1, n - 1, value);
+	if (removed && tnode_empty(child))
+		child_drop(node, words[0]);
+	return removed;
+}
+
+bool topic_trie_remove(struct topic_trie *t, struct bytes pattern,
+    void *value)
+{
+	struct bytes words[MAX_WORDS];
+	int n = split_words(pattern, words);
+
+	return n >= 0 && remove_at(t->root, words, n, value);
+}
+
+struct match_ctx {
+	struct bytes *words;
+	int n;
+	uint64_t gen;
+	void (*fn)(void *, void *);
+	void *arg;
+};
+
+static void match_at(struct match_ctx *m, struct tnode *node, int i)
+{
+	if (node->visit_gen != m->gen) {
+		node->visit_gen = m->gen;
+		memset(node->visited, 0, sizeof(node->visited));
+	}
+	if (node->visited[i / 64] & (1ULL << (i % 64)))
+		return;
+	node->visited[i / 64] |= 1ULL << (i % 64);
+	if (i == m->n && node->reported != m->gen) {
+		node->reported = m->gen;
+		for (uint32_t v = 0; v < node->n_values; v++)
+			m->fn(node->values[v], m->arg);
+	}
+	if (node->hash) {
+		/* `#` swallows zero or more of the remaining words. */
+		for (int j = i; j <= m->n; j++)
+			match_at(m, node->hash, j);
+	}
+	if (i == m->n)
+		return;
+	if (node->star)
+		match_at(m, node->star, i + 1);
+	if (node->words) {
+		struct tnode *child = strmap_get(node->words, m->words[i]);
+
+		if (child)
+			match_at(m, child, i + 1);
+	}
+}
+
+void topic_trie_match(struct topic_trie *t, struct bytes key,
+    void (*fn)(void *value, void *arg), void *arg)
+{
+	struct bytes words[MAX_WORDS];
+	struct match_ctx m = { words, split_words(key, words), ++t->gen, fn, arg };
+
+	if (m.n < 0)
+		return;
+	match_at(&m, t->root, 0);
+}

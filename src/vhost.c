@@ -1,0 +1,121 @@
+/*
+ * Virtual hosts: the queue and exchange namespaces and the cascade of
+ * deletions (a queue takes its bindings along; an auto-delete exchange goes
+ * when its last binding does).
+ */
+#include <stdlib.h>
+
+#include "exchange.h"
+#include "log.h"
+#include "queue.h"
+#include "strmap.h"
+#include "vhost.h"
+
+static const struct {
+	const char *name;
+	const struct exchange_type *type;
+} predeclared[] = {
+	{ "amq.direct", &exchange_direct },
+	{ "amq.fanout", &exchange_fanout },
+	{ "amq.topic", &exchange_topic },
+	{ "amq.headers", &exchange_headers },
+	{ "amq.match", &exchange_headers },
+};
+
+struct vhost *vhost_new(struct broker *b, const char *name)
+{
+	struct vhost *vh = xcalloc(1, sizeof(*vh));
+	struct exchange *x;
+
+	vh->name = xstrdup(name);
+	vh->broker = b;
+	vh->queues = strmap_new();
+	vh->exchanges = strmap_new();
+	x = vhost_add_exchange(vh, BYTES_LIT(""), &exchange_default);
+	x->durable = true;
+	for (size_t i = 0; i < sizeof(predeclared) / sizeof(predeclared[0]); i++) {
+		x = vhost_add_exchange(vh, bytes_str(predeclared[i].name),
+		    predeclared[i].type);
+		x->durable = true;
+	}
+	return vh;
+}
+
+void vhost_free(struct vhost *vh)
+{
+	struct bytes k;
+	void *v;
+
+	/* Exchanges first: freeing one unlinks its bindings from queues. */
+	for (size_t it = 0; strmap_next(vh->exchanges, &it, &k, &v); )
+		exchange_free(v);
+	strmap_free(vh->exchanges);
+	for (size_t it = 0; strmap_next(vh->queues, &it, &k, &v); ) {
+		queue_delete(v);
+		queue_unref(v);
+	}
+	strmap_free(vh->queues);
+	free(vh->name);
+	free(vh);
+}
+
+struct queue *vhost_find_queue(struct vhost *vh, struct bytes name)
+{
+	return strmap_get(vh->queues, name);
+}
+
+struct queue *vhost_add_queue(struct vhost *vh, struct bytes name)
+{
+	struct queue *q = queue_new(vh, name);
+
+	strmap_put(vh->queues, name, q);
+	return q;
+}
+
+void vhost_remove_queue(struct vhost *vh, struct queue *q)
+{
+	struct binding *b;
+
+	while ((b = TAILQ_FIRST(&q->inbound)) != NULL)
+		vhost_unbind(vh, b);
+	strmap_del(vh->queues, bytes_str(q->name));
+	queue_delete(q);
+	queue_unref(q);
+}
+
+struct exchange *vhost_find_exchange(struct vhost *vh, struct bytes name)
+{
+	return strmap_get(vh->exchanges, name);
+}
+
+struct exchange *vhost_add_exchange(struct vhost *vh, struct bytes name,
+    const struct exchange_type *type)
+{
+	struct exchange *x = exchange_new(vh, name, type);
+
+	strmap_put(vh->exchanges, name, x);
+	return x;
+}
+
+void vhost_unbind(struct vhost *vh, struct binding *b)
+{
+	struct exchange *source = b->source;
+
+	exchange_unbind(b);
+	if (source->auto_delete && source->n_bindings == 0)
+		vhost_remove_exchange(vh, source);
+}
+
+void vhost_remove_exchange(struct vhost *vh, struct exchange *x)
+{
+	struct binding *b;
+
+	strmap_del(vh->exchanges, bytes_str(x->name));
+	/* Unbinding from x's destinations cannot cascade back to x: it is
+	 * no longer in the namespace, and it goes once its lists are empty. */
+	while ((b = TAILQ_FIRST(&x->bindings)) != NULL)
+		exchange_unbind(b);
+	while ((b = TAILQ_FIRST(&x->inbound)) != NULL)
+		vhost_unbind(vh, b);
+	exchange_free(x);
+}

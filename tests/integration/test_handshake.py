@@ -1,0 +1,480 @@
+#!/usr/bin/python3
+"""Connection handshake: server properties, auth, vhost, tuning, heartbeats,
+handshake timeout, protocol header, orderly close."""
+
+import socket
+import time
+
+import pika
+
+from harness import (
+    ACCESS_REFUSED, BASIC_PUBLISH, CHANNEL_ERROR, CHANNEL_OPEN,
+    CONNECTION_CLOSE, CONNECTION_CLOSE_OK, CONNECTION_OPEN_OK, CONNECTION_START,
+    CONNECTION_TUNE, FRAME_BODY, FRAME_ERROR, FRAME_HEADER, content_header_payload, FRAME_HEARTBEAT, FRAME_METHOD,
+    NOT_ALLOWED, PROTOCOL_HEADER, QUEUE_DECLARE, BrokerTestCase,
+    ConnectionClosedByPeer, RawClient, assert_broker_alive, enc_bits,
+    enc_short, enc_shortstr, enc_table, frame, heartbeat_frame,
+    main, method_frame, raw_connect, skip_if_external, wait_message_count,
+)
+
+CAPABILITIES = ("publisher_confirms", "exchange_exchange_bindings", "basic.nack",
+                "consumer_cancel_notify", "connection.blocked",
+                "authentication_failure_close", "per_consumer_qos")
+
+
+def _text(v):
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+
+
+class AliveAfterEach(BrokerTestCase):
+    """Every test must leave the broker serving new connections."""
+
+    def tearDown(self):
+        assert_broker_alive(self.broker)
+
+
+class ServerPropertiesTest(AliveAfterEach):
+
+    def test_pika_sees_product_version_platform_and_capabilities(self):
+        conn = pika.BlockingConnection(self.broker.params())
+        try:
+            props = conn._impl.server_properties
+            for key in ("product", "version", "platform"):
+                self.assertIn(key, props, "server-properties lacks %r: %r" % (key, props))
+                self.assertTrue(_text(props[key]), "server-properties %r is empty" % key)
+            caps = props.get("capabilities")
+            self.assertIsInstance(caps, dict, "capabilities must be a table: %r" % props)
+            for cap in CAPABILITIES:
+                self.assertIs(caps.get(cap), True, "capability %r must be true, got %r"
+                              % (cap, caps.get(cap)))
+            ch = conn.channel()
+            ch.queue_declare(queue="", exclusive=True)
+        finally:
+            conn.close()
+
+    def test_raw_connection_start_fields(self):
+        with RawClient(self.broker.host, self.broker.port) as c:
+            c.send_protocol_header()
+            start = c.expect_method(CONNECTION_START, channel=0)
+            self.assertEqual((start["version_major"], start["version_minor"]), (0, 9))
+            mechs = start["mechanisms"].split()
+            self.assertIn(b"PLAIN", mechs)
+            self.assertIn(b"AMQPLAIN", mechs)
+            self.assertIn(b"en_US", start["locales"].split())
+            sp = start["server_properties"]
+            for key in ("product", "version", "platform"):
+                self.assertEqual(sp[key].type, "S", "%s must be a longstr" % key)
+            caps = sp["capabilities"]
+            self.assertEqual(caps.type, "F")
+            for cap in CAPABILITIES:
+                self.assertIn(cap, caps.value)
+                self.assertEqual((caps.value[cap].type, caps.value[cap].value), ("t", True),
+                                 "capability %s must be boolean true" % cap)
+
+
+class AuthTest(AliveAfterEach):
+
+    def _opened_and_usable(self, c):
+        c.channel_open(1)
+        ok = c.queue_declare(1, exclusive=True)
+        self.assertTrue(ok["queue"].startswith("amq.gen-"))
+        c.connection_close()
+
+    def test_plain(self):
+        with raw_connect(self.broker, mechanism="PLAIN") as c:
+            self._opened_and_usable(c)
+
+    def test_amqplain(self):
+        with raw_connect(self.broker, mechanism="AMQPLAIN") as c:
+            self._opened_and_usable(c)
+
+    def _refused(self, user, password, mechanism="PLAIN"):
+        with RawClient(self.broker.host, self.broker.port) as c:
+            c.send_protocol_header()
+            c.expect_method(CONNECTION_START)
+            c.start_ok(user, password, mechanism)
+            f = c.expect_connection_close(ACCESS_REFUSED, timeout=10)
+            self.assertTrue(f["reply_text"].startswith("ACCESS_REFUSED"), f["reply_text"])
+
+    def test_wrong_password_plain(self):
+        self._refused(self.broker.user, "definitely-wrong")
+
+    def test_wrong_password_amqplain(self):
+        self._refused(self.broker.user, "definitely-wrong", "AMQPLAIN")
+
+    def test_unknown_user(self):
+        self._refused("no-such-user", "x")
+
+    def test_pika_wrong_password(self):
+        params = self.broker.params()
+        params.credentials = pika.PlainCredentials(self.broker.user, "wrong")
+        with self.assertRaises(pika.exceptions.ProbableAuthenticationError) as cm:
+            pika.BlockingConnection(params)
+        self.assertIn("403", str(cm.exception))
+
+    def test_unknown_vhost(self):
+        with RawClient(self.broker.host, self.broker.port) as c:
+            c.send_protocol_header()
+            c.expect_method(CONNECTION_START)
+            c.start_ok(self.broker.user, self.broker.password)
+            tune = c.expect_method(CONNECTION_TUNE)
+            c.tune_ok(tune["channel_max"], tune["frame_max"], 0)
+            c.open("no-such-vhost")
+            f = c.expect_connection_close(NOT_ALLOWED)
+            self.assertTrue(f["reply_text"].startswith("NOT_ALLOWED"), f["reply_text"])
+            self.assertEqual((f["class_id"], f["method_id"]), (10, 40))
+
+    def test_pika_unknown_vhost(self):
+        with self.assertRaises(pika.exceptions.ProbableAccessDeniedError) as cm:
+            pika.BlockingConnection(self.broker.params(vhost="no-such-vhost"))
+        self.assertIn("530", str(cm.exception))
+
+    def test_unknown_mechanism_is_not_let_in(self):
+        # RabbitMQ 3.10: closes the socket (after a short delay) without open-ok.
+        with RawClient(self.broker.host, self.broker.port) as c:
+            c.send_protocol_header()
+            c.expect_method(CONNECTION_START)
+            c.start_ok(mechanism="NOT-A-MECHANISM", response=b"\0guest\0guest")
+            self._expect_no_admission(c)
+
+    def _expect_no_admission(self, c, timeout=8.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                f = c.read_frame(max(0.01, deadline - time.monotonic()))
+            except ConnectionClosedByPeer:
+                return
+            except socket.timeout:
+                self.fail("server neither refused nor closed within %.0f s" % timeout)
+            if f.type == FRAME_METHOD and f.method == CONNECTION_CLOSE:
+                self.assertNotEqual(f["reply_code"], 200)
+                c.try_send(method_frame(0, CONNECTION_CLOSE_OK))
+                self.assertTrue(c.wait_closed(5))
+                return
+            self.assertNotIn(f.method, (CONNECTION_TUNE, CONNECTION_OPEN_OK),
+                             "server admitted a client it should have refused: %r" % f)
+
+
+class NegotiationTest(AliveAfterEach):
+    # Values differ from the defaults so the test shows the config is applied.
+    config = {"frame_max": 65536, "channel_max": 64, "heartbeat": 30}
+
+    def test_tune_advertises_configured_limits(self):
+        with RawClient(self.broker.host, self.broker.port) as c:
+            c.send_protocol_header()
+            c.expect_method(CONNECTION_START)
+            c.start_ok(self.broker.user, self.broker.password)
+            t = c.expect_method(CONNECTION_TUNE, channel=0)
+            self.assertEqual((t["channel_max"], t["frame_max"], t["heartbeat"]), (64, 65536, 30))
+
+    def test_client_accepting_server_values(self):
+        # pika asks for 0/large values -> it takes the server's limits
+        conn = pika.BlockingConnection(self.broker.params(channel_max=65535, frame_max=131072))
+        try:
+            p = conn._impl.params
+            self.assertEqual((p.channel_max, p.frame_max, p.heartbeat), (64, 65536, 30))
+            chans = [conn.channel() for _ in range(5)]
+            q = chans[0].queue_declare(queue="", exclusive=True).method.queue
+            body = b"z" * 200000  # needs several frames of 65536
+            chans[1].basic_publish("", q, body)
+            for _ in range(100):
+                m, _p, got = chans[2].basic_get(q, auto_ack=True)
+                if m:
+                    break
+                time.sleep(0.02)
+            self.assertEqual(got, body)
+        finally:
+            conn.close()
+
+    def test_client_smaller_values_apply(self):
+        conn = pika.BlockingConnection(self.broker.params(channel_max=5, frame_max=8192))
+        try:
+            p = conn._impl.params
+            self.assertEqual((p.channel_max, p.frame_max), (5, 8192))
+            ch = conn.channel()
+            ch.queue_declare(queue="", exclusive=True)
+        finally:
+            conn.close()
+
+    def test_smaller_frame_max_enforced_both_ways(self):
+        with raw_connect(self.broker, frame_max=8192, channel_max=5) as c:
+            c.channel_open(1)
+            q = c.queue_declare(1, exclusive=True)["queue"]
+            body = bytes(range(256)) * 100  # 25600 bytes -> 4 body frames at 8192
+            c.publish(1, body, routing_key=q)
+            c.basic_get(1, q)
+            c.expect_method((60, 71), channel=1)
+            _h, got, frames = c.read_content(1)
+            self.assertEqual(got, body)
+            for f in frames:
+                self.assertLessEqual(len(f.payload) + 8, 8192,
+                                     "server sent a frame larger than the negotiated frame_max")
+            # a body frame with a payload above frame_max exceeds what we
+            # negotiated (RabbitMQ tolerates payloads up to frame_max itself)
+            c.send(method_frame(1, BASIC_PUBLISH, enc_short(0) + enc_shortstr("") +
+                                enc_shortstr(q) + enc_bits(False, False)) +
+                   frame(FRAME_HEADER, 1, content_header_payload(20000)) +
+                   frame(FRAME_BODY, 1, b"x" * 8193))
+            c.expect_connection_close(FRAME_ERROR, close_timeout=8)
+
+    def test_smaller_channel_max_enforced(self):
+        with raw_connect(self.broker, channel_max=5) as c:
+            for n in range(1, 6):
+                c.channel_open(n)
+            c.send(method_frame(6, CHANNEL_OPEN, enc_shortstr("")))
+            f = c.expect_connection_close(NOT_ALLOWED)
+            self.assertTrue(f["reply_text"].startswith("NOT_ALLOWED"), f["reply_text"])
+
+    def _tune_ok_refused(self, channel_max, frame_max):
+        with RawClient(self.broker.host, self.broker.port) as c:
+            c.send_protocol_header()
+            c.expect_method(CONNECTION_START)
+            c.start_ok(self.broker.user, self.broker.password)
+            c.expect_method(CONNECTION_TUNE)
+            c.tune_ok(channel_max, frame_max, 0)
+            c.open(self.broker.vhost)
+            # RabbitMQ closes the socket (after ~3 s) without open-ok.
+            deadline = time.monotonic() + 8
+            while True:
+                try:
+                    f = c.read_frame(max(0.01, deadline - time.monotonic()))
+                except ConnectionClosedByPeer:
+                    return
+                except socket.timeout:
+                    self.fail("tune-ok channel_max=%d frame_max=%d: connection neither "
+                              "refused nor closed" % (channel_max, frame_max))
+                self.assertFalse(f.type == FRAME_METHOD and f.method == CONNECTION_OPEN_OK,
+                                 "tune-ok channel_max=%d frame_max=%d was accepted, "
+                                 "RabbitMQ refuses it" % (channel_max, frame_max))
+                if f.type == FRAME_METHOD and f.method == CONNECTION_CLOSE:
+                    self.assertNotEqual(f["reply_code"], 200)
+                    c.try_send(method_frame(0, CONNECTION_CLOSE_OK))
+                    self.assertTrue(c.wait_closed(5), "socket left open after close")
+                    return
+
+    def test_tune_ok_frame_max_above_server_limit_refused(self):
+        self._tune_ok_refused(64, 65537)
+
+    def test_tune_ok_frame_max_zero_refused_when_server_has_limit(self):
+        self._tune_ok_refused(64, 0)
+
+    def test_tune_ok_frame_max_below_minimum_refused(self):
+        self._tune_ok_refused(64, 4095)
+
+    def test_tune_ok_channel_max_above_server_limit_refused(self):
+        self._tune_ok_refused(65, 65536)
+
+    def test_tune_ok_minimum_frame_max_accepted(self):
+        with raw_connect(self.broker, frame_max=4096) as c:
+            c.channel_open(1)
+            c.connection_close()
+
+
+class HeartbeatTest(AliveAfterEach):
+
+    def test_server_sends_heartbeats_and_keeps_live_client(self):
+        with raw_connect(self.broker, heartbeat=1) as c:
+            c.channel_open(1)
+            beats = 0
+            t_end = time.monotonic() + 3.2
+            while time.monotonic() < t_end:
+                c.send(heartbeat_frame())
+                try:
+                    f = c.read_frame(0.3)
+                except socket.timeout:
+                    continue
+                self.assertEqual(f.type, FRAME_HEARTBEAT, "unexpected frame %r" % f)
+                self.assertEqual((f.channel, f.payload), (0, b""))
+                beats += 1
+            self.assertGreaterEqual(beats, 2, "expected >= 2 heartbeats in 3 s at heartbeat=1")
+            # a client that keeps sending heartbeats is not disconnected
+            c.channel_open(2)
+            c.connection_close()
+
+    def test_silent_client_is_disconnected_after_two_missed_intervals(self):
+        with raw_connect(self.broker, heartbeat=1) as c:
+            c.channel_open(1)
+            t0 = time.monotonic()
+            closed = False
+            while time.monotonic() - t0 < 8:
+                try:
+                    f = c.read_frame(8 - (time.monotonic() - t0))
+                except ConnectionClosedByPeer:
+                    closed = True
+                    break
+                except socket.timeout:
+                    break
+                self.assertEqual(f.type, FRAME_HEARTBEAT, "unexpected frame %r" % f)
+            elapsed = time.monotonic() - t0
+            self.assertTrue(closed, "silent client not disconnected within 8 s at heartbeat=1")
+            self.assertGreaterEqual(elapsed, 1.5, "disconnected after %.2f s: before two "
+                                    "heartbeat intervals were missed" % elapsed)
+            self.assertLessEqual(elapsed, 4.5, "disconnected only after %.2f s" % elapsed)
+
+    def test_heartbeat_zero_disables(self):
+        with raw_connect(self.broker, heartbeat=0) as c:
+            c.channel_open(1)
+            try:
+                f = c.read_frame(2.5)
+                self.fail("server sent %r with heartbeats disabled" % f)
+            except socket.timeout:
+                pass
+            c.channel_open(2)
+            c.connection_close()
+
+    def test_pika_heartbeat_connection_stays_up(self):
+        conn = pika.BlockingConnection(self.broker.params(heartbeat=1))
+        try:
+            ch = conn.channel()
+            q = ch.queue_declare(queue="", exclusive=True).method.queue
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 3:
+                conn.process_data_events(time_limit=0.2)
+            self.assertTrue(conn.is_open)
+            ch.basic_publish("", q, b"still-here")
+            self.assertEqual(wait_message_count(ch, q, 1).message_count, 1)
+        finally:
+            conn.close()
+
+
+class HandshakeTimeoutTest(AliveAfterEach):
+    config = {"handshake_timeout": 1000}
+
+    def _closed_within(self, c, lo, hi):
+        t0 = time.monotonic()
+        while True:
+            try:
+                c.read_frame(hi + 2 - (time.monotonic() - t0))
+            except ConnectionClosedByPeer:
+                break
+            except socket.timeout:
+                self.fail("connection still open %.1f s after handshake_timeout" % (hi + 2))
+        elapsed = time.monotonic() - t0
+        self.assertLessEqual(elapsed, hi, "closed only after %.2f s" % elapsed)
+        self.assertGreaterEqual(elapsed, lo, "closed after %.2f s, too early" % elapsed)
+
+    def test_client_sending_nothing(self):
+        with RawClient(self.broker.host, self.broker.port) as c:
+            self._closed_within(c, 0.5, 4.0)
+
+    def test_partial_protocol_header(self):
+        with RawClient(self.broker.host, self.broker.port) as c:
+            c.send(b"AMQ")
+            self._closed_within(c, 0.5, 4.0)
+
+    def test_protocol_header_only(self):
+        with RawClient(self.broker.host, self.broker.port) as c:
+            c.send_protocol_header()
+            c.expect_method(CONNECTION_START)
+            self._closed_within(c, 0.3, 4.0)
+
+    def test_stalled_after_start_ok(self):
+        with RawClient(self.broker.host, self.broker.port) as c:
+            c.send_protocol_header()
+            c.expect_method(CONNECTION_START)
+            c.start_ok(self.broker.user, self.broker.password)
+            c.expect_method(CONNECTION_TUNE)
+            self._closed_within(c, 0.2, 4.0)
+
+    def test_open_connection_not_affected(self):
+        with raw_connect(self.broker) as c:
+            time.sleep(2.0)
+            c.channel_open(1)
+            c.connection_close()
+
+
+class ProtocolHeaderTest(AliveAfterEach):
+    BAD_HEADERS = [
+        b"AMQP\x00\x00\x09\x00",
+        b"AMQP\x00\x00\x09\x02",
+        b"AMQP\x00\x00\x0a\x00",
+        b"AMQP\x00\x01\x00\x00",      # AMQP 1.0
+        b"AMQP\x03\x01\x00\x00",      # AMQP 1.0 SASL
+        b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        b"XXXXXXXX",
+        bytes(range(8)),
+    ]
+
+    def test_bad_headers_get_supported_version_and_close(self):
+        for hdr in self.BAD_HEADERS:
+            with self.subTest(header=hdr):
+                with RawClient(self.broker.host, self.broker.port) as c:
+                    c.send(hdr)
+                    got = c.read_exact(8, timeout=5)
+                    self.assertEqual(got, PROTOCOL_HEADER)
+                    self.assertTrue(c.wait_closed(5), "socket left open after refusing %r" % hdr)
+                    self.assertEqual(c.discarded, b"", "extra bytes after the protocol header")
+
+
+class OrderlyCloseTest(AliveAfterEach):
+
+    def test_client_initiated_close(self):
+        with raw_connect(self.broker) as c:
+            c.channel_open(1)
+            c.queue_declare(1, exclusive=True)
+            c.send(method_frame(0, CONNECTION_CLOSE, enc_short(200) + enc_shortstr("bye") +
+                                enc_short(0) + enc_short(0)))
+            c.expect_method(CONNECTION_CLOSE_OK, channel=0)
+            # after close-ok the server must not answer anything more
+            c.try_send(method_frame(2, CHANNEL_OPEN, enc_shortstr("")))
+            try:
+                f = c.read_frame(1.0)
+                self.fail("server answered %r after connection.close-ok" % f)
+            except (socket.timeout, ConnectionClosedByPeer):
+                pass
+
+    def test_pika_close(self):
+        conn = pika.BlockingConnection(self.broker.params())
+        ch = conn.channel()
+        ch.queue_declare(queue="", exclusive=True)
+        conn.close()
+        self.assertTrue(conn.is_closed)
+
+    def test_server_initiated_close_accepts_close_ok(self):
+        with raw_connect(self.broker) as c:
+            # queue.declare on a channel that was never opened: connection error
+            c.send(method_frame(3, QUEUE_DECLARE, enc_short(0) + enc_shortstr("") +
+                                enc_bits(False, False, True, False, False) + enc_table({})))
+            f = c.read_until_connection_close()
+            self.assertEqual(f["reply_code"], CHANNEL_ERROR)
+            # frames other than close/close-ok are ignored until close-ok
+            c.send(method_frame(2, CHANNEL_OPEN, enc_shortstr("")))
+            try:
+                extra = c.read_frame(0.7)
+                self.fail("server answered %r while closing" % extra)
+            except socket.timeout:
+                pass
+            c.send(method_frame(0, CONNECTION_CLOSE_OK))
+            self.assertTrue(c.wait_closed(5), "server did not close the socket after close-ok")
+
+    def test_abrupt_client_disconnect(self):
+        c = raw_connect(self.broker)
+        c.channel_open(1)
+        c.send(method_frame(1, BASIC_PUBLISH, enc_short(0) + enc_shortstr("") +
+                            enc_shortstr("x") + enc_bits(False, False)))
+        c.close()
+
+
+@skip_if_external("checks warrend's own connection log lines")
+class ConnectionLogTest(BrokerTestCase):
+
+    def test_accept_and_close_logged_with_peer_and_user(self):
+        with raw_connect(self.broker) as c:
+            port = str(c.sock.getsockname()[1])
+            c.connection_close()
+        lines = []
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            lines = [l for l in self.broker.stderr().splitlines() if port in l and "127.0.0.1" in l]
+            if len(lines) >= 2:
+                break
+            time.sleep(0.05)
+        self.assertGreaterEqual(len(lines), 2, "expected accepted and closed lines mentioning "
+                                "127.0.0.1 and client port %s; log:\n%s"
+                                % (port, self.broker.stderr()[-3000:]))
+        self.assertTrue(any("guest" in l for l in lines),
+                        "no connection log line names the user: %r" % lines)
+
+
+if __name__ == "__main__":
+    main()
