@@ -32,7 +32,19 @@ struct delivery {
 	struct message *msg;
 	struct queue *q;		/* holds a queue reference */
 	struct consumer *consumer;	/* NULL for basic.get or cancelled */
+	uint64_t seq;			/* position in q, for requeue */
 	bool settled;
+};
+
+/* A publish or an ack held back until tx.commit. */
+struct tx_publish {
+	struct message *msg;
+	bool mandatory;
+};
+
+struct tx_settle {
+	uint64_t tag;
+	bool multiple, requeue;
 };
 
 struct channel {
@@ -60,7 +72,24 @@ struct channel {
 	uint32_t prefetch_consumer;	/* basic.qos global=false */
 	uint32_t prefetch_channel;	/* basic.qos global=true */
 	struct consumer_list consumers;
-	uint32_t next_ctag;
+
+	/* publisher confirms: publishes are numbered from 1 */
+	bool confirm_mode;
+	uint64_t publish_seq;		/* the last publish's number */
+	uint64_t confirm_sent;		/* acked up to here */
+	bool confirm_dirty;		/* on conn->confirm_dirty list */
+	struct channel *confirm_next_dirty;
+
+	/* transactions */
+	bool tx_mode;
+	struct tx_publish *tx_publishes;
+	uint32_t n_tx_publishes, cap_tx_publishes;
+	struct tx_settle *tx_settles;
+	uint32_t n_tx_settles, cap_tx_settles;
+
+	/* direct reply-to: the channel's amq.rabbitmq.reply-to consumer */
+	struct consumer *reply_consumer;
+	char reply_key[80];		/* "amq.rabbitmq.reply-to.<conn>.<ch>.<secret>" */
 };
 
 struct channel *chan_new(struct conn *c, uint16_t number);
@@ -75,7 +104,14 @@ void chan_fail(struct channel *ch, const struct amqp_error *err);
 
 /* Queue dispatch asks these. */
 bool chan_consumer_has_credit(const struct consumer *c);
-void chan_deliver(struct consumer *c, struct message *msg, bool redelivered);
+/* Send basic.deliver + content; c->q is NULL for direct reply-to. */
+void chan_deliver(struct consumer *c, struct message *msg, uint64_t seq,
+    bool redelivered);
+/*
+ * Detach and free a consumer.  An auto-delete queue left without
+ * consumers goes too, unless the queue itself is what is going away.
+ */
+void chan_consumer_free(struct consumer *c, bool queue_going);
 
 /* channel_basic.c / channel_queue.c handlers */
 typedef int chan_method_fn(struct channel *ch, const struct amqp_method *m,
@@ -86,6 +122,8 @@ chan_method_fn chan_basic_qos, chan_basic_consume, chan_basic_cancel,
 chan_method_fn chan_queue_declare, chan_queue_delete, chan_queue_purge,
     chan_queue_bind;
 chan_method_fn chan_exchange_declare, chan_exchange_delete, chan_exchange_bind;
+chan_method_fn chan_confirm_select, chan_tx_select, chan_tx_commit,
+    chan_tx_rollback;
 /* Exchange lookup shared by handlers: 404 when missing. */
 int chan_find_exchange(struct channel *ch, struct bytes name,
     struct exchange **out, struct amqp_error *err);
@@ -94,8 +132,38 @@ int chan_publish_complete(struct channel *ch, struct amqp_error *err);
 /* Every unacked delivery back to its queue (close, basic.recover). */
 void chan_requeue_all(struct channel *ch);
 /* Record a basic.get delivery in the ledger (or just take a tag). */
-void chan_record_get(struct channel *ch, struct message *msg, struct queue *q,
-    bool no_ack);
+void chan_record_get(struct channel *ch, const struct queue_entry *e,
+    struct queue *q, bool no_ack);
+/* 406 unless tag (or, with multiple, tag 0) names unsettled deliveries. */
+int chan_settle_check(struct channel *ch, uint64_t tag, bool multiple,
+    struct amqp_error *err);
+
+/* channel_confirm.c: a publish is settled: ack it (batched per turn). */
+void chan_confirm_publish(struct channel *ch);
+/* Send the acks batched since the last flush (end of the input turn). */
+void chan_confirm_flush(struct channel *ch);
+/* Route a complete message from exchange x (publish or tx.commit). */
+void chan_route(struct channel *ch, struct exchange *x, struct message *msg,
+    bool mandatory);
+/* channel_tx.c: hold a publish until commit; free what a tx holds. */
+void chan_tx_hold(struct channel *ch, struct message *msg, bool mandatory);
+void chan_tx_hold_settle(struct channel *ch, uint64_t tag, bool multiple,
+    bool requeue);
+void chan_tx_discard(struct channel *ch);
+
+/* channel_reply_to.c: direct reply-to. */
+int chan_reply_to_consume(struct channel *ch, struct consumer *c,
+    struct amqp_error *err);
+/* A publish whose reply_to is the pseudo-queue: rewrite it (new message). */
+int chan_reply_to_rewrite(struct channel *ch, struct message **msg,
+    struct amqp_error *err);
+/* Route a reply to "amq.rabbitmq.reply-to.<key>"; false if nobody's there. */
+bool chan_reply_to_route(struct channel *ch, struct message *msg);
+/* The pseudo-queue name itself / a rewritten reply key. */
+bool chan_is_reply_to(struct bytes name);
+bool chan_is_reply_key(struct bytes name);
+/* basic.return 312 NO_ROUTE with the message. */
+void chan_send_return(struct channel *ch, struct message *msg);
 /* The queue went away under a consumer: tell the client (basic.cancel). */
 void chan_consumer_cancelled(struct consumer *c);
 /* Delete q, cancelling its consumers (queue.delete, exclusive owner gone). */
@@ -104,7 +172,7 @@ void chan_delete_queue(struct queue *q);
 void chan_random_name(const char *prefix, char *out, size_t outlen);
 /* Settle delivery tag (or up to it, if multiple); requeue or drop. */
 int chan_settle(struct channel *ch, uint64_t tag, bool multiple, bool requeue,
-    uint32_t method_id, struct amqp_error *err);
+    struct amqp_error *err);
 /* 405 when q is another connection's exclusive queue. */
 int chan_check_exclusive(struct channel *ch, struct queue *q,
     struct amqp_error *err);

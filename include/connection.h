@@ -70,6 +70,7 @@ struct conn {
 	struct event *resume_ev;	/* more input left after the budget */
 	uint64_t last_recv_ms, last_send_ms;
 	struct wbuf scratch;		/* method encoding */
+	struct channel *confirm_dirty;	/* channels with acks to send */
 	char close_reason[300];
 	TAILQ_ENTRY(conn) link;
 };

@@ -25,6 +25,7 @@ struct consumer {
 	char *tag;
 	bool no_ack;
 	bool exclusive;
+	int32_t priority;		/* x-priority: higher is served first */
 	uint32_t prefetch;		/* 0: unlimited */
 	uint32_t unacked;
 	TAILQ_ENTRY(consumer) qlink;	/* in q->consumers */
@@ -34,6 +35,7 @@ TAILQ_HEAD(consumer_list, consumer);
 
 struct queue_entry {
 	struct message *msg;
+	uint64_t seq;			/* enqueue order: requeue puts it back */
 	bool redelivered;
 };
 
@@ -49,6 +51,8 @@ struct queue {
 
 	struct queue_entry *ring;	/* ready messages */
 	uint32_t head, count, cap;
+	uint64_t next_seq;
+	bool had_consumer;		/* auto-delete waits for the first */
 
 	struct binding_list inbound;	/* bindings to this queue */
 	uint64_t route_gen;		/* dedupe while routing */
@@ -66,13 +70,17 @@ void queue_delete(struct queue *q);
 
 /* Enqueue at the tail (takes a new reference on msg). */
 void queue_push(struct queue *q, struct message *msg);
-/* Return an unacked message to the head, marked redelivered. */
-void queue_requeue(struct queue *q, struct message *msg);
+/*
+ * Return an unacked message (taking over the caller's reference) to the
+ * place it had, by its sequence number, marked redelivered, as RabbitMQ.
+ */
+void queue_requeue(struct queue *q, struct message *msg, uint64_t seq);
 /* Dequeue the head, or false when empty; the caller owns the reference. */
 bool queue_pop(struct queue *q, struct queue_entry *out);
 /* Drop every ready message; returns how many. */
 uint32_t queue_purge(struct queue *q);
 
+/* Consumers are kept by priority (highest first), FIFO within one. */
 void queue_add_consumer(struct queue *q, struct consumer *c);
 void queue_remove_consumer(struct queue *q, struct consumer *c);
 

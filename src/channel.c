@@ -45,6 +45,10 @@ static const struct chan_handler chan_handlers[] = {
 	{ AMQP_basic_recover_async, chan_basic_recover },
 	{ AMQP_basic_recover, chan_basic_recover },
 	{ AMQP_basic_nack, chan_basic_nack },
+	{ AMQP_confirm_select, chan_confirm_select },
+	{ AMQP_tx_select, chan_tx_select },
+	{ AMQP_tx_commit, chan_tx_commit },
+	{ AMQP_tx_rollback, chan_tx_rollback },
 };
 #define N_HANDLERS (sizeof(chan_handlers) / sizeof(chan_handlers[0]))
 
@@ -121,7 +125,7 @@ static void settle_one(struct channel *ch, struct delivery *d, bool requeue)
 			queue_schedule_dispatch(d->consumer->q);
 	}
 	if (requeue)
-		queue_requeue(d->q, d->msg);
+		queue_requeue(d->q, d->msg, d->seq);
 	else
 		msg_unref(d->msg);
 	if (ch->prefetch_channel) {
@@ -137,21 +141,33 @@ static void settle_one(struct channel *ch, struct delivery *d, bool requeue)
 	d->q = NULL;
 }
 
-int chan_settle(struct channel *ch, uint64_t tag, bool multiple, bool requeue,
-    uint32_t method_id, struct amqp_error *err)
+int chan_settle_check(struct channel *ch, uint64_t tag, bool multiple,
+    struct amqp_error *err)
 {
 	uint64_t last = ch->first_tag + ch->ledger_count;	/* exclusive */
-	struct delivery *d;
 
-	if (multiple && tag == 0) {
-		tag = last - 1;		/* "everything outstanding" */
-		if (ch->ledger_count == 0)
-			return 0;
-	}
+	if (multiple && tag == 0)
+		return 0;	/* "everything outstanding", even nothing */
 	if (tag < ch->first_tag || tag >= last ||
-	    (d = ledger_at(ch, (uint32_t)(tag - ch->first_tag)))->settled)
+	    ledger_at(ch, (uint32_t)(tag - ch->first_tag))->settled)
 		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
 		    "unknown delivery tag %llu", (unsigned long long)tag);
+	return 0;
+}
+
+int chan_settle(struct channel *ch, uint64_t tag, bool multiple, bool requeue,
+    struct amqp_error *err)
+{
+	struct delivery *d;
+	int rc;
+
+	if ((rc = chan_settle_check(ch, tag, multiple, err)) != 0)
+		return rc;
+	if (ch->ledger_count == 0)
+		return 0;
+	if (multiple && tag == 0)
+		tag = ch->first_tag + ch->ledger_count - 1;
+	d = ledger_at(ch, (uint32_t)(tag - ch->first_tag));
 	if (multiple) {
 		/* Requeue back to front so the queue keeps the old order. */
 		for (uint64_t t = tag + 1; t-- > ch->first_tag; ) {
@@ -177,21 +193,43 @@ void chan_requeue_all(struct channel *ch)
 	ledger_trim(ch);
 }
 
+void chan_consumer_free(struct consumer *c, bool queue_going)
+{
+	struct channel *ch = c->ch;
+	struct queue *q = c->q;
+
+	TAILQ_REMOVE(&ch->consumers, c, chlink);
+	if (ch->reply_consumer == c)
+		ch->reply_consumer = NULL;
+	if (q)
+		queue_remove_consumer(q, c);
+	for (uint32_t i = 0; i < ch->ledger_count; i++)
+		if (ledger_at(ch, i)->consumer == c)
+			ledger_at(ch, i)->consumer = NULL;
+	free(c->tag);
+	free(c);
+	if (q && !queue_going && q->auto_delete && q->n_consumers == 0 &&
+	    !q->deleted)
+		chan_delete_queue(q);
+}
+
 void chan_free(struct channel *ch)
 {
+	struct channel **link;
 	struct consumer *c;
 
-	while ((c = TAILQ_FIRST(&ch->consumers)) != NULL) {
-		TAILQ_REMOVE(&ch->consumers, c, chlink);
-		if (c->q)
-			queue_remove_consumer(c->q, c);
-		for (uint32_t i = 0; i < ch->ledger_count; i++)
-			if (ledger_at(ch, i)->consumer == c)
-				ledger_at(ch, i)->consumer = NULL;
-		free(c->tag);
-		free(c);
-	}
+	/* Off the connection's list of pending confirms. */
+	for (link = &ch->conn->confirm_dirty; *link; link = &(*link)->confirm_next_dirty)
+		if (*link == ch) {
+			*link = ch->confirm_next_dirty;
+			break;
+		}
+
+	/* Unacked messages go back before an auto-delete queue can go. */
 	chan_requeue_all(ch);
+	while ((c = TAILQ_FIRST(&ch->consumers)) != NULL)
+		chan_consumer_free(c, false);
+	chan_tx_discard(ch);
 	msg_unref(ch->pending);
 	free(ch->ledger);
 	free(ch);
@@ -211,7 +249,8 @@ bool chan_consumer_has_credit(const struct consumer *c)
 	return ch->prefetch_channel == 0 || ch->unacked < ch->prefetch_channel;
 }
 
-void chan_deliver(struct consumer *c, struct message *msg, bool redelivered)
+void chan_deliver(struct consumer *c, struct message *msg, uint64_t seq,
+    bool redelivered)
 {
 	struct channel *ch = c->ch;
 	struct amqp_method m = { .id = AMQP_basic_deliver };
@@ -228,7 +267,7 @@ void chan_deliver(struct consumer *c, struct message *msg, bool redelivered)
 			ledger_append(ch, (struct delivery){ .settled = true });
 	} else {
 		ledger_append(ch, (struct delivery){
-		    msg_ref(msg), queue_ref(c->q), c, false });
+		    msg_ref(msg), queue_ref(c->q), c, seq, false });
 		c->unacked++;
 		ch->unacked++;
 	}
@@ -237,8 +276,8 @@ void chan_deliver(struct consumer *c, struct message *msg, bool redelivered)
 	    ch->conn->frame_max);
 }
 
-void chan_record_get(struct channel *ch, struct message *msg, struct queue *q,
-    bool no_ack)
+void chan_record_get(struct channel *ch, const struct queue_entry *e,
+    struct queue *q, bool no_ack)
 {
 	if (no_ack) {
 		ch->next_tag++;
@@ -246,8 +285,8 @@ void chan_record_get(struct channel *ch, struct message *msg, struct queue *q,
 			ledger_append(ch, (struct delivery){ .settled = true });
 		return;
 	}
-	ledger_append(ch, (struct delivery){ msg_ref(msg), queue_ref(q), NULL,
-	    false });
+	ledger_append(ch, (struct delivery){ msg_ref(e->msg), queue_ref(q), NULL,
+	    e->seq, false });
 	ch->unacked++;
 }
 

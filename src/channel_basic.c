@@ -3,6 +3,7 @@
  * recover, and routing a completed publish (the default exchange for now).
  */
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@
 #include "broker.h"
 #include "channel.h"
 #include "exchange.h"
+#include "field_table.h"
 #include "frame.h"
 #include "log.h"
 #include "message.h"
@@ -85,6 +87,44 @@ void chan_random_name(const char *prefix, char *out, size_t outlen)
 	}
 }
 
+/* The x-priority consumer argument: any integer type, default 0. */
+static int consumer_priority(struct bytes args, int32_t *out,
+    struct amqp_error *err)
+{
+	struct field_table *t;
+	const struct field_value *v;
+	int rc = 0;
+
+	*out = 0;
+	if (args.len == 0)
+		return 0;
+	t = ftable_decode(args);
+	v = ftable_get(t, "x-priority");
+	if (v) {
+		switch (v->type) {
+		case 'b': case 's': case 'I': case 'l':
+			if (v->v.i < INT32_MIN || v->v.i > INT32_MAX)
+				rc = 1;
+			else
+				*out = (int32_t)v->v.i;
+			break;
+		case 'B': case 'u': case 'i': case 'L':
+			if (v->v.u > INT32_MAX)
+				rc = 1;
+			else
+				*out = (int32_t)v->v.u;
+			break;
+		default:
+			rc = 1;
+		}
+	}
+	ftable_free(t);
+	if (rc)
+		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "invalid arg 'x-priority': expected an integer");
+	return 0;
+}
+
 int chan_basic_consume(struct channel *ch, const struct amqp_method *m,
     struct amqp_error *err)
 {
@@ -92,20 +132,29 @@ int chan_basic_consume(struct channel *ch, const struct amqp_method *m,
 	struct amqp_method ok = { .id = AMQP_basic_consume_ok };
 	struct consumer *c;
 	struct queue *q;
+	int32_t priority;
 	char tag[64];
 	int rc;
 
-	if ((rc = chan_find_queue(ch, a->queue, &q, err)) != 0)
-		return rc;
-	if (a->consumer_tag.len && find_consumer(ch, a->consumer_tag))
+	if (a->consumer_tag.len && find_consumer(ch, a->consumer_tag)) {
+		err->connection_level = true;
 		return amqp_fail(err, AMQP_NOT_ALLOWED,
 		    "attempt to reuse consumer tag '%.*s'",
 		    (int)a->consumer_tag.len, (const char *)a->consumer_tag.ptr);
-	if (a->exclusive && q->n_consumers)
+	}
+	if ((rc = consumer_priority(a->arguments, &priority, err)) != 0)
+		return rc;
+	if (chan_is_reply_to(a->queue)) {
+		q = NULL;
+	} else {
+		if ((rc = chan_find_queue(ch, a->queue, &q, err)) != 0)
+			return rc;
+	}
+	if (q && a->exclusive && q->n_consumers)
 		return amqp_fail(err, AMQP_ACCESS_REFUSED,
 		    "queue '%s' in vhost '%s' in exclusive use", q->name,
 		    q->vh->name);
-	if (q->n_consumers && TAILQ_FIRST(&q->consumers)->exclusive)
+	if (q && q->n_consumers && TAILQ_FIRST(&q->consumers)->exclusive)
 		return amqp_fail(err, AMQP_ACCESS_REFUSED,
 		    "queue '%s' in vhost '%s' in exclusive use", q->name,
 		    q->vh->name);
@@ -119,31 +168,22 @@ int chan_basic_consume(struct channel *ch, const struct amqp_method *m,
 	}
 	c->no_ack = a->no_ack;
 	c->exclusive = a->exclusive;
+	c->priority = priority;
 	c->prefetch = ch->prefetch_consumer;
+	if (q == NULL && (rc = chan_reply_to_consume(ch, c, err)) != 0) {
+		free(c->tag);
+		free(c);
+		return rc;
+	}
 	TAILQ_INSERT_TAIL(&ch->consumers, c, chlink);
 	if (!a->no_wait) {
 		ok.a.basic_consume_ok.consumer_tag = bytes_str(c->tag);
 		conn_send_method(ch->conn, ch->number, &ok);
 	}
 	/* Deliveries start on a later loop turn, after consume-ok. */
-	queue_add_consumer(q, c);
+	if (q)
+		queue_add_consumer(q, c);
 	return 0;
-}
-
-static void consumer_free(struct channel *ch, struct consumer *c)
-{
-	TAILQ_REMOVE(&ch->consumers, c, chlink);
-	if (c->q)
-		queue_remove_consumer(c->q, c);
-	for (uint32_t i = 0; i < ch->ledger_count; i++) {
-		struct delivery *d = &ch->ledger[(ch->ledger_head + i) &
-		    (ch->ledger_cap - 1)];
-
-		if (d->consumer == c)
-			d->consumer = NULL;
-	}
-	free(c->tag);
-	free(c);
 }
 
 int chan_basic_cancel(struct channel *ch, const struct amqp_method *m,
@@ -154,7 +194,7 @@ int chan_basic_cancel(struct channel *ch, const struct amqp_method *m,
 	struct consumer *c = find_consumer(ch, a->consumer_tag);
 
 	if (c)
-		consumer_free(ch, c);
+		chan_consumer_free(c, false);
 	if (!a->no_wait) {
 		ok.a.basic_cancel_ok.consumer_tag = a->consumer_tag;
 		conn_send_method(ch->conn, ch->number, &ok);
@@ -171,7 +211,7 @@ void chan_consumer_cancelled(struct consumer *c)
 	m.a.basic_cancel.no_wait = true;
 	if (ch->state == CHAN_OPEN)
 		conn_send_method(ch->conn, ch->number, &m);
-	consumer_free(ch, c);
+	chan_consumer_free(c, true);
 }
 
 int chan_basic_publish(struct channel *ch, const struct amqp_method *m,
@@ -192,7 +232,7 @@ int chan_basic_publish(struct channel *ch, const struct amqp_method *m,
 	return 0;
 }
 
-static void send_return(struct channel *ch, struct message *msg)
+void chan_send_return(struct channel *ch, struct message *msg)
 {
 	struct amqp_method m = { .id = AMQP_basic_return };
 
@@ -205,10 +245,28 @@ static void send_return(struct channel *ch, struct message *msg)
 	    ch->conn->frame_max);
 }
 
+void chan_route(struct channel *ch, struct exchange *x, struct message *msg,
+    bool mandatory)
+{
+	struct route_result r;
+	bool routed;
+
+	if (x->name[0] == '\0' && chan_is_reply_key(msg->routing_key)) {
+		routed = chan_reply_to_route(ch, msg);
+	} else {
+		exchange_route(x, msg, &r);
+		for (uint32_t i = 0; i < r.n; i++)
+			queue_push(r.queues[i], msg);
+		routed = r.n > 0;
+		route_result_free(&r);
+	}
+	if (!routed && mandatory)
+		chan_send_return(ch, msg);
+}
+
 int chan_publish_complete(struct channel *ch, struct amqp_error *err)
 {
 	struct message *msg = ch->pending;
-	struct route_result r;
 	struct exchange *x;
 	int rc;
 
@@ -222,12 +280,17 @@ int chan_publish_complete(struct channel *ch, struct amqp_error *err)
 		    x->name, x->vh->name);
 		goto done;
 	}
-	exchange_route(x, msg, &r);
-	for (uint32_t i = 0; i < r.n; i++)
-		queue_push(r.queues[i], msg);
-	if (r.n == 0 && ch->publish_mandatory)
-		send_return(ch, msg);
-	route_result_free(&r);
+	if (props_has(&msg->props, PROP_reply_to) &&
+	    bytes_eq_str(msg->props.reply_to, "amq.rabbitmq.reply-to") &&
+	    (rc = chan_reply_to_rewrite(ch, &msg, err)) != 0)
+		goto done;
+	if (ch->tx_mode) {
+		chan_tx_hold(ch, msg, ch->publish_mandatory);
+		goto done;
+	}
+	chan_route(ch, x, msg, ch->publish_mandatory);
+	if (ch->confirm_mode)
+		chan_confirm_publish(ch);
 done:
 	msg_unref(msg);
 	return rc;
@@ -255,7 +318,7 @@ int chan_basic_get(struct channel *ch, const struct amqp_method *m,
 	ok->exchange = e.msg->exchange;
 	ok->routing_key = e.msg->routing_key;
 	ok->message_count = q->count;
-	chan_record_get(ch, e.msg, q, a->no_ack);
+	chan_record_get(ch, &e, q, a->no_ack);
 	conn_send_method(ch->conn, ch->number, &r);
 	frame_put_content(conn_output(ch->conn), ch->number, e.msg,
 	    ch->conn->frame_max);
@@ -263,25 +326,39 @@ int chan_basic_get(struct channel *ch, const struct amqp_method *m,
 	return 0;
 }
 
+/* ack / nack / reject: now, or at tx.commit in a transaction. */
+static int settle(struct channel *ch, uint64_t tag, bool multiple,
+    bool requeue, struct amqp_error *err)
+{
+	int rc;
+
+	if (!ch->tx_mode)
+		return chan_settle(ch, tag, multiple, requeue, err);
+	if ((rc = chan_settle_check(ch, tag, multiple, err)) != 0)
+		return rc;
+	chan_tx_hold_settle(ch, tag, multiple, requeue);
+	return 0;
+}
+
 int chan_basic_ack(struct channel *ch, const struct amqp_method *m,
     struct amqp_error *err)
 {
-	return chan_settle(ch, m->a.basic_ack.delivery_tag,
-	    m->a.basic_ack.multiple, false, m->id, err);
+	return settle(ch, m->a.basic_ack.delivery_tag, m->a.basic_ack.multiple,
+	    false, err);
 }
 
 int chan_basic_reject(struct channel *ch, const struct amqp_method *m,
     struct amqp_error *err)
 {
-	return chan_settle(ch, m->a.basic_reject.delivery_tag, false,
-	    m->a.basic_reject.requeue, m->id, err);
+	return settle(ch, m->a.basic_reject.delivery_tag, false,
+	    m->a.basic_reject.requeue, err);
 }
 
 int chan_basic_nack(struct channel *ch, const struct amqp_method *m,
     struct amqp_error *err)
 {
-	return chan_settle(ch, m->a.basic_nack.delivery_tag,
-	    m->a.basic_nack.multiple, m->a.basic_nack.requeue, m->id, err);
+	return settle(ch, m->a.basic_nack.delivery_tag, m->a.basic_nack.multiple,
+	    m->a.basic_nack.requeue, err);
 }
 
 int chan_basic_recover(struct channel *ch, const struct amqp_method *m,

@@ -363,7 +363,8 @@ static int handle_frame(struct conn *c, const struct frame *f,
 	return route_channel_frame(c, f, err);
 }
 
-static void conn_process_input(struct conn *c)
+/* Returns false when the connection was freed. */
+static bool conn_process_frames(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	struct amqp_error err;
@@ -374,12 +375,12 @@ static void conn_process_input(struct conn *c)
 		uint8_t hdr[8];
 
 		if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ev_ssize_t)sizeof(hdr))
-			return;
+			return true;
 		if (memcmp(hdr, AMQP_PROTOCOL_HEADER, 8) != 0) {
 			/* Tell the peer which protocol we speak, then hang up. */
 			evbuffer_add(conn_output(c), AMQP_PROTOCOL_HEADER, 8);
 			conn_flush_and_free(c, "bad protocol header");
-			return;
+			return true;
 		}
 		evbuffer_drain(in, 8);
 		conn_send_start(c);
@@ -389,7 +390,7 @@ static void conn_process_input(struct conn *c)
 		int rc;
 
 		if (st == FRAME_NEED_MORE)
-			return;
+			return true;
 		memset(&err, 0, sizeof(err));
 		if (st == FRAME_TOO_LARGE || st == FRAME_BAD_END) {
 			amqp_fail(&err, AMQP_FRAME_ERROR, st == FRAME_TOO_LARGE ?
@@ -399,12 +400,12 @@ static void conn_process_input(struct conn *c)
 			/* The stream is out of sync: read nothing more. */
 			evbuffer_drain(in, evbuffer_get_length(in));
 			bufferevent_disable(c->bev, EV_READ);
-			return;
+			return true;
 		}
 		c->last_recv_ms = conn_now_ms();
 		rc = handle_frame(c, &f, &err);
 		if (rc < 0)
-			return;		/* the connection is gone */
+			return false;	/* the connection is gone */
 		frame_consume(in, &f);
 		if (rc > 0) {
 			if (err.connection_level || amqp_reply_is_hard(rc) ||
@@ -417,6 +418,20 @@ static void conn_process_input(struct conn *c)
 	/* Budget spent with frames left: finish on a later turn. */
 	if (evbuffer_get_length(in) && c->state != CONN_FLUSHING)
 		event_active(c->resume_ev, EV_TIMEOUT, 0);
+	return true;
+}
+
+static void conn_process_input(struct conn *c)
+{
+	struct channel *ch;
+
+	if (!conn_process_frames(c))
+		return;
+	/* One batched basic.ack per channel for this turn's publishes. */
+	while ((ch = c->confirm_dirty) != NULL) {
+		c->confirm_dirty = ch->confirm_next_dirty;
+		chan_confirm_flush(ch);
+	}
 }
 
 void conn_peer_closed(struct conn *c)

@@ -74,23 +74,31 @@ void queue_push(struct queue *q, struct message *msg)
 {
 	if (q->count == q->cap)
 		ring_grow(q);
-	*ring_at(q, q->count) = (struct queue_entry){ msg_ref(msg), false };
+	*ring_at(q, q->count) = (struct queue_entry){ msg_ref(msg), q->next_seq++,
+	    false };
 	q->count++;
 	if (q->n_consumers)
 		queue_schedule_dispatch(q);
 }
 
-void queue_requeue(struct queue *q, struct message *msg)
+void queue_requeue(struct queue *q, struct message *msg, uint64_t seq)
 {
+	uint32_t pos = 0;
+
 	if (q->deleted) {
 		msg_unref(msg);
 		return;
 	}
 	if (q->count == q->cap)
 		ring_grow(q);
+	/* Requeued messages sit near the head: scan from there. */
+	while (pos < q->count && ring_at(q, pos)->seq < seq)
+		pos++;
 	q->head = (q->head - 1) & (q->cap - 1);
+	for (uint32_t i = 0; i < pos; i++)
+		*ring_at(q, i) = *ring_at(q, i + 1);
 	q->count++;
-	*ring_at(q, 0) = (struct queue_entry){ msg, true };
+	*ring_at(q, pos) = (struct queue_entry){ msg, seq, true };
 	if (q->n_consumers)
 		queue_schedule_dispatch(q);
 }
@@ -117,9 +125,18 @@ uint32_t queue_purge(struct queue *q)
 
 void queue_add_consumer(struct queue *q, struct consumer *c)
 {
+	struct consumer *after = NULL, *it;
+
 	c->q = q;
-	TAILQ_INSERT_TAIL(&q->consumers, c, qlink);
+	TAILQ_FOREACH(it, &q->consumers, qlink)
+		if (it->priority >= c->priority)
+			after = it;
+	if (after)
+		TAILQ_INSERT_AFTER(&q->consumers, after, c, qlink);
+	else
+		TAILQ_INSERT_HEAD(&q->consumers, c, qlink);
 	q->n_consumers++;
+	q->had_consumer = true;
 	queue_schedule_dispatch(q);
 }
 
@@ -148,18 +165,28 @@ void queue_schedule_dispatch(struct queue *q)
 		event_active(q->dispatch_ev, EV_TIMEOUT, 0);
 }
 
-/* The next consumer with credit, rotating the list for round-robin. */
+/*
+ * The first consumer with credit in priority order; it then moves behind
+ * the others of its priority, so equal consumers take turns.
+ */
 static struct consumer *next_consumer(struct queue *q)
 {
-	for (uint32_t i = 0; i < q->n_consumers; i++) {
-		struct consumer *c = TAILQ_FIRST(&q->consumers);
+	struct consumer *c, *last;
 
-		TAILQ_REMOVE(&q->consumers, c, qlink);
-		TAILQ_INSERT_TAIL(&q->consumers, c, qlink);
+	TAILQ_FOREACH(c, &q->consumers, qlink)
 		if (chan_consumer_has_credit(c))
-			return c;
+			break;
+	if (c == NULL)
+		return NULL;
+	for (last = c; TAILQ_NEXT(last, qlink) &&
+	    TAILQ_NEXT(last, qlink)->priority == c->priority;
+	    last = TAILQ_NEXT(last, qlink))
+		;
+	if (last != c) {
+		TAILQ_REMOVE(&q->consumers, c, qlink);
+		TAILQ_INSERT_AFTER(&q->consumers, last, c, qlink);
 	}
-	return NULL;
+	return c;
 }
 
 static void queue_dispatch(evutil_socket_t fd, short what, void *arg)
@@ -173,7 +200,7 @@ static void queue_dispatch(evutil_socket_t fd, short what, void *arg)
 	while (q->count && budget-- > 0 && (c = next_consumer(q)) != NULL) {
 		if (!queue_pop(q, &e))
 			break;
-		chan_deliver(c, e.msg, e.redelivered);
+		chan_deliver(c, e.msg, e.seq, e.redelivered);
 		msg_unref(e.msg);
 	}
 	/* Out of budget, not out of work: come back next turn. */

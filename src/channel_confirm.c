@@ -1,0 +1,48 @@
+/*
+ * Publisher confirms.  Every publish after confirm.select is numbered; a
+ * publish is confirmed once every queue it was routed to holds it (all
+ * in memory today, so at once; the store will make durable ones wait for
+ * their fsync).  Confirms are batched: the acks settled while one batch of
+ * input is handled go out as a single basic.ack with multiple=true.
+ */
+#include "channel.h"
+#include "method.h"
+
+int chan_confirm_select(struct channel *ch, const struct amqp_method *m,
+    struct amqp_error *err)
+{
+	struct amqp_method ok = { .id = AMQP_confirm_select_ok };
+
+	if (ch->tx_mode)
+		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "cannot switch from tx to confirm mode");
+	ch->confirm_mode = true;
+	if (!m->a.confirm_select.nowait)
+		conn_send_method(ch->conn, ch->number, &ok);
+	return 0;
+}
+
+void chan_confirm_publish(struct channel *ch)
+{
+	struct conn *c = ch->conn;
+
+	ch->publish_seq++;
+	if (!ch->confirm_dirty) {
+		ch->confirm_dirty = true;
+		ch->confirm_next_dirty = c->confirm_dirty;
+		c->confirm_dirty = ch;
+	}
+}
+
+void chan_confirm_flush(struct channel *ch)
+{
+	struct amqp_method ack = { .id = AMQP_basic_ack };
+
+	ch->confirm_dirty = false;
+	if (ch->publish_seq == ch->confirm_sent || ch->state != CHAN_OPEN)
+		return;
+	ack.a.basic_ack.delivery_tag = ch->publish_seq;
+	ack.a.basic_ack.multiple = ch->publish_seq - ch->confirm_sent > 1;
+	conn_send_method(ch->conn, ch->number, &ack);
+	ch->confirm_sent = ch->publish_seq;
+}
