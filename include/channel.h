@@ -29,11 +29,18 @@ enum content_state {
 
 /* One unacknowledged delivery; tags are dense, so the ledger is a ring. */
 struct delivery {
-	struct message *msg;
+	struct queue_entry e;		/* as it left the queue */
 	struct queue *q;		/* holds a queue reference */
 	struct consumer *consumer;	/* NULL for basic.get or cancelled */
-	uint64_t seq;			/* position in q, for requeue */
+	uint64_t delivered_at;		/* monotonic ms, for consumer_timeout */
 	bool settled;
+};
+
+/* What an ack, nack or reject does with a delivery. */
+enum settle_how {
+	SETTLE_ACK,		/* done with it */
+	SETTLE_REQUEUE,		/* back to its queue */
+	SETTLE_REJECT,		/* dropped, or dead-lettered as "rejected" */
 };
 
 /* A publish or an ack held back until tx.commit. */
@@ -44,7 +51,8 @@ struct tx_publish {
 
 struct tx_settle {
 	uint64_t tag;
-	bool multiple, requeue;
+	bool multiple;
+	enum settle_how how;
 };
 
 struct channel {
@@ -105,8 +113,7 @@ void chan_fail(struct channel *ch, const struct amqp_error *err);
 /* Queue dispatch asks these. */
 bool chan_consumer_has_credit(const struct consumer *c);
 /* Send basic.deliver + content; c->q is NULL for direct reply-to. */
-void chan_deliver(struct consumer *c, struct message *msg, uint64_t seq,
-    bool redelivered);
+void chan_deliver(struct consumer *c, const struct queue_entry *e);
 /*
  * Detach and free a consumer.  An auto-delete queue left without
  * consumers goes too, unless the queue itself is what is going away.
@@ -134,21 +141,29 @@ void chan_requeue_all(struct channel *ch);
 /* Record a basic.get delivery in the ledger (or just take a tag). */
 void chan_record_get(struct channel *ch, const struct queue_entry *e,
     struct queue *q, bool no_ack);
+/* Close channels whose oldest unacked delivery is past its timeout. */
+void chan_check_consumer_timeouts(struct channel *ch, uint64_t now);
 /* 406 unless tag (or, with multiple, tag 0) names unsettled deliveries. */
 int chan_settle_check(struct channel *ch, uint64_t tag, bool multiple,
     struct amqp_error *err);
 
-/* channel_confirm.c: a publish is settled: ack it (batched per turn). */
-void chan_confirm_publish(struct channel *ch);
+/*
+ * channel_confirm.c: a publish is settled: ack it (batched per turn), or
+ * nack it when a queue refused it (x-overflow reject-publish).
+ */
+void chan_confirm_publish(struct channel *ch, bool accepted);
 /* Send the acks batched since the last flush (end of the input turn). */
 void chan_confirm_flush(struct channel *ch);
-/* Route a complete message from exchange x (publish or tx.commit). */
-void chan_route(struct channel *ch, struct exchange *x, struct message *msg,
+/*
+ * Route a complete message from exchange x (publish or tx.commit); false
+ * when a queue refused it.
+ */
+bool chan_route(struct channel *ch, struct exchange *x, struct message *msg,
     bool mandatory);
 /* channel_tx.c: hold a publish until commit; free what a tx holds. */
 void chan_tx_hold(struct channel *ch, struct message *msg, bool mandatory);
 void chan_tx_hold_settle(struct channel *ch, uint64_t tag, bool multiple,
-    bool requeue);
+    enum settle_how how);
 void chan_tx_discard(struct channel *ch);
 
 /* channel_reply_to.c: direct reply-to. */
@@ -170,9 +185,9 @@ void chan_consumer_cancelled(struct consumer *c);
 void chan_delete_queue(struct queue *q);
 /* "amq.gen-" / "amq.ctag-" plus 22 random url-safe characters. */
 void chan_random_name(const char *prefix, char *out, size_t outlen);
-/* Settle delivery tag (or up to it, if multiple); requeue or drop. */
-int chan_settle(struct channel *ch, uint64_t tag, bool multiple, bool requeue,
-    struct amqp_error *err);
+/* Settle delivery tag (or up to it, if multiple). */
+int chan_settle(struct channel *ch, uint64_t tag, bool multiple,
+    enum settle_how how, struct amqp_error *err);
 /* 405 when q is another connection's exclusive queue. */
 int chan_check_exclusive(struct channel *ch, struct queue *q,
     struct amqp_error *err);

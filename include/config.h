@@ -37,6 +37,7 @@ struct warren_config {
 	uint16_t channel_max;		/* default 2047; 0 means 65535 */
 	uint64_t max_message_size;	/* bytes, default 134217728, max 512 MiB */
 	uint32_t handshake_timeout;	/* ms, default 10000 */
+	uint32_t consumer_timeout;	/* ms, default 1800000 (30 min) */
 	int log_level;			/* log.console.level; enum log_level */
 	char *data_dir;			/* warren.data_dir, default "data" */
 };

@@ -77,6 +77,14 @@ const struct field_value *ftable_get(const struct field_table *t,
 void ftable_encode(struct wbuf *b, const struct field_table *t);
 void fvalue_encode(struct wbuf *b, const struct field_value *v);
 
+/*
+ * RabbitMQ's comparison of header and argument values: equal when of the
+ * same type class (any integer type, float/double, or else the same type)
+ * with the same value.
+ */
+bool fvalue_equivalent(const struct field_value *a,
+    const struct field_value *b);
+
 /* Deep equality: same entries in the same order with the same types. */
 bool ftable_equal(const struct field_table *a, const struct field_table *b);
 

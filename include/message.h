@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "properties.h"
+#include "queue_args.h"
 #include "wire.h"
 
 struct message {
@@ -18,7 +19,9 @@ struct message {
 	uint8_t *header;		/* content header payload as received */
 	uint32_t header_len;
 	struct basic_properties props;	/* parsed; strings point into header */
+	int64_t ttl;			/* the expiration property in ms; -1 */
 	uint8_t *body;
+	struct message *body_owner;	/* body shared from this one, or NULL */
 	uint64_t body_len;		/* bytes received so far */
 	uint64_t body_size;		/* declared by the content header */
 	uint64_t body_cap;
@@ -30,6 +33,13 @@ struct message {
  */
 struct message *msg_new(struct bytes exchange, struct bytes routing_key,
     struct bytes hdr_payload, const struct content_header *h);
+/*
+ * A copy of complete message m with another content header (exchange and
+ * routing key as given), sharing m's body.
+ */
+struct message *msg_new_header(const struct message *m, struct bytes exchange,
+    struct bytes routing_key, struct bytes hdr_payload,
+    const struct content_header *h);
 /* Append body bytes; the caller keeps body_len <= body_size. */
 void msg_append_body(struct message *m, const uint8_t *p, uint32_t n);
 static inline bool msg_complete(const struct message *m)

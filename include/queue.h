@@ -11,7 +11,9 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "entry_ring.h"
 #include "exchange.h"
+#include "queue_args.h"
 #include "wire.h"
 
 struct message;
@@ -33,12 +35,6 @@ struct consumer {
 };
 TAILQ_HEAD(consumer_list, consumer);
 
-struct queue_entry {
-	struct message *msg;
-	uint64_t seq;			/* enqueue order: requeue puts it back */
-	bool redelivered;
-};
-
 struct queue {
 	unsigned refs;			/* the vhost's, plus one per delivery */
 	char *name;
@@ -48,9 +44,13 @@ struct queue {
 	uint64_t owner_conn;		/* exclusive queues: the owner's id */
 	uint8_t *arguments;		/* raw table, for redeclare checks */
 	uint32_t arguments_len;
+	struct queue_args args;
 
-	struct queue_entry *ring;	/* ready messages */
-	uint32_t head, count, cap;
+	/* ready messages: one ring per priority level (one if no priorities) */
+	struct entry_ring *levels;
+	uint32_t n_levels;
+	uint32_t count;			/* ready messages */
+	uint64_t bytes;			/* their body bytes */
 	uint64_t next_seq;
 	bool had_consumer;		/* auto-delete waits for the first */
 
@@ -59,26 +59,39 @@ struct queue {
 
 	struct consumer_list consumers;
 	uint32_t n_consumers;
-	struct event *dispatch_ev;
+	struct event *dispatch_ev;	/* a dispatch pass on the next turn */
+	struct event *expiry_ev;	/* the head's TTL runs out */
+	struct event *idle_ev;		/* x-expires */
 };
 
-struct queue *queue_new(struct vhost *vh, struct bytes name);
+/* A queue with these arguments (their strings now belong to the queue). */
+struct queue *queue_new(struct vhost *vh, struct bytes name,
+    struct queue_args *args);
 struct queue *queue_ref(struct queue *q);
 void queue_unref(struct queue *q);
 /* Detach from the vhost: cancel consumers, drop ready messages. */
 void queue_delete(struct queue *q);
 
-/* Enqueue at the tail (takes a new reference on msg). */
-void queue_push(struct queue *q, struct message *msg);
 /*
- * Return an unacked message (taking over the caller's reference) to the
+ * Enqueue msg (taking a new reference), or hand it straight to a consumer
+ * when nothing is waiting ahead of it.  Applies TTL and the length limit;
+ * false when the overflow policy refused it (reject-publish*).
+ */
+bool queue_push(struct queue *q, struct message *msg);
+/*
+ * Return an unacked message (taking over the entry's reference) to the
  * place it had, by its sequence number, marked redelivered, as RabbitMQ.
  */
-void queue_requeue(struct queue *q, struct message *msg, uint64_t seq);
-/* Dequeue the head, or false when empty; the caller owns the reference. */
+void queue_requeue(struct queue *q, const struct queue_entry *e);
+/*
+ * Dequeue the next message (highest priority first), dropping expired ones
+ * on the way; false when empty.  The caller owns the reference.
+ */
 bool queue_pop(struct queue *q, struct queue_entry *out);
 /* Drop every ready message; returns how many. */
 uint32_t queue_purge(struct queue *q);
+/* The queue was used (basic.get, redeclare): restart its x-expires clock. */
+void queue_touch(struct queue *q);
 
 /* Consumers are kept by priority (highest first), FIFO within one. */
 void queue_add_consumer(struct queue *q, struct consumer *c);
@@ -86,5 +99,8 @@ void queue_remove_consumer(struct queue *q, struct consumer *c);
 
 /* Ask for a dispatch pass on the next loop turn (cheap, idempotent). */
 void queue_schedule_dispatch(struct queue *q);
+
+/* The consumer timeout in ms that applies to deliveries from q. */
+uint64_t queue_consumer_timeout(const struct queue *q);
 
 #endif

@@ -11,6 +11,7 @@ struct queue;
 struct exchange;
 struct binding;
 struct exchange_type;
+struct queue_args;
 
 struct vhost {
 	char *name;
@@ -24,8 +25,9 @@ struct vhost *vhost_new(struct broker *b, const char *name);
 void vhost_free(struct vhost *vh);
 
 struct queue *vhost_find_queue(struct vhost *vh, struct bytes name);
-/* Create a queue named name (which must not exist). */
-struct queue *vhost_add_queue(struct vhost *vh, struct bytes name);
+/* Create a queue named name (which must not exist); takes args' strings. */
+struct queue *vhost_add_queue(struct vhost *vh, struct bytes name,
+    struct queue_args *args);
 /* Remove q and its bindings from the namespace and delete it. */
 void vhost_remove_queue(struct vhost *vh, struct queue *q);
 

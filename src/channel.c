@@ -9,6 +9,7 @@
 #include "broker.h"
 #include "channel.h"
 #include "config.h"
+#include "dead_letter.h"
 #include "frame.h"
 #include "log.h"
 #include "message.h"
@@ -115,7 +116,8 @@ static void ledger_trim(struct channel *ch)
 	}
 }
 
-static void settle_one(struct channel *ch, struct delivery *d, bool requeue)
+static void settle_one(struct channel *ch, struct delivery *d,
+    enum settle_how how)
 {
 	d->settled = true;
 	ch->unacked--;
@@ -124,10 +126,13 @@ static void settle_one(struct channel *ch, struct delivery *d, bool requeue)
 		if (d->consumer->q)
 			queue_schedule_dispatch(d->consumer->q);
 	}
-	if (requeue)
-		queue_requeue(d->q, d->msg, d->seq);
-	else
-		msg_unref(d->msg);
+	if (how == SETTLE_REQUEUE) {
+		queue_requeue(d->q, &d->e);
+	} else {
+		if (how == SETTLE_REJECT && !d->q->deleted)
+			dead_letter(d->q, d->e.msg, DEATH_REJECTED);
+		msg_unref(d->e.msg);
+	}
 	if (ch->prefetch_channel) {
 		struct consumer *c;
 
@@ -137,7 +142,7 @@ static void settle_one(struct channel *ch, struct delivery *d, bool requeue)
 				queue_schedule_dispatch(c->q);
 	}
 	queue_unref(d->q);
-	d->msg = NULL;
+	d->e.msg = NULL;
 	d->q = NULL;
 }
 
@@ -155,8 +160,8 @@ int chan_settle_check(struct channel *ch, uint64_t tag, bool multiple,
 	return 0;
 }
 
-int chan_settle(struct channel *ch, uint64_t tag, bool multiple, bool requeue,
-    struct amqp_error *err)
+int chan_settle(struct channel *ch, uint64_t tag, bool multiple,
+    enum settle_how how, struct amqp_error *err)
 {
 	struct delivery *d;
 	int rc;
@@ -173,10 +178,10 @@ int chan_settle(struct channel *ch, uint64_t tag, bool multiple, bool requeue,
 		for (uint64_t t = tag + 1; t-- > ch->first_tag; ) {
 			d = ledger_at(ch, (uint32_t)(t - ch->first_tag));
 			if (!d->settled)
-				settle_one(ch, d, requeue);
+				settle_one(ch, d, how);
 		}
 	} else {
-		settle_one(ch, d, requeue);
+		settle_one(ch, d, how);
 	}
 	ledger_trim(ch);
 	return 0;
@@ -188,7 +193,7 @@ void chan_requeue_all(struct channel *ch)
 		struct delivery *d = ledger_at(ch, i);
 
 		if (!d->settled)
-			settle_one(ch, d, true);
+			settle_one(ch, d, SETTLE_REQUEUE);
 	}
 	ledger_trim(ch);
 }
@@ -249,16 +254,16 @@ bool chan_consumer_has_credit(const struct consumer *c)
 	return ch->prefetch_channel == 0 || ch->unacked < ch->prefetch_channel;
 }
 
-void chan_deliver(struct consumer *c, struct message *msg, uint64_t seq,
-    bool redelivered)
+void chan_deliver(struct consumer *c, const struct queue_entry *e)
 {
+	struct message *msg = e->msg;
 	struct channel *ch = c->ch;
 	struct amqp_method m = { .id = AMQP_basic_deliver };
 	struct amqp_basic_deliver *a = &m.a.basic_deliver;
 
 	a->consumer_tag = bytes_str(c->tag);
 	a->delivery_tag = ch->next_tag;
-	a->redelivered = redelivered;
+	a->redelivered = e->redelivered;
 	a->exchange = msg->exchange;
 	a->routing_key = msg->routing_key;
 	if (c->no_ack) {
@@ -266,8 +271,11 @@ void chan_deliver(struct consumer *c, struct message *msg, uint64_t seq,
 		if (ch->ledger_count)
 			ledger_append(ch, (struct delivery){ .settled = true });
 	} else {
-		ledger_append(ch, (struct delivery){
-		    msg_ref(msg), queue_ref(c->q), c, seq, false });
+		struct delivery d = { *e, queue_ref(c->q), c, conn_now_ms(),
+		    false };
+
+		msg_ref(msg);
+		ledger_append(ch, d);
 		c->unacked++;
 		ch->unacked++;
 	}
@@ -285,8 +293,9 @@ void chan_record_get(struct channel *ch, const struct queue_entry *e,
 			ledger_append(ch, (struct delivery){ .settled = true });
 		return;
 	}
-	ledger_append(ch, (struct delivery){ msg_ref(e->msg), queue_ref(q), NULL,
-	    e->seq, false });
+	msg_ref(e->msg);
+	ledger_append(ch, (struct delivery){ *e, queue_ref(q), NULL,
+	    conn_now_ms(), false });
 	ch->unacked++;
 }
 
@@ -334,6 +343,7 @@ static int handle_header(struct channel *ch, const struct frame *f,
 {
 	const struct warren_config *cfg = ch->conn->broker->cfg;
 	struct content_header h;
+	int64_t ttl;
 	int rc;
 
 	err->method_id = AMQP_basic_publish;
@@ -349,6 +359,11 @@ static int handle_header(struct channel *ch, const struct frame *f,
 		    "message size %llu is larger than configured max size %llu",
 		    (unsigned long long)h.body_size,
 		    (unsigned long long)cfg->max_message_size);
+	if (!expiration_parse(h.props.expiration,
+	    props_has(&h.props, PROP_expiration), &ttl))
+		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "invalid expiration '%.*s'", (int)h.props.expiration.len,
+		    (const char *)h.props.expiration.ptr);
 	if (props_has(&h.props, PROP_user_id) &&
 	    !bytes_eq_str(h.props.user_id, ch->conn->user))
 		return amqp_fail(err, AMQP_PRECONDITION_FAILED,

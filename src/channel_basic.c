@@ -245,29 +245,32 @@ void chan_send_return(struct channel *ch, struct message *msg)
 	    ch->conn->frame_max);
 }
 
-void chan_route(struct channel *ch, struct exchange *x, struct message *msg,
+bool chan_route(struct channel *ch, struct exchange *x, struct message *msg,
     bool mandatory)
 {
 	struct route_result r;
-	bool routed;
+	bool routed, accepted = true;
 
 	if (x->name[0] == '\0' && chan_is_reply_key(msg->routing_key)) {
 		routed = chan_reply_to_route(ch, msg);
 	} else {
 		exchange_route(x, msg, &r);
 		for (uint32_t i = 0; i < r.n; i++)
-			queue_push(r.queues[i], msg);
+			if (!queue_push(r.queues[i], msg))
+				accepted = false;
 		routed = r.n > 0;
 		route_result_free(&r);
 	}
 	if (!routed && mandatory)
 		chan_send_return(ch, msg);
+	return accepted;
 }
 
 int chan_publish_complete(struct channel *ch, struct amqp_error *err)
 {
 	struct message *msg = ch->pending;
 	struct exchange *x;
+	bool accepted;
 	int rc;
 
 	ch->pending = NULL;
@@ -288,9 +291,9 @@ int chan_publish_complete(struct channel *ch, struct amqp_error *err)
 		chan_tx_hold(ch, msg, ch->publish_mandatory);
 		goto done;
 	}
-	chan_route(ch, x, msg, ch->publish_mandatory);
+	accepted = chan_route(ch, x, msg, ch->publish_mandatory);
 	if (ch->confirm_mode)
-		chan_confirm_publish(ch);
+		chan_confirm_publish(ch, accepted);
 done:
 	msg_unref(msg);
 	return rc;
@@ -308,6 +311,7 @@ int chan_basic_get(struct channel *ch, const struct amqp_method *m,
 
 	if ((rc = chan_find_queue(ch, a->queue, &q, err)) != 0)
 		return rc;
+	queue_touch(q);
 	if (!queue_pop(q, &e)) {
 		r.id = AMQP_basic_get_empty;
 		conn_send_method(ch->conn, ch->number, &r);
@@ -328,37 +332,42 @@ int chan_basic_get(struct channel *ch, const struct amqp_method *m,
 
 /* ack / nack / reject: now, or at tx.commit in a transaction. */
 static int settle(struct channel *ch, uint64_t tag, bool multiple,
-    bool requeue, struct amqp_error *err)
+    enum settle_how how, struct amqp_error *err)
 {
 	int rc;
 
 	if (!ch->tx_mode)
-		return chan_settle(ch, tag, multiple, requeue, err);
+		return chan_settle(ch, tag, multiple, how, err);
 	if ((rc = chan_settle_check(ch, tag, multiple, err)) != 0)
 		return rc;
-	chan_tx_hold_settle(ch, tag, multiple, requeue);
+	chan_tx_hold_settle(ch, tag, multiple, how);
 	return 0;
+}
+
+static enum settle_how requeue_or_reject(bool requeue)
+{
+	return requeue ? SETTLE_REQUEUE : SETTLE_REJECT;
 }
 
 int chan_basic_ack(struct channel *ch, const struct amqp_method *m,
     struct amqp_error *err)
 {
 	return settle(ch, m->a.basic_ack.delivery_tag, m->a.basic_ack.multiple,
-	    false, err);
+	    SETTLE_ACK, err);
 }
 
 int chan_basic_reject(struct channel *ch, const struct amqp_method *m,
     struct amqp_error *err)
 {
 	return settle(ch, m->a.basic_reject.delivery_tag, false,
-	    m->a.basic_reject.requeue, err);
+	    requeue_or_reject(m->a.basic_reject.requeue), err);
 }
 
 int chan_basic_nack(struct channel *ch, const struct amqp_method *m,
     struct amqp_error *err)
 {
 	return settle(ch, m->a.basic_nack.delivery_tag, m->a.basic_nack.multiple,
-	    m->a.basic_nack.requeue, err);
+	    requeue_or_reject(m->a.basic_nack.requeue), err);
 }
 
 int chan_basic_recover(struct channel *ch, const struct amqp_method *m,

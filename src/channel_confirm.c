@@ -22,11 +22,38 @@ int chan_confirm_select(struct channel *ch, const struct amqp_method *m,
 	return 0;
 }
 
-void chan_confirm_publish(struct channel *ch)
+static void send_confirm(struct channel *ch, uint32_t id, uint64_t tag,
+    bool multiple)
+{
+	struct amqp_method m = { .id = id };
+
+	/* basic.ack and basic.nack share delivery-tag and multiple. */
+	if (id == AMQP_basic_ack) {
+		m.a.basic_ack.delivery_tag = tag;
+		m.a.basic_ack.multiple = multiple;
+	} else {
+		m.a.basic_nack.delivery_tag = tag;
+		m.a.basic_nack.multiple = multiple;
+	}
+	conn_send_method(ch->conn, ch->number, &m);
+}
+
+void chan_confirm_publish(struct channel *ch, bool accepted)
 {
 	struct conn *c = ch->conn;
 
 	ch->publish_seq++;
+	if (!accepted) {
+		/* Acks before it go first, then its nack: tags stay in order. */
+		uint64_t before = ch->publish_seq - 1;
+
+		if (before > ch->confirm_sent)
+			send_confirm(ch, AMQP_basic_ack, before,
+			    before - ch->confirm_sent > 1);
+		send_confirm(ch, AMQP_basic_nack, ch->publish_seq, false);
+		ch->confirm_sent = ch->publish_seq;
+		return;
+	}
 	if (!ch->confirm_dirty) {
 		ch->confirm_dirty = true;
 		ch->confirm_next_dirty = c->confirm_dirty;
@@ -36,13 +63,10 @@ void chan_confirm_publish(struct channel *ch)
 
 void chan_confirm_flush(struct channel *ch)
 {
-	struct amqp_method ack = { .id = AMQP_basic_ack };
-
 	ch->confirm_dirty = false;
 	if (ch->publish_seq == ch->confirm_sent || ch->state != CHAN_OPEN)
 		return;
-	ack.a.basic_ack.delivery_tag = ch->publish_seq;
-	ack.a.basic_ack.multiple = ch->publish_seq - ch->confirm_sent > 1;
-	conn_send_method(ch->conn, ch->number, &ack);
+	send_confirm(ch, AMQP_basic_ack, ch->publish_seq,
+	    ch->publish_seq - ch->confirm_sent > 1);
 	ch->confirm_sent = ch->publish_seq;
 }

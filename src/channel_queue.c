@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "channel.h"
+#include "field_table.h"
+#include "queue_args.h"
 #include "log.h"
 #include "method.h"
 #include "vhost.h"
@@ -20,6 +22,40 @@ static bool has_reserved_prefix(struct bytes name)
 static const char *yesno(bool b)
 {
 	return b ? "true" : "false";
+}
+
+/* The arguments RabbitMQ compares on redeclare; others may differ. */
+static const char *const compared_args[] = {
+	"x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes",
+	"x-overflow", "x-dead-letter-exchange", "x-dead-letter-routing-key",
+	"x-max-priority", "x-single-active-consumer", "x-queue-type",
+	"x-consumer-timeout",
+};
+
+static int check_equivalent_args(struct queue *q, struct bytes given,
+    struct amqp_error *err)
+{
+	struct field_table *now = ftable_decode((struct bytes){ q->arguments,
+	    q->arguments_len });
+	struct field_table *got = ftable_decode(given);
+	const char *bad = NULL;
+
+	for (size_t i = 0; i < sizeof(compared_args) / sizeof(compared_args[0]) &&
+	    bad == NULL; i++) {
+		const struct field_value *a = ftable_get(now, compared_args[i]);
+		const struct field_value *b = ftable_get(got, compared_args[i]);
+
+		if ((a == NULL) != (b == NULL) ||
+		    (a && !fvalue_equivalent(a, b)))
+			bad = compared_args[i];
+	}
+	ftable_free(now);
+	ftable_free(got);
+	if (bad)
+		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "inequivalent arg '%s' for queue '%s' in vhost '%s'", bad,
+		    q->name, q->vh->name);
+	return 0;
 }
 
 /* An existing queue must be redeclared with the same properties. */
@@ -38,13 +74,7 @@ static int check_equivalent(struct queue *q,
 		    "inequivalent arg '%s' for queue '%s' in vhost '%s': "
 		    "received '%s' but current is '%s'", what, q->name,
 		    q->vh->name, yesno(got), yesno(have));
-	if (a->arguments.len != q->arguments_len ||
-	    (a->arguments.len &&
-	    memcmp(a->arguments.ptr, q->arguments, a->arguments.len) != 0))
-		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
-		    "inequivalent arguments for queue '%s' in vhost '%s'",
-		    q->name, q->vh->name);
-	return 0;
+	return check_equivalent_args(q, a->arguments, err);
 }
 
 int chan_check_exclusive(struct channel *ch, struct queue *q,
@@ -91,8 +121,16 @@ int chan_queue_declare(struct channel *ch, const struct amqp_method *m,
 			return rc;
 		if (!a->passive && (rc = check_equivalent(q, a, err)) != 0)
 			return rc;
+		queue_touch(q);
 	} else {
-		q = vhost_add_queue(vh, name);
+		struct queue_args args;
+		char *qname = bytes_strdup(name);
+
+		rc = queue_args_parse(a->arguments, qname, vh->name, &args, err);
+		free(qname);
+		if (rc)
+			return rc;
+		q = vhost_add_queue(vh, name, &args);
 		q->durable = a->durable;
 		q->exclusive = a->exclusive;
 		q->auto_delete = a->auto_delete;

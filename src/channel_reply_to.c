@@ -109,6 +109,7 @@ bool chan_reply_to_route(struct channel *ch, struct message *msg)
 	    target->reply_consumer == NULL ||
 	    strcmp(target->reply_key, key) != 0)
 		return false;
-	chan_deliver(target->reply_consumer, msg, 0, false);
+	chan_deliver(target->reply_consumer,
+	    &(struct queue_entry){ msg, 0, 0, false });
 	return true;
 }

@@ -39,7 +39,7 @@ void chan_tx_hold(struct channel *ch, struct message *msg, bool mandatory)
 }
 
 void chan_tx_hold_settle(struct channel *ch, uint64_t tag, bool multiple,
-    bool requeue)
+    enum settle_how how)
 {
 	if (ch->n_tx_settles == ch->cap_tx_settles) {
 		ch->cap_tx_settles = ch->cap_tx_settles ?
@@ -48,7 +48,7 @@ void chan_tx_hold_settle(struct channel *ch, uint64_t tag, bool multiple,
 		    ch->cap_tx_settles * sizeof(*ch->tx_settles));
 	}
 	ch->tx_settles[ch->n_tx_settles++] =
-	    (struct tx_settle){ tag, multiple, requeue };
+	    (struct tx_settle){ tag, multiple, how };
 }
 
 void chan_tx_discard(struct channel *ch)
@@ -86,14 +86,14 @@ int chan_tx_commit(struct channel *ch, const struct amqp_method *m,
 
 		/* An exchange deleted since the publish routes nowhere. */
 		if (x)
-			chan_route(ch, x, p->msg, p->mandatory);
+			(void)chan_route(ch, x, p->msg, p->mandatory);
 		else if (p->mandatory)
 			chan_send_return(ch, p->msg);
 	}
 	for (uint32_t i = 0; i < ch->n_tx_settles && rc == 0; i++) {
 		struct tx_settle *s = &ch->tx_settles[i];
 
-		rc = chan_settle(ch, s->tag, s->multiple, s->requeue, err);
+		rc = chan_settle(ch, s->tag, s->multiple, s->how, err);
 	}
 	chan_tx_discard(ch);
 	if (rc == 0)

@@ -85,6 +85,8 @@ static const struct config_key keys[] = {
 	    "134217728", "largest message body accepted, bytes"),
 	UINT("handshake_timeout", handshake_timeout, 1, UINT32_MAX, false,
 	    "10000", "time allowed for the AMQP handshake, milliseconds"),
+	UINT("consumer_timeout", consumer_timeout, 1, UINT32_MAX, false,
+	    "1800000", "longest a delivery may stay unacknowledged, milliseconds"),
 	SPECIAL("log.console.level", set_log_level, NULL, "info",
 	    "debug, info, warning or error"),
 	STR("warren.data_dir", data_dir, "data",

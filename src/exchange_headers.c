@@ -5,8 +5,9 @@
  * binding arguments starting with "x-" take part only in the -with-x
  * kinds; a void binding value matches any value of a present header;
  * otherwise values match as RabbitMQ's Erlang `==` on the decoded values
- * (see values_match): numbers by value across all integer and float types,
- * 'S' and 'x' by bytes, anything else only within its own type.
+ * (fvalue_equivalent in field_table.c): numbers by value across all
+ * integer and float types, 'S' and 'x' by bytes, anything else only
+ * within its own type.
  */
 #include <math.h>
 #include <string.h>
@@ -41,122 +42,6 @@ bool headers_xmatch_valid(const struct field_table *args)
 	return binding_xmatch(args) != XMATCH_BAD;
 }
 
-/*
- * RabbitMQ compares a binding value with a header value by Erlang's `==`
- * on the decoded values, types dropped: every integer type (including 'T'
- * timestamps, and 'L', which RabbitMQ reads as a *signed* 64-bit integer)
- * and both float types compare as numbers (1 == 1.0); 'S' and 'x' are both
- * binaries and compare by bytes; tables and arrays keep their element types.
- */
-
-/* An integer as sign and magnitude; false when v is not an integer. */
-static bool int_value(const struct field_value *v, bool *neg, uint64_t *mag)
-{
-	int64_t i;
-
-	switch (v->type) {
-	case 'b': case 's': case 'I': case 'l':
-		i = v->v.i;
-		break;
-	case 'L':
-		i = (int64_t)v->v.u;
-		break;
-	case 'B': case 'u': case 'i': case 'T':
-		*neg = false;
-		*mag = v->v.u;
-		return true;
-	default:
-		return false;
-	}
-	*neg = i < 0;
-	*mag = *neg ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
-	return true;
-}
-
-static bool float_value(const struct field_value *v, double *d)
-{
-	if (v->type == 'f')
-		*d = (double)v->v.f;
-	else if (v->type == 'd')
-		*d = v->v.d;
-	else
-		return false;
-	return true;
-}
-
-/* Exact comparison of an integer with a double, as Erlang's `==`. */
-static bool int_eq_float(bool neg, uint64_t mag, double d)
-{
-	if (!isfinite(d))
-		return false;
-	if (d >= 0)		/* -0.0 too: 0 == -0.0 */
-		return !neg && d < 18446744073709551616.0 &&
-		    (double)(uint64_t)d == d && (uint64_t)d == mag;
-	if (!neg || -d > 9223372036854775808.0)
-		return false;
-	return (double)(uint64_t)-d == -d && (uint64_t)-d == mag;
-}
-
-static bool values_match(const struct field_value *a,
-    const struct field_value *b)
-{
-	bool an = false, bn = false;
-	uint64_t am = 0, bm = 0;
-	double ad = 0, bd = 0;
-	bool ai = int_value(a, &an, &am), bi = int_value(b, &bn, &bm);
-	bool af = float_value(a, &ad), bf = float_value(b, &bd);
-
-	if (ai && bi)
-		return an == bn && am == bm;
-	if (ai && bf)
-		return int_eq_float(an, am, bd);
-	if (af && bi)
-		return int_eq_float(bn, bm, ad);
-	if (af && bf)
-		return ad == bd;
-	if (ai || bi || af || bf)
-		return false;
-	if ((a->type == 'S' || a->type == 'x') &&
-	    (b->type == 'S' || b->type == 'x'))
-		return bytes_eq(a->v.str, b->v.str);
-	if (a->type != b->type)
-		return false;
-	switch (a->type) {
-	case 't':
-		return a->v.b == b->v.b;
-	case 'D':
-		return a->v.dec.scale == b->v.dec.scale &&
-		    a->v.dec.value == b->v.dec.value;
-	case 'V':
-		return true;
-	case 'F': {
-		return ftable_equal(a->v.table, b->v.table);
-	}
-	case 'A': {
-		struct field_table ta = { 0 }, tb = { 0 };
-
-		/* Arrays: compare element-wise through one-entry tables
-		 * (element types count, as in RabbitMQ). */
-		if (a->v.array->n != b->v.array->n)
-			return false;
-		for (uint32_t i = 0; i < a->v.array->n; i++) {
-			struct field_entry ea = { { (const uint8_t *)"", 0 },
-			    a->v.array->items[i] };
-			struct field_entry eb = { { (const uint8_t *)"", 0 },
-			    b->v.array->items[i] };
-
-			ta.n = tb.n = 1;
-			ta.entries = &ea;
-			tb.entries = &eb;
-			if (!ftable_equal(&ta, &tb))
-				return false;
-		}
-		return true;
-	}
-	}
-	return false;
-}
-
 static bool binding_matches(const struct field_table *args,
     const struct field_table *headers)
 {
@@ -181,7 +66,7 @@ static bool binding_matches(const struct field_table *args,
 				break;
 			}
 		}
-		ok = h && (e->value.type == 'V' || values_match(&e->value, h));
+		ok = h && (e->value.type == 'V' || fvalue_equivalent(&e->value, h));
 		if (all && !ok)
 			return false;
 		if (!all && ok)

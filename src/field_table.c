@@ -15,6 +15,7 @@
  * decoding and re-encoding a validated table gives back the same bytes.
  */
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "field_table.h"
@@ -487,4 +488,122 @@ void ftw_i64(struct wbuf *b, const char *key, int64_t v)
 {
 	put_key(b, key, 'l');
 	wbuf_put_u64(b, (uint64_t)v);
+}
+
+/* ---- RabbitMQ's equality of argument and header values ------------- */
+
+/*
+ * RabbitMQ compares a binding value with a header value by Erlang's `==`
+ * on the decoded values, types dropped: every integer type (including 'T'
+ * timestamps, and 'L', which RabbitMQ reads as a *signed* 64-bit integer)
+ * and both float types compare as numbers (1 == 1.0); 'S' and 'x' are both
+ * binaries and compare by bytes; tables and arrays keep their element types.
+ */
+
+/* An integer as sign and magnitude; false when v is not an integer. */
+static bool int_value(const struct field_value *v, bool *neg, uint64_t *mag)
+{
+	int64_t i;
+
+	switch (v->type) {
+	case 'b': case 's': case 'I': case 'l':
+		i = v->v.i;
+		break;
+	case 'L':
+		i = (int64_t)v->v.u;
+		break;
+	case 'B': case 'u': case 'i': case 'T':
+		*neg = false;
+		*mag = v->v.u;
+		return true;
+	default:
+		return false;
+	}
+	*neg = i < 0;
+	*mag = *neg ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
+	return true;
+}
+
+static bool float_value(const struct field_value *v, double *d)
+{
+	if (v->type == 'f')
+		*d = (double)v->v.f;
+	else if (v->type == 'd')
+		*d = v->v.d;
+	else
+		return false;
+	return true;
+}
+
+/* Exact comparison of an integer with a double, as Erlang's `==`. */
+static bool int_eq_float(bool neg, uint64_t mag, double d)
+{
+	if (!isfinite(d))
+		return false;
+	if (d >= 0)		/* -0.0 too: 0 == -0.0 */
+		return !neg && d < 18446744073709551616.0 &&
+		    (double)(uint64_t)d == d && (uint64_t)d == mag;
+	if (!neg || -d > 9223372036854775808.0)
+		return false;
+	return (double)(uint64_t)-d == -d && (uint64_t)-d == mag;
+}
+
+bool fvalue_equivalent(const struct field_value *a,
+    const struct field_value *b)
+{
+	bool an = false, bn = false;
+	uint64_t am = 0, bm = 0;
+	double ad = 0, bd = 0;
+	bool ai = int_value(a, &an, &am), bi = int_value(b, &bn, &bm);
+	bool af = float_value(a, &ad), bf = float_value(b, &bd);
+
+	if (ai && bi)
+		return an == bn && am == bm;
+	if (ai && bf)
+		return int_eq_float(an, am, bd);
+	if (af && bi)
+		return int_eq_float(bn, bm, ad);
+	if (af && bf)
+		return ad == bd;
+	if (ai || bi || af || bf)
+		return false;
+	if ((a->type == 'S' || a->type == 'x') &&
+	    (b->type == 'S' || b->type == 'x'))
+		return bytes_eq(a->v.str, b->v.str);
+	if (a->type != b->type)
+		return false;
+	switch (a->type) {
+	case 't':
+		return a->v.b == b->v.b;
+	case 'D':
+		return a->v.dec.scale == b->v.dec.scale &&
+		    a->v.dec.value == b->v.dec.value;
+	case 'V':
+		return true;
+	case 'F': {
+		return ftable_equal(a->v.table, b->v.table);
+	}
+	case 'A': {
+		struct field_table ta = { 0 }, tb = { 0 };
+
+		/* Arrays: compare element-wise through one-entry tables
+		 * (element types count, as in RabbitMQ). */
+		if (a->v.array->n != b->v.array->n)
+			return false;
+		for (uint32_t i = 0; i < a->v.array->n; i++) {
+			struct field_entry ea = { { (const uint8_t *)"", 0 },
+			    a->v.array->items[i] };
+			struct field_entry eb = { { (const uint8_t *)"", 0 },
+			    b->v.array->items[i] };
+
+			ta.n = tb.n = 1;
+			ta.entries = &ea;
+			tb.entries = &eb;
+			if (!ftable_equal(&ta, &tb))
+				return false;
+		}
+		return true;
+	}
+	}
+	return false;
 }

@@ -32,6 +32,10 @@ struct message *msg_new(struct bytes exchange, struct bytes routing_key,
 	m->header = p;
 	m->header_len = hdr_payload.len;
 	m->body_size = h->body_size;
+	/* Validated by the channel; a bad one here means "no TTL". */
+	if (!expiration_parse(h->props.expiration,
+	    props_has(&h->props, PROP_expiration), &m->ttl))
+		m->ttl = -1;
 
 	/* Re-point the parsed property strings at our copy of the header. */
 	m->props = h->props;
@@ -45,6 +49,19 @@ struct message *msg_new(struct bytes exchange, struct bytes routing_key,
 	BASIC_PROPERTIES(X)
 #undef X
 	return m;
+}
+
+struct message *msg_new_header(const struct message *m, struct bytes exchange,
+    struct bytes routing_key, struct bytes hdr_payload,
+    const struct content_header *h)
+{
+	struct message *copy = msg_new(exchange, routing_key, hdr_payload, h);
+	struct message *owner = m->body_owner ? m->body_owner : (struct message *)m;
+
+	copy->body_owner = msg_ref(owner);
+	copy->body = owner->body;
+	copy->body_len = copy->body_cap = m->body_len;
+	return copy;
 }
 
 void msg_append_body(struct message *m, const uint8_t *p, uint32_t n)
@@ -75,6 +92,9 @@ void msg_unref(struct message *m)
 {
 	if (m == NULL || --m->refs > 0)
 		return;
-	free(m->body);
+	if (m->body_owner)
+		msg_unref(m->body_owner);
+	else
+		free(m->body);
 	free(m);
 }

@@ -1,6 +1,7 @@
 /*
- * Queues: a ring of ready messages, consumers in round-robin order, and a
- * dispatch pass that runs once per loop turn with a bounded batch.
+ * Queues: ready messages (one ring per priority level), consumers, and the
+ * dispatch pass that runs once per loop turn with a bounded batch.  TTL,
+ * length limits and x-expires live here; what dies goes to dead_letter().
  */
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,8 @@
 
 #include "broker.h"
 #include "channel.h"
+#include "config.h"
+#include "dead_letter.h"
 #include "log.h"
 #include "message.h"
 #include "queue.h"
@@ -18,19 +21,31 @@
 #define DISPATCH_BUDGET 256
 
 static void queue_dispatch(evutil_socket_t fd, short what, void *arg);
+static void queue_expiry_cb(evutil_socket_t fd, short what, void *arg);
+static void queue_idle_cb(evutil_socket_t fd, short what, void *arg);
+static void arm_expiry(struct queue *q);
 
-struct queue *queue_new(struct vhost *vh, struct bytes name)
+struct queue *queue_new(struct vhost *vh, struct bytes name,
+    struct queue_args *args)
 {
 	struct queue *q = xcalloc(1, sizeof(*q));
+	struct event_base *base = vh->broker->base;
 
 	q->refs = 1;
 	q->name = bytes_strdup(name);
 	q->vh = vh;
+	q->args = *args;
+	memset(args, 0, sizeof(*args));
+	q->n_levels = 1u + q->args.max_priority;
+	q->levels = xcalloc(q->n_levels, sizeof(*q->levels));
 	TAILQ_INIT(&q->consumers);
 	TAILQ_INIT(&q->inbound);
-	q->dispatch_ev = event_new(vh->broker->base, -1, 0, queue_dispatch, q);
-	if (q->dispatch_ev == NULL)
+	q->dispatch_ev = event_new(base, -1, 0, queue_dispatch, q);
+	q->expiry_ev = evtimer_new(base, queue_expiry_cb, q);
+	q->idle_ev = evtimer_new(base, queue_idle_cb, q);
+	if (!q->dispatch_ev || !q->expiry_ev || !q->idle_ev)
 		fatalx("event_new failed");
+	queue_touch(q);
 	return q;
 }
 
@@ -46,71 +61,193 @@ void queue_unref(struct queue *q)
 		return;
 	queue_purge(q);
 	event_free(q->dispatch_ev);
-	free(q->ring);
+	event_free(q->expiry_ev);
+	event_free(q->idle_ev);
+	for (uint32_t i = 0; i < q->n_levels; i++)
+		ring_free(&q->levels[i]);
+	free(q->levels);
+	queue_args_free(&q->args);
 	free(q->arguments);
 	free(q->name);
 	free(q);
 }
 
-static struct queue_entry *ring_at(struct queue *q, uint32_t i)
+static void timer_in_ms(struct event *ev, uint64_t ms)
 {
-	return &q->ring[(q->head + i) & (q->cap - 1)];
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	evtimer_add(ev, &tv);
 }
 
-static void ring_grow(struct queue *q)
+static uint32_t level_of(const struct queue *q, const struct message *m)
 {
-	uint32_t cap = q->cap ? q->cap * 2 : 64;
-	struct queue_entry *ring = xmalloc(sizeof(*ring) * cap);
+	uint8_t p = props_has(&m->props, PROP_priority) ? m->props.priority : 0;
 
-	for (uint32_t i = 0; i < q->count; i++)
-		ring[i] = *ring_at(q, i);
-	free(q->ring);
-	q->ring = ring;
-	q->cap = cap;
-	q->head = 0;
+	return p < q->n_levels ? p : q->n_levels - 1;
 }
 
-void queue_push(struct queue *q, struct message *msg)
+/* The highest non-empty level, or NULL. */
+static struct entry_ring *top_level(struct queue *q)
 {
-	if (q->count == q->cap)
-		ring_grow(q);
-	*ring_at(q, q->count) = (struct queue_entry){ msg_ref(msg), q->next_seq++,
-	    false };
+	for (uint32_t i = q->n_levels; i-- > 0; )
+		if (q->levels[i].count)
+			return &q->levels[i];
+	return NULL;
+}
+
+static void account_add(struct queue *q, const struct message *m)
+{
 	q->count++;
-	if (q->n_consumers)
-		queue_schedule_dispatch(q);
+	q->bytes += m->body_len;
 }
 
-void queue_requeue(struct queue *q, struct message *msg, uint64_t seq)
+static void account_remove(struct queue *q, const struct message *m)
 {
-	uint32_t pos = 0;
+	q->count--;
+	q->bytes -= m->body_len;
+}
 
-	if (q->deleted) {
-		msg_unref(msg);
+/* Remove the top entry, whatever its state. */
+static bool take_top(struct queue *q, struct queue_entry *out)
+{
+	struct entry_ring *r = top_level(q);
+
+	if (r == NULL || !ring_pop(r, out))
+		return false;
+	account_remove(q, out->msg);
+	return true;
+}
+
+/* Dead-letter (or drop) expired messages at the head of each level. */
+static void expire_heads(struct queue *q)
+{
+	uint64_t now = conn_now_ms();
+
+	for (uint32_t i = 0; i < q->n_levels; i++) {
+		struct entry_ring *r = &q->levels[i];
+		struct queue_entry *h, e;
+
+		while ((h = ring_head(r)) != NULL && h->expires_at &&
+		    h->expires_at <= now) {
+			ring_pop(r, &e);
+			account_remove(q, e.msg);
+			dead_letter(q, e.msg, DEATH_EXPIRED);
+			msg_unref(e.msg);
+		}
+	}
+	arm_expiry(q);
+}
+
+static void arm_expiry(struct queue *q)
+{
+	uint64_t next = 0, now;
+
+	for (uint32_t i = 0; i < q->n_levels; i++) {
+		struct queue_entry *h = ring_head(&q->levels[i]);
+
+		if (h && h->expires_at && (next == 0 || h->expires_at < next))
+			next = h->expires_at;
+	}
+	if (next == 0 || q->deleted) {
+		evtimer_del(q->expiry_ev);
 		return;
 	}
-	if (q->count == q->cap)
-		ring_grow(q);
-	/* Requeued messages sit near the head: scan from there. */
-	while (pos < q->count && ring_at(q, pos)->seq < seq)
-		pos++;
-	q->head = (q->head - 1) & (q->cap - 1);
-	for (uint32_t i = 0; i < pos; i++)
-		*ring_at(q, i) = *ring_at(q, i + 1);
-	q->count++;
-	*ring_at(q, pos) = (struct queue_entry){ msg, seq, true };
+	now = conn_now_ms();
+	timer_in_ms(q->expiry_ev, next > now ? next - now : 0);
+}
+
+static void queue_expiry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	expire_heads(arg);
+}
+
+/* Drop from the head until within x-max-length / x-max-length-bytes. */
+static void enforce_length(struct queue *q)
+{
+	struct queue_entry e;
+
+	while ((q->args.max_length >= 0 && q->count > (uint64_t)q->args.max_length) ||
+	    (q->args.max_length_bytes >= 0 &&
+	    q->bytes > (uint64_t)q->args.max_length_bytes)) {
+		if (!take_top(q, &e))
+			break;
+		dead_letter(q, e.msg, DEATH_MAXLEN);
+		msg_unref(e.msg);
+	}
+}
+
+static bool would_overflow(const struct queue *q, const struct message *m)
+{
+	return (q->args.max_length >= 0 &&
+	    q->count + 1 > (uint64_t)q->args.max_length) ||
+	    (q->args.max_length_bytes >= 0 &&
+	    q->bytes + m->body_len > (uint64_t)q->args.max_length_bytes);
+}
+
+static struct consumer *next_consumer(struct queue *q);
+
+bool queue_push(struct queue *q, struct message *msg)
+{
+	int64_t ttl = q->args.message_ttl;
+	struct queue_entry e = { NULL, q->next_seq++, 0, false };
+	struct consumer *c;
+
+	if (msg->ttl >= 0 && (ttl < 0 || msg->ttl < ttl))
+		ttl = msg->ttl;
+	/* Nothing waits ahead of it: a consumer with credit takes it now. */
+	if (q->count == 0 && q->n_consumers && (c = next_consumer(q)) != NULL) {
+		e.msg = msg;
+		if (ttl > 0)
+			e.expires_at = conn_now_ms() + (uint64_t)ttl;
+		chan_deliver(c, &e);
+		return true;
+	}
+	if (ttl == 0) {
+		/* Undeliverable now and expired already (RabbitMQ). */
+		dead_letter(q, msg, DEATH_EXPIRED);
+		return true;
+	}
+	if (q->args.overflow != OVERFLOW_DROP_HEAD && would_overflow(q, msg)) {
+		if (q->args.overflow == OVERFLOW_REJECT_PUBLISH_DLX)
+			dead_letter(q, msg, DEATH_MAXLEN);
+		return false;
+	}
+	e.msg = msg_ref(msg);
+	if (ttl > 0)
+		e.expires_at = conn_now_ms() + (uint64_t)ttl;
+	ring_push(&q->levels[level_of(q, msg)], e);
+	account_add(q, msg);
+	enforce_length(q);
+	if (ttl > 0 && !evtimer_pending(q->expiry_ev, NULL))
+		arm_expiry(q);
+	if (q->n_consumers)
+		queue_schedule_dispatch(q);
+	return true;
+}
+
+void queue_requeue(struct queue *q, const struct queue_entry *e)
+{
+	struct queue_entry back = *e;
+
+	if (q->deleted) {
+		msg_unref(e->msg);
+		return;
+	}
+	/* Back to its place, keeping its expiry time. */
+	back.redelivered = true;
+	ring_insert_by_seq(&q->levels[level_of(q, e->msg)], back);
+	account_add(q, e->msg);
+	enforce_length(q);
+	if (back.expires_at)
+		arm_expiry(q);
 	if (q->n_consumers)
 		queue_schedule_dispatch(q);
 }
 
 bool queue_pop(struct queue *q, struct queue_entry *out)
 {
-	if (q->count == 0)
-		return false;
-	*out = *ring_at(q, 0);
-	q->head = (q->head + 1) & (q->cap - 1);
-	q->count--;
-	return true;
+	expire_heads(q);
+	return take_top(q, out);
 }
 
 uint32_t queue_purge(struct queue *q)
@@ -118,9 +255,32 @@ uint32_t queue_purge(struct queue *q)
 	uint32_t n = q->count;
 	struct queue_entry e;
 
-	while (queue_pop(q, &e))
+	while (take_top(q, &e))
 		msg_unref(e.msg);
+	if (q->expiry_ev)
+		evtimer_del(q->expiry_ev);
 	return n;
+}
+
+void queue_touch(struct queue *q)
+{
+	if (q->args.expires < 0 || q->deleted)
+		return;
+	if (q->n_consumers)
+		evtimer_del(q->idle_ev);
+	else
+		timer_in_ms(q->idle_ev, (uint64_t)q->args.expires);
+}
+
+static void queue_idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue *q = arg;
+
+	if (q->n_consumers == 0 && !q->deleted) {
+		log_info("queue '%s' in vhost '%s' expired (x-expires)", q->name,
+		    q->vh->name);
+		chan_delete_queue(q);
+	}
 }
 
 void queue_add_consumer(struct queue *q, struct consumer *c)
@@ -128,8 +288,9 @@ void queue_add_consumer(struct queue *q, struct consumer *c)
 	struct consumer *after = NULL, *it;
 
 	c->q = q;
+	/* Single active consumer: registration order decides who is next. */
 	TAILQ_FOREACH(it, &q->consumers, qlink)
-		if (it->priority >= c->priority)
+		if (q->args.single_active_consumer || it->priority >= c->priority)
 			after = it;
 	if (after)
 		TAILQ_INSERT_AFTER(&q->consumers, after, c, qlink);
@@ -137,6 +298,7 @@ void queue_add_consumer(struct queue *q, struct consumer *c)
 		TAILQ_INSERT_HEAD(&q->consumers, c, qlink);
 	q->n_consumers++;
 	q->had_consumer = true;
+	evtimer_del(q->idle_ev);
 	queue_schedule_dispatch(q);
 }
 
@@ -145,6 +307,10 @@ void queue_remove_consumer(struct queue *q, struct consumer *c)
 	TAILQ_REMOVE(&q->consumers, c, qlink);
 	q->n_consumers--;
 	c->q = NULL;
+	if (q->n_consumers == 0)
+		queue_touch(q);
+	else
+		queue_schedule_dispatch(q);	/* maybe a new active one */
 }
 
 void queue_delete(struct queue *q)
@@ -156,6 +322,7 @@ void queue_delete(struct queue *q)
 		queue_remove_consumer(q, c);
 	queue_purge(q);
 	event_del(q->dispatch_ev);
+	evtimer_del(q->idle_ev);
 }
 
 void queue_schedule_dispatch(struct queue *q)
@@ -167,12 +334,17 @@ void queue_schedule_dispatch(struct queue *q)
 
 /*
  * The first consumer with credit in priority order; it then moves behind
- * the others of its priority, so equal consumers take turns.
+ * the others of its priority, so equal consumers take turns.  With a
+ * single active consumer only the first one may receive.
  */
 static struct consumer *next_consumer(struct queue *q)
 {
 	struct consumer *c, *last;
 
+	if (q->args.single_active_consumer) {
+		c = TAILQ_FIRST(&q->consumers);
+		return c && chan_consumer_has_credit(c) ? c : NULL;
+	}
 	TAILQ_FOREACH(c, &q->consumers, qlink)
 		if (chan_consumer_has_credit(c))
 			break;
@@ -197,14 +369,22 @@ static void queue_dispatch(evutil_socket_t fd, short what, void *arg)
 	struct consumer *c;
 
 	queue_ref(q);
+	expire_heads(q);
 	while (q->count && budget-- > 0 && (c = next_consumer(q)) != NULL) {
 		if (!queue_pop(q, &e))
 			break;
-		chan_deliver(c, e.msg, e.seq, e.redelivered);
+		chan_deliver(c, &e);
 		msg_unref(e.msg);
 	}
 	/* Out of budget, not out of work: come back next turn. */
 	if (budget < 0)
 		queue_schedule_dispatch(q);
 	queue_unref(q);
+}
+
+uint64_t queue_consumer_timeout(const struct queue *q)
+{
+	if (q->args.consumer_timeout >= 0)
+		return (uint64_t)q->args.consumer_timeout;
+	return q->vh->broker->cfg->consumer_timeout;
 }

@@ -1,10 +1,6 @@
 /*
- * Topic trie.  Each node has optional `*` and `#` children and the values
- * of the patterns that end there; its children by literal word live in one
- * hash table per trie, keyed by (parent node, word).  One shared table
- * instead of a map per node keeps the trie small (most nodes have a single
- * child) and lets a match hash each key word once, not once per node it is
- * looked up at.
+ * Topic trie.  Each node has children by word (a strmap), plus optional `*`
+ * and `#` children, and the values of the patterns that end there.
  *
  * Matching walks the key's words; a `#` child may swallow any number of
  * words, so a node can be reached at the same key position along several
@@ -12,17 +8,12 @@
  * expanded at during the current match (reset lazily by a generation
  * number), so no node is expanded twice at one position (no exponential
  * blow-up) and each pattern's values are reported at most once.
- *
- * Removing a pattern's last value prunes the nodes left empty, and the
- * edge table shrinks as it empties.
  */
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/rand.h>
-
 #include "log.h"
+#include "strmap.h"
 #include "topic_trie.h"
 
 /* Keys longer than this many words cannot be matched (RabbitMQ keys are
@@ -30,11 +21,7 @@
 #define MAX_WORDS 256
 
 struct tnode {
-	struct tnode *parent;
-	uint8_t *word;			/* the literal word leading here */
-	uint32_t word_len;
-	uint32_t n_words;		/* literal-word children */
-	uint64_t word_hash;
+	struct strmap *words;		/* word -> struct tnode */
 	struct tnode *star;		/* `*` */
 	struct tnode *hash;		/* `#` */
 	void **values;
@@ -42,153 +29,34 @@ struct tnode {
 	/* Key positions already expanded during match number visit_gen. */
 	uint64_t visit_gen;
 	uint64_t visited[(MAX_WORDS + 1 + 63) / 64];
+	uint64_t reported;		/* gen when values were last reported */
 };
-
-/* An edge parent --word--> child; child NULL: empty; EDGE_GONE: deleted. */
-struct edge {
-	uint64_t hash;
-	struct tnode *child;
-};
-
-static struct tnode edge_gone;
-#define EDGE_GONE (&edge_gone)
 
 struct topic_trie {
 	struct tnode *root;
 	uint64_t gen;
-	uint64_t seed;
-	struct edge *edges;
-	size_t cap;			/* power of two */
-	size_t count;			/* live edges */
-	size_t used;			/* live + deleted */
 };
 
-#define MIN_EDGES 16
-
-static uint64_t word_hash(const struct topic_trie *t, const uint8_t *p,
-    uint32_t len)
+static struct tnode *tnode_new(void)
 {
-	/* FNV-1a over a random seed, finished with a 64-bit mixer. */
-	uint64_t h = 0xcbf29ce484222325ULL ^ t->seed;
-
-	for (uint32_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
-static uint64_t edge_hash(const struct tnode *parent, uint64_t wh)
-{
-	uint64_t h = wh ^ ((uint64_t)(uintptr_t)parent * 0x9e3779b97f4a7c15ULL);
-
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	return h;
-}
-
-static bool edge_is(const struct tnode *c, const struct tnode *parent,
-    const uint8_t *w, uint32_t len)
-{
-	return c->parent == parent && c->word_len == len &&
-	    (len == 0 || memcmp(c->word, w, len) == 0);
-}
-
-static struct tnode *edge_get(const struct topic_trie *t,
-    const struct tnode *parent, const uint8_t *w, uint32_t len, uint64_t wh)
-{
-	size_t mask = t->cap - 1;
-	uint64_t h;
-
-	if (parent->n_words == 0)
-		return NULL;
-	h = edge_hash(parent, wh);
-	for (size_t i = h & mask;; i = (i + 1) & mask) {
-		const struct edge *e = &t->edges[i];
-
-		if (e->child == NULL)
-			return NULL;
-		if (e->hash == h && e->child != EDGE_GONE &&
-		    edge_is(e->child, parent, w, len))
-			return e->child;
-	}
-}
-
-static void edges_resize(struct topic_trie *t, size_t cap)
-{
-	struct edge *old = t->edges;
-	size_t oldcap = t->cap;
-
-	t->edges = xcalloc(cap, sizeof(struct edge));
-	t->cap = cap;
-	t->used = t->count;
-	for (size_t i = 0; i < oldcap; i++) {
-		size_t j;
-
-		if (old[i].child == NULL || old[i].child == EDGE_GONE)
-			continue;
-		for (j = old[i].hash & (cap - 1); t->edges[j].child;
-		    j = (j + 1) & (cap - 1))
-			;
-		t->edges[j] = old[i];
-	}
-	free(old);
-}
-
-static void edge_put(struct topic_trie *t, struct tnode *child)
-{
-	uint64_t h = edge_hash(child->parent, child->word_hash);
-	size_t i, mask;
-
-	if ((t->used + 1) * 10 >= t->cap * 7)
-		edges_resize(t, t->count * 2 + 2 >= t->cap ? t->cap * 2 : t->cap);
-	mask = t->cap - 1;
-	for (i = h & mask; t->edges[i].child && t->edges[i].child != EDGE_GONE;
-	    i = (i + 1) & mask)
-		;
-	if (t->edges[i].child == NULL)
-		t->used++;
-	t->edges[i].hash = h;
-	t->edges[i].child = child;
-	t->count++;
-	child->parent->n_words++;
-}
-
-static void edge_del(struct topic_trie *t, struct tnode *child)
-{
-	uint64_t h = edge_hash(child->parent, child->word_hash);
-	size_t mask = t->cap - 1;
-
-	for (size_t i = h & mask; t->edges[i].child; i = (i + 1) & mask) {
-		if (t->edges[i].child == child) {
-			t->edges[i].child = EDGE_GONE;
-			t->count--;
-			child->parent->n_words--;
-			break;
-		}
-	}
-	if (t->cap > MIN_EDGES && t->count * 8 < t->cap) {
-		size_t cap = t->cap;
-
-		while (cap > MIN_EDGES && t->count * 8 < cap)
-			cap /= 2;
-		edges_resize(t, cap);
-	}
-}
-
-static struct tnode *tnode_new(struct tnode *parent)
-{
-	struct tnode *n = xcalloc(1, sizeof(struct tnode));
-
-	n->parent = parent;
-	return n;
+	return xcalloc(1, sizeof(struct tnode));
 }
 
 static void tnode_free(struct tnode *n)
 {
+	struct bytes k;
+	void *v;
+
+	if (n == NULL)
+		return;
+	if (n->words) {
+		for (size_t it = 0; strmap_next(n->words, &it, &k, &v); )
+			tnode_free(v);
+		strmap_free(n->words);
+	}
+	tnode_free(n->star);
+	tnode_free(n->hash);
 	free(n->values);
-	free(n->word);
 	free(n);
 }
 
@@ -196,49 +64,15 @@ struct topic_trie *topic_trie_new(void)
 {
 	struct topic_trie *t = xcalloc(1, sizeof(*t));
 
-	if (RAND_bytes((unsigned char *)&t->seed, sizeof(t->seed)) != 1)
-		t->seed = 0x243f6a8885a308d3ULL;
-	t->root = tnode_new(NULL);
-	t->cap = MIN_EDGES;
-	t->edges = xcalloc(t->cap, sizeof(struct edge));
+	t->root = tnode_new();
 	return t;
-}
-
-/* Free the `*`/`#` descendants of n; literal-word children are freed from
- * the edge table. */
-static void free_wild(struct tnode *n)
-{
-	if (n->star) {
-		free_wild(n->star);
-		tnode_free(n->star);
-	}
-	if (n->hash) {
-		free_wild(n->hash);
-		tnode_free(n->hash);
-	}
 }
 
 void topic_trie_free(struct topic_trie *t)
 {
 	if (t == NULL)
 		return;
-	/* Every node is the root, a `*`/`#` child, or an edge's child; free
-	 * each once: wildcard children through their parent. */
-	for (size_t i = 0; i < t->cap; i++) {
-		struct tnode *c = t->edges[i].child;
-
-		if (c && c != EDGE_GONE)
-			free_wild(c);
-	}
-	free_wild(t->root);
-	for (size_t i = 0; i < t->cap; i++) {
-		struct tnode *c = t->edges[i].child;
-
-		if (c && c != EDGE_GONE)
-			tnode_free(c);
-	}
 	tnode_free(t->root);
-	free(t->edges);
 	free(t);
 }
 
@@ -267,38 +101,54 @@ static bool is_wild(struct bytes w, char c)
 }
 
 /* The child of n for word w, or NULL. */
-static struct tnode *child_get(const struct topic_trie *t,
-    const struct tnode *n, struct bytes w)
+static struct tnode *child_get(const struct tnode *n, struct bytes w)
 {
 	if (is_wild(w, '*'))
 		return n->star;
 	if (is_wild(w, '#'))
 		return n->hash;
-	return edge_get(t, n, w.ptr, w.len, word_hash(t, w.ptr, w.len));
+	return n->words ? strmap_get(n->words, w) : NULL;
 }
 
 /* The child of n for word w, created when missing. */
-static struct tnode *child_make(struct topic_trie *t, struct tnode *n,
-    struct bytes w)
+static struct tnode *child_make(struct tnode *n, struct bytes w)
 {
-	struct tnode *c = child_get(t, n, w);
+	struct tnode *c = child_get(n, w);
 
 	if (c != NULL)
 		return c;
-	c = tnode_new(n);
-	if (is_wild(w, '*')) {
+	c = tnode_new();
+	if (is_wild(w, '*'))
 		n->star = c;
-	} else if (is_wild(w, '#')) {
+	else if (is_wild(w, '#'))
 		n->hash = c;
-	} else {
-		c->word = xmalloc(w.len ? w.len : 1);
-		if (w.len)
-			memcpy(c->word, w.ptr, w.len);
-		c->word_len = w.len;
-		c->word_hash = word_hash(t, w.ptr, w.len);
-		edge_put(t, c);
+	else {
+		if (n->words == NULL)
+			n->words = strmap_new();
+		strmap_put(n->words, w, c);
 	}
 	return c;
+}
+
+/* Unlink (and free) the child of n for word w. */
+static void child_drop(struct tnode *n, struct bytes w)
+{
+	struct tnode *c;
+
+	if (is_wild(w, '*')) {
+		c = n->star;
+		n->star = NULL;
+	} else if (is_wild(w, '#')) {
+		c = n->hash;
+		n->hash = NULL;
+	} else {
+		c = strmap_del(n->words, w);
+		if (strmap_count(n->words) == 0) {
+			strmap_free(n->words);
+			n->words = NULL;
+		}
+	}
+	tnode_free(c);
 }
 
 void topic_trie_add(struct topic_trie *t, struct bytes pattern, void *value)
@@ -310,7 +160,7 @@ void topic_trie_add(struct topic_trie *t, struct bytes pattern, void *value)
 	if (n < 0)
 		fatalx("topic pattern longer than %d words", MAX_WORDS);
 	for (int i = 0; i < n; i++)
-		node = child_make(t, node, words[i]);
+		node = child_make(node, words[i]);
 	if (node->n_values == node->cap_values) {
 		node->cap_values = node->cap_values ? node->cap_values * 2 : 4;
 		node->values = xrealloc(node->values,
@@ -322,50 +172,45 @@ void topic_trie_add(struct topic_trie *t, struct bytes pattern, void *value)
 static bool tnode_empty(const struct tnode *n)
 {
 	return n->n_values == 0 && n->star == NULL && n->hash == NULL &&
-	    n->n_words == 0;
+	    (n->words == NULL || strmap_count(n->words) == 0);
+}
+
+/* Remove value below node along words; prunes nodes left empty. */
+static bool remove_at(struct tnode *node, struct bytes *words, int n,
+    void *value)
+{
+	struct tnode *child;
+	bool removed;
+
+	if (n == 0) {
+		for (uint32_t i = 0; i < node->n_values; i++) {
+			if (node->values[i] == value) {
+				node->values[i] = node->values[--node->n_values];
+				return true;
+			}
+		}
+		return false;
+	}
+	child = child_get(node, words[0]);
+	if (child == NULL)
+		return false;
+	removed = remove_at(child, words + 1, n - 1, value);
+	if (removed && tnode_empty(child))
+		child_drop(node, words[0]);
+	return removed;
 }
 
 bool topic_trie_remove(struct topic_trie *t, struct bytes pattern,
     void *value)
 {
 	struct bytes words[MAX_WORDS];
-	struct tnode *path[MAX_WORDS + 1];
 	int n = split_words(pattern, words);
-	struct tnode *node;
-	uint32_t i;
 
-	if (n < 0)
-		return false;
-	path[0] = t->root;
-	for (int k = 0; k < n; k++)
-		if ((path[k + 1] = child_get(t, path[k], words[k])) == NULL)
-			return false;
-	node = path[n];
-	for (i = 0; i < node->n_values && node->values[i] != value; i++)
-		;
-	if (i == node->n_values)
-		return false;
-	node->values[i] = node->values[--node->n_values];
-	/* Prune the nodes left empty, deepest first. */
-	for (int k = n; k > 0 && tnode_empty(path[k]); k--) {
-		struct tnode *c = path[k], *p = path[k - 1];
-
-		if (c == p->star)
-			p->star = NULL;
-		else if (c == p->hash)
-			p->hash = NULL;
-		else
-			edge_del(t, c);
-		tnode_free(c);
-	}
-	return true;
+	return n >= 0 && remove_at(t->root, words, n, value);
 }
 
 struct match_ctx {
-	const struct topic_trie *t;
 	struct bytes *words;
-	uint64_t *hashes;		/* word_hash of each key word ... */
-	uint64_t hashed[(MAX_WORDS + 63) / 64];	/* ... once computed */
 	int n;
 	uint64_t gen;
 	void (*fn)(void *, void *);
@@ -381,7 +226,8 @@ static void match_at(struct match_ctx *m, struct tnode *node, int i)
 	if (node->visited[i / 64] & (1ULL << (i % 64)))
 		return;
 	node->visited[i / 64] |= 1ULL << (i % 64);
-	if (i == m->n) {
+	if (i == m->n && node->reported != m->gen) {
+		node->reported = m->gen;
 		for (uint32_t v = 0; v < node->n_values; v++)
 			m->fn(node->values[v], m->arg);
 	}
@@ -394,16 +240,9 @@ static void match_at(struct match_ctx *m, struct tnode *node, int i)
 		return;
 	if (node->star)
 		match_at(m, node->star, i + 1);
-	if (node->n_words) {
-		struct tnode *child;
+	if (node->words) {
+		struct tnode *child = strmap_get(node->words, m->words[i]);
 
-		if (!(m->hashed[i / 64] & (1ULL << (i % 64)))) {
-			m->hashed[i / 64] |= 1ULL << (i % 64);
-			m->hashes[i] = word_hash(m->t, m->words[i].ptr,
-			    m->words[i].len);
-		}
-		child = edge_get(m->t, node, m->words[i].ptr, m->words[i].len,
-		    m->hashes[i]);
 		if (child)
 			match_at(m, child, i + 1);
 	}
@@ -413,9 +252,7 @@ void topic_trie_match(struct topic_trie *t, struct bytes key,
     void (*fn)(void *value, void *arg), void *arg)
 {
 	struct bytes words[MAX_WORDS];
-	uint64_t hashes[MAX_WORDS];
-	struct match_ctx m = { t, words, hashes, { 0 },
-	    split_words(key, words), ++t->gen, fn, arg };
+	struct match_ctx m = { words, split_words(key, words), ++t->gen, fn, arg };
 
 	if (m.n < 0)
 		return;

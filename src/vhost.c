@@ -14,12 +14,14 @@
 static const struct {
 	const char *name;
 	const struct exchange_type *type;
+	bool internal;
 } predeclared[] = {
-	{ "amq.direct", &exchange_direct },
-	{ "amq.fanout", &exchange_fanout },
-	{ "amq.topic", &exchange_topic },
-	{ "amq.headers", &exchange_headers },
-	{ "amq.match", &exchange_headers },
+	{ "amq.direct", &exchange_direct, false },
+	{ "amq.fanout", &exchange_fanout, false },
+	{ "amq.topic", &exchange_topic, false },
+	{ "amq.headers", &exchange_headers, false },
+	{ "amq.match", &exchange_headers, false },
+	{ "amq.rabbitmq.trace", &exchange_topic, true },
 };
 
 struct vhost *vhost_new(struct broker *b, const char *name)
@@ -37,6 +39,7 @@ struct vhost *vhost_new(struct broker *b, const char *name)
 		x = vhost_add_exchange(vh, bytes_str(predeclared[i].name),
 		    predeclared[i].type);
 		x->durable = true;
+		x->internal = predeclared[i].internal;
 	}
 	return vh;
 }
@@ -64,9 +67,10 @@ struct queue *vhost_find_queue(struct vhost *vh, struct bytes name)
 	return strmap_get(vh->queues, name);
 }
 
-struct queue *vhost_add_queue(struct vhost *vh, struct bytes name)
+struct queue *vhost_add_queue(struct vhost *vh, struct bytes name,
+    struct queue_args *args)
 {
-	struct queue *q = queue_new(vh, name);
+	struct queue *q = queue_new(vh, name, args);
 
 	strmap_put(vh->queues, name, q);
 	return q;
