@@ -26,6 +26,7 @@ struct broker {
 	struct conn_list conns;
 	uint64_t next_conn_id;
 	struct event *sig_term, *sig_int;
+	struct event *tick;		/* once a second: consumer timeouts */
 };
 
 /* Set up the loop and listener; false (with a log line) on failure. */

@@ -12,6 +12,7 @@
 
 #include "broker.h"
 #include "config.h"
+#include "channel.h"
 #include "connection.h"
 #include "log.h"
 #include "strmap.h"
@@ -37,6 +38,22 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 	log_info("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	event_base_loopexit(b->base, NULL);
+}
+
+/* Once a second: deliveries left unacknowledged past consumer_timeout. */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct broker *b = arg;
+	uint64_t now = conn_now_ms();
+	struct conn *c;
+
+	TAILQ_FOREACH(c, &b->conns, link) {
+		if (c->state != CONN_RUNNING)
+			continue;
+		for (uint32_t i = 0; i < c->channels_cap; i++)
+			if (c->channels[i])
+				chan_check_consumer_timeouts(c->channels[i], now);
+	}
 }
 
 static bool listen_tcp(struct broker *b)
@@ -85,6 +102,8 @@ bool broker_init(struct broker *b, const struct warren_config *cfg)
 	b->sig_int = evsignal_new(b->base, SIGINT, on_signal, b);
 	event_add(b->sig_term, NULL);
 	event_add(b->sig_int, NULL);
+	b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
+	event_add(b->tick, &(struct timeval){ 1, 0 });
 	return listen_tcp(b);
 }
 
@@ -117,6 +136,8 @@ void broker_free(struct broker *b)
 		event_free(b->sig_term);
 	if (b->sig_int)
 		event_free(b->sig_int);
+	if (b->tick)
+		event_free(b->tick);
 	if (b->base)
 		event_base_free(b->base);
 }

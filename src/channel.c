@@ -468,3 +468,30 @@ int chan_handle_frame(struct channel *ch, const struct frame *f,
 		    "expected method frame, got non method frame instead");
 	return handle_method(ch, f, err);
 }
+
+void chan_check_consumer_timeouts(struct channel *ch, uint64_t now)
+{
+	struct amqp_error err = { .method_id = 0 };
+
+	if (ch->state != CHAN_OPEN)
+		return;
+	for (uint32_t i = 0; i < ch->ledger_count; i++) {
+		struct delivery *d = ledger_at(ch, i);
+		uint64_t limit;
+
+		if (d->settled)
+			continue;
+		limit = queue_consumer_timeout(d->q);
+		if (now - d->delivered_at <= limit)
+			continue;
+		amqp_fail(&err, AMQP_PRECONDITION_FAILED,
+		    "delivery acknowledgement on channel %u timed out. Timeout "
+		    "value used: %llu ms. This timeout value can be configured, "
+		    "see consumers doc guide to learn more", ch->number,
+		    (unsigned long long)limit);
+		chan_fail(ch, &err);
+		/* Don't wait for close-ok: the messages go back now. */
+		chan_requeue_all(ch);
+		return;
+	}
+}
