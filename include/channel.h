@@ -75,7 +75,6 @@ struct channel {
 	uint32_t unacked;		/* unsettled entries in the ledger */
 	uint64_t next_tag;
 
-	bool flow_stopped;		/* channel.flow active=false */
 	char last_queue[256];		/* for queue name "" (RabbitMQ) */
 	uint32_t prefetch_consumer;	/* basic.qos global=false */
 	uint32_t prefetch_channel;	/* basic.qos global=true */

@@ -61,6 +61,7 @@ struct conn {
 	uint16_t heartbeat;		/* seconds; 0: off */
 	char *user;
 	struct vhost *vh;
+	bool cancel_notify;		/* client capability consumer_cancel_notify */
 
 	struct channel **channels;	/* indexed by number, grown on demand */
 	uint32_t n_channels;		/* open ones */

@@ -244,7 +244,7 @@ bool chan_consumer_has_credit(const struct consumer *c)
 {
 	const struct channel *ch = c->ch;
 
-	if (ch->state != CHAN_OPEN || ch->flow_stopped ||
+	if (ch->state != CHAN_OPEN ||
 	    conn_output_congested(ch->conn))
 		return false;
 	if (c->no_ack)
@@ -326,15 +326,14 @@ static int chan_channel_flow(struct channel *ch, const struct amqp_method *m,
     struct amqp_error *err)
 {
 	struct amqp_method ok = { .id = AMQP_channel_flow_ok };
-	struct consumer *c;
 
-	ch->flow_stopped = !m->a.channel_flow.active;
-	ok.a.channel_flow_ok.active = m->a.channel_flow.active;
+	/* RabbitMQ no longer supports pausing deliveries this way. */
+	if (!m->a.channel_flow.active) {
+		err->connection_level = true;
+		return amqp_fail(err, AMQP_NOT_IMPLEMENTED, "active=false");
+	}
+	ok.a.channel_flow_ok.active = true;
 	conn_send_method(ch->conn, ch->number, &ok);
-	if (!ch->flow_stopped)
-		TAILQ_FOREACH(c, &ch->consumers, chlink)
-			if (c->q)
-				queue_schedule_dispatch(c->q);
 	return 0;
 }
 

@@ -48,10 +48,13 @@ int chan_basic_qos(struct channel *ch, const struct amqp_method *m,
 	if (a->prefetch_size != 0)
 		return amqp_fail(err, AMQP_NOT_IMPLEMENTED,
 		    "prefetch_size!=0 (%u)", a->prefetch_size);
-	if (a->global)
+	/* As RabbitMQ: a per-consumer qos also lifts the channel limit. */
+	if (a->global) {
 		ch->prefetch_channel = a->prefetch_count;
-	else
+	} else {
 		ch->prefetch_consumer = a->prefetch_count;
+		ch->prefetch_channel = 0;
+	}
 	conn_send_method(ch->conn, ch->number, &ok);
 	/* A raised limit may let consumers take more now. */
 	TAILQ_FOREACH(c, &ch->consumers, chlink)
@@ -209,7 +212,8 @@ void chan_consumer_cancelled(struct consumer *c)
 
 	m.a.basic_cancel.consumer_tag = bytes_str(c->tag);
 	m.a.basic_cancel.no_wait = true;
-	if (ch->state == CHAN_OPEN)
+	/* Only clients that said they understand it get basic.cancel. */
+	if (ch->state == CHAN_OPEN && ch->conn->cancel_notify)
 		conn_send_method(ch->conn, ch->number, &m);
 	chan_consumer_free(c, true);
 }
@@ -374,7 +378,13 @@ int chan_basic_recover(struct channel *ch, const struct amqp_method *m,
     struct amqp_error *err)
 {
 	struct amqp_method ok = { .id = AMQP_basic_recover_ok };
+	bool requeue = m->id == AMQP_basic_recover ?
+	    m->a.basic_recover.requeue : m->a.basic_recover_async.requeue;
 
+	if (!requeue) {
+		err->connection_level = true;
+		return amqp_fail(err, AMQP_NOT_IMPLEMENTED, "requeue=false");
+	}
 	chan_requeue_all(ch);
 	if (m->id == AMQP_basic_recover)
 		conn_send_method(ch->conn, ch->number, &ok);

@@ -103,11 +103,19 @@ int chan_queue_declare(struct channel *ch, const struct amqp_method *m,
 
 	if (name.len == 0 && a->passive)
 		name = bytes_str(ch->last_queue);
+	if (chan_is_reply_to(name)) {
+		/* The direct reply-to pseudo-queue "exists", as in RabbitMQ. */
+		ok.a.queue_declare_ok.queue = name;
+		ok.a.queue_declare_ok.consumer_count = 1;
+		if (!a->no_wait)
+			conn_send_method(ch->conn, ch->number, &ok);
+		return 0;
+	}
 	if (name.len == 0) {
 		chan_random_name("amq.gen-", generated, sizeof(generated));
 		name = bytes_str(generated);
-	} else if (!a->passive && has_reserved_prefix(name) &&
-	    vhost_find_queue(vh, name) == NULL) {
+	} else if (!a->passive && has_reserved_prefix(name)) {
+		/* Even redeclaring one's own amq.gen- queue: RabbitMQ's 403. */
 		return amqp_fail(err, AMQP_ACCESS_REFUSED,
 		    "queue name '%.*s' contains reserved prefix 'amq.*'",
 		    (int)name.len, (const char *)name.ptr);
@@ -119,6 +127,14 @@ int chan_queue_declare(struct channel *ch, const struct amqp_method *m,
 	if (q) {
 		if ((rc = chan_check_exclusive(ch, q, err)) != 0)
 			return rc;
+		/* Redeclaring must not change exclusivity either way. */
+		if (!a->passive && a->exclusive != q->exclusive)
+			return amqp_fail(err, AMQP_RESOURCE_LOCKED,
+			    "cannot obtain exclusive access to locked queue '%s' "
+			    "in vhost '%s'. It could be originally declared on "
+			    "another connection or the exclusive property value "
+			    "does not match that of the original declaration.",
+			    q->name, q->vh->name);
 		if (!a->passive && (rc = check_equivalent(q, a, err)) != 0)
 			return rc;
 		queue_touch(q);

@@ -37,6 +37,19 @@ static void put_server_properties(struct wbuf *b)
 	ftw_end(b, t);
 }
 
+/* A true boolean in client-properties' capabilities table. */
+static bool client_capability(struct bytes props, const char *name)
+{
+	struct field_table *t = ftable_decode(props);
+	const struct field_value *caps = ftable_get(t, "capabilities");
+	const struct field_value *v = caps && caps->type == 'F' ?
+	    ftable_get(caps->v.table, name) : NULL;
+	bool yes = v && v->type == 't' && v->v.b;
+
+	ftable_free(t);
+	return yes;
+}
+
 void conn_send_start(struct conn *c)
 {
 	struct amqp_method m = { .id = AMQP_connection_start };
@@ -67,6 +80,8 @@ static int on_start_ok(struct conn *c, const struct amqp_connection_start_ok *a,
 	    &c->user, err);
 	if (rc)
 		return rc;
+	c->cancel_notify = client_capability(a->client_properties,
+	    "consumer_cancel_notify");
 	m.a.connection_tune.channel_max = cfg->channel_max;
 	m.a.connection_tune.frame_max = cfg->frame_max;
 	m.a.connection_tune.heartbeat = cfg->heartbeat;

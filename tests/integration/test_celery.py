@@ -1,0 +1,150 @@
+#!/usr/bin/python3
+"""Celery (Debian python3-celery) against the broker: a worker subprocess
+(`celery -A celery_app worker --pool=solo`) with task_acks_late=True and the
+rpc:// result backend runs 200 add(i, i) tasks; every result must come back
+correct.  The worker is always killed afterwards."""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import pika
+
+from harness import BrokerTestCase, assert_broker_alive, main
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+try:
+    import celery
+    import celery.exceptions
+    HAVE_CELERY = True
+except ImportError:
+    HAVE_CELERY = False
+
+
+@unittest.skipUnless(HAVE_CELERY, "python3-celery is not installed")
+class CeleryTest(BrokerTestCase):
+
+    def setUp(self):
+        self.queue = "warren-it-celery-%s" % os.urandom(4).hex()
+        self.url = "amqp://%s:%s@%s:%d/%s" % (
+            self.broker.user, self.broker.password, self.broker.host, self.broker.port,
+            "" if self.broker.vhost == "/" else self.broker.vhost)
+        if self.broker.vhost == "/":
+            self.url += "/"   # amqp://...:port// is vhost "/"
+        os.environ["WARREN_CELERY_BROKER"] = self.url
+        os.environ["WARREN_CELERY_QUEUE"] = self.queue
+        if HERE not in sys.path:
+            sys.path.insert(0, HERE)
+        self.worker = None
+        self.log = tempfile.NamedTemporaryFile(prefix="warren-celery-", suffix=".log",
+                                               delete=False)
+        self.app = None
+
+    def tearDown(self):
+        try:
+            self.stop_worker()
+            if self.app is not None:
+                try:
+                    self.app.close()
+                except Exception:
+                    pass
+            conn = pika.BlockingConnection(self.broker.params())
+            conn.channel().queue_delete(self.queue)
+            conn.close()
+        finally:
+            self.log.close()
+            os.unlink(self.log.name)
+            assert_broker_alive(self.broker)
+
+    def start_worker(self):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = HERE + os.pathsep + env.get("PYTHONPATH", "")
+        env["PYTHONUNBUFFERED"] = "1"
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "celery_app", "worker",
+             "--pool=solo", "--concurrency=1", "--loglevel=INFO",
+             "-Q", self.queue, "-n", "warren-%s@localhost" % os.urandom(3).hex()],
+            cwd=HERE, env=env, stdin=subprocess.DEVNULL, stdout=self.log,
+            stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop_worker(self):
+        p, self.worker = self.worker, None
+        if p is None or p.poll() is not None:
+            return
+        try:
+            os.killpg(p.pid, signal.SIGTERM)   # warm shutdown
+            p.wait(8)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait(5)
+
+    def worker_log(self):
+        with open(self.log.name, "rb") as f:
+            return f.read().decode("utf-8", "replace")[-4000:]
+
+    def test_200_tasks_acks_late_rpc_backend(self):
+        import celery_app
+        self.app = celery_app.app
+        self.assertEqual(self.app.conf.broker_url, self.url)
+        self.assertTrue(self.app.conf.task_acks_late)
+        self.start_worker()
+        n = 200
+        t0 = time.monotonic()
+        results = [celery_app.add.delay(i, i) for i in range(n)]
+        print("sent %d tasks in %.1f s" % (n, time.monotonic() - t0))
+        deadline = time.monotonic() + 45
+        values = []
+        for i, r in enumerate(results):
+            while True:
+                if self.worker.poll() is not None:
+                    self.fail("celery worker exited with %s; log:\n%s"
+                              % (self.worker.returncode, self.worker_log()))
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.fail("only %d of %d results after 45 s; worker log:\n%s"
+                              % (i, n, self.worker_log()))
+                try:
+                    values.append(r.get(timeout=min(2.0, remaining)))
+                    break
+                except celery.exceptions.TimeoutError:
+                    continue
+        print("all %d results after %.1f s" % (n, time.monotonic() - t0))
+        self.assertEqual(values, [2 * i for i in range(n)])
+        self.assertTrue(all(r.successful() for r in results))
+        # acks_late: everything was acked once the results are in
+        conn = pika.BlockingConnection(self.broker.params())
+        try:
+            ch = conn.channel()
+            deadline = time.monotonic() + 5
+            while True:
+                ok = ch.queue_declare(queue=self.queue, passive=True).method
+                if ok.message_count == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            self.assertEqual(ok.message_count, 0)
+            self.assertEqual(ok.consumer_count, 1, "the worker should still be consuming")
+        finally:
+            conn.close()
+        self.stop_worker()
+        # after a warm shutdown no task message is left unacked (nothing requeued)
+        conn = pika.BlockingConnection(self.broker.params())
+        try:
+            ok = conn.channel().queue_declare(queue=self.queue, passive=True).method
+            self.assertEqual((ok.message_count, ok.consumer_count), (0, 0))
+        finally:
+            conn.close()
+
+
+if __name__ == "__main__":
+    main()
