@@ -41,8 +41,10 @@ TAILQ_HEAD(binding_list, binding);
 struct route_result {
 	struct queue **queues;
 	uint32_t n, cap;
-	uint64_t gen;			/* stamps visited queues/exchanges */
+	uint64_t gen;			/* stamps collected queues */
+	uint64_t xgen;			/* stamps exchanges visited for key */
 	const struct message *msg;
+	struct bytes key;		/* the routing key being routed */
 	struct field_table *headers;	/* decoded lazily for headers type */
 	bool headers_decoded;
 	uint32_t matched;		/* bindings matched so far */
@@ -101,10 +103,16 @@ const struct field_table *route_headers(struct route_result *r);
 /*
  * Route msg from x; fills r->queues (deduplicated), following
  * exchange-to-exchange bindings without looping and alternate exchanges
- * when nothing matched.  Free with route_result_free.
+ * when nothing matched.  Routes by the routing key and, as RabbitMQ's
+ * sender-selected distribution, by every key in the CC and BCC headers.
+ * Free with route_result_free.
  */
 void exchange_route(struct exchange *x, const struct message *msg,
     struct route_result *r);
 void route_result_free(struct route_result *r);
+
+/* The strings of header `name` (an array of longstrs), appended to out. */
+uint32_t message_header_keys(const struct field_table *headers,
+    const char *name, struct bytes *out, uint32_t max);
 
 #endif

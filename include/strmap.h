@@ -7,6 +7,7 @@
 #define WARREN_STRMAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "wire.h"
 
@@ -16,6 +17,9 @@ struct strmap *strmap_new(void);
 /* Frees the map and its keys, not the values. */
 void strmap_free(struct strmap *m);
 void *strmap_get(const struct strmap *m, struct bytes key);
+/* The hash strmap uses (the same for every map), for repeated lookups. */
+uint64_t strmap_hash(struct bytes key);
+void *strmap_get_hashed(const struct strmap *m, struct bytes key, uint64_t h);
 /* Insert or replace; returns the previous value or NULL. */
 void *strmap_put(struct strmap *m, struct bytes key, void *value);
 /* Remove; returns the removed value or NULL. */

@@ -174,8 +174,9 @@ int chan_settle(struct channel *ch, uint64_t tag, bool multiple,
 		tag = ch->first_tag + ch->ledger_count - 1;
 	d = ledger_at(ch, (uint32_t)(tag - ch->first_tag));
 	if (multiple) {
-		/* Requeue back to front so the queue keeps the old order. */
-		for (uint64_t t = tag + 1; t-- > ch->first_tag; ) {
+		/* Oldest first: dead-lettering keeps the order; requeueing
+		 * goes by sequence number anyway. */
+		for (uint64_t t = ch->first_tag; t <= tag; t++) {
 			d = ledger_at(ch, (uint32_t)(t - ch->first_tag));
 			if (!d->settled)
 				settle_one(ch, d, how);

@@ -16,6 +16,7 @@
 #include "frame.h"
 #include "log.h"
 #include "message.h"
+#include "message_edit.h"
 #include "method.h"
 #include "vhost.h"
 
@@ -258,10 +259,17 @@ bool chan_route(struct channel *ch, struct exchange *x, struct message *msg,
 	if (x->name[0] == '\0' && chan_is_reply_key(msg->routing_key)) {
 		routed = chan_reply_to_route(ch, msg);
 	} else {
+		struct message *stored = msg;
+
 		exchange_route(x, msg, &r);
+		/* BCC routes like CC but is never delivered. */
+		if (r.n && r.headers && ftable_get(r.headers, "BCC"))
+			stored = msg_without_header(msg, "BCC");
 		for (uint32_t i = 0; i < r.n; i++)
-			if (!queue_push(r.queues[i], msg))
+			if (!queue_push(r.queues[i], stored))
 				accepted = false;
+		if (stored != msg)
+			msg_unref(stored);
 		routed = r.n > 0;
 		route_result_free(&r);
 	}

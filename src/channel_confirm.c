@@ -34,6 +34,7 @@ static void send_confirm(struct channel *ch, uint32_t id, uint64_t tag,
 	} else {
 		m.a.basic_nack.delivery_tag = tag;
 		m.a.basic_nack.multiple = multiple;
+		m.a.basic_nack.requeue = true;	/* what RabbitMQ sends */
 	}
 	conn_send_method(ch->conn, ch->number, &m);
 }

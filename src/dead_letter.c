@@ -56,8 +56,11 @@ static void put_longstr(struct wbuf *b, const char *key, struct bytes v)
 
 /* A new x-death entry for this death, keys in sorted order. */
 static void put_new_death(struct wbuf *b, const struct queue *q,
-    const struct message *msg, enum death_reason why)
+    const struct message *msg, enum death_reason why,
+    const struct field_table *old)
 {
+	struct bytes cc[64];
+	uint32_t n_cc = message_header_keys(old, "CC", cc, 64);
 	size_t t, arr;
 
 	wbuf_put_u8(b, 'F');
@@ -77,6 +80,10 @@ static void put_new_death(struct wbuf *b, const struct queue *q,
 	wbuf_put_u32(b, 0);
 	wbuf_put_u8(b, 'S');
 	wbuf_put_longstr(b, msg->routing_key);
+	for (uint32_t i = 0; i < n_cc; i++) {
+		wbuf_put_u8(b, 'S');
+		wbuf_put_longstr(b, cc[i]);
+	}
 	wbuf_patch_u32(b, arr, (uint32_t)(b->len - arr - 4));
 	put_key(b, "time");
 	wbuf_put_u8(b, 'T');
@@ -132,7 +139,7 @@ static uint32_t build_headers(struct wbuf *b, const struct queue *q,
 		}
 		fvalue_encode(b, &arr->items[match]);
 	} else {
-		put_new_death(b, q, msg, why);
+		put_new_death(b, q, msg, why, old);
 	}
 	(*deaths)[n++] = (struct death){ qname, reason };
 	for (uint32_t i = 0; arr && i < arr->n; i++) {
@@ -155,6 +162,10 @@ static uint32_t build_headers(struct wbuf *b, const struct queue *q,
 	}
 	for (uint32_t i = 0; old && i < old->n; i++) {
 		if (bytes_eq_str(old->entries[i].key, "x-death"))
+			continue;
+		/* A fixed dead-letter routing key replaces the CC keys too. */
+		if (q->args.dl_routing_key &&
+		    bytes_eq_str(old->entries[i].key, "CC"))
 			continue;
 		wbuf_put_shortstr(b, old->entries[i].key);
 		fvalue_encode(b, &old->entries[i].value);

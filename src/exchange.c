@@ -124,9 +124,9 @@ static void route_from(struct exchange *x, struct route_result *r)
 {
 	uint32_t before = r->matched;
 
-	if (x->route_gen == r->gen)
+	if (x->route_gen == r->xgen)
 		return;
-	x->route_gen = r->gen;
+	x->route_gen = r->xgen;
 	x->type->route(x->state, r);
 	if (r->matched == before && x->alternate) {
 		struct exchange *ae = vhost_find_exchange(x->vh,
@@ -170,13 +170,53 @@ const struct field_table *route_headers(struct route_result *r)
 	return r->headers;
 }
 
+uint32_t message_header_keys(const struct field_table *headers,
+    const char *name, struct bytes *out, uint32_t max)
+{
+	const struct field_value *v = ftable_get(headers, name);
+	uint32_t n = 0;
+
+	if (v == NULL || v->type != 'A')
+		return 0;
+	for (uint32_t i = 0; i < v->v.array->n && n < max; i++)
+		if (v->v.array->items[i].type == 'S')
+			out[n++] = v->v.array->items[i].v.str;
+	return n;
+}
+
+/* Route once per key; queues are collected once across all keys. */
+static void route_key(struct exchange *x, struct route_result *r,
+    struct bytes key)
+{
+	r->xgen = ++route_generation;
+	r->key = key;
+	route_from(x, r);
+}
+
+#define MAX_CC_KEYS 64
+
 void exchange_route(struct exchange *x, const struct message *msg,
     struct route_result *r)
 {
+	const struct field_table *h;
+	struct bytes keys[MAX_CC_KEYS];
+	uint32_t n;
+
 	memset(r, 0, sizeof(*r));
 	r->gen = ++route_generation;
 	r->msg = msg;
-	route_from(x, r);
+	route_key(x, r, msg->routing_key);
+	/* Cheap test before decoding: the shortstr keys "CC" and "BCC". */
+	if (!props_has(&msg->props, PROP_headers) ||
+	    (!memmem(msg->props.headers.ptr, msg->props.headers.len, "\x02" "CC", 3) &&
+	    !memmem(msg->props.headers.ptr, msg->props.headers.len, "\x03" "BCC", 4)))
+		return;
+	if ((h = route_headers(r)) == NULL)
+		return;
+	n = message_header_keys(h, "CC", keys, MAX_CC_KEYS);
+	n += message_header_keys(h, "BCC", keys + n, MAX_CC_KEYS - n);
+	for (uint32_t i = 0; i < n; i++)
+		route_key(x, r, keys[i]);
 }
 
 void route_result_free(struct route_result *r)

@@ -74,7 +74,7 @@ static void direct_unbind(void *state, struct binding *b)
 
 static void direct_route(void *state, struct route_result *r)
 {
-	struct binding_vec *vec = strmap_get(state, r->msg->routing_key);
+	struct binding_vec *vec = strmap_get(state, r->key);
 
 	for (uint32_t i = 0; vec && i < vec->n; i++)
 		route_binding(r, vec->items[i]);
@@ -103,7 +103,7 @@ static void default_bind(void *state, struct binding *b)
 
 static void default_route(void *state, struct route_result *r)
 {
-	struct queue *q = vhost_find_queue(state, r->msg->routing_key);
+	struct queue *q = vhost_find_queue(state, r->key);
 
 	if (q)
 		route_queue(r, q);

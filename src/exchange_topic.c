@@ -34,7 +34,7 @@ static void topic_matched(void *value, void *arg)
 
 static void topic_route(void *state, struct route_result *r)
 {
-	topic_trie_match(state, r->msg->routing_key, topic_matched, r);
+	topic_trie_match(state, r->key, topic_matched, r);
 }
 
 const struct exchange_type exchange_topic = {

@@ -246,8 +246,14 @@ void queue_requeue(struct queue *q, const struct queue_entry *e)
 
 bool queue_pop(struct queue *q, struct queue_entry *out)
 {
+	bool got;
+
 	expire_heads(q);
-	return take_top(q, out);
+	got = take_top(q, out);
+	/* The new head may be due already, or need the timer. */
+	if (got)
+		expire_heads(q);
+	return got;
 }
 
 uint32_t queue_purge(struct queue *q)

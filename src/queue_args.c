@@ -13,16 +13,19 @@
 #include "log.h"
 #include "queue_args.h"
 
-enum arg_kind { ARG_NONNEG_INT, ARG_POS_INT, ARG_PRIORITY, ARG_STRING,
-    ARG_BOOL, ARG_OVERFLOW, ARG_QUEUE_TYPE };
+enum arg_kind { ARG_NONNEG_INT, ARG_TTL, ARG_POS_TTL, ARG_PRIORITY,
+    ARG_STRING, ARG_BOOL, ARG_OVERFLOW, ARG_QUEUE_TYPE };
+
+/* RabbitMQ's ceiling for TTLs and expiries: ten years in milliseconds. */
+#define MAX_TTL_MS 315360000000LL
 
 static const struct {
 	const char *name;
 	enum arg_kind kind;
 	size_t off;
 } known_args[] = {
-	{ "x-message-ttl", ARG_NONNEG_INT, offsetof(struct queue_args, message_ttl) },
-	{ "x-expires", ARG_POS_INT, offsetof(struct queue_args, expires) },
+	{ "x-message-ttl", ARG_TTL, offsetof(struct queue_args, message_ttl) },
+	{ "x-expires", ARG_POS_TTL, offsetof(struct queue_args, expires) },
 	{ "x-max-length", ARG_NONNEG_INT, offsetof(struct queue_args, max_length) },
 	{ "x-max-length-bytes", ARG_NONNEG_INT,
 	    offsetof(struct queue_args, max_length_bytes) },
@@ -64,24 +67,31 @@ static int check_arg(const struct field_value *v, enum arg_kind kind,
 
 	switch (kind) {
 	case ARG_NONNEG_INT:
-	case ARG_POS_INT:
+	case ARG_TTL:
+	case ARG_POS_TTL:
 	case ARG_PRIORITY:
 		if (!int_value(v, &n)) {
 			snprintf(why, whylen, "expected an integer");
 			return -1;
 		}
-		if (kind == ARG_NONNEG_INT && n < 0) {
+		if ((kind == ARG_NONNEG_INT || kind == ARG_TTL) && n < 0) {
 			snprintf(why, whylen, "%lld is negative", (long long)n);
 			return -1;
 		}
-		if (kind == ARG_POS_INT && n < 1) {
+		if (kind == ARG_POS_TTL && n < 1) {
 			snprintf(why, whylen, "%lld is not positive", (long long)n);
 			return -1;
 		}
+		if ((kind == ARG_TTL || kind == ARG_POS_TTL) && n > MAX_TTL_MS) {
+			snprintf(why, whylen, "%lld is larger than %lld",
+			    (long long)n, MAX_TTL_MS);
+			return -1;
+		}
 		if (kind == ARG_PRIORITY) {
-			if (n < 1 || n > 255) {
+			/* 0 is accepted and means an ordinary queue. */
+			if (n < 0 || n > 255) {
 				snprintf(why, whylen,
-				    "%lld is not in 1..255", (long long)n);
+				    "%lld is not in 0..255", (long long)n);
 				return -1;
 			}
 			*(uint8_t *)field = (uint8_t)n;
@@ -173,18 +183,29 @@ void queue_args_free(struct queue_args *a)
 
 bool expiration_parse(struct bytes e, bool present, int64_t *ttl)
 {
+	uint32_t i = 0;
+	bool negative = false;
 	int64_t n = 0;
 
 	*ttl = -1;
 	if (!present)
 		return true;
-	if (e.len == 0 || e.len > 18)
+	/* An Erlang integer literal, as RabbitMQ reads it: "+5", "-0" too. */
+	if (e.len > 0 && (e.ptr[0] == '+' || e.ptr[0] == '-')) {
+		negative = e.ptr[0] == '-';
+		i = 1;
+	}
+	if (i == e.len)
 		return false;
-	for (uint32_t i = 0; i < e.len; i++) {
+	for (; i < e.len; i++) {
 		if (e.ptr[i] < '0' || e.ptr[i] > '9')
 			return false;
 		n = n * 10 + (e.ptr[i] - '0');
+		if (n > MAX_TTL_MS)
+			return false;
 	}
+	if (negative && n != 0)
+		return false;
 	*ttl = n;
 	return true;
 }

@@ -106,7 +106,17 @@ static void grow(struct strmap *m)
 
 void *strmap_get(const struct strmap *m, struct bytes key)
 {
-	struct slot *s = find(m, key, hash_bytes(key));
+	return strmap_get_hashed(m, key, hash_bytes(key));
+}
+
+uint64_t strmap_hash(struct bytes key)
+{
+	return hash_bytes(key);
+}
+
+void *strmap_get_hashed(const struct strmap *m, struct bytes key, uint64_t h)
+{
+	struct slot *s = find(m, key, h);
 
 	return s ? s->value : NULL;
 }

@@ -211,21 +211,30 @@ bool topic_trie_remove(struct topic_trie *t, struct bytes pattern,
 
 struct match_ctx {
 	struct bytes *words;
+	uint64_t *hashes;		/* strmap_hash of each word */
 	int n;
 	uint64_t gen;
 	void (*fn)(void *, void *);
 	void *arg;
 };
 
-static void match_at(struct match_ctx *m, struct tnode *node, int i)
+/*
+ * Only a `#` lets two paths reach one node at the same key position (every
+ * other edge takes exactly one word), so the visited bitmap is kept only
+ * below a `#`.
+ */
+static void match_at(struct match_ctx *m, struct tnode *node, int i,
+    bool below_hash)
 {
-	if (node->visit_gen != m->gen) {
-		node->visit_gen = m->gen;
-		memset(node->visited, 0, sizeof(node->visited));
+	if (below_hash) {
+		if (node->visit_gen != m->gen) {
+			node->visit_gen = m->gen;
+			memset(node->visited, 0, sizeof(node->visited));
+		}
+		if (node->visited[i / 64] & (1ULL << (i % 64)))
+			return;
+		node->visited[i / 64] |= 1ULL << (i % 64);
 	}
-	if (node->visited[i / 64] & (1ULL << (i % 64)))
-		return;
-	node->visited[i / 64] |= 1ULL << (i % 64);
 	if (i == m->n && node->reported != m->gen) {
 		node->reported = m->gen;
 		for (uint32_t v = 0; v < node->n_values; v++)
@@ -234,17 +243,18 @@ static void match_at(struct match_ctx *m, struct tnode *node, int i)
 	if (node->hash) {
 		/* `#` swallows zero or more of the remaining words. */
 		for (int j = i; j <= m->n; j++)
-			match_at(m, node->hash, j);
+			match_at(m, node->hash, j, true);
 	}
 	if (i == m->n)
 		return;
 	if (node->star)
-		match_at(m, node->star, i + 1);
+		match_at(m, node->star, i + 1, below_hash);
 	if (node->words) {
-		struct tnode *child = strmap_get(node->words, m->words[i]);
+		struct tnode *child = strmap_get_hashed(node->words, m->words[i],
+		    m->hashes[i]);
 
 		if (child)
-			match_at(m, child, i + 1);
+			match_at(m, child, i + 1, below_hash);
 	}
 }
 
@@ -252,9 +262,14 @@ void topic_trie_match(struct topic_trie *t, struct bytes key,
     void (*fn)(void *value, void *arg), void *arg)
 {
 	struct bytes words[MAX_WORDS];
-	struct match_ctx m = { words, split_words(key, words), ++t->gen, fn, arg };
+	uint64_t hashes[MAX_WORDS];
+	struct match_ctx m = { words, hashes, split_words(key, words), ++t->gen,
+	    fn, arg };
 
 	if (m.n < 0)
 		return;
-	match_at(&m, t->root, 0);
+	/* Each word is hashed once, however many nodes look it up. */
+	for (int i = 0; i < m.n; i++)
+		hashes[i] = strmap_hash(words[i]);
+	match_at(&m, t->root, 0, false);
 }

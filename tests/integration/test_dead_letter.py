@@ -93,6 +93,13 @@ class DLBase(BrokerTestCase):
         self.ch.queue_bind(q, x)
         return x, q
 
+    def publish_confirmed(self, rk, body, exchange="", props=None):
+        """Publish on a confirm channel: returns once the broker has routed it."""
+        if not hasattr(self, "_pub"):
+            self._pub = self.conn.channel()
+            self._pub.confirm_delivery()
+        self._pub.basic_publish(exchange, rk, body, props)
+
     def count(self, q):
         return self.ch.queue_declare(queue=q, passive=True).method.message_count
 
@@ -380,7 +387,7 @@ class DeadLetterTest(DLBase):
         name = uniq("selfcycle")
         q = self.queue("selfcycle", {"x-message-ttl": 50, "x-dead-letter-exchange": "",
                                      "x-dead-letter-routing-key": name}, name=name)
-        self.ch.basic_publish("", q, b"loop")
+        self.publish_confirmed(q, b"loop")
         self.assertEqual(wait_message_count(self.ch, q, 0).message_count, 0)
         self.assert_stays_empty(q, 0.5)
 
@@ -390,7 +397,7 @@ class DeadLetterTest(DLBase):
                               "x-dead-letter-routing-key": b_name}, name=a_name)
         b = self.queue("cb", {"x-message-ttl": 50, "x-dead-letter-exchange": "",
                               "x-dead-letter-routing-key": a_name}, name=b_name)
-        self.ch.basic_publish("", a, b"loop")
+        self.publish_confirmed(a, b"loop")
         deadline = time.monotonic() + 3
         while (self.count(a), self.count(b)) != (0, 0) and time.monotonic() < deadline:
             time.sleep(0.02)

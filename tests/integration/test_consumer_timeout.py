@@ -1,0 +1,314 @@
+#!/usr/bin/python3
+"""Delivery acknowledgement timeout (issue 6): a delivery left unacked longer
+than the consumer timeout closes its channel with 406 PRECONDITION_FAILED and
+the channel's unacked messages are requeued.  warrend's config key
+`consumer_timeout` (ms) sets the default; the queue argument
+x-consumer-timeout overrides it per queue.
+
+Against RabbitMQ (WARREN_TEST_EXTERNAL): declare
+WARREN_TEST_EXTERNAL_CONF="consumer_timeout=1500" and give the node that
+consumer_timeout in rabbitmq.conf.  RabbitMQ checks the timeouts only on the
+channel tick, `channel_tick_interval` (default 60000 ms, settable only in
+advanced.config: [{rabbit, [{channel_tick_interval, 500}]}]); with the default
+a timeout fires up to a minute late and these tests fail their deadline
+(WARREN_TEST_CONSUMER_TIMEOUT_WAIT, default 10 s, raises it).
+
+Behaviour checked against RabbitMQ 3.10.8 (consumer_timeout = 1500,
+channel_tick_interval = 500):
+  * reply text "PRECONDITION_FAILED - delivery acknowledgement on channel N
+    timed out. Timeout value used: 1500 ms. This timeout value can be
+    configured, see consumers doc guide to learn more"; class/method 0/0.
+  * deliveries from basic.get (no-ack false) time out the same way.
+  * the connection and its other channels stay open; no-ack deliveries
+    never time out.
+  * x-consumer-timeout is not known to 3.10 (any value is accepted and
+    ignored); RabbitMQ 3.12 introduced it.  The per-queue tests are skipped
+    against an external broker older than 3.12.
+"""
+
+import os
+import time
+import unittest
+
+import pika
+import pika.exceptions
+
+from harness import (PRECONDITION_FAILED, BrokerTestCase, assert_broker_alive,
+                     is_external, main, wait_message_count)
+
+WAIT = float(os.environ.get("WARREN_TEST_CONSUMER_TIMEOUT_WAIT", "10"))
+
+
+def uniq(stem):
+    return "warren-it-ct-%s-%s" % (stem, os.urandom(4).hex())
+
+
+def timeout_text(channel, ms):
+    return ("PRECONDITION_FAILED - delivery acknowledgement on channel %d timed out. "
+            "Timeout value used: %d ms. This timeout value can be configured, "
+            "see consumers doc guide to learn more" % (channel, ms))
+
+
+class CTBase(BrokerTestCase):
+
+    def setUp(self):
+        self.conns = []
+        self.conn = self.connect()
+        self.ch = self.conn.channel()
+        self.queues = []
+
+    def tearDown(self):
+        try:
+            for c in self.conns:
+                if c.is_open:
+                    try:
+                        c.close()
+                    except Exception:
+                        pass
+            c = pika.BlockingConnection(self.broker.params())
+            ch = c.channel()
+            for q in self.queues:
+                ch.queue_delete(q)
+            c.close()
+        finally:
+            assert_broker_alive(self.broker)
+
+    def connect(self):
+        c = pika.BlockingConnection(self.broker.params())
+        self.conns.append(c)
+        return c
+
+    def queue(self, stem, args=None, n=0):
+        name = uniq(stem)
+        self.ch.queue_declare(queue=name, arguments=args)
+        self.queues.append(name)
+        pub = self.conn.channel()
+        pub.confirm_delivery()
+        for i in range(n):
+            pub.basic_publish("", name, b"%d" % i)
+        pub.close()
+        return name
+
+    def watch_close(self, ch):
+        """Record (monotonic time, exception) when the broker closes ch."""
+        closed = []
+        ch._impl.add_on_close_callback(lambda c, exc: closed.append((time.monotonic(), exc)))
+        return closed
+
+    def pump_until_closed(self, conn, closed, limit):
+        deadline = time.monotonic() + limit
+        while not closed and time.monotonic() < deadline:
+            conn.process_data_events(time_limit=0.05)
+        return closed
+
+    def assert_timeout_close(self, closed, channel_number, ms, t_delivered):
+        self.assertTrue(closed, "channel not closed within %.0f s of the delivery" % WAIT)
+        t, exc = closed[0]
+        self.assertIsInstance(exc, pika.exceptions.ChannelClosedByBroker, repr(exc))
+        self.assertEqual(exc.reply_code, PRECONDITION_FAILED)
+        self.assertEqual(exc.reply_text, timeout_text(channel_number, ms))
+        self.assertGreaterEqual(t - t_delivered, ms / 1000.0 - 0.1,
+                                "closed %.2f s after the delivery" % (t - t_delivered))
+
+    def version_at_least(self, major, minor):
+        v = self.conn._impl.server_properties.get("version", b"")
+        if isinstance(v, bytes):
+            v = v.decode()
+        try:
+            parts = tuple(int(x) for x in v.split(".")[:2])
+        except ValueError:
+            return True
+        return parts >= (major, minor)
+
+
+class ConsumerTimeoutTest(CTBase):
+
+    config = {"consumer_timeout": 1500}
+
+    def test_unacked_delivery_closes_channel_and_requeues(self):
+        q = self.queue("basic", n=2)
+        conn = self.connect()
+        ch = conn.channel()
+        closed = self.watch_close(ch)
+        got = []
+        ch.basic_consume(q, lambda c, m, p, b: got.append((time.monotonic(), b)))
+        deadline = time.monotonic() + 5
+        while len(got) < 2 and time.monotonic() < deadline:
+            conn.process_data_events(time_limit=0.02)
+        self.assertEqual([b for _, b in got], [b"0", b"1"])
+        self.pump_until_closed(conn, closed, WAIT)
+        self.assert_timeout_close(closed, ch.channel_number, 1500, got[0][0])
+        self.assertTrue(conn.is_open, "only the channel is closed")
+        # both unacked messages are back, redelivered, for another channel
+        other = self.connect().channel()
+        wait_message_count(other, q, 2)
+        for want in (b"0", b"1"):
+            m, _, body = other.basic_get(q, auto_ack=True)
+            self.assertEqual(body, want)
+            self.assertTrue(m.redelivered)
+
+    def test_reply_text_names_the_channel(self):
+        q = self.queue("chnum", n=1)
+        conn = self.connect()
+        conn.channel()
+        conn.channel()
+        ch = conn.channel()
+        self.assertEqual(ch.channel_number, 3)
+        closed = self.watch_close(ch)
+        t0 = time.monotonic()
+        ch.basic_consume(q, lambda *a: None)
+        self.pump_until_closed(conn, closed, WAIT)
+        self.assert_timeout_close(closed, 3, 1500, t0)
+
+    def test_other_channels_unaffected(self):
+        q = self.queue("others", n=1)
+        conn = self.connect()
+        ch = conn.channel()
+        bystander = conn.channel()
+        closed = self.watch_close(ch)
+        t0 = time.monotonic()
+        ch.basic_consume(q, lambda *a: None)
+        self.pump_until_closed(conn, closed, WAIT)
+        self.assert_timeout_close(closed, ch.channel_number, 1500, t0)
+        self.assertTrue(bystander.is_open)
+        m, _, body = bystander.basic_get(q, auto_ack=True)
+        self.assertEqual(body, b"0")
+        self.assertTrue(m.redelivered)
+
+    def test_ack_in_time_keeps_channel(self):
+        q = self.queue("intime", n=3)
+        conn = self.connect()
+        ch = conn.channel()
+        ch.basic_qos(prefetch_count=1)
+        closed = self.watch_close(ch)
+        acked = []
+
+        def on_msg(c, m, p, body):
+            # hold each delivery ~0.9 s (under the 1.5 s timeout), then ack
+            t_end = time.monotonic() + 0.9
+            while time.monotonic() < t_end:
+                time.sleep(0.05)
+            c.basic_ack(m.delivery_tag)
+            acked.append(body)
+        ch.basic_consume(q, on_msg)
+        deadline = time.monotonic() + 3.0 + 1.5
+        while time.monotonic() < deadline and len(acked) < 3:
+            conn.process_data_events(time_limit=0.05)
+        # and stay quiet a while after the last ack
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            conn.process_data_events(time_limit=0.05)
+        self.assertEqual(acked, [b"0", b"1", b"2"])
+        self.assertEqual(closed, [])
+        self.assertTrue(ch.is_open)
+
+    def test_basic_get_delivery_times_out(self):
+        q = self.queue("get", n=1)
+        conn = self.connect()
+        ch = conn.channel()
+        closed = self.watch_close(ch)
+        m, _, body = ch.basic_get(q, auto_ack=False)
+        t0 = time.monotonic()
+        self.assertEqual(body, b"0")
+        self.pump_until_closed(conn, closed, WAIT)
+        self.assert_timeout_close(closed, ch.channel_number, 1500, t0)
+        self.assertEqual(wait_message_count(self.ch, q, 1).message_count, 1)
+
+    def test_no_ack_never_times_out(self):
+        q = self.queue("noack", n=3)
+        conn = self.connect()
+        ch = conn.channel()
+        closed = self.watch_close(ch)
+        got = []
+        ch.basic_consume(q, lambda c, m, p, b: got.append(b), auto_ack=True)
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:
+            conn.process_data_events(time_limit=0.05)
+        self.assertEqual(got, [b"0", b"1", b"2"])
+        self.assertEqual(closed, [])
+        self.assertEqual(self.ch.queue_declare(q, passive=True).method.message_count, 0)
+
+    def test_reject_in_time_then_redelivery_has_fresh_clock(self):
+        """A requeued message delivered again gets a new timeout."""
+        q = self.queue("fresh", n=1)
+        conn = self.connect()
+        ch = conn.channel()
+        closed = self.watch_close(ch)
+        got = []
+
+        def on_msg(c, m, p, body):
+            got.append(time.monotonic())
+            if len(got) == 1:
+                t_end = time.monotonic() + 1.0
+                while time.monotonic() < t_end:
+                    time.sleep(0.05)
+                c.basic_reject(m.delivery_tag, requeue=True)
+        ch.basic_consume(q, on_msg)
+        deadline = time.monotonic() + 5
+        while len(got) < 2 and time.monotonic() < deadline:
+            conn.process_data_events(time_limit=0.02)
+        self.assertEqual(len(got), 2)
+        # 1.0 s into the second delivery (2.0 s after the first): still open
+        while time.monotonic() < got[1] + 1.0:
+            conn.process_data_events(time_limit=0.05)
+        self.assertEqual(closed, [])
+        self.pump_until_closed(conn, closed, WAIT)
+        self.assert_timeout_close(closed, ch.channel_number, 1500, got[1])
+
+
+class PerQueueTimeoutTest(CTBase):
+    """x-consumer-timeout (RabbitMQ >= 3.12) on a broker with the default
+    consumer_timeout (30 min)."""
+
+    config = {"consumer_timeout": 1800000}
+
+    def setUp(self):
+        super().setUp()
+        if is_external() and not self.version_at_least(3, 12):
+            self.skipTest("x-consumer-timeout needs RabbitMQ 3.12+ (this broker ignores it)")
+
+    def test_queue_argument_sets_timeout(self):
+        q = self.queue("arg", {"x-consumer-timeout": 1000}, n=1)
+        conn = self.connect()
+        ch = conn.channel()
+        closed = self.watch_close(ch)
+        t0 = time.monotonic()
+        ch.basic_consume(q, lambda *a: None)
+        self.pump_until_closed(conn, closed, WAIT)
+        self.assert_timeout_close(closed, ch.channel_number, 1000, t0)
+
+    def test_queue_without_argument_uses_default(self):
+        q = self.queue("default", n=1)
+        conn = self.connect()
+        ch = conn.channel()
+        closed = self.watch_close(ch)
+        ch.basic_consume(q, lambda *a: None)
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            conn.process_data_events(time_limit=0.05)
+        self.assertEqual(closed, [])
+
+
+class PerQueueOverridesConfigTest(CTBase):
+
+    config = {"consumer_timeout": 1500}
+
+    def setUp(self):
+        super().setUp()
+        if is_external() and not self.version_at_least(3, 12):
+            self.skipTest("x-consumer-timeout needs RabbitMQ 3.12+ (this broker ignores it)")
+
+    def test_longer_queue_timeout_wins_over_config(self):
+        q = self.queue("longer", {"x-consumer-timeout": 60000}, n=1)
+        conn = self.connect()
+        ch = conn.channel()
+        closed = self.watch_close(ch)
+        ch.basic_consume(q, lambda *a: None)
+        end = time.monotonic() + 2.5
+        while time.monotonic() < end:
+            conn.process_data_events(time_limit=0.05)
+        self.assertEqual(closed, [])
+
+
+if __name__ == "__main__":
+    main()
