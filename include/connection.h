@@ -62,6 +62,7 @@ struct conn {
 	char *user;
 	struct vhost *vh;
 	bool cancel_notify;		/* client capability consumer_cancel_notify */
+	bool read_paused;		/* output too large: not reading */
 
 	struct channel **channels;	/* indexed by number, grown on demand */
 	uint32_t n_channels;		/* open ones */

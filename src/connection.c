@@ -388,8 +388,21 @@ static bool conn_process_frames(struct conn *c)
 		conn_send_start(c);
 	}
 	while (budget-- > 0 && c->state != CONN_FLUSHING) {
-		enum frame_status st = frame_peek(in, c->frame_max, &f);
+		enum frame_status st;
 		int rc;
+
+		/*
+		 * A peer that sends requests but does not read the replies
+		 * must not grow our output without bound: stop reading
+		 * until the output drains (conn_write_cb resumes).
+		 */
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) >
+		    2 * OUTPUT_HIGH_WATER) {
+			c->read_paused = true;
+			bufferevent_disable(c->bev, EV_READ);
+			return true;
+		}
+		st = frame_peek(in, c->frame_max, &f);
 
 		if (st == FRAME_NEED_MORE)
 			return true;
@@ -462,6 +475,11 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 			conn_free(c, c->close_reason);
 		return;
+	}
+	if (c->read_paused) {
+		c->read_paused = false;
+		bufferevent_enable(bev, EV_READ);
+		event_active(c->resume_ev, EV_TIMEOUT, 0);
 	}
 	/* Output drained below the low-water mark: deliveries may resume. */
 	for (uint32_t i = 0; i < c->channels_cap; i++) {

@@ -340,5 +340,53 @@ class ProtocolErrorTest(BrokerTestCase):
             c.close()
 
 
+class SlowReaderTest(BrokerTestCase):
+    """A client that sends requests but never reads the replies must not make
+    the broker buffer replies without bound, nor wedge it for others."""
+
+    def vm_rss_kb(self):
+        with open("/proc/%d/status" % self.broker.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
+    def test_unread_replies_do_not_grow_memory(self):
+        if self.broker.external:
+            self.skipTest("needs the broker's pid to read its memory")
+        c = raw_connect(self.broker)
+        self.addCleanup(c.close)
+        c.channel_open(1)
+        q = "q" * 255
+        c.send(method_frame(1, QUEUE_DECLARE, declare_args(queue=q)))
+        c.expect_method((50, 11), channel=1)
+        # A passive queue.declare of a 255-byte name is answered by a
+        # declare-ok as long as the request: 400,000 of them, never read,
+        # would be 110 MB of replies held by a broker without backpressure.
+        passive = method_frame(1, QUEUE_DECLARE, enc_short(0) +
+                               enc_shortstr(q) +
+                               enc_bits(True, False, True, False, False) +
+                               enc_table({}))
+        burst = passive * 400000
+        before = self.vm_rss_kb()
+        c.sock.setblocking(False)
+        sent, deadline = 0, time.monotonic() + 20
+        while sent < len(burst) and time.monotonic() < deadline:
+            try:
+                sent += c.sock.send(burst[sent:])
+            except BlockingIOError:
+                time.sleep(0.01)
+        time.sleep(1.0)
+        grown = self.vm_rss_kb() - before
+        self.assertLess(grown, 48 * 1024, "RSS grew by %d kB while a client "
+                        "did not read its replies" % grown)
+        # others are still served meanwhile
+        other = raw_connect(self.broker)
+        other.channel_open(1)
+        other.queue_declare(1)
+        other.close()
+        assert_broker_alive(self.broker)
+
+
 if __name__ == "__main__":
     main()
