@@ -1,6 +1,10 @@
 /*
- * Topic trie.  Each node has children by word (a strmap), plus optional `*`
- * and `#` children, and the values of the patterns that end there.
+ * Topic trie.  Each node has children by word, plus optional `*` and `#`
+ * children, and the values of the patterns that end there.  Word children
+ * sit in a small open-addressing table of node pointers keyed by the
+ * word's hash; a node keeps its own word and hash, so a lookup touches the
+ * table and the child it is about to visit anyway, nothing else (this
+ * keeps routing over 10,000 bindings close to routing over 10).
  *
  * Matching walks the key's words; a `#` child may swallow any number of
  * words, so a node can be reached at the same key position along several
@@ -20,17 +24,35 @@
  * shortstrs: at most 255 bytes, so at most 256 words). */
 #define MAX_WORDS 256
 
+/* Words up to this long live inside the node: one cache line to check. */
+#define INLINE_WORD 24
+
+/* Hot fields first: a lookup reads the first cache line only. */
 struct tnode {
-	struct strmap *words;		/* word -> struct tnode */
+	uint64_t word_hash;		/* this node's word, as its parent's key */
+	uint32_t word_len;
+	uint32_t n_kids;
+	union {
+		uint8_t inl[INLINE_WORD];
+		uint8_t *ptr;		/* word_len > INLINE_WORD */
+	} word;
+	struct tnode **kids;		/* word children, by word hash */
+	uint32_t cap_kids;		/* 0 or a power of two */
+	uint32_t n_values;
 	struct tnode *star;		/* `*` */
 	struct tnode *hash;		/* `#` */
 	void **values;
-	uint32_t n_values, cap_values;
+	uint32_t cap_values;
+	uint64_t reported;		/* gen when values were last reported */
 	/* Key positions already expanded during match number visit_gen. */
 	uint64_t visit_gen;
 	uint64_t visited[(MAX_WORDS + 1 + 63) / 64];
-	uint64_t reported;		/* gen when values were last reported */
 };
+
+static const uint8_t *tnode_word(const struct tnode *n)
+{
+	return n->word_len > INLINE_WORD ? n->word.ptr : n->word.inl;
+}
 
 struct topic_trie {
 	struct tnode *root;
@@ -44,16 +66,14 @@ static struct tnode *tnode_new(void)
 
 static void tnode_free(struct tnode *n)
 {
-	struct bytes k;
-	void *v;
 
 	if (n == NULL)
 		return;
-	if (n->words) {
-		for (size_t it = 0; strmap_next(n->words, &it, &k, &v); )
-			tnode_free(v);
-		strmap_free(n->words);
-	}
+	for (uint32_t i = 0; i < n->cap_kids; i++)
+		tnode_free(n->kids[i]);
+	free(n->kids);
+	if (n->word_len > INLINE_WORD)
+		free(n->word.ptr);
 	tnode_free(n->star);
 	tnode_free(n->hash);
 	free(n->values);
@@ -100,6 +120,47 @@ static bool is_wild(struct bytes w, char c)
 	return w.len == 1 && w.ptr[0] == c;
 }
 
+/* The word child of n for w (hash h), or NULL. */
+static struct tnode *kid_find(const struct tnode *n, struct bytes w,
+    uint64_t h)
+{
+	uint32_t mask = n->cap_kids - 1;
+
+	if (n->cap_kids == 0)
+		return NULL;
+	for (uint32_t i = (uint32_t)h & mask; n->kids[i]; i = (i + 1) & mask) {
+		const struct tnode *k = n->kids[i];
+
+		if (k->word_hash == h && k->word_len == w.len &&
+		    (w.len == 0 || memcmp(tnode_word(k), w.ptr, w.len) == 0))
+			return n->kids[i];
+	}
+	return NULL;
+}
+
+static void kid_place(struct tnode *n, struct tnode *kid)
+{
+	uint32_t mask = n->cap_kids - 1, i;
+
+	for (i = (uint32_t)kid->word_hash & mask; n->kids[i]; i = (i + 1) & mask)
+		;
+	n->kids[i] = kid;
+}
+
+/* Rebuild the table at cap (a power of two), leaving `drop` out. */
+static void kids_rebuild(struct tnode *n, uint32_t cap, struct tnode *drop)
+{
+	struct tnode **old = n->kids;
+	uint32_t oldcap = n->cap_kids;
+
+	n->kids = cap ? xcalloc(cap, sizeof(*n->kids)) : NULL;
+	n->cap_kids = cap;
+	for (uint32_t i = 0; i < oldcap; i++)
+		if (old[i] && old[i] != drop)
+			kid_place(n, old[i]);
+	free(old);
+}
+
 /* The child of n for word w, or NULL. */
 static struct tnode *child_get(const struct tnode *n, struct bytes w)
 {
@@ -107,7 +168,7 @@ static struct tnode *child_get(const struct tnode *n, struct bytes w)
 		return n->star;
 	if (is_wild(w, '#'))
 		return n->hash;
-	return n->words ? strmap_get(n->words, w) : NULL;
+	return kid_find(n, w, strmap_hash(w));
 }
 
 /* The child of n for word w, created when missing. */
@@ -123,9 +184,17 @@ static struct tnode *child_make(struct tnode *n, struct bytes w)
 	else if (is_wild(w, '#'))
 		n->hash = c;
 	else {
-		if (n->words == NULL)
-			n->words = strmap_new();
-		strmap_put(n->words, w, c);
+		c->word_hash = strmap_hash(w);
+		c->word_len = w.len;
+		if (w.len > INLINE_WORD)
+			c->word.ptr = xmalloc(w.len);
+		if (w.len)
+			memcpy((uint8_t *)tnode_word(c), w.ptr, w.len);
+		/* At most half full, so probes stay short. */
+		if ((n->n_kids + 1) * 2 > n->cap_kids)
+			kids_rebuild(n, n->cap_kids ? n->cap_kids * 2 : 4, NULL);
+		kid_place(n, c);
+		n->n_kids++;
 	}
 	return c;
 }
@@ -142,11 +211,14 @@ static void child_drop(struct tnode *n, struct bytes w)
 		c = n->hash;
 		n->hash = NULL;
 	} else {
-		c = strmap_del(n->words, w);
-		if (strmap_count(n->words) == 0) {
-			strmap_free(n->words);
-			n->words = NULL;
-		}
+		uint32_t cap = n->cap_kids;
+
+		c = kid_find(n, w, strmap_hash(w));
+		n->n_kids--;
+		/* Removal rebuilds (bindings change rarely); shrink when sparse. */
+		while (cap > 4 && n->n_kids * 8 < cap)
+			cap /= 2;
+		kids_rebuild(n, n->n_kids ? cap : 0, c);
 	}
 	tnode_free(c);
 }
@@ -172,7 +244,7 @@ void topic_trie_add(struct topic_trie *t, struct bytes pattern, void *value)
 static bool tnode_empty(const struct tnode *n)
 {
 	return n->n_values == 0 && n->star == NULL && n->hash == NULL &&
-	    (n->words == NULL || strmap_count(n->words) == 0);
+	    n->n_kids == 0;
 }
 
 /* Remove value below node along words; prunes nodes left empty. */
@@ -249,9 +321,8 @@ static void match_at(struct match_ctx *m, struct tnode *node, int i,
 		return;
 	if (node->star)
 		match_at(m, node->star, i + 1, below_hash);
-	if (node->words) {
-		struct tnode *child = strmap_get_hashed(node->words, m->words[i],
-		    m->hashes[i]);
+	if (node->n_kids) {
+		struct tnode *child = kid_find(node, m->words[i], m->hashes[i]);
 
 		if (child)
 			match_at(m, child, i + 1, below_hash);
