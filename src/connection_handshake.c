@@ -27,6 +27,7 @@ static void put_server_properties(struct wbuf *b)
 	ftw_bool(b, "consumer_priorities", true);
 	ftw_bool(b, "authentication_failure_close", true);
 	ftw_bool(b, "per_consumer_qos", true);
+	ftw_bool(b, "direct_reply_to", true);
 	ftw_end(b, caps);
 	ftw_longstr(b, "product", "Warren");
 	ftw_longstr(b, "version", PACKAGE_VERSION);

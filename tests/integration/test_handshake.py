@@ -19,7 +19,8 @@ from harness import (
 
 CAPABILITIES = ("publisher_confirms", "exchange_exchange_bindings", "basic.nack",
                 "consumer_cancel_notify", "connection.blocked",
-                "authentication_failure_close", "per_consumer_qos")
+                "authentication_failure_close", "per_consumer_qos",
+                "consumer_priorities", "direct_reply_to")
 
 
 def _text(v):
