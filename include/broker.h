@@ -26,7 +26,9 @@ struct broker {
 	struct conn_list conns;
 	uint64_t next_conn_id;
 	struct event *sig_term, *sig_int;
-	struct event *tick;		/* once a second: consumer timeouts */
+	struct event *tick;		/* memory alarm, consumer timeouts */
+	uint64_t memory_limit;		/* message bytes that raise the alarm */
+	bool memory_alarm;		/* publishers are blocked */
 };
 
 /* Set up the loop and listener; false (with a log line) on failure. */
@@ -36,5 +38,7 @@ void broker_run(struct broker *b);
 void broker_free(struct broker *b);
 
 struct vhost *broker_find_vhost(struct broker *b, struct bytes name);
+/* Raise or clear the memory alarm (blocks and unblocks publishers). */
+void broker_check_memory(struct broker *b);
 
 #endif

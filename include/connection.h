@@ -63,6 +63,9 @@ struct conn {
 	struct vhost *vh;
 	bool cancel_notify;		/* client capability consumer_cancel_notify */
 	bool read_paused;		/* output too large: not reading */
+	bool published;			/* has sent basic.publish */
+	bool blocked;			/* memory alarm: not reading */
+	bool blocked_notify;		/* client capability connection.blocked */
 
 	struct channel **channels;	/* indexed by number, grown on demand */
 	uint32_t n_channels;		/* open ones */
@@ -104,6 +107,11 @@ void conn_arm_heartbeat(struct conn *c);
 /* The error for a method frame method_decode refused (m->id is set). */
 int conn_decode_failed(const struct amqp_method *m, int rc,
     struct amqp_error *err);
+/*
+ * Memory alarm: block (stop reading from, and tell with connection.blocked
+ * when the client understands it) or unblock a publishing connection.
+ */
+void conn_set_blocked(struct conn *c, bool blocked);
 /* Reply to connection.close from the peer and hang up after writing. */
 void conn_peer_closed(struct conn *c);
 /* Forget a channel after channel.close-ok (either direction). */

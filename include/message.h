@@ -14,6 +14,7 @@
 
 struct message {
 	unsigned refs;
+	uint32_t alloc_size;		/* this allocation, for msg_live_bytes */
 	struct bytes exchange;		/* copies owned by the message */
 	struct bytes routing_key;
 	uint8_t *header;		/* content header payload as received */
@@ -46,6 +47,9 @@ static inline bool msg_complete(const struct message *m)
 {
 	return m->body_len == m->body_size;
 }
+
+/* Bytes held by all live messages. */
+uint64_t msg_live_bytes(void);
 
 struct message *msg_ref(struct message *m);
 void msg_unref(struct message *m);

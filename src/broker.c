@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -15,6 +16,7 @@
 #include "channel.h"
 #include "connection.h"
 #include "log.h"
+#include "message.h"
 #include "strmap.h"
 #include "vhost.h"
 
@@ -40,12 +42,39 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(b->base, NULL);
 }
 
-/* Once a second: deliveries left unacknowledged past consumer_timeout. */
+void broker_check_memory(struct broker *b)
+{
+	uint64_t used = msg_live_bytes();
+	struct conn *c;
+
+	if (!b->memory_alarm && used > b->memory_limit) {
+		b->memory_alarm = true;
+		log_warning("memory alarm: messages hold %llu bytes, above the "
+		    "high watermark of %llu; blocking publishers",
+		    (unsigned long long)used, (unsigned long long)b->memory_limit);
+		TAILQ_FOREACH(c, &b->conns, link)
+			if (c->published)
+				conn_set_blocked(c, true);
+	} else if (b->memory_alarm && used <= b->memory_limit) {
+		b->memory_alarm = false;
+		log_warning("memory alarm cleared: %llu bytes in messages",
+		    (unsigned long long)used);
+		TAILQ_FOREACH(c, &b->conns, link)
+			conn_set_blocked(c, false);
+	}
+}
+
+/*
+ * Every 250 ms: the memory alarm, and deliveries left unacknowledged past
+ * their consumer timeout.
+ */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct broker *b = arg;
 	uint64_t now = conn_now_ms();
 	struct conn *c;
+
+	broker_check_memory(b);
 
 	TAILQ_FOREACH(c, &b->conns, link) {
 		if (c->state != CONN_RUNNING)
@@ -102,8 +131,16 @@ bool broker_init(struct broker *b, const struct warren_config *cfg)
 	b->sig_int = evsignal_new(b->base, SIGINT, on_signal, b);
 	event_add(b->sig_term, NULL);
 	event_add(b->sig_int, NULL);
+	b->memory_limit = cfg->memory_high_watermark;
+	if (b->memory_limit == 0) {
+		/* RabbitMQ's default: 40% of physical memory. */
+		long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+
+		b->memory_limit = pages > 0 && size > 0 ?
+		    (uint64_t)pages * (uint64_t)size / 10 * 4 : (1ULL << 30);
+	}
 	b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
-	event_add(b->tick, &(struct timeval){ 1, 0 });
+	event_add(b->tick, &(struct timeval){ 0, 250000 });
 	return listen_tcp(b);
 }
 

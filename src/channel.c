@@ -119,7 +119,16 @@ static void ledger_trim(struct channel *ch)
 static void settle_one(struct channel *ch, struct delivery *d,
     enum settle_how how)
 {
+	/*
+	 * Requeueing or dead-lettering can deliver to this very channel and
+	 * grow (move) the ledger: finish with *d before calling out.
+	 */
+	struct queue_entry e = d->e;
+	struct queue *q = d->q;
+
 	d->settled = true;
+	d->e.msg = NULL;
+	d->q = NULL;
 	ch->unacked--;
 	if (d->consumer) {
 		d->consumer->unacked--;
@@ -127,11 +136,11 @@ static void settle_one(struct channel *ch, struct delivery *d,
 			queue_schedule_dispatch(d->consumer->q);
 	}
 	if (how == SETTLE_REQUEUE) {
-		queue_requeue(d->q, &d->e);
+		queue_requeue(q, &e);
 	} else {
-		if (how == SETTLE_REJECT && !d->q->deleted)
-			dead_letter(d->q, d->e.msg, DEATH_REJECTED);
-		msg_unref(d->e.msg);
+		if (how == SETTLE_REJECT && !q->deleted)
+			dead_letter(q, e.msg, DEATH_REJECTED);
+		msg_unref(e.msg);
 	}
 	if (ch->prefetch_channel) {
 		struct consumer *c;
@@ -141,9 +150,7 @@ static void settle_one(struct channel *ch, struct delivery *d,
 			if (c->q)
 				queue_schedule_dispatch(c->q);
 	}
-	queue_unref(d->q);
-	d->e.msg = NULL;
-	d->q = NULL;
+	queue_unref(q);
 }
 
 int chan_settle_check(struct channel *ch, uint64_t tag, bool multiple,
@@ -231,10 +238,13 @@ void chan_free(struct channel *ch)
 			break;
 		}
 
+	/* Nothing may be delivered to it any more, not even requeues. */
+	ch->state = CHAN_CLOSING;
 	/* Unacked messages go back before an auto-delete queue can go. */
 	chan_requeue_all(ch);
 	while ((c = TAILQ_FIRST(&ch->consumers)) != NULL)
 		chan_consumer_free(c, false);
+	chan_requeue_all(ch);
 	chan_tx_discard(ch);
 	msg_unref(ch->pending);
 	free(ch->ledger);

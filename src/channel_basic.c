@@ -234,6 +234,11 @@ int chan_basic_publish(struct channel *ch, const struct amqp_method *m,
 	ch->publish_rkey_len = (uint8_t)a->routing_key.len;
 	ch->publish_mandatory = a->mandatory;
 	ch->content = CONTENT_HEADER;
+	if (!ch->conn->published) {
+		ch->conn->published = true;
+		if (ch->conn->broker->memory_alarm)
+			conn_set_blocked(ch->conn, true);
+	}
 	return 0;
 }
 
@@ -304,6 +309,7 @@ int chan_publish_complete(struct channel *ch, struct amqp_error *err)
 		goto done;
 	}
 	accepted = chan_route(ch, x, msg, ch->publish_mandatory);
+	broker_check_memory(ch->conn->broker);
 	if (ch->confirm_mode)
 		chan_confirm_publish(ch, accepted);
 done:

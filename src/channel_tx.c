@@ -41,6 +41,12 @@ void chan_tx_hold(struct channel *ch, struct message *msg, bool mandatory)
 void chan_tx_hold_settle(struct channel *ch, uint64_t tag, bool multiple,
     enum settle_how how)
 {
+	/* "Everything outstanding" means now, not at commit time. */
+	if (multiple && tag == 0) {
+		if (ch->ledger_count == 0)
+			return;
+		tag = ch->first_tag + ch->ledger_count - 1;
+	}
 	if (ch->n_tx_settles == ch->cap_tx_settles) {
 		ch->cap_tx_settles = ch->cap_tx_settles ?
 		    ch->cap_tx_settles * 2 : 8;

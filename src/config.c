@@ -85,6 +85,9 @@ static const struct config_key keys[] = {
 	    "134217728", "largest message body accepted, bytes"),
 	UINT("handshake_timeout", handshake_timeout, 1, UINT32_MAX, false,
 	    "10000", "time allowed for the AMQP handshake, milliseconds"),
+	UINT("vm_memory_high_watermark.absolute", memory_high_watermark, 1048576,
+	    UINT64_MAX, true, "0", "message memory above which publishers are "
+	    "blocked, bytes; 0 means 40% of physical memory"),
 	UINT("consumer_timeout", consumer_timeout, 1, UINT32_MAX, false,
 	    "1800000", "longest a delivery may stay unacknowledged, milliseconds"),
 	SPECIAL("log.console.level", set_log_level, NULL, "info",

@@ -42,6 +42,27 @@ static const char *const state_names[] = {
 #undef X
 };
 
+void conn_set_blocked(struct conn *c, bool blocked)
+{
+	struct amqp_method m = { .id = blocked ? AMQP_connection_blocked :
+	    AMQP_connection_unblocked };
+
+	if (c->blocked == blocked || (blocked && c->state != CONN_RUNNING))
+		return;
+	c->blocked = blocked;
+	if (c->blocked_notify) {
+		if (blocked)
+			m.a.connection_blocked.reason = BYTES_LIT("low on memory");
+		conn_send_method(c, 0, &m);
+	}
+	if (blocked) {
+		bufferevent_disable(c->bev, EV_READ);
+	} else if (!c->read_paused) {
+		bufferevent_enable(c->bev, EV_READ);
+		event_active(c->resume_ev, EV_TIMEOUT, 0);
+	}
+}
+
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
@@ -156,6 +177,8 @@ void conn_free(struct conn *c, const char *reason)
 {
 	uint32_t i;
 
+	/* Requeues from its channels must not be delivered back to it. */
+	c->state = CONN_FLUSHING;
 	for (i = 0; i < c->channels_cap; i++)
 		if (c->channels[i])
 			chan_free(c->channels[i]);
@@ -402,6 +425,8 @@ static bool conn_process_frames(struct conn *c)
 			bufferevent_disable(c->bev, EV_READ);
 			return true;
 		}
+		if (c->blocked)
+			return true;	/* the memory alarm stops publishers */
 		st = frame_peek(in, c->frame_max, &f);
 
 		if (st == FRAME_NEED_MORE)
@@ -478,8 +503,10 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 	}
 	if (c->read_paused) {
 		c->read_paused = false;
-		bufferevent_enable(bev, EV_READ);
-		event_active(c->resume_ev, EV_TIMEOUT, 0);
+		if (!c->blocked) {
+			bufferevent_enable(bev, EV_READ);
+			event_active(c->resume_ev, EV_TIMEOUT, 0);
+		}
 	}
 	/* Output drained below the low-water mark: deliveries may resume. */
 	for (uint32_t i = 0; i < c->channels_cap; i++) {
@@ -529,6 +556,9 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (hb_ms == 0)
 		return;
+	/* We are not reading from it: its heartbeats wait in the socket. */
+	if (c->blocked || c->read_paused)
+		c->last_recv_ms = now;
 	/* Two missed intervals from the peer: it is gone. */
 	if (now - c->last_recv_ms >= 2 * hb_ms) {
 		char why[80];

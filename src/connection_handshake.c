@@ -83,6 +83,8 @@ static int on_start_ok(struct conn *c, const struct amqp_connection_start_ok *a,
 		return rc;
 	c->cancel_notify = client_capability(a->client_properties,
 	    "consumer_cancel_notify");
+	c->blocked_notify = client_capability(a->client_properties,
+	    "connection.blocked");
 	m.a.connection_tune.channel_max = cfg->channel_max;
 	m.a.connection_tune.frame_max = cfg->frame_max;
 	m.a.connection_tune.heartbeat = cfg->heartbeat;

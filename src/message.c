@@ -10,6 +10,14 @@
 #include "log.h"
 #include "message.h"
 
+/* Bytes held by live messages (headers, bodies), for the memory alarm. */
+static uint64_t live_bytes;
+
+uint64_t msg_live_bytes(void)
+{
+	return live_bytes;
+}
+
 struct message *msg_new(struct bytes exchange, struct bytes routing_key,
     struct bytes hdr_payload, const struct content_header *h)
 {
@@ -20,6 +28,8 @@ struct message *msg_new(struct bytes exchange, struct bytes routing_key,
 
 	memset(m, 0, sizeof(*m));
 	m->refs = 1;
+	m->alloc_size = size;
+	live_bytes += size;
 	if (exchange.len)
 		memcpy(p, exchange.ptr, exchange.len);
 	m->exchange = (struct bytes){ p, exchange.len };
@@ -76,6 +86,7 @@ void msg_append_body(struct message *m, const uint8_t *p, uint32_t n)
 		if (cap > m->body_size)
 			cap = m->body_size;
 		m->body = xrealloc(m->body, cap);
+		live_bytes += cap - m->body_cap;
 		m->body_cap = cap;
 	}
 	memcpy(m->body + m->body_len, p, n);
@@ -92,9 +103,12 @@ void msg_unref(struct message *m)
 {
 	if (m == NULL || --m->refs > 0)
 		return;
-	if (m->body_owner)
+	live_bytes -= m->alloc_size;
+	if (m->body_owner) {
 		msg_unref(m->body_owner);
-	else
+	} else {
+		live_bytes -= m->body_cap;
 		free(m->body);
+	}
 	free(m);
 }

@@ -136,12 +136,16 @@ class CeleryTest(BrokerTestCase):
             self.assertEqual(ok.consumer_count, 1, "the worker should still be consuming")
         finally:
             conn.close()
+        log_before_stop = self.worker_log()
         self.stop_worker()
         # after a warm shutdown no task message is left unacked (nothing requeued)
         conn = pika.BlockingConnection(self.broker.params())
         try:
             ok = conn.channel().queue_declare(queue=self.queue, passive=True).method
-            self.assertEqual((ok.message_count, ok.consumer_count), (0, 0))
+            self.assertEqual((ok.message_count, ok.consumer_count), (0, 0),
+                             "worker log before stop:\n%s\nafter:\n%s\nbroker:\n%s"
+                             % (log_before_stop[-1500:], self.worker_log()[-1500:],
+                                self.broker.stderr()[-3000:]))
         finally:
             conn.close()
 

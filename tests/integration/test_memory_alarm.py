@@ -1,0 +1,80 @@
+#!/usr/bin/python3
+"""Memory alarm: above vm_memory_high_watermark.absolute the broker blocks
+publishing connections (connection.blocked, and it stops reading from them)
+while other connections go on; once consumers bring memory back down,
+publishers are unblocked (connection.unblocked) and nothing published was
+lost."""
+
+import socket
+import time
+
+import pika
+
+from harness import (BrokerTestCase, assert_broker_alive, main, raw_connect,
+                     skip_if_external)
+
+BODY = 64 * 1024
+COUNT = 400                     # 25 MB: more than loopback socket buffers hold
+WATERMARK = 4 * 1024 * 1024
+BLOCKED, UNBLOCKED = (10, 60), (10, 61)
+
+
+@skip_if_external("sets vm_memory_high_watermark.absolute")
+class MemoryAlarmTest(BrokerTestCase):
+    config = {"vm_memory_high_watermark.absolute": WATERMARK}
+
+    def pump(self, pub, burst, sent, seen_methods, seconds):
+        """Send what the socket takes and read what arrives, for a while."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if sent < len(burst):
+                pub.sock.settimeout(0)      # read_frame sets a timeout
+                try:
+                    sent += pub.sock.send(burst[sent:sent + (1 << 20)])
+                except (BlockingIOError, socket.timeout):
+                    pass
+            try:
+                f = pub.read_frame(timeout=0.02)
+                if f.method:
+                    seen_methods.append(f.method)
+            except (socket.timeout, BlockingIOError):
+                pass
+        return sent
+
+    def test_publisher_blocked_then_unblocked_without_loss(self):
+        pub = raw_connect(self.broker)     # announces connection.blocked
+        self.addCleanup(pub.close)
+        pub.channel_open(1)
+        pub.queue_declare(1, queue="alarm")
+        burst = b"".join(pub.publish_frames(1, b"%08d" % i + b"x" * (BODY - 8),
+                                            routing_key="alarm")
+                         for i in range(COUNT))
+        seen = []
+        sent = self.pump(pub, burst, 0, seen, 5.0)
+        self.assertIn(BLOCKED, seen, "no connection.blocked after %d bytes" % sent)
+
+        watcher = pika.BlockingConnection(self.broker.params())
+        wch = watcher.channel()
+        queued = wch.queue_declare("alarm", passive=True).method.message_count
+        self.assertLess(queued * BODY, 3 * WATERMARK,
+                        "the queue kept growing under the alarm: %d" % queued)
+        self.assertLess(sent, len(burst), "the publisher was never held back")
+
+        # Another connection drains the queue; the alarm clears.
+        got = set()
+        deadline = time.monotonic() + 60
+        while len(got) < COUNT and time.monotonic() < deadline:
+            method, _props, body = wch.basic_get("alarm", auto_ack=True)
+            if method is None:
+                sent = self.pump(pub, burst, sent, seen, 0.1)
+                continue
+            got.add(int(body[:8]))
+        self.assertIn(UNBLOCKED, seen)
+        self.assertEqual(sent, len(burst))
+        self.assertEqual(got, set(range(COUNT)), "messages lost")
+        watcher.close()
+        assert_broker_alive(self.broker)
+
+
+if __name__ == "__main__":
+    main()
