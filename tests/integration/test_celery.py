@@ -89,6 +89,10 @@ class CeleryTest(BrokerTestCase):
                     pass
                 p.wait(5)
 
+    def full_worker_log(self):
+        with open(self.log.name, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
     def worker_log(self):
         with open(self.log.name, "rb") as f:
             return f.read().decode("utf-8", "replace")[-4000:]
@@ -136,8 +140,19 @@ class CeleryTest(BrokerTestCase):
             self.assertEqual(ok.consumer_count, 1, "the worker should still be consuming")
         finally:
             conn.close()
+        # The worker publishes a result before it acks the task (acks_late)
+        # and logs "succeeded" after: let it finish the last one before the
+        # warm shutdown, or its ack may race the shutdown.
+        deadline = time.monotonic() + 10
+        while (self.full_worker_log().count("] succeeded in ") < n and
+               time.monotonic() < deadline):
+            time.sleep(0.05)
+        time.sleep(0.3)
         log_before_stop = self.worker_log()
         self.stop_worker()
+        if os.environ.get("CELERY_TEST_KEEP_LOG"):
+            import shutil
+            shutil.copy(self.log.name, os.environ["CELERY_TEST_KEEP_LOG"])
         # after a warm shutdown no task message is left unacked (nothing requeued)
         conn = pika.BlockingConnection(self.broker.params())
         try:
