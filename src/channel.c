@@ -434,6 +434,9 @@ static int handle_method(struct channel *ch, const struct frame *f,
 		return amqp_fail(err, AMQP_CHANNEL_ERROR,
 		    "second 'channel.open' seen");
 	case AMQP_channel_close:
+		/* Confirms owed for this turn's publishes go out first. */
+		if (ch->confirm_dirty)
+			chan_confirm_flush(ch);
 		m.id = AMQP_channel_close_ok;
 		conn_send_method(ch->conn, ch->number, &m);
 		conn_channel_closed(ch->conn, ch->number);

@@ -467,10 +467,14 @@ static void conn_process_input(struct conn *c)
 
 	if (!conn_process_frames(c))
 		return;
-	/* One batched basic.ack per channel for this turn's publishes. */
+	/* One batched basic.ack per channel for this turn's publishes (none
+	 * after a close: chan_confirm_flush checks the channel is open). */
 	while ((ch = c->confirm_dirty) != NULL) {
 		c->confirm_dirty = ch->confirm_next_dirty;
-		chan_confirm_flush(ch);
+		if (c->state == CONN_RUNNING)
+			chan_confirm_flush(ch);
+		else
+			ch->confirm_dirty = false;
 	}
 }
 
@@ -525,9 +529,24 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 
-	if (what & BEV_EVENT_EOF)
+	if (what & BEV_EVENT_EOF) {
+		struct evbuffer *in = bufferevent_get_input(bev);
+		size_t left;
+
+		/*
+		 * Frames that arrived before the EOF (say, publishes left over
+		 * from the per-turn budget) are handled, as RabbitMQ does.
+		 */
+		while (c->state == CONN_RUNNING && !c->blocked &&
+		    (left = evbuffer_get_length(in)) > 0) {
+			if (!conn_process_frames(c))
+				return;		/* freed */
+			if (evbuffer_get_length(in) == left)
+				break;		/* a partial frame: no progress */
+		}
 		conn_free(c, c->state == CONN_CLOSING || c->state == CONN_FLUSHING ?
 		    c->close_reason : "client closed the socket");
+	}
 	else if (what & BEV_EVENT_ERROR)
 		conn_free(c, "socket error");
 }

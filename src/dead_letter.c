@@ -188,7 +188,39 @@ static bool is_cycle(const struct death *deaths, uint32_t n, const char *target)
 	return false;
 }
 
+/*
+ * Dead-lettering is synchronous and can cascade (a TTL-0 queue dead-letters
+ * what it is given at once); RabbitMQ's cycle rule ends every path, but a
+ * fanout of such queues can still multiply copies.  Bound the depth and the
+ * copies made for one original event; past them, drop and say so.
+ */
+#define DEAD_LETTER_MAX_DEPTH 32
+#define DEAD_LETTER_MAX_COPIES 10000
+static unsigned dl_depth, dl_copies;
+
+static void dead_letter_one(struct queue *q, struct message *msg,
+    enum death_reason why);
+
 void dead_letter(struct queue *q, struct message *msg, enum death_reason why)
+{
+	if (q->args.dlx == NULL)
+		return;
+	if (dl_depth == 0)
+		dl_copies = 0;
+	if (dl_depth >= DEAD_LETTER_MAX_DEPTH ||
+	    dl_copies >= DEAD_LETTER_MAX_COPIES) {
+		log_warning("queue '%s': dead-letter cascade too deep or wide; "
+		    "message dropped", q->name);
+		return;
+	}
+	dl_depth++;
+	dl_copies++;
+	dead_letter_one(q, msg, why);
+	dl_depth--;
+}
+
+static void dead_letter_one(struct queue *q, struct message *msg,
+    enum death_reason why)
 {
 	struct exchange *dlx;
 	struct content_header h;

@@ -7,7 +7,9 @@ import time
 
 import pika
 
-from harness import BrokerTestCase, assert_broker_alive, main
+from harness import (CHANNEL_CLOSE, CONFIRM_SELECT, BrokerTestCase,
+                     assert_broker_alive, enc_bits, enc_short, enc_shortstr,
+                     main, method_frame, raw_connect)
 
 
 def message_count(broker, queue):
@@ -108,6 +110,22 @@ class RegressionTest(BrokerTestCase):
         ch.close()                              # m2 is requeued
         self.assertEqual(message_count(self.broker, "reg-q4"), 1)
         c.close()
+
+    def test_confirms_precede_channel_close_ok(self):
+        # Publishes and channel.close in one write: the acks owed must go
+        # out before close-ok, not be dropped with the channel.
+        c = raw_connect(self.broker)
+        self.addCleanup(c.close)
+        c.channel_open(1)
+        c.send(method_frame(1, CONFIRM_SELECT, enc_bits(False)))
+        c.expect_method((85, 11), 1)
+        c.send(b"".join(c.publish_frames(1, b"m%d" % i, routing_key="nowhere")
+                        for i in range(3)) +
+               method_frame(1, CHANNEL_CLOSE, enc_short(200) + enc_shortstr("bye") +
+                            enc_short(0) + enc_short(0)))
+        ack = c.expect_method((60, 80), 1)
+        self.assertEqual(ack["delivery_tag"], 3)
+        c.expect_method((20, 41), 1)
 
 
 if __name__ == "__main__":
