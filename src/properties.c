@@ -48,6 +48,9 @@ int content_header_parse(struct bytes payload, struct content_header *out)
 		return AMQP_FRAME_ERROR;
 	BASIC_PROPERTIES(X)
 #undef X
+	/* Nothing may follow the properties (the header is re-sent raw). */
+	if (c.left != 0)
+		return AMQP_FRAME_ERROR;
 	return 0;
 }
 

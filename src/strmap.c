@@ -29,6 +29,14 @@ static uint8_t tombstone_byte;
 
 static uint64_t hash_seed;
 
+/* The seed is drawn once, before the first hash anyone asks for. */
+static void seed_once(void)
+{
+	if (hash_seed == 0 &&
+	    RAND_bytes((unsigned char *)&hash_seed, sizeof(hash_seed)) != 1)
+		hash_seed = 0x9e3779b97f4a7c15ULL;
+}
+
 static uint64_t hash_bytes(struct bytes k)
 {
 	/* FNV-1a over a random seed, finished with a 64-bit mixer. */
@@ -48,9 +56,7 @@ struct strmap *strmap_new(void)
 {
 	struct strmap *m = xcalloc(1, sizeof(*m));
 
-	if (hash_seed == 0 &&
-	    RAND_bytes((unsigned char *)&hash_seed, sizeof(hash_seed)) != 1)
-		hash_seed = 0x9e3779b97f4a7c15ULL;
+	seed_once();
 	m->cap = 16;
 	m->slots = xcalloc(m->cap, sizeof(struct slot));
 	return m;
@@ -111,6 +117,7 @@ void *strmap_get(const struct strmap *m, struct bytes key)
 
 uint64_t strmap_hash(struct bytes key)
 {
+	seed_once();
 	return hash_bytes(key);
 }
 

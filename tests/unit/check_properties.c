@@ -209,22 +209,31 @@ END_TEST
 
 START_TEST(test_trailing_bytes)
 {
-	/* Bytes after the last present property: the parser must not read
-	 * them as properties (content_type absent => 'x' is not one). */
-	static const uint8_t hdr[] = {
+	/* A header with exactly its present properties parses... */
+	static const uint8_t exact[] = {
 		0x00, 0x3C, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 5,
 		0x10, 0x00,				/* delivery-mode */
 		0x01,
 	};
+	/* ...and one more byte after the last property is refused: the
+	 * header is re-sent as received, so nothing may hide in it. */
+	static const uint8_t trailing[] = {
+		0x00, 0x3C, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 5,
+		0x10, 0x00,
+		0x01, 0xFF,
+	};
 	struct content_header h;
 	struct bytes keep;
 
-	ck_assert_int_eq(parse_exact(hdr, sizeof(hdr), &h, &keep), 0);
+	ck_assert_int_eq(parse_exact(exact, sizeof(exact), &h, &keep), 0);
 	ck_assert_uint_eq(h.props.flags, 0x1000);
 	ck_assert(props_has(&h.props, PROP_delivery_mode));
 	ck_assert(!props_has(&h.props, PROP_priority));
 	ck_assert_uint_eq(h.props.delivery_mode, 1);
 	ck_assert_uint_eq(h.body_size, 5);
+	free_copy(keep);
+	ck_assert_int_eq(parse_exact(trailing, sizeof(trailing), &h, &keep),
+	    AMQP_FRAME_ERROR);
 	free_copy(keep);
 }
 END_TEST
