@@ -27,6 +27,13 @@
 /* Words up to this long live inside the node: one cache line to check. */
 #define INLINE_WORD 24
 
+/* A slot of a node's child table: the hash sits beside the pointer, so a
+ * probe that misses never touches the child. */
+struct kid {
+	uint64_t hash;
+	struct tnode *node;		/* NULL: empty slot */
+};
+
 /* Hot fields first: a lookup reads the first cache line only. */
 struct tnode {
 	uint64_t word_hash;		/* this node's word, as its parent's key */
@@ -36,7 +43,7 @@ struct tnode {
 		uint8_t inl[INLINE_WORD];
 		uint8_t *ptr;		/* word_len > INLINE_WORD */
 	} word;
-	struct tnode **kids;		/* word children, by word hash */
+	struct kid *kids;		/* word children, by word hash */
 	uint32_t cap_kids;		/* 0 or a power of two */
 	uint32_t n_values;
 	struct tnode *star;		/* `*` */
@@ -70,7 +77,7 @@ static void tnode_free(struct tnode *n)
 	if (n == NULL)
 		return;
 	for (uint32_t i = 0; i < n->cap_kids; i++)
-		tnode_free(n->kids[i]);
+		tnode_free(n->kids[i].node);
 	free(n->kids);
 	if (n->word_len > INLINE_WORD)
 		free(n->word.ptr);
@@ -128,12 +135,12 @@ static struct tnode *kid_find(const struct tnode *n, struct bytes w,
 
 	if (n->cap_kids == 0)
 		return NULL;
-	for (uint32_t i = (uint32_t)h & mask; n->kids[i]; i = (i + 1) & mask) {
-		const struct tnode *k = n->kids[i];
+	for (uint32_t i = (uint32_t)h & mask; n->kids[i].node; i = (i + 1) & mask) {
+		struct tnode *k = n->kids[i].node;
 
-		if (k->word_hash == h && k->word_len == w.len &&
+		if (n->kids[i].hash == h && k->word_len == w.len &&
 		    (w.len == 0 || memcmp(tnode_word(k), w.ptr, w.len) == 0))
-			return n->kids[i];
+			return k;
 	}
 	return NULL;
 }
@@ -142,22 +149,23 @@ static void kid_place(struct tnode *n, struct tnode *kid)
 {
 	uint32_t mask = n->cap_kids - 1, i;
 
-	for (i = (uint32_t)kid->word_hash & mask; n->kids[i]; i = (i + 1) & mask)
+	for (i = (uint32_t)kid->word_hash & mask; n->kids[i].node;
+	    i = (i + 1) & mask)
 		;
-	n->kids[i] = kid;
+	n->kids[i] = (struct kid){ kid->word_hash, kid };
 }
 
 /* Rebuild the table at cap (a power of two), leaving `drop` out. */
 static void kids_rebuild(struct tnode *n, uint32_t cap, struct tnode *drop)
 {
-	struct tnode **old = n->kids;
+	struct kid *old = n->kids;
 	uint32_t oldcap = n->cap_kids;
 
 	n->kids = cap ? xcalloc(cap, sizeof(*n->kids)) : NULL;
 	n->cap_kids = cap;
 	for (uint32_t i = 0; i < oldcap; i++)
-		if (old[i] && old[i] != drop)
-			kid_place(n, old[i]);
+		if (old[i].node && old[i].node != drop)
+			kid_place(n, old[i].node);
 	free(old);
 }
 
