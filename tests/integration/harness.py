@@ -393,6 +393,44 @@ class BrokerTestCase(unittest.TestCase):
         return super().run(result)
 
 
+class PikaTestCase(BrokerTestCase):
+    """A BrokerTestCase that cleans up after each test: the pika connections
+    made with connect() are closed, the queues in self.to_delete and the
+    exchanges in self.exchanges_to_delete are deleted, and the broker must
+    still serve a new connection."""
+
+    def setUp(self):
+        self.conns = []
+        self.to_delete = []
+        self.exchanges_to_delete = []
+
+    def connect(self):
+        import pika
+        c = pika.BlockingConnection(self.broker.params())
+        self.conns.append(c)
+        return c
+
+    def tearDown(self):
+        import pika
+        try:
+            for c in self.conns:
+                if c.is_open:
+                    try:
+                        c.close()
+                    except Exception:
+                        pass
+            if self.to_delete or self.exchanges_to_delete:
+                c = pika.BlockingConnection(self.broker.params())
+                ch = c.channel()
+                for q in self.to_delete:
+                    ch.queue_delete(q)
+                for x in self.exchanges_to_delete:
+                    ch.exchange_delete(x)
+                c.close()
+        finally:
+            assert_broker_alive(self.broker)
+
+
 # ---------------------------------------------------------------------------
 # pika helpers
 

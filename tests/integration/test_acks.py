@@ -10,43 +10,21 @@ import time
 import pika
 import pika.exceptions
 
-from harness import (NOT_IMPLEMENTED, PRECONDITION_FAILED, BrokerTestCase,
-                     assert_broker_alive, main, raw_connect, wait_message_count)
+from harness import (PikaTestCase, NOT_IMPLEMENTED, PRECONDITION_FAILED, main,
+    raw_connect, wait_message_count)
 
 
 def uniq(stem):
     return "warren-it-a-%s-%s" % (stem, os.urandom(4).hex())
 
 
-class AckTestBase(BrokerTestCase):
+class AckTestBase(PikaTestCase):
 
     def setUp(self):
-        self.conns = []
+        super().setUp()
         self.conn = self.connect()
         self.ch = self.conn.channel()
-        self.to_delete = []
 
-    def tearDown(self):
-        try:
-            for c in self.conns:
-                if c.is_open:
-                    try:
-                        c.close()
-                    except Exception:
-                        pass
-            if self.to_delete:
-                c = pika.BlockingConnection(self.broker.params())
-                ch = c.channel()
-                for q in self.to_delete:
-                    ch.queue_delete(q)
-                c.close()
-        finally:
-            assert_broker_alive(self.broker)
-
-    def connect(self):
-        c = pika.BlockingConnection(self.broker.params())
-        self.conns.append(c)
-        return c
 
     def queue(self, stem, n=0):
         name = uniq(stem)

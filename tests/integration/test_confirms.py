@@ -9,10 +9,10 @@ import time
 import pika
 import pika.exceptions
 
-from harness import (BASIC_ACK, BASIC_RETURN, CHANNEL_CLOSE, CONFIRM_SELECT, CONFIRM_SELECT_OK,
-                     FRAME_METHOD, NO_ROUTE, PRECONDITION_FAILED, BrokerTestCase,
-                     assert_broker_alive, enc_bits, main, method_frame, raw_connect,
-                     wait_message_count)
+from harness import (PikaTestCase, BASIC_ACK, BASIC_RETURN, CHANNEL_CLOSE,
+    CONFIRM_SELECT, CONFIRM_SELECT_OK, FRAME_METHOD, NO_ROUTE,
+    PRECONDITION_FAILED, enc_bits, main, method_frame, raw_connect,
+    wait_message_count)
 
 BASIC_NACK = (60, 120)
 TX_SELECT = (90, 10)
@@ -23,41 +23,18 @@ def uniq(stem):
     return "warren-it-cf-%s-%s" % (stem, os.urandom(4).hex())
 
 
-class ConfirmTestBase(BrokerTestCase):
+class ConfirmTestBase(PikaTestCase):
 
     def setUp(self):
-        self.conns = []
+        super().setUp()
         self.raws = []
         self.conn = self.connect()
         self.ch = self.conn.channel()
-        self.to_delete = []
-        self.exchanges = []
 
     def tearDown(self):
-        try:
-            for r in self.raws:
-                r.close()
-            for c in self.conns:
-                if c.is_open:
-                    try:
-                        c.close()
-                    except Exception:
-                        pass
-            if self.to_delete or self.exchanges:
-                c = pika.BlockingConnection(self.broker.params())
-                ch = c.channel()
-                for q in self.to_delete:
-                    ch.queue_delete(q)
-                for x in self.exchanges:
-                    ch.exchange_delete(x)
-                c.close()
-        finally:
-            assert_broker_alive(self.broker)
-
-    def connect(self):
-        c = pika.BlockingConnection(self.broker.params())
-        self.conns.append(c)
-        return c
+        for r in self.raws:
+            r.close()
+        super().tearDown()
 
     def raw(self, confirm_channels=(1,)):
         r = raw_connect(self.broker)
@@ -272,7 +249,7 @@ class ConfirmTest(ConfirmTestBase):
     def test_one_confirm_for_many_queues(self):
         x = uniq("fanout")
         self.ch.exchange_declare(x, "fanout", auto_delete=False)
-        self.exchanges.append(x)
+        self.exchanges_to_delete.append(x)
         qs = [self.queue("fan%d" % i) for i in range(3)]
         for q in qs:
             self.ch.queue_bind(q, x)

@@ -33,8 +33,8 @@ import unittest
 import pika
 import pika.exceptions
 
-from harness import (PRECONDITION_FAILED, BrokerTestCase, assert_broker_alive,
-                     is_external, main, wait_message_count)
+from harness import (PikaTestCase, PRECONDITION_FAILED, is_external, main,
+    wait_message_count)
 
 WAIT = float(os.environ.get("WARREN_TEST_CONSUMER_TIMEOUT_WAIT", "10"))
 
@@ -49,39 +49,17 @@ def timeout_text(channel, ms):
             "see consumers doc guide to learn more" % (channel, ms))
 
 
-class CTBase(BrokerTestCase):
+class CTBase(PikaTestCase):
 
     def setUp(self):
-        self.conns = []
+        super().setUp()
         self.conn = self.connect()
         self.ch = self.conn.channel()
-        self.queues = []
-
-    def tearDown(self):
-        try:
-            for c in self.conns:
-                if c.is_open:
-                    try:
-                        c.close()
-                    except Exception:
-                        pass
-            c = pika.BlockingConnection(self.broker.params())
-            ch = c.channel()
-            for q in self.queues:
-                ch.queue_delete(q)
-            c.close()
-        finally:
-            assert_broker_alive(self.broker)
-
-    def connect(self):
-        c = pika.BlockingConnection(self.broker.params())
-        self.conns.append(c)
-        return c
 
     def queue(self, stem, args=None, n=0):
         name = uniq(stem)
         self.ch.queue_declare(queue=name, arguments=args)
-        self.queues.append(name)
+        self.to_delete.append(name)
         pub = self.conn.channel()
         pub.confirm_delivery()
         for i in range(n):

@@ -11,11 +11,11 @@ import time
 import pika
 import pika.exceptions
 
-from harness import (ACCESS_REFUSED, BASIC_CONSUME, BASIC_CONSUME_OK, BASIC_DELIVER,
-                     BASIC_GET_EMPTY, CONNECTION_OPEN_OK, CONNECTION_START, CONNECTION_TUNE,
-                     FRAME_METHOD, NOT_ALLOWED, NOT_IMPLEMENTED, PRECONDITION_FAILED,
-                     BrokerTestCase, RawClient, assert_broker_alive, enc_bits, enc_short,
-                     enc_shortstr, enc_table, main, method_frame, raw_connect)
+from harness import (PikaTestCase, ACCESS_REFUSED, BASIC_CONSUME,
+    BASIC_CONSUME_OK, BASIC_DELIVER, BASIC_GET_EMPTY, CONNECTION_OPEN_OK,
+    CONNECTION_START, CONNECTION_TUNE, FRAME_METHOD, NOT_ALLOWED,
+    NOT_IMPLEMENTED, PRECONDITION_FAILED, RawClient, enc_bits, enc_short,
+    enc_shortstr, enc_table, main, method_frame, raw_connect)
 
 BASIC_CANCEL = (60, 30)
 BASIC_CANCEL_OK = (60, 31)
@@ -43,38 +43,18 @@ def raw_read_delivery(raw, ch, timeout=5.0):
     return f, body
 
 
-class ConsumerTestBase(BrokerTestCase):
+class ConsumerTestBase(PikaTestCase):
 
     def setUp(self):
-        self.conns = []
+        super().setUp()
         self.raws = []
         self.conn = self.connect()
         self.ch = self.conn.channel()
-        self.to_delete = []
 
     def tearDown(self):
-        try:
-            for r in self.raws:
-                r.close()
-            for c in self.conns:
-                if c.is_open:
-                    try:
-                        c.close()
-                    except Exception:
-                        pass
-            if self.to_delete:
-                c = pika.BlockingConnection(self.broker.params())
-                ch = c.channel()
-                for q in self.to_delete:
-                    ch.queue_delete(q)
-                c.close()
-        finally:
-            assert_broker_alive(self.broker)
-
-    def connect(self):
-        c = pika.BlockingConnection(self.broker.params())
-        self.conns.append(c)
-        return c
+        for r in self.raws:
+            r.close()
+        super().tearDown()
 
     def raw(self):
         r = raw_connect(self.broker)

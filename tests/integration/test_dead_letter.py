@@ -31,59 +31,37 @@ import time
 import pika
 import pika.exceptions
 
-from harness import (BASIC_GET_EMPTY, BASIC_GET_OK, BrokerTestCase, T,
-                     assert_broker_alive, main, raw_connect, wait_message_count)
+from harness import (PikaTestCase, BASIC_GET_EMPTY, BASIC_GET_OK, T, main,
+    raw_connect, wait_message_count)
 
 
 def uniq(stem):
     return "warren-it-dl-%s-%s" % (stem, os.urandom(4).hex())
 
 
-class DLBase(BrokerTestCase):
+class DLBase(PikaTestCase):
 
     def setUp(self):
-        self.conns = []
+        super().setUp()
         self.conn = self.connect()
         self.ch = self.conn.channel()
-        self.queues = []
-        self.exchanges = []
         self._raw = None
 
     def tearDown(self):
-        try:
-            if self._raw is not None:
-                self._raw.close()
-            for c in self.conns:
-                if c.is_open:
-                    try:
-                        c.close()
-                    except Exception:
-                        pass
-            c = pika.BlockingConnection(self.broker.params())
-            ch = c.channel()
-            for q in self.queues:
-                ch.queue_delete(q)
-            for x in self.exchanges:
-                ch.exchange_delete(x)
-            c.close()
-        finally:
-            assert_broker_alive(self.broker)
-
-    def connect(self):
-        c = pika.BlockingConnection(self.broker.params())
-        self.conns.append(c)
-        return c
+        if self._raw is not None:
+            self._raw.close()
+        super().tearDown()
 
     def queue(self, stem, args=None, name=None):
         name = name or uniq(stem)
         self.ch.queue_declare(queue=name, arguments=args)
-        self.queues.append(name)
+        self.to_delete.append(name)
         return name
 
     def exchange(self, stem, type_="direct"):
         name = uniq(stem)
         self.ch.exchange_declare(name, exchange_type=type_)
-        self.exchanges.append(name)
+        self.exchanges_to_delete.append(name)
         return name
 
     def dlq(self, stem="dlq"):

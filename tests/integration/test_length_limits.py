@@ -27,9 +27,9 @@ import time
 import pika
 import pika.exceptions
 
-from harness import (BASIC_ACK, CONFIRM_SELECT, CONFIRM_SELECT_OK, FRAME_METHOD,
-                     BrokerTestCase, assert_broker_alive, enc_bits, main,
-                     method_frame, raw_connect, wait_message_count)
+from harness import (PikaTestCase, BASIC_ACK, CONFIRM_SELECT,
+    CONFIRM_SELECT_OK, FRAME_METHOD, enc_bits, main, method_frame,
+    raw_connect, wait_message_count)
 
 BASIC_NACK = (60, 120)
 
@@ -38,50 +38,25 @@ def uniq(stem):
     return "warren-it-len-%s-%s" % (stem, os.urandom(4).hex())
 
 
-class LenBase(BrokerTestCase):
+class LenBase(PikaTestCase):
 
     def setUp(self):
-        self.conns = []
+        super().setUp()
         self.conn = self.connect()
         self.ch = self.conn.channel()
         self.pub = self.conn.channel()
         self.pub.confirm_delivery()
-        self.queues = []
-        self.exchanges = []
-
-    def tearDown(self):
-        try:
-            for c in self.conns:
-                if c.is_open:
-                    try:
-                        c.close()
-                    except Exception:
-                        pass
-            c = pika.BlockingConnection(self.broker.params())
-            ch = c.channel()
-            for q in self.queues:
-                ch.queue_delete(q)
-            for x in self.exchanges:
-                ch.exchange_delete(x)
-            c.close()
-        finally:
-            assert_broker_alive(self.broker)
-
-    def connect(self):
-        c = pika.BlockingConnection(self.broker.params())
-        self.conns.append(c)
-        return c
 
     def queue(self, stem, args=None):
         name = uniq(stem)
         self.ch.queue_declare(queue=name, arguments=args)
-        self.queues.append(name)
+        self.to_delete.append(name)
         return name
 
     def dlq(self):
         x = uniq("dlx")
         self.ch.exchange_declare(x, exchange_type="fanout")
-        self.exchanges.append(x)
+        self.exchanges_to_delete.append(x)
         q = self.queue("dlq")
         self.ch.queue_bind(q, x)
         return x, q
@@ -278,7 +253,7 @@ class RejectPublishTest(LenBase):
     def test_reject_publish_one_of_two_queues(self):
         x = uniq("fan")
         self.ch.exchange_declare(x, exchange_type="fanout")
-        self.exchanges.append(x)
+        self.exchanges_to_delete.append(x)
         full = self.queue("rp-full", {"x-max-length": 0, "x-overflow": "reject-publish"})
         ok = self.queue("rp-ok")
         self.ch.queue_bind(full, x)

@@ -21,52 +21,29 @@ import time
 import pika
 import pika.exceptions
 
-from harness import (PRECONDITION_FAILED, BrokerTestCase, T, assert_broker_alive,
-                     main, raw_connect, QUEUE_DECLARE_OK, CHANNEL_CLOSE,
-                     CHANNEL_CLOSE_OK, method_frame)
+from harness import (PikaTestCase, PRECONDITION_FAILED, T, main, raw_connect,
+    QUEUE_DECLARE_OK, CHANNEL_CLOSE, CHANNEL_CLOSE_OK, method_frame)
 
 
 def uniq(stem):
     return "warren-it-prio-%s-%s" % (stem, os.urandom(4).hex())
 
 
-class PriorityTest(BrokerTestCase):
+class PriorityTest(PikaTestCase):
 
     def setUp(self):
-        self.conns = []
+        super().setUp()
         self.conn = self.connect()
         self.ch = self.conn.channel()
         self.pub = self.conn.channel()
         self.pub.confirm_delivery()
-        self.queues = []
-
-    def tearDown(self):
-        try:
-            for c in self.conns:
-                if c.is_open:
-                    try:
-                        c.close()
-                    except Exception:
-                        pass
-            c = pika.BlockingConnection(self.broker.params())
-            ch = c.channel()
-            for q in self.queues:
-                ch.queue_delete(q)
-            c.close()
-        finally:
-            assert_broker_alive(self.broker)
-
-    def connect(self):
-        c = pika.BlockingConnection(self.broker.params())
-        self.conns.append(c)
-        return c
 
     def queue(self, stem, max_priority, extra=None):
         name = uniq(stem)
         args = {"x-max-priority": max_priority}
         args.update(extra or {})
         self.ch.queue_declare(queue=name, arguments=args)
-        self.queues.append(name)
+        self.to_delete.append(name)
         return name
 
     def publish(self, q, body, priority=None):

@@ -10,8 +10,7 @@ import time
 import pika
 import pika.exceptions
 
-from harness import (NO_ROUTE, PRECONDITION_FAILED, BrokerTestCase, assert_broker_alive,
-                     main)
+from harness import PikaTestCase, NO_ROUTE, PRECONDITION_FAILED, main
 
 REPLY_TO = "amq.rabbitmq.reply-to"
 
@@ -20,38 +19,16 @@ def uniq(stem):
     return "warren-it-rt-%s-%s" % (stem, os.urandom(4).hex())
 
 
-class ReplyToTest(BrokerTestCase):
+class ReplyToTest(PikaTestCase):
 
     def setUp(self):
-        self.conns = []
+        super().setUp()
         self.server = self.connect()
         self.client = self.connect()
         self.sch = self.server.channel()
         self.cch = self.client.channel()
-        self.to_delete = []
         self.requests = []   # (props, body) seen by the server
 
-    def tearDown(self):
-        try:
-            for c in self.conns:
-                if c.is_open:
-                    try:
-                        c.close()
-                    except Exception:
-                        pass
-            if self.to_delete:
-                c = pika.BlockingConnection(self.broker.params())
-                ch = c.channel()
-                for q in self.to_delete:
-                    ch.queue_delete(q)
-                c.close()
-        finally:
-            assert_broker_alive(self.broker)
-
-    def connect(self):
-        c = pika.BlockingConnection(self.broker.params())
-        self.conns.append(c)
-        return c
 
     def pump(self, seconds, until=None):
         deadline = time.monotonic() + seconds

@@ -25,8 +25,7 @@ import time
 import pika
 import pika.exceptions
 
-from harness import (PRECONDITION_FAILED, BrokerTestCase, assert_broker_alive,
-                     main, wait_message_count)
+from harness import PikaTestCase, PRECONDITION_FAILED, main, wait_message_count
 
 
 def uniq(stem):
@@ -56,41 +55,19 @@ class Consumer:
             self.conn.process_data_events(time_limit=t)
 
 
-class SACTest(BrokerTestCase):
+class SACTest(PikaTestCase):
 
     def setUp(self):
-        self.conns = []
+        super().setUp()
         self.conn = self.connect()
         self.ch = self.conn.channel()
         self.pub = self.conn.channel()
         self.pub.confirm_delivery()
-        self.queues = []
-
-    def tearDown(self):
-        try:
-            for c in self.conns:
-                if c.is_open:
-                    try:
-                        c.close()
-                    except Exception:
-                        pass
-            c = pika.BlockingConnection(self.broker.params())
-            ch = c.channel()
-            for q in self.queues:
-                ch.queue_delete(q)
-            c.close()
-        finally:
-            assert_broker_alive(self.broker)
-
-    def connect(self):
-        c = pika.BlockingConnection(self.broker.params())
-        self.conns.append(c)
-        return c
 
     def queue(self, stem, sac=True):
         name = uniq(stem)
         self.ch.queue_declare(queue=name, arguments={"x-single-active-consumer": sac})
-        self.queues.append(name)
+        self.to_delete.append(name)
         return name
 
     def publish(self, q, *bodies):

@@ -10,9 +10,8 @@ import time
 import pika
 import pika.exceptions
 
-from harness import (BASIC_RETURN, NO_ROUTE, PRECONDITION_FAILED, BrokerTestCase,
-                     assert_broker_alive, main, method_frame, raw_connect,
-                     wait_message_count)
+from harness import (PikaTestCase, BASIC_RETURN, NO_ROUTE,
+    PRECONDITION_FAILED, main, method_frame, raw_connect, wait_message_count)
 
 TX_SELECT = (90, 10)
 TX_SELECT_OK = (90, 11)
@@ -26,35 +25,13 @@ def uniq(stem):
     return "warren-it-tx-%s-%s" % (stem, os.urandom(4).hex())
 
 
-class TxTestBase(BrokerTestCase):
+class TxTestBase(PikaTestCase):
 
     def setUp(self):
-        self.conns = []
+        super().setUp()
         self.conn = self.connect()
         self.ch = self.conn.channel()
-        self.to_delete = []
 
-    def tearDown(self):
-        try:
-            for c in self.conns:
-                if c.is_open:
-                    try:
-                        c.close()
-                    except Exception:
-                        pass
-            if self.to_delete:
-                c = pika.BlockingConnection(self.broker.params())
-                ch = c.channel()
-                for q in self.to_delete:
-                    ch.queue_delete(q)
-                c.close()
-        finally:
-            assert_broker_alive(self.broker)
-
-    def connect(self):
-        c = pika.BlockingConnection(self.broker.params())
-        self.conns.append(c)
-        return c
 
     def queue(self, stem, n=0):
         name = uniq(stem)
