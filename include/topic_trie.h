@@ -11,6 +11,8 @@
 #define WARREN_TOPIC_TRIE_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "wire.h"
 
@@ -31,5 +33,15 @@ bool topic_trie_remove(struct topic_trie *t, struct bytes pattern,
  */
 void topic_trie_match(struct topic_trie *t, struct bytes key,
     void (*fn)(void *value, void *arg), void *arg);
+
+/*
+ * For tests and benchmarks: use the compiled matcher (topic_dfa.h) only
+ * after `warmup` matches with no change to the trie, within dfa_max_bytes
+ * (0: always walk the trie).
+ */
+void topic_trie_tune(struct topic_trie *t, uint32_t warmup,
+    size_t dfa_max_bytes);
+/* Memory the compiled matcher holds now, in bytes. */
+size_t topic_trie_dfa_bytes(const struct topic_trie *t);
 
 #endif

@@ -12,58 +12,27 @@
  * expanded at during the current match (reset lazily by a generation
  * number), so no node is expanded twice at one position (no exponential
  * blow-up) and each pattern's values are reported at most once.
+ *
+ * That walk visits every partially matching pattern's branch, one table
+ * probe each.  Keys that keep coming against an unchanging trie go through
+ * the compiled matcher instead (topic_dfa.c: one probe per word); the walk
+ * remains for a trie that just changed and for keys the compiled matcher
+ * has no room for.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "strmap.h"
+#include "topic_dfa.h"
+#include "topic_node.h"
 #include "topic_trie.h"
-
-/* Keys longer than this many words cannot be matched (RabbitMQ keys are
- * shortstrs: at most 255 bytes, so at most 256 words). */
-#define MAX_WORDS 256
-
-/* Words up to this long live inside the node: one cache line to check. */
-#define INLINE_WORD 24
-
-/* A slot of a node's child table: the hash sits beside the pointer, so a
- * probe that misses never touches the child. */
-struct kid {
-	uint64_t hash;
-	struct tnode *node;		/* NULL: empty slot */
-};
-
-/* Hot fields first: a lookup reads the first cache line only. */
-struct tnode {
-	uint64_t word_hash;		/* this node's word, as its parent's key */
-	uint32_t word_len;
-	uint32_t n_kids;
-	union {
-		uint8_t inl[INLINE_WORD];
-		uint8_t *ptr;		/* word_len > INLINE_WORD */
-	} word;
-	struct kid *kids;		/* word children, by word hash */
-	uint32_t cap_kids;		/* 0 or a power of two */
-	uint32_t n_values;
-	struct tnode *star;		/* `*` */
-	struct tnode *hash;		/* `#` */
-	void **values;
-	uint32_t cap_values;
-	uint64_t reported;		/* gen when values were last reported */
-	/* Key positions already expanded during match number visit_gen. */
-	uint64_t visit_gen;
-	uint64_t visited[(MAX_WORDS + 1 + 63) / 64];
-};
-
-static const uint8_t *tnode_word(const struct tnode *n)
-{
-	return n->word_len > INLINE_WORD ? n->word.ptr : n->word.inl;
-}
 
 struct topic_trie {
 	struct tnode *root;
 	uint64_t gen;
+	size_t n_nodes;			/* below the root */
+	struct topic_dfa *dfa;		/* compiled from the nodes, lazily */
 };
 
 static struct tnode *tnode_new(void)
@@ -79,7 +48,7 @@ static void tnode_free(struct tnode *n)
 	for (uint32_t i = 0; i < n->cap_kids; i++)
 		tnode_free(n->kids[i].node);
 	free(n->kids);
-	if (n->word_len > INLINE_WORD)
+	if (n->word_len > TOPIC_INLINE_WORD)
 		free(n->word.ptr);
 	tnode_free(n->star);
 	tnode_free(n->hash);
@@ -92,6 +61,7 @@ struct topic_trie *topic_trie_new(void)
 	struct topic_trie *t = xcalloc(1, sizeof(*t));
 
 	t->root = tnode_new();
+	t->dfa = topic_dfa_new();
 	return t;
 }
 
@@ -100,10 +70,11 @@ void topic_trie_free(struct topic_trie *t)
 	if (t == NULL)
 		return;
 	tnode_free(t->root);
+	topic_dfa_free(t->dfa);
 	free(t);
 }
 
-/* Split s into words; returns the count, or -1 past MAX_WORDS. */
+/* Split s into words; returns the count, or -1 past TOPIC_MAX_WORDS. */
 static int split_words(struct bytes s, struct bytes *words)
 {
 	int n = 0;
@@ -113,7 +84,7 @@ static int split_words(struct bytes s, struct bytes *words)
 		return 0;
 	for (uint32_t i = 0; i <= s.len; i++) {
 		if (i == s.len || s.ptr[i] == '.') {
-			if (n == MAX_WORDS)
+			if (n == TOPIC_MAX_WORDS)
 				return -1;
 			words[n++] = (struct bytes){ s.ptr + start, i - start };
 			start = i + 1;
@@ -125,24 +96,6 @@ static int split_words(struct bytes s, struct bytes *words)
 static bool is_wild(struct bytes w, char c)
 {
 	return w.len == 1 && w.ptr[0] == c;
-}
-
-/* The word child of n for w (hash h), or NULL. */
-static struct tnode *kid_find(const struct tnode *n, struct bytes w,
-    uint64_t h)
-{
-	uint32_t mask = n->cap_kids - 1;
-
-	if (n->cap_kids == 0)
-		return NULL;
-	for (uint32_t i = (uint32_t)h & mask; n->kids[i].node; i = (i + 1) & mask) {
-		struct tnode *k = n->kids[i].node;
-
-		if (n->kids[i].hash == h && k->word_len == w.len &&
-		    (w.len == 0 || memcmp(tnode_word(k), w.ptr, w.len) == 0))
-			return k;
-	}
-	return NULL;
 }
 
 static void kid_place(struct tnode *n, struct tnode *kid)
@@ -176,25 +129,29 @@ static struct tnode *child_get(const struct tnode *n, struct bytes w)
 		return n->star;
 	if (is_wild(w, '#'))
 		return n->hash;
-	return kid_find(n, w, strmap_hash(w));
+	return tnode_kid(n, w, strmap_hash(w));
 }
 
 /* The child of n for word w, created when missing. */
-static struct tnode *child_make(struct tnode *n, struct bytes w)
+static struct tnode *child_make(struct topic_trie *t, struct tnode *n,
+    struct bytes w)
 {
 	struct tnode *c = child_get(n, w);
 
 	if (c != NULL)
 		return c;
 	c = tnode_new();
+	t->n_nodes++;
 	if (is_wild(w, '*'))
 		n->star = c;
-	else if (is_wild(w, '#'))
+	else if (is_wild(w, '#')) {
 		n->hash = c;
-	else {
+		c->is_hash = true;
+	} else {
 		c->word_hash = strmap_hash(w);
+		topic_dfa_word_ref(t->dfa, w, c->word_hash);
 		c->word_len = w.len;
-		if (w.len > INLINE_WORD)
+		if (w.len > TOPIC_INLINE_WORD)
 			c->word.ptr = xmalloc(w.len);
 		if (w.len)
 			memcpy((uint8_t *)tnode_word(c), w.ptr, w.len);
@@ -208,10 +165,12 @@ static struct tnode *child_make(struct tnode *n, struct bytes w)
 }
 
 /* Unlink (and free) the child of n for word w. */
-static void child_drop(struct tnode *n, struct bytes w)
+static void child_drop(struct topic_trie *t, struct tnode *n,
+    struct bytes w)
 {
 	struct tnode *c;
 
+	t->n_nodes--;
 	if (is_wild(w, '*')) {
 		c = n->star;
 		n->star = NULL;
@@ -221,7 +180,8 @@ static void child_drop(struct tnode *n, struct bytes w)
 	} else {
 		uint32_t cap = n->cap_kids;
 
-		c = kid_find(n, w, strmap_hash(w));
+		c = tnode_kid(n, w, strmap_hash(w));
+		topic_dfa_word_unref(t->dfa, w, c->word_hash);
 		n->n_kids--;
 		/* Removal rebuilds (bindings change rarely); shrink when sparse. */
 		while (cap > 4 && n->n_kids * 8 < cap)
@@ -233,20 +193,26 @@ static void child_drop(struct tnode *n, struct bytes w)
 
 void topic_trie_add(struct topic_trie *t, struct bytes pattern, void *value)
 {
-	struct bytes words[MAX_WORDS];
+	struct bytes words[TOPIC_MAX_WORDS];
 	int n = split_words(pattern, words);
 	struct tnode *node = t->root;
+	size_t n_nodes = t->n_nodes;
 
 	if (n < 0)
-		fatalx("topic pattern longer than %d words", MAX_WORDS);
+		fatalx("topic pattern longer than %d words", TOPIC_MAX_WORDS);
 	for (int i = 0; i < n; i++)
-		node = child_make(node, words[i]);
+		node = child_make(t, node, words[i]);
 	if (node->n_values == node->cap_values) {
 		node->cap_values = node->cap_values ? node->cap_values * 2 : 4;
 		node->values = xrealloc(node->values,
 		    node->cap_values * sizeof(void *));
 	}
 	node->values[node->n_values++] = value;
+	/* States name nodes; a value joining a node changes no state. */
+	if (t->n_nodes != n_nodes)
+		topic_dfa_reset(t->dfa, t->n_nodes);
+	else
+		topic_dfa_values_changed(t->dfa);
 }
 
 static bool tnode_empty(const struct tnode *n)
@@ -256,8 +222,8 @@ static bool tnode_empty(const struct tnode *n)
 }
 
 /* Remove value below node along words; prunes nodes left empty. */
-static bool remove_at(struct tnode *node, struct bytes *words, int n,
-    void *value)
+static bool remove_at(struct topic_trie *t, struct tnode *node,
+    struct bytes *words, int n, void *value)
 {
 	struct tnode *child;
 	bool removed;
@@ -274,19 +240,26 @@ static bool remove_at(struct tnode *node, struct bytes *words, int n,
 	child = child_get(node, words[0]);
 	if (child == NULL)
 		return false;
-	removed = remove_at(child, words + 1, n - 1, value);
+	removed = remove_at(t, child, words + 1, n - 1, value);
 	if (removed && tnode_empty(child))
-		child_drop(node, words[0]);
+		child_drop(t, node, words[0]);
 	return removed;
 }
 
 bool topic_trie_remove(struct topic_trie *t, struct bytes pattern,
     void *value)
 {
-	struct bytes words[MAX_WORDS];
+	struct bytes words[TOPIC_MAX_WORDS];
 	int n = split_words(pattern, words);
+	size_t n_nodes = t->n_nodes;
 
-	return n >= 0 && remove_at(t->root, words, n, value);
+	if (n < 0 || !remove_at(t, t->root, words, n, value))
+		return false;
+	if (t->n_nodes != n_nodes)
+		topic_dfa_reset(t->dfa, t->n_nodes);
+	else
+		topic_dfa_values_changed(t->dfa);
+	return true;
 }
 
 struct match_ctx {
@@ -330,7 +303,7 @@ static void match_at(struct match_ctx *m, struct tnode *node, int i,
 	if (node->star)
 		match_at(m, node->star, i + 1, below_hash);
 	if (node->n_kids) {
-		struct tnode *child = kid_find(node, m->words[i], m->hashes[i]);
+		struct tnode *child = tnode_kid(node, m->words[i], m->hashes[i]);
 
 		if (child)
 			match_at(m, child, i + 1, below_hash);
@@ -340,8 +313,8 @@ static void match_at(struct match_ctx *m, struct tnode *node, int i,
 void topic_trie_match(struct topic_trie *t, struct bytes key,
     void (*fn)(void *value, void *arg), void *arg)
 {
-	struct bytes words[MAX_WORDS];
-	uint64_t hashes[MAX_WORDS];
+	struct bytes words[TOPIC_MAX_WORDS];
+	uint64_t hashes[TOPIC_MAX_WORDS];
 	struct match_ctx m = { words, hashes, split_words(key, words), ++t->gen,
 	    fn, arg };
 
@@ -350,5 +323,17 @@ void topic_trie_match(struct topic_trie *t, struct bytes key,
 	/* Each word is hashed once, however many nodes look it up. */
 	for (int i = 0; i < m.n; i++)
 		hashes[i] = strmap_hash(words[i]);
-	match_at(&m, t->root, 0, false);
+	if (!topic_dfa_match(t->dfa, t->root, words, hashes, m.n, fn, arg))
+		match_at(&m, t->root, 0, false);
+}
+
+void topic_trie_tune(struct topic_trie *t, uint32_t warmup,
+    size_t dfa_max_bytes)
+{
+	topic_dfa_tune(t->dfa, warmup, dfa_max_bytes);
+}
+
+size_t topic_trie_dfa_bytes(const struct topic_trie *t)
+{
+	return topic_dfa_bytes(t->dfa);
 }

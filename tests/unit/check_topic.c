@@ -145,6 +145,34 @@ static void never_cb(void *value, void *arg)
 	ck_abort_msg("a value was reported by a trie that should be empty");
 }
 
+/*
+ * The trie matches two ways: by walking its nodes, and through the
+ * automaton compiled from them (topic_dfa.c) once it has been left
+ * unchanged for a while.  Most tests run once per way (libcheck loop tests,
+ * the mode in _i):
+ *   MODE_WALK     never compiled;
+ *   MODE_DFA      compiled from the first match, with room to spare;
+ *   MODE_CRAMPED  compiled from the first match in 8 KiB: it keeps running
+ *                 out of room, starting over and handing keys to the walk;
+ *   MODE_DEFAULT  as the broker runs it (warm-up, memory cap by trie size).
+ */
+enum { MODE_WALK, MODE_DFA, MODE_CRAMPED, MODE_DEFAULT, N_MODES };
+
+#define CRAMPED_BYTES 8192
+
+static struct topic_trie *trie_new(int mode)
+{
+	struct topic_trie *t = topic_trie_new();
+
+	if (mode == MODE_WALK)
+		topic_trie_tune(t, 0, 0);
+	else if (mode == MODE_DFA)
+		topic_trie_tune(t, 0, 64u << 20);
+	else if (mode == MODE_CRAMPED)
+		topic_trie_tune(t, 0, CRAMPED_BYTES);
+	return t;
+}
+
 /* ---- the edge-case table ------------------------------------------------- */
 
 struct edge {
@@ -350,7 +378,7 @@ END_TEST
 START_TEST(test_edge_table_one_pattern)
 {
 	for (size_t i = 0; i < N_EDGES; i++) {
-		struct topic_trie *t = topic_trie_new();
+		struct topic_trie *t = trie_new(_i);
 
 		topic_trie_add(t, B(edges[i].pattern), val(0));
 		match_counts(t, edges[i].key);
@@ -368,7 +396,7 @@ START_TEST(test_edge_table_all_patterns)
 {
 	/* Every distinct pattern of the table in one trie, value = row of
 	 * its first occurrence; each key must report exactly its matches. */
-	struct topic_trie *t = topic_trie_new();
+	struct topic_trie *t = trie_new(_i);
 	int owner[N_EDGES];
 
 	for (size_t i = 0; i < N_EDGES; i++) {
@@ -415,7 +443,7 @@ END_TEST
 
 START_TEST(test_values_per_pattern)
 {
-	struct topic_trie *t = topic_trie_new();
+	struct topic_trie *t = trie_new(_i);
 
 	/* Several values on one pattern: each reported once. */
 	topic_trie_add(t, B("a.*"), val(1));
@@ -466,7 +494,7 @@ START_TEST(test_max_length_key)
 {
 	/* A 255-byte shortstr of dots: 256 empty words. */
 	char key[256], pat[300];
-	struct topic_trie *t = topic_trie_new();
+	struct topic_trie *t = trie_new(_i);
 
 	memset(key, '.', 255);
 	key[255] = '\0';
@@ -523,20 +551,47 @@ static void random_string(char *out, size_t cap, const char *const *alpha,
 	}
 }
 
+/* Words random patterns and keys are made of: few, so they collide. */
+static const char *const pat_words[] = {
+	"a", "b", "c", "", "*", "#", "*", "#", "a*", "#b",
+};
+static const char *const key_words[] = {
+	"a", "b", "c", "", "*", "#", "a*", "#b", "d",
+};
+
+/*
+ * Match key and check every live pattern's report count against the
+ * reference (live NULL: all are live); returns how many matched.
+ */
+static unsigned check_key(struct topic_trie *t, const char *key,
+    char (*patterns)[64], const bool *live, int n, int iter)
+{
+	unsigned n_matches = 0;
+
+	match_counts(t, key);
+	for (int i = 0; i < n; i++) {
+		unsigned want = (live == NULL || live[i]) &&
+		    ref_match(patterns[i], key) ? 1 : 0;
+
+		/* Plain if: check's assertions cost a pipe write each, even
+		 * when they pass. */
+		if (counts[i] != want)
+			ck_abort_msg("iteration %d: pattern '%s' key '%s': "
+			    "reported %u times, want %u", iter, patterns[i],
+			    key, counts[i], want);
+		n_matches += want;
+	}
+	return n_matches;
+}
+
 #define N_LIVE 300
 #define N_ITER 20000
 
 START_TEST(test_randomized_against_reference)
 {
-	static const char *const pat_words[] = {
-		"a", "b", "c", "", "*", "#", "*", "#", "a*", "#b",
-	};
-	static const char *const key_words[] = {
-		"a", "b", "c", "", "*", "#", "a*", "#b", "d",
-	};
 	static char patterns[N_LIVE][64];
 	static bool live[N_LIVE];
-	struct topic_trie *t = topic_trie_new();
+	struct topic_trie *t = trie_new(_i);
 	char key[64];
 	unsigned n_matches = 0, n_checks = 0;
 
@@ -566,20 +621,8 @@ START_TEST(test_randomized_against_reference)
 			    val((int)s)));
 		} else {
 			random_string(key, sizeof(key), key_words, 9, 7);
-			match_counts(t, key);
-			for (int i = 0; i < N_LIVE; i++) {
-				unsigned want = live[i] &&
-				    ref_match(patterns[i], key) ? 1 : 0;
-
-				/* Plain if: check's assertions cost a
-				 * pipe write each, even when they pass. */
-				if (counts[i] != want)
-					ck_abort_msg("iteration %d: pattern "
-					    "'%s' key '%s': reported %u times, "
-					    "want %u", iter, patterns[i], key,
-					    counts[i], want);
-				n_matches += want;
-			}
+			n_matches += check_key(t, key, patterns, live, N_LIVE,
+			    iter);
 			n_checks++;
 		}
 	}
@@ -596,6 +639,128 @@ START_TEST(test_randomized_against_reference)
 		random_string(key, sizeof(key), key_words, 9, 7);
 		topic_trie_match(t, B(key), never_cb, NULL);
 	}
+	topic_trie_free(t);
+}
+END_TEST
+
+/*
+ * Phases: a set of patterns stays put while thousands of keys are matched
+ * (so the automaton grows deep and its states are reused), then a few
+ * patterns change, and again.  Every key is checked against the reference
+ * for every pattern; in MODE_CRAMPED the automaton must also stay within
+ * its cap after every key.
+ */
+#define PHASE_PATTERNS 150
+#define PHASES 12
+#define PHASE_KEYS 1500
+
+START_TEST(test_randomized_phases)
+{
+	static char patterns[PHASE_PATTERNS][64];
+	static char keys[64][64];
+	struct topic_trie *t = trie_new(_i);
+	unsigned n_matches = 0;
+
+	rng_state = 0xabcdef12345ULL + (uint64_t)_i;
+	for (int i = 0; i < PHASE_PATTERNS; i++) {
+		random_string(patterns[i], sizeof(patterns[i]), pat_words, 10, 5);
+		topic_trie_add(t, B(patterns[i]), val(i));
+	}
+	/* A fixed pool of keys, so states are met again and again. */
+	for (int k = 0; k < 64; k++)
+		random_string(keys[k], sizeof(keys[k]), key_words, 9, 6);
+	for (int phase = 0; phase < PHASES; phase++) {
+		for (int iter = 0; iter < PHASE_KEYS; iter++) {
+			n_matches += check_key(t, keys[rnd(64)], patterns,
+			    NULL, PHASE_PATTERNS, phase * PHASE_KEYS + iter);
+			if (_i == MODE_CRAMPED)
+				CHECK(topic_trie_dfa_bytes(t) <= CRAMPED_BYTES);
+		}
+		if (_i == MODE_DFA)
+			ck_assert_uint_gt(topic_trie_dfa_bytes(t), 0);
+		/* Change a few patterns: some only move a value between
+		 * existing nodes, some make or drop nodes. */
+		for (int c = 0; c < 5; c++) {
+			int i = (int)rnd(PHASE_PATTERNS);
+
+			CHECK(topic_trie_remove(t, B(patterns[i]), val(i)));
+			random_string(patterns[i], sizeof(patterns[i]),
+			    pat_words, 10, 5);
+			topic_trie_add(t, B(patterns[i]), val(i));
+		}
+	}
+	ck_assert_uint_gt(n_matches, 10000);
+	topic_trie_free(t);
+}
+END_TEST
+
+/*
+ * As the broker runs it: the automaton is built only once the trie has
+ * been left alone for a while, is dropped when nodes come or go, and
+ * survives (still right) when only a pattern's values change.
+ */
+START_TEST(test_automaton_lifecycle)
+{
+	struct topic_trie *t = trie_new(MODE_DEFAULT);
+	int i;
+
+	topic_trie_add(t, B("a.b.c"), val(1));
+	topic_trie_add(t, B("a.*.#"), val(2));
+	for (i = 0; i < 1000 && topic_trie_dfa_bytes(t) == 0; i++)
+		match_counts(t, "a.b");
+	ck_assert_msg(i > 10, "compiled after %d matches: no warm-up", i);
+	ck_assert_msg(i < 1000, "never compiled");
+	ck_assert_uint_eq(counts[2], 1);
+	ck_assert_uint_eq(counts[1], 0);
+
+	/* "a.b" is an existing node: a value joins it, the automaton stays,
+	 * and its (formerly empty) end state must now report. */
+	topic_trie_add(t, B("a.b"), val(3));
+	ck_assert_uint_gt(topic_trie_dfa_bytes(t), 0);
+	match_counts(t, "a.b");
+	ck_assert_uint_eq(counts[3], 1);
+	ck_assert_uint_eq(counts[2], 1);
+	ck_assert(topic_trie_remove(t, B("a.b"), val(3)));
+	ck_assert_uint_gt(topic_trie_dfa_bytes(t), 0);
+	match_counts(t, "a.b");
+	ck_assert_uint_eq(counts[3], 0);
+	ck_assert_uint_eq(counts[2], 1);
+
+	/* A new node: every state is forgotten. */
+	topic_trie_add(t, B("x.y"), val(4));
+	ck_assert_uint_eq(topic_trie_dfa_bytes(t), 0);
+	match_counts(t, "x.y");
+	ck_assert_uint_eq(counts[4], 1);
+	ck_assert(topic_trie_remove(t, B("x.y"), val(4)));
+	ck_assert_uint_eq(topic_trie_dfa_bytes(t), 0);
+	topic_trie_free(t);
+}
+END_TEST
+
+/*
+ * Keys made of words no pattern uses must not grow the automaton: they all
+ * take a state's one "other" transition.
+ */
+START_TEST(test_automaton_ignores_unknown_words)
+{
+	struct topic_trie *t = trie_new(MODE_DFA);
+	char key[64];
+	size_t after_warm;
+
+	topic_trie_add(t, B("*.x.#"), val(1));
+	topic_trie_add(t, B("#.y"), val(2));
+	for (int i = 0; i < 100; i++) {
+		snprintf(key, sizeof(key), "u%d.x.v%d.y", i, i);
+		match_counts(t, key);
+	}
+	after_warm = topic_trie_dfa_bytes(t);
+	ck_assert_uint_gt(after_warm, 0);
+	for (int i = 100; i < 20000; i++) {
+		snprintf(key, sizeof(key), "u%d.x.v%d.y", i, i);
+		match_counts(t, key);
+		CHECK(counts[1] == 1 && counts[2] == 1);
+	}
+	ck_assert_uint_eq(topic_trie_dfa_bytes(t), after_warm);
 	topic_trie_free(t);
 }
 END_TEST
@@ -634,7 +799,7 @@ static void fill_and_empty(struct topic_trie *t, int n, size_t *peak)
 
 START_TEST(test_remove_prunes)
 {
-	struct topic_trie *t = topic_trie_new();
+	struct topic_trie *t = trie_new(_i);
 	size_t base, peak, after1, after2;
 	char key[64];
 
@@ -671,7 +836,7 @@ END_TEST
 
 START_TEST(test_many_hashes_long_key)
 {
-	struct topic_trie *t = topic_trie_new();
+	struct topic_trie *t = trie_new(_i);
 	char key[1024];
 	size_t len = 0;
 
@@ -700,20 +865,27 @@ static Suite *topic_suite(void)
 	TCase *tc = tcase_create("edges");
 
 	tcase_add_test(tc, test_reference_agrees_with_table);
-	tcase_add_test(tc, test_edge_table_one_pattern);
-	tcase_add_test(tc, test_edge_table_all_patterns);
-	tcase_add_test(tc, test_values_per_pattern);
-	tcase_add_test(tc, test_max_length_key);
+	tcase_add_loop_test(tc, test_edge_table_one_pattern, 0, N_MODES);
+	tcase_add_loop_test(tc, test_edge_table_all_patterns, 0, N_MODES);
+	tcase_add_loop_test(tc, test_values_per_pattern, 0, N_MODES);
+	tcase_add_loop_test(tc, test_max_length_key, 0, N_MODES);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("randomized");
-	tcase_add_test(tc, test_randomized_against_reference);
+	tcase_add_loop_test(tc, test_randomized_against_reference, 0, N_MODES);
+	tcase_set_timeout(tc, 120);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("automaton");
+	tcase_add_loop_test(tc, test_randomized_phases, 0, N_MODES);
+	tcase_add_test(tc, test_automaton_lifecycle);
+	tcase_add_test(tc, test_automaton_ignores_unknown_words);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("structure");
-	tcase_add_test(tc, test_remove_prunes);
-	tcase_add_test(tc, test_many_hashes_long_key);
+	tcase_add_loop_test(tc, test_remove_prunes, 0, N_MODES);
+	tcase_add_loop_test(tc, test_many_hashes_long_key, 0, N_MODES);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 	return s;
