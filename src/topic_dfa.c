@@ -7,7 +7,8 @@
  * are interned, so equal sets are one state.
  *
  * Transitions on vocabulary words sit in one open-addressing table keyed by
- * (state, word number); the transition on "other" words sits in the state.
+ * (state, word number), each packed into 8 bytes with its target; the
+ * transition on "other" words sits in the state.
  * A word no node has as a child can only go the "other" way, so the tables
  * are bounded by states x vocabulary whatever the keys are.
  *
@@ -26,7 +27,13 @@
 #include "topic_node.h"
 
 #define NONE UINT32_MAX
-#define EMPTY_KEY UINT64_MAX
+
+/* A transition packs state, word number and target into 62 bits. */
+#define STATE_BITS 20
+#define ID_BITS 22
+#define MAX_STATES (1u << STATE_BITS)
+#define MAX_ID (1u << ID_BITS)
+#define EMPTY_TRANS UINT64_MAX	/* never packed: the top bits stay 0 */
 
 /* Matches to see after a change before building states: a trie that changes
  * all the time would pay for states it never reuses. */
@@ -48,11 +55,6 @@ struct dstate {
 	bool accepts;
 };
 
-struct dtrans {
-	uint64_t key;			/* state << 32 | word number */
-	uint32_t to;
-};
-
 struct topic_dfa {
 	/* vocabulary: word -> number (as a pointer), refs by number */
 	struct strmap *vocab;
@@ -66,7 +68,7 @@ struct topic_dfa {
 	uint32_t n_states, cap_states;
 	uint32_t *intern;		/* state index by set hash, NONE empty */
 	uint32_t cap_intern;		/* 0 or a power of two */
-	struct dtrans *trans;
+	uint64_t *trans;		/* state|word|target, or EMPTY_TRANS */
 	uint32_t n_trans, cap_trans;	/* 0 or a power of two */
 	uint32_t dead;			/* the empty set's state, or NONE */
 	uint32_t values_gen;
@@ -274,6 +276,10 @@ static void intern_place(struct topic_dfa *d, uint32_t idx)
 /* Make room for one more state in the array and the intern table. */
 static bool grow_states(struct topic_dfa *d)
 {
+	if (d->n_states == MAX_STATES) {
+		d->full = true;
+		return false;
+	}
 	if (d->n_states == d->cap_states) {
 		uint32_t cap = d->cap_states ? d->cap_states * 2 : 64;
 
@@ -341,6 +347,12 @@ static uint32_t intern_scratch(struct topic_dfa *d)
 
 /* ---- transitions --------------------------------------------------------- */
 
+/* The (state, word) half of a packed transition. */
+static uint64_t trans_key(uint32_t s, uint32_t id)
+{
+	return (uint64_t)s << ID_BITS | id;
+}
+
 static uint32_t trans_slot(uint64_t key, uint32_t cap)
 {
 	return (uint32_t)((key * 0x9e3779b97f4a7c15ULL) >> 32) & (cap - 1);
@@ -348,22 +360,22 @@ static uint32_t trans_slot(uint64_t key, uint32_t cap)
 
 static uint32_t trans_get(const struct topic_dfa *d, uint32_t s, uint32_t id)
 {
-	uint64_t key = (uint64_t)s << 32 | id;
+	uint64_t key = trans_key(s, id);
 
 	if (d->cap_trans == 0)
 		return NONE;
 	for (uint32_t i = trans_slot(key, d->cap_trans);
-	    d->trans[i].key != EMPTY_KEY; i = (i + 1) & (d->cap_trans - 1))
-		if (d->trans[i].key == key)
-			return d->trans[i].to;
+	    d->trans[i] != EMPTY_TRANS; i = (i + 1) & (d->cap_trans - 1))
+		if (d->trans[i] >> STATE_BITS == key)
+			return (uint32_t)(d->trans[i] & (MAX_STATES - 1));
 	return NONE;
 }
 
-static void trans_place(struct dtrans *tab, uint32_t cap, struct dtrans t)
+static void trans_place(uint64_t *tab, uint32_t cap, uint64_t t)
 {
 	uint32_t i;
 
-	for (i = trans_slot(t.key, cap); tab[i].key != EMPTY_KEY;
+	for (i = trans_slot(t >> STATE_BITS, cap); tab[i] != EMPTY_TRANS;
 	    i = (i + 1) & (cap - 1))
 		;
 	tab[i] = t;
@@ -372,25 +384,29 @@ static void trans_place(struct dtrans *tab, uint32_t cap, struct dtrans t)
 static void trans_put(struct topic_dfa *d, uint32_t s, uint32_t id,
     uint32_t to)
 {
+	/* Words numbered past what a transition can hold are stepped anew
+	 * each time (a vocabulary of millions of words). */
+	if (id >= MAX_ID)
+		return;
 	/* Up to 3/4 full: probes stay short and the table stays small. */
 	if ((d->n_trans + 1) * 4 > d->cap_trans * 3) {
 		uint32_t cap = d->cap_trans ? d->cap_trans * 2 : 256;
-		struct dtrans *tab;
+		uint64_t *tab;
 
-		if (!room_for(d, d->cap_trans * sizeof(struct dtrans),
-		    cap * sizeof(struct dtrans)))
+		if (!room_for(d, d->cap_trans * sizeof(*tab),
+		    cap * sizeof(*tab)))
 			return;		/* not cached: made again next time */
 		tab = xmalloc(cap * sizeof(*tab));
 		memset(tab, 0xff, cap * sizeof(*tab));
 		for (uint32_t i = 0; i < d->cap_trans; i++)
-			if (d->trans[i].key != EMPTY_KEY)
+			if (d->trans[i] != EMPTY_TRANS)
 				trans_place(tab, cap, d->trans[i]);
 		free(d->trans);
 		d->trans = tab;
 		d->cap_trans = cap;
 	}
 	trans_place(d->trans, d->cap_trans,
-	    (struct dtrans){ (uint64_t)s << 32 | id, to });
+	    trans_key(s, id) << STATE_BITS | to);
 	d->n_trans++;
 	d->made++;
 }

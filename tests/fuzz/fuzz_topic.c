@@ -12,6 +12,11 @@
  * pairs.  At the end every pair left is removed again (each must succeed)
  * and all keys must then match nothing.
  *
+ * The first byte's value mod 3 picks how the trie matches: by walking its
+ * nodes only, through its compiled automaton from the first key, or
+ * through an automaton squeezed into 4 KiB (running out of room, starting
+ * over, handing keys back to the walk).
+ *
  * Reference semantics (RabbitMQ's): split on '.', empty words count
  * ("a..b" has three words), "" has no words, a word "*" matches exactly
  * one word, "#" zero or more.
@@ -137,6 +142,7 @@ static void check_match(struct topic_trie *t, const struct ref *r,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static const size_t dfa_bytes[] = { 0, 64u << 20, 4096 };
 	struct topic_trie *t = topic_trie_new();
 	struct ref r = { NULL, 0 };
 	struct bytes *keys = NULL;
@@ -145,6 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size)
 		memcpy(copy, data, size);
+	topic_trie_tune(t, 0, dfa_bytes[size ? data[0] % 3 : 0]);
 	r.pairs = malloc((size / 2 + 1) * sizeof(*r.pairs));
 	keys = malloc((size + 1) * sizeof(*keys));
 
