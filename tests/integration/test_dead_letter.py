@@ -32,7 +32,7 @@ import pika
 import pika.exceptions
 
 from harness import (PikaTestCase, BASIC_GET_EMPTY, BASIC_GET_OK, T, main,
-    raw_connect, wait_message_count)
+    assert_broker_alive, raw_connect, skip_if_external, wait_message_count)
 
 
 def uniq(stem):
@@ -453,6 +453,42 @@ class DeadLetterTest(DLBase):
         ch2.close()
         self.assertEqual(wait_message_count(self.ch, q, 1).message_count, 1)
         self.assert_stays_empty(dlq)
+
+
+@skip_if_external("RabbitMQ has no cascade bound: it makes every copy")
+class CascadeBoundTest(DLBase):
+    """A fanout dead-letter exchange over TTL-0 queues that dead-letter into
+    it: the cycle rule ends every path, but copies multiply (9 queues give
+    8! paths, ~110,000 copies from one publish, all made synchronously).
+    Warren bounds one event's cascade at 10,000 copies and depth 32, drops
+    the rest with a warning, and keeps serving."""
+
+    BOUND = 10000
+
+    def test_fanout_of_ttl0_queues_is_bounded(self):
+        x = self.exchange("storm", "fanout")
+        qs = [self.queue("storm%d" % i, {"x-message-ttl": 0,
+                                         "x-dead-letter-exchange": x})
+              for i in range(9)]
+        sink = self.queue("sink")
+        for q in qs + [sink]:
+            self.ch.queue_bind(q, x)
+        self.publish_confirmed(qs[0], b"storm")
+        # Every copy passes through the sink once; wait for it to settle.
+        last, deadline = -1, time.monotonic() + 20
+        while time.monotonic() < deadline:
+            n = self.count(sink)
+            if n == last and n > 0:
+                break
+            last = n
+            time.sleep(0.3)
+        self.assertGreater(n, 1000, "the cascade should run until the bound")
+        self.assertLessEqual(n, self.BOUND)
+        self.assertIsNotNone(self.broker.wait_for_log(
+            lambda line: "dead-letter cascade too deep or wide" in line))
+        for q in qs:
+            self.assertEqual(self.count(q), 0)
+        assert_broker_alive(self.broker, self)
 
 
 class RetryPatternTest(DLBase):

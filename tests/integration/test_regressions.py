@@ -2,6 +2,7 @@
 """Regressions found by review: each once crashed, lost or leaked messages
 (the sanitizer build turned the first two into reports)."""
 
+import os
 import socket
 import time
 
@@ -9,7 +10,7 @@ import pika
 
 from harness import (CHANNEL_CLOSE, CONFIRM_SELECT, BrokerTestCase,
                      assert_broker_alive, enc_bits, enc_short, enc_shortstr,
-                     main, method_frame, raw_connect)
+                     main, method_frame, raw_connect, wait_message_count)
 
 
 def message_count(broker, queue):
@@ -126,6 +127,30 @@ class RegressionTest(BrokerTestCase):
         ack = c.expect_method((60, 80), 1)
         self.assertEqual(ack["delivery_tag"], 3)
         c.expect_method((20, 41), 1)
+
+    def test_publishes_just_before_socket_close_are_kept(self):
+        # Thousands of publishes and then the socket's write side shut, in
+        # one burst, with no connection.close: every publish must still be
+        # routed (RabbitMQ keeps them), none dropped with the connection.
+        # Reads bring more frames than one turn's budget handles, so this
+        # also crosses many budget/resume turns right up to the EOF.
+        q = "reg-eof-%s" % os.urandom(3).hex()
+        c = pika.BlockingConnection(self.broker.params())
+        ch = c.channel()
+        ch.queue_declare(q)
+        n = 4000
+        raw = raw_connect(self.broker)
+        raw.channel_open(1)
+        # Empty bodies: two small frames per publish, many per read.
+        burst = b"".join(raw.publish_frames(1, b"", routing_key=q)
+                         for _ in range(n))
+        raw.send(burst)
+        raw.sock.shutdown(socket.SHUT_WR)
+        raw.close()
+        ok = wait_message_count(ch, q, n, timeout=10.0)
+        self.assertEqual(ok.message_count, n)
+        ch.queue_delete(q)
+        c.close()
 
 
 if __name__ == "__main__":

@@ -858,6 +858,50 @@ class RoutingTest(RoutingBase):
         for key, want in cases.items():
             self.assertEqual(self.deliveries(x, key, qs), want, key)
 
+    def test_topic_after_warm_up_and_binding_changes(self):
+        """Hundreds of publishes (past the 128-key warm-up, so the exchange
+        routes through its compiled automaton), then bindings change: new
+        pattern words, a value joining an existing pattern, an unbind; every
+        phase's messages land exactly where the patterns say."""
+        x = self.exchange("warm", "topic")
+        qa, qb, qc = self.queue("a"), self.queue("b"), self.queue("c")
+        self.ch.queue_bind(qa, x, "eu.*.trade")
+        self.ch.queue_bind(qb, x, "#.quote")
+        keys = ["eu.%s.%s" % (v, e) for v in ("lse", "xetra", "bats")
+                for e in ("trade", "quote", "cancel")]
+
+        sent = [keys[i % len(keys)] for i in range(300)]
+
+        def publish_round():
+            for k in sent:
+                self.publish(x, k, body=k.encode())
+            return {q: sorted(self.drain(q)) for q in (qa, qb, qc)}
+
+        def want(pred):
+            """One copy of every message whose key satisfies pred."""
+            return sorted(k.encode() for k in sent if pred(k))
+
+        got = publish_round()
+        self.assertEqual(got[qa], want(lambda k: k.endswith(".trade")))
+        self.assertEqual(got[qb], want(lambda k: k.endswith(".quote")))
+        self.assertEqual(got[qc], [])
+
+        # A new word (and so new trie nodes) after the automaton is built.
+        self.ch.queue_bind(qc, x, "eu.bats.#")
+        # A second binding on an existing pattern: same nodes, new value.
+        self.ch.queue_bind(qc, x, "eu.*.trade")
+        got = publish_round()
+        self.assertEqual(got[qc], want(lambda k: k.startswith("eu.bats.") or
+                                       k.endswith(".trade")))
+        self.assertEqual(got[qa], want(lambda k: k.endswith(".trade")))
+
+        self.ch.queue_unbind(qc, x, "eu.bats.#")
+        self.ch.queue_unbind(qa, x, "eu.*.trade")
+        got = publish_round()
+        self.assertEqual(got[qa], [])
+        self.assertEqual(got[qc], want(lambda k: k.endswith(".trade")))
+        self.assertEqual(got[qb], want(lambda k: k.endswith(".quote")))
+
     def test_topic_overlapping_patterns_one_copy(self):
         x = self.exchange("top2", "topic")
         q = self.queue()
