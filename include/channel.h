@@ -27,8 +27,9 @@ enum content_state {
 	CONTENT_BODY,		/* after the content header */
 };
 
-/* One unacknowledged delivery; tags are dense, so the ledger is a ring. */
+/* One unacknowledged delivery, kept in the channel's ledger. */
 struct delivery {
+	uint64_t tag;
 	struct queue_entry e;		/* as it left the queue */
 	struct queue *q;		/* holds a queue reference */
 	struct consumer *consumer;	/* NULL for basic.get or cancelled */
@@ -68,9 +69,13 @@ struct channel {
 	bool publish_mandatory;
 	struct message *pending;
 
-	/* unacked deliveries: tags first_tag .. first_tag + count - 1 */
+	/*
+	 * Deliveries awaiting settlement, a ring in tag order.  No-ack
+	 * deliveries take a tag but no entry; settled entries linger only
+	 * until trimmed from the front or compacted away, so the ledger
+	 * follows the unacked count, not the span of unacked tags.
+	 */
 	struct delivery *ledger;
-	uint64_t first_tag;
 	uint32_t ledger_head, ledger_count, ledger_cap;
 	uint32_t unacked;		/* unsettled entries in the ledger */
 	uint64_t next_tag;
@@ -142,6 +147,8 @@ void chan_record_get(struct channel *ch, const struct queue_entry *e,
     struct queue *q, bool no_ack);
 /* Close channels whose oldest unacked delivery is past its timeout. */
 void chan_check_consumer_timeouts(struct channel *ch, uint64_t now);
+/* The newest delivery still awaiting settlement, or 0. */
+uint64_t chan_last_unsettled_tag(struct channel *ch);
 /* 406 unless tag (or, with multiple, tag 0) names unsettled deliveries. */
 int chan_settle_check(struct channel *ch, uint64_t tag, bool multiple,
     struct amqp_error *err);

@@ -77,7 +77,6 @@ struct channel *chan_new(struct conn *c, uint16_t number)
 	ch->number = number;
 	ch->state = CHAN_OPEN;
 	ch->next_tag = 1;
-	ch->first_tag = 1;
 	TAILQ_INIT(&ch->consumers);
 	return ch;
 }
@@ -87,33 +86,82 @@ static struct delivery *ledger_at(struct channel *ch, uint32_t i)
 	return &ch->ledger[(ch->ledger_head + i) & (ch->ledger_cap - 1)];
 }
 
-static void ledger_append(struct channel *ch, struct delivery d)
+/* Move the entries into a ring of cap slots (a power of two). */
+static void ledger_resize(struct channel *ch, uint32_t cap)
 {
-	if (ch->ledger_count == ch->ledger_cap) {
-		uint32_t cap = ch->ledger_cap ? ch->ledger_cap * 2 : 64;
-		struct delivery *ring = xmalloc(sizeof(*ring) * cap);
+	struct delivery *ring = xmalloc(sizeof(*ring) * cap);
 
-		for (uint32_t i = 0; i < ch->ledger_count; i++)
-			ring[i] = *ledger_at(ch, i);
-		free(ch->ledger);
-		ch->ledger = ring;
-		ch->ledger_cap = cap;
-		ch->ledger_head = 0;
-	}
-	if (ch->ledger_count == 0)
-		ch->first_tag = ch->next_tag;
-	*ledger_at(ch, ch->ledger_count++) = d;
-	ch->next_tag++;
+	for (uint32_t i = 0; i < ch->ledger_count; i++)
+		ring[i] = *ledger_at(ch, i);
+	free(ch->ledger);
+	ch->ledger = ring;
+	ch->ledger_cap = cap;
+	ch->ledger_head = 0;
 }
 
-/* Drop settled entries from the front so the ring stays short. */
+/* Record a delivery under the next tag.  Indices of older entries stay. */
+static void ledger_append(struct channel *ch, struct delivery d)
+{
+	if (ch->ledger_count == ch->ledger_cap)
+		ledger_resize(ch, ch->ledger_cap ? ch->ledger_cap * 2 : 64);
+	d.tag = ch->next_tag++;
+	*ledger_at(ch, ch->ledger_count++) = d;
+}
+
+/* The index of the entry for tag, or -1. */
+static int64_t ledger_find(struct channel *ch, uint64_t tag)
+{
+	uint64_t first, lo = 0, hi;
+
+	if (ch->ledger_count == 0 || tag < (first = ledger_at(ch, 0)->tag))
+		return -1;
+	/* Tags only go missing, never repeat: tag sits at or before index
+	 * tag - first, exactly there while acks come in order. */
+	hi = tag - first + 1 < ch->ledger_count ? tag - first + 1 :
+	    ch->ledger_count;
+	if (ledger_at(ch, (uint32_t)(hi - 1))->tag == tag)
+		return (int64_t)(hi - 1);
+	while (lo < hi) {
+		uint64_t mid = (lo + hi) / 2;
+
+		if (ledger_at(ch, (uint32_t)mid)->tag < tag)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < ch->ledger_count && ledger_at(ch, (uint32_t)lo)->tag == tag ?
+	    (int64_t)lo : -1;
+}
+
+/*
+ * Drop settled entries: from the front at once, from the middle when they
+ * are over half the ledger (one old unacked delivery must not keep every
+ * later one's slot).  Indices change, so never call this while iterating.
+ */
 static void ledger_trim(struct channel *ch)
 {
 	while (ch->ledger_count && ledger_at(ch, 0)->settled) {
 		ch->ledger_head = (ch->ledger_head + 1) & (ch->ledger_cap - 1);
 		ch->ledger_count--;
-		ch->first_tag++;
 	}
+	if (ch->ledger_count > 2 * ch->unacked + 32) {
+		uint32_t kept = 0;
+
+		for (uint32_t i = 0; i < ch->ledger_count; i++)
+			if (!ledger_at(ch, i)->settled)
+				*ledger_at(ch, kept++) = *ledger_at(ch, i);
+		ch->ledger_count = kept;
+	}
+	if (ch->ledger_cap > 64 && ch->ledger_count * 8 < ch->ledger_cap)
+		ledger_resize(ch, ch->ledger_cap / 2);
+}
+
+uint64_t chan_last_unsettled_tag(struct channel *ch)
+{
+	for (uint32_t i = ch->ledger_count; i-- > 0; )
+		if (!ledger_at(ch, i)->settled)
+			return ledger_at(ch, i)->tag;
+	return 0;
 }
 
 static void settle_one(struct channel *ch, struct delivery *d,
@@ -156,12 +204,12 @@ static void settle_one(struct channel *ch, struct delivery *d,
 int chan_settle_check(struct channel *ch, uint64_t tag, bool multiple,
     struct amqp_error *err)
 {
-	uint64_t last = ch->first_tag + ch->ledger_count;	/* exclusive */
+	int64_t i;
 
 	if (multiple && tag == 0)
 		return 0;	/* "everything outstanding", even nothing */
-	if (tag < ch->first_tag || tag >= last ||
-	    ledger_at(ch, (uint32_t)(tag - ch->first_tag))->settled)
+	if ((i = ledger_find(ch, tag)) < 0 ||
+	    ledger_at(ch, (uint32_t)i)->settled)
 		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
 		    "unknown delivery tag %llu", (unsigned long long)tag);
 	return 0;
@@ -170,26 +218,26 @@ int chan_settle_check(struct channel *ch, uint64_t tag, bool multiple,
 int chan_settle(struct channel *ch, uint64_t tag, bool multiple,
     enum settle_how how, struct amqp_error *err)
 {
-	struct delivery *d;
 	int rc;
 
 	if ((rc = chan_settle_check(ch, tag, multiple, err)) != 0)
 		return rc;
-	if (ch->ledger_count == 0)
+	if (multiple && tag == 0 && (tag = chan_last_unsettled_tag(ch)) == 0)
 		return 0;
-	if (multiple && tag == 0)
-		tag = ch->first_tag + ch->ledger_count - 1;
-	d = ledger_at(ch, (uint32_t)(tag - ch->first_tag));
 	if (multiple) {
 		/* Oldest first: dead-lettering keeps the order; requeueing
-		 * goes by sequence number anyway. */
-		for (uint64_t t = ch->first_tag; t <= tag; t++) {
-			d = ledger_at(ch, (uint32_t)(t - ch->first_tag));
+		 * goes by sequence number anyway.  Settling may deliver to
+		 * this channel again: those entries come after tag. */
+		for (uint32_t i = 0; i < ch->ledger_count &&
+		    ledger_at(ch, i)->tag <= tag; i++) {
+			struct delivery *d = ledger_at(ch, i);
+
 			if (!d->settled)
 				settle_one(ch, d, how);
 		}
 	} else {
-		settle_one(ch, d, how);
+		settle_one(ch, ledger_at(ch, (uint32_t)ledger_find(ch, tag)),
+		    how);
 	}
 	ledger_trim(ch);
 	return 0;
@@ -279,10 +327,8 @@ void chan_deliver(struct consumer *c, const struct queue_entry *e)
 	a->routing_key = msg->routing_key;
 	if (c->no_ack) {
 		ch->next_tag++;
-		if (ch->ledger_count)
-			ledger_append(ch, (struct delivery){ .settled = true });
 	} else {
-		struct delivery d = { *e, queue_ref(c->q), c, conn_now_ms(),
+		struct delivery d = { 0, *e, queue_ref(c->q), c, conn_now_ms(),
 		    false };
 
 		msg_ref(msg);
@@ -300,12 +346,10 @@ void chan_record_get(struct channel *ch, const struct queue_entry *e,
 {
 	if (no_ack) {
 		ch->next_tag++;
-		if (ch->ledger_count)
-			ledger_append(ch, (struct delivery){ .settled = true });
 		return;
 	}
 	msg_ref(e->msg);
-	ledger_append(ch, (struct delivery){ *e, queue_ref(q), NULL,
+	ledger_append(ch, (struct delivery){ 0, *e, queue_ref(q), NULL,
 	    conn_now_ms(), false });
 	ch->unacked++;
 }

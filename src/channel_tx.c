@@ -42,11 +42,8 @@ void chan_tx_hold_settle(struct channel *ch, uint64_t tag, bool multiple,
     enum settle_how how)
 {
 	/* "Everything outstanding" means now, not at commit time. */
-	if (multiple && tag == 0) {
-		if (ch->ledger_count == 0)
-			return;
-		tag = ch->first_tag + ch->ledger_count - 1;
-	}
+	if (multiple && tag == 0 && (tag = chan_last_unsettled_tag(ch)) == 0)
+		return;
 	if (ch->n_tx_settles == ch->cap_tx_settles) {
 		ch->cap_tx_settles = ch->cap_tx_settles ?
 		    ch->cap_tx_settles * 2 : 8;
