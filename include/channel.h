@@ -27,6 +27,13 @@ enum content_state {
 	CONTENT_BODY,		/* after the content header */
 };
 
+/* What an ack, nack or reject does with a delivery. */
+enum settle_how {
+	SETTLE_ACK,		/* done with it */
+	SETTLE_REQUEUE,		/* back to its queue */
+	SETTLE_REJECT,		/* dropped, or dead-lettered as "rejected" */
+};
+
 /* One unacknowledged delivery, kept in the channel's ledger. */
 struct delivery {
 	uint64_t tag;
@@ -35,25 +42,19 @@ struct delivery {
 	struct consumer *consumer;	/* NULL for basic.get or cancelled */
 	uint64_t delivered_at;		/* monotonic ms, for consumer_timeout */
 	bool settled;
+	/*
+	 * Acked, nacked or rejected inside a transaction: done at tx.commit,
+	 * forgotten at tx.rollback, and meanwhile no longer outstanding (as
+	 * RabbitMQ collects a tx's acks when they arrive).
+	 */
+	bool tx_held;
+	uint8_t tx_how;			/* enum settle_how, when tx_held */
 };
 
-/* What an ack, nack or reject does with a delivery. */
-enum settle_how {
-	SETTLE_ACK,		/* done with it */
-	SETTLE_REQUEUE,		/* back to its queue */
-	SETTLE_REJECT,		/* dropped, or dead-lettered as "rejected" */
-};
-
-/* A publish or an ack held back until tx.commit. */
+/* A publish held back until tx.commit. */
 struct tx_publish {
 	struct message *msg;
 	bool mandatory;
-};
-
-struct tx_settle {
-	uint64_t tag;
-	bool multiple;
-	enum settle_how how;
 };
 
 struct channel {
@@ -96,8 +97,7 @@ struct channel {
 	bool tx_mode;
 	struct tx_publish *tx_publishes;
 	uint32_t n_tx_publishes, cap_tx_publishes;
-	struct tx_settle *tx_settles;
-	uint32_t n_tx_settles, cap_tx_settles;
+	uint32_t n_tx_held;		/* ledger entries with tx_held */
 
 	/* direct reply-to: the channel's amq.rabbitmq.reply-to consumer */
 	struct consumer *reply_consumer;
@@ -140,18 +140,28 @@ int chan_find_exchange(struct channel *ch, struct bytes name,
     struct exchange **out, struct amqp_error *err);
 /* ch->pending is complete: route it and let it go. */
 int chan_publish_complete(struct channel *ch, struct amqp_error *err);
-/* Every unacked delivery back to its queue (close, basic.recover). */
-void chan_requeue_all(struct channel *ch);
+/*
+ * Every unacked delivery back to its queue: on close and timeout even
+ * those a transaction has settled but not committed; basic.recover leaves
+ * those to the commit.
+ */
+void chan_requeue_all(struct channel *ch, bool with_tx_held);
 /* Record a basic.get delivery in the ledger (or just take a tag). */
 void chan_record_get(struct channel *ch, const struct queue_entry *e,
     struct queue *q, bool no_ack);
 /* Close channels whose oldest unacked delivery is past its timeout. */
 void chan_check_consumer_timeouts(struct channel *ch, uint64_t now);
-/* The newest delivery still awaiting settlement, or 0. */
+/* The newest delivery still outstanding, or 0. */
 uint64_t chan_last_unsettled_tag(struct channel *ch);
-/* 406 unless tag (or, with multiple, tag 0) names unsettled deliveries. */
+/* 406 unless tag (or, with multiple, tag 0) names outstanding deliveries. */
 int chan_settle_check(struct channel *ch, uint64_t tag, bool multiple,
     struct amqp_error *err);
+/* In a transaction: mark what an ack/nack/reject settles, for commit. */
+void chan_tx_mark_settle(struct channel *ch, uint64_t tag, bool multiple,
+    enum settle_how how);
+/* tx.commit: settle what was marked; tx.rollback: unmark it. */
+void chan_tx_settle_marked(struct channel *ch);
+void chan_tx_unmark(struct channel *ch);
 
 /*
  * channel_confirm.c: a publish is settled: ack it (batched per turn), or
@@ -166,10 +176,8 @@ void chan_confirm_flush(struct channel *ch);
  */
 bool chan_route(struct channel *ch, struct exchange *x, struct message *msg,
     bool mandatory);
-/* channel_tx.c: hold a publish until commit; free what a tx holds. */
+/* channel_tx.c: hold a publish until commit; free held publishes. */
 void chan_tx_hold(struct channel *ch, struct message *msg, bool mandatory);
-void chan_tx_hold_settle(struct channel *ch, uint64_t tag, bool multiple,
-    enum settle_how how);
 void chan_tx_discard(struct channel *ch);
 
 /* channel_reply_to.c: direct reply-to. */

@@ -156,10 +156,15 @@ static void ledger_trim(struct channel *ch)
 		ledger_resize(ch, ch->ledger_cap / 2);
 }
 
+static bool outstanding(const struct delivery *d)
+{
+	return !d->settled && !d->tx_held;
+}
+
 uint64_t chan_last_unsettled_tag(struct channel *ch)
 {
 	for (uint32_t i = ch->ledger_count; i-- > 0; )
-		if (!ledger_at(ch, i)->settled)
+		if (outstanding(ledger_at(ch, i)))
 			return ledger_at(ch, i)->tag;
 	return 0;
 }
@@ -175,6 +180,10 @@ static void settle_one(struct channel *ch, struct delivery *d,
 	struct queue *q = d->q;
 
 	d->settled = true;
+	if (d->tx_held) {
+		d->tx_held = false;
+		ch->n_tx_held--;
+	}
 	d->e.msg = NULL;
 	d->q = NULL;
 	ch->unacked--;
@@ -209,7 +218,8 @@ int chan_settle_check(struct channel *ch, uint64_t tag, bool multiple,
 	if (multiple && tag == 0)
 		return 0;	/* "everything outstanding", even nothing */
 	if ((i = ledger_find(ch, tag)) < 0 ||
-	    ledger_at(ch, (uint32_t)i)->settled)
+	    ledger_at(ch, (uint32_t)i)->settled ||
+	    ledger_at(ch, (uint32_t)i)->tx_held)
 		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
 		    "unknown delivery tag %llu", (unsigned long long)tag);
 	return 0;
@@ -243,15 +253,54 @@ int chan_settle(struct channel *ch, uint64_t tag, bool multiple,
 	return 0;
 }
 
-void chan_requeue_all(struct channel *ch)
+void chan_requeue_all(struct channel *ch, bool with_tx_held)
 {
 	for (uint32_t i = ch->ledger_count; i-- > 0; ) {
 		struct delivery *d = ledger_at(ch, i);
 
-		if (!d->settled)
+		if (!d->settled && (with_tx_held || !d->tx_held))
 			settle_one(ch, d, SETTLE_REQUEUE);
 	}
 	ledger_trim(ch);
+}
+
+void chan_tx_mark_settle(struct channel *ch, uint64_t tag, bool multiple,
+    enum settle_how how)
+{
+	if (multiple && tag == 0 && (tag = chan_last_unsettled_tag(ch)) == 0)
+		return;
+	for (uint32_t i = multiple ? 0 : (uint32_t)ledger_find(ch, tag);
+	    i < ch->ledger_count && ledger_at(ch, i)->tag <= tag; i++) {
+		struct delivery *d = ledger_at(ch, i);
+
+		if (outstanding(d)) {
+			d->tx_held = true;
+			d->tx_how = (uint8_t)how;
+			ch->n_tx_held++;
+		}
+	}
+}
+
+void chan_tx_settle_marked(struct channel *ch)
+{
+	/* Settling may deliver to this channel: new entries are unmarked. */
+	for (uint32_t i = 0; ch->n_tx_held && i < ch->ledger_count; i++) {
+		struct delivery *d = ledger_at(ch, i);
+
+		if (d->tx_held)
+			settle_one(ch, d, (enum settle_how)d->tx_how);
+	}
+	ledger_trim(ch);
+}
+
+void chan_tx_unmark(struct channel *ch)
+{
+	for (uint32_t i = 0; ch->n_tx_held && i < ch->ledger_count; i++) {
+		if (ledger_at(ch, i)->tx_held) {
+			ledger_at(ch, i)->tx_held = false;
+			ch->n_tx_held--;
+		}
+	}
 }
 
 void chan_consumer_free(struct consumer *c, bool queue_going)
@@ -289,10 +338,10 @@ void chan_free(struct channel *ch)
 	/* Nothing may be delivered to it any more, not even requeues. */
 	ch->state = CHAN_CLOSING;
 	/* Unacked messages go back before an auto-delete queue can go. */
-	chan_requeue_all(ch);
+	chan_requeue_all(ch, true);
 	while ((c = TAILQ_FIRST(&ch->consumers)) != NULL)
 		chan_consumer_free(c, false);
-	chan_requeue_all(ch);
+	chan_requeue_all(ch, true);
 	chan_tx_discard(ch);
 	msg_unref(ch->pending);
 	free(ch->ledger);
@@ -328,8 +377,8 @@ void chan_deliver(struct consumer *c, const struct queue_entry *e)
 	if (c->no_ack) {
 		ch->next_tag++;
 	} else {
-		struct delivery d = { 0, *e, queue_ref(c->q), c, conn_now_ms(),
-		    false };
+		struct delivery d = { .e = *e, .q = queue_ref(c->q),
+		    .consumer = c, .delivered_at = conn_now_ms() };
 
 		msg_ref(msg);
 		ledger_append(ch, d);
@@ -349,8 +398,8 @@ void chan_record_get(struct channel *ch, const struct queue_entry *e,
 		return;
 	}
 	msg_ref(e->msg);
-	ledger_append(ch, (struct delivery){ 0, *e, queue_ref(q), NULL,
-	    conn_now_ms(), false });
+	ledger_append(ch, (struct delivery){ .e = *e, .q = queue_ref(q),
+	    .delivered_at = conn_now_ms() });
 	ch->unacked++;
 }
 
@@ -548,7 +597,7 @@ void chan_check_consumer_timeouts(struct channel *ch, uint64_t now)
 		    (unsigned long long)limit);
 		chan_fail(ch, &err);
 		/* Don't wait for close-ok: the messages go back now. */
-		chan_requeue_all(ch);
+		chan_requeue_all(ch, true);
 		return;
 	}
 }

@@ -358,7 +358,7 @@ static int settle(struct channel *ch, uint64_t tag, bool multiple,
 		return chan_settle(ch, tag, multiple, how, err);
 	if ((rc = chan_settle_check(ch, tag, multiple, err)) != 0)
 		return rc;
-	chan_tx_hold_settle(ch, tag, multiple, how);
+	chan_tx_mark_settle(ch, tag, multiple, how);
 	return 0;
 }
 
@@ -399,7 +399,7 @@ int chan_basic_recover(struct channel *ch, const struct amqp_method *m,
 		err->connection_level = true;
 		return amqp_fail(err, AMQP_NOT_IMPLEMENTED, "requeue=false");
 	}
-	chan_requeue_all(ch);
+	chan_requeue_all(ch, false);
 	if (m->id == AMQP_basic_recover)
 		conn_send_method(ch->conn, ch->number, &ok);
 	return 0;

@@ -1,8 +1,10 @@
 /*
- * Transactions (tx class).  In tx mode publishes and acks are held on the
- * channel; tx.commit routes the publishes and applies the acks in the
- * order they came, tx.rollback drops them (unacked messages stay unacked,
- * as in RabbitMQ).
+ * Transactions (tx class).  In tx mode publishes are held on the channel
+ * and acks/nacks/rejects mark their deliveries in the ledger (which then
+ * no longer count as outstanding, as RabbitMQ collects them on arrival);
+ * tx.commit routes the publishes, then settles the marked deliveries in
+ * tag order; tx.rollback drops the publishes and unmarks (unacked messages
+ * stay unacked, as in RabbitMQ).
  */
 #include <stdlib.h>
 
@@ -38,32 +40,13 @@ void chan_tx_hold(struct channel *ch, struct message *msg, bool mandatory)
 	    (struct tx_publish){ msg_ref(msg), mandatory };
 }
 
-void chan_tx_hold_settle(struct channel *ch, uint64_t tag, bool multiple,
-    enum settle_how how)
-{
-	/* "Everything outstanding" means now, not at commit time. */
-	if (multiple && tag == 0 && (tag = chan_last_unsettled_tag(ch)) == 0)
-		return;
-	if (ch->n_tx_settles == ch->cap_tx_settles) {
-		ch->cap_tx_settles = ch->cap_tx_settles ?
-		    ch->cap_tx_settles * 2 : 8;
-		ch->tx_settles = xrealloc(ch->tx_settles,
-		    ch->cap_tx_settles * sizeof(*ch->tx_settles));
-	}
-	ch->tx_settles[ch->n_tx_settles++] =
-	    (struct tx_settle){ tag, multiple, how };
-}
-
 void chan_tx_discard(struct channel *ch)
 {
 	for (uint32_t i = 0; i < ch->n_tx_publishes; i++)
 		msg_unref(ch->tx_publishes[i].msg);
 	free(ch->tx_publishes);
-	free(ch->tx_settles);
 	ch->tx_publishes = NULL;
-	ch->tx_settles = NULL;
 	ch->n_tx_publishes = ch->cap_tx_publishes = 0;
-	ch->n_tx_settles = ch->cap_tx_settles = 0;
 }
 
 static int require_tx(struct channel *ch, struct amqp_error *err)
@@ -78,7 +61,7 @@ int chan_tx_commit(struct channel *ch, const struct amqp_method *m,
     struct amqp_error *err)
 {
 	struct amqp_method ok = { .id = AMQP_tx_commit_ok };
-	int rc = 0;
+	int rc;
 
 	if ((rc = require_tx(ch, err)) != 0)
 		return rc;
@@ -93,15 +76,10 @@ int chan_tx_commit(struct channel *ch, const struct amqp_method *m,
 		else if (p->mandatory)
 			chan_send_return(ch, p->msg);
 	}
-	for (uint32_t i = 0; i < ch->n_tx_settles && rc == 0; i++) {
-		struct tx_settle *s = &ch->tx_settles[i];
-
-		rc = chan_settle(ch, s->tag, s->multiple, s->how, err);
-	}
+	chan_tx_settle_marked(ch);
 	chan_tx_discard(ch);
-	if (rc == 0)
-		conn_send_method(ch->conn, ch->number, &ok);
-	return rc;
+	conn_send_method(ch->conn, ch->number, &ok);
+	return 0;
 }
 
 int chan_tx_rollback(struct channel *ch, const struct amqp_method *m,
@@ -113,6 +91,7 @@ int chan_tx_rollback(struct channel *ch, const struct amqp_method *m,
 	if ((rc = require_tx(ch, err)) != 0)
 		return rc;
 	chan_tx_discard(ch);
+	chan_tx_unmark(ch);
 	conn_send_method(ch->conn, ch->number, &ok);
 	return 0;
 }

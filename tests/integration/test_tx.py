@@ -231,6 +231,74 @@ class TxAckTest(TxTestBase):
         self.assertEqual(self.drain(src), [(b"1", True)])
 
 
+class TxCollectTest(TxTestBase):
+    """RabbitMQ collects a transaction's acks, nacks and rejects when they
+    arrive: the deliveries they name stop being outstanding at once (a
+    second ack of one is 406 there and then, "ack everything" skips them,
+    basic.recover leaves them for the commit), and rollback makes them
+    outstanding again. Each case: three messages fetched (tags t1..t3),
+    tx.select, the steps, then how many messages are ready in the queue or
+    the 406 and its tag. All checked against RabbitMQ 3.10.8."""
+
+    CASES = [
+        ("ack t2, ack all", ["ack 2", "ack-all", "commit", "recover"], 0),
+        ("ack t3, ack all", ["ack 3", "ack-all", "commit", "recover"], 0),
+        ("ack all twice", ["ack-all", "ack-all", "commit", "recover"], 0),
+        ("ack t2 twice", ["ack 2", "ack 2"], 2),
+        ("ack up to t2, ack t1", ["ack-upto 2", "ack 1"], 1),
+        ("ack t3, ack up to t3", ["ack 3", "ack-upto 3"], 3),
+        ("nack t1, ack t1", ["nack 1", "ack 1"], 1),
+        ("ack t1, rollback, recover", ["ack 1", "rollback", "recover"], 3),
+        ("ack t1, recover, commit", ["ack 1", "recover", "commit"], 2),
+        ("ack t1, rollback, ack t1 again",
+         ["ack 1", "rollback", "ack 1", "commit", "recover"], 2),
+        ("nack all, commit", ["nack-all", "commit"], 3),
+        ("reject t2, ack all", ["reject 2", "ack-all", "commit"], 1),
+    ]
+
+    def run_case(self, steps):
+        q = self.queue("collect", 3)
+        t = self.tx_channel()
+        tags = [t.basic_get(q, auto_ack=False)[0].delivery_tag
+                for _ in range(3)]
+        for step in steps:
+            verb, _, arg = step.partition(" ")
+            tag = tags[int(arg) - 1] if arg else 0
+            if verb == "ack":
+                t.basic_ack(tag)
+            elif verb == "ack-upto":
+                t.basic_ack(tag, multiple=True)
+            elif verb == "ack-all":
+                t.basic_ack(0, multiple=True)
+            elif verb == "nack":
+                t.basic_nack(tag, requeue=True)
+            elif verb == "nack-all":
+                t.basic_nack(0, multiple=True, requeue=True)
+            elif verb == "reject":
+                t.basic_reject(tag, requeue=True)
+            elif verb == "commit":
+                t.tx_commit()
+            elif verb == "rollback":
+                t.tx_rollback()
+            elif verb == "recover":
+                t.basic_recover(requeue=True)
+        self.sync(t)
+        return q, tags
+
+    def test_cases(self):
+        for name, steps, want in self.CASES:
+            with self.subTest(name):
+                if steps[-1].startswith(("ack", "nack")) and "commit" not in steps:
+                    with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+                        self.run_case(steps)
+                    self.assertEqual(cm.exception.reply_code, PRECONDITION_FAILED)
+                    self.assertEqual(cm.exception.reply_text,
+                                     "PRECONDITION_FAILED - unknown delivery tag %d" % want)
+                else:
+                    q, _ = self.run_case(steps)
+                    self.assertEqual(self.count(q), want)
+
+
 class TxErrorTest(TxTestBase):
 
     def test_commit_without_select_406(self):
