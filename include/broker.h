@@ -24,6 +24,7 @@ struct broker {
 	struct strmap *vhosts;
 	struct evconnlistener *listener;
 	struct conn_list conns;
+	struct strmap *conns_by_id;	/* 8-byte id -> conn (direct reply-to) */
 	uint64_t next_conn_id;
 	struct event *sig_term, *sig_int;
 	struct event *tick;		/* memory alarm, consumer timeouts */
@@ -40,5 +41,7 @@ void broker_free(struct broker *b);
 struct vhost *broker_find_vhost(struct broker *b, struct bytes name);
 /* Raise or clear the memory alarm (blocks and unblocks publishers). */
 void broker_check_memory(struct broker *b);
+/* The live connection with this id, or NULL. */
+struct conn *broker_find_conn(struct broker *b, uint64_t id);
 
 #endif

@@ -118,6 +118,7 @@ bool broker_init(struct broker *b, const struct warren_config *cfg)
 	memset(b, 0, sizeof(*b));
 	b->cfg = cfg;
 	TAILQ_INIT(&b->conns);
+	b->conns_by_id = strmap_new();
 	b->next_conn_id = 1;
 	b->base = event_base_new();
 	if (b->base == NULL) {
@@ -157,6 +158,12 @@ void broker_run(struct broker *b)
 		conn_free(c, "broker shutting down");
 }
 
+struct conn *broker_find_conn(struct broker *b, uint64_t id)
+{
+	return strmap_get(b->conns_by_id, (struct bytes){ (const uint8_t *)&id,
+	    sizeof(id) });
+}
+
 void broker_free(struct broker *b)
 {
 	struct bytes k;
@@ -169,6 +176,7 @@ void broker_free(struct broker *b)
 			vhost_free(v);
 		strmap_free(b->vhosts);
 	}
+	strmap_free(b->conns_by_id);
 	if (b->sig_term)
 		event_free(b->sig_term);
 	if (b->sig_int)

@@ -99,9 +99,7 @@ bool chan_reply_to_route(struct channel *ch, struct message *msg)
 	number = strtoul(end + 1, &end, 10);
 	if (*end != '.' || number > UINT16_MAX)
 		return false;
-	TAILQ_FOREACH(c, &ch->conn->broker->conns, link)
-		if (c->id == conn_id)
-			break;
+	c = broker_find_conn(ch->conn->broker, conn_id);
 	if (c == NULL || c->state != CONN_RUNNING || number >= c->channels_cap)
 		return false;
 	target = c->channels[number];

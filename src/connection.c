@@ -149,6 +149,8 @@ void conn_accept(struct broker *b, int fd, const struct sockaddr *sa,
 	c->state = CONN_PROTOCOL_HEADER;
 	c->last_recv_ms = c->last_send_ms = conn_now_ms();
 	TAILQ_INSERT_TAIL(&b->conns, c, link);
+	strmap_put(b->conns_by_id, (struct bytes){ (const uint8_t *)&c->id,
+	    sizeof(c->id) }, c);
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, OUTPUT_HIGH_WATER / 2, 0);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
@@ -188,6 +190,8 @@ void conn_free(struct conn *c, const char *reason)
 	    (unsigned long long)c->id, c->peer, c->user ? c->user : "-",
 	    c->vh ? c->vh->name : "-", reason);
 	TAILQ_REMOVE(&c->broker->conns, c, link);
+	strmap_del(c->broker->conns_by_id, (struct bytes){
+	    (const uint8_t *)&c->id, sizeof(c->id) });
 	event_free(c->timer);
 	event_free(c->resume_ev);
 	bufferevent_free(c->bev);
