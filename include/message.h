@@ -19,7 +19,13 @@ struct message {
 	struct bytes routing_key;
 	uint8_t *header;		/* content header payload as received */
 	uint32_t header_len;
-	struct basic_properties props;	/* parsed; strings point into header */
+	/*
+	 * What routing and queueing read of the properties; the rest stay in
+	 * the raw header (msg_props) rather than ~200 bytes per message.
+	 */
+	uint16_t prop_flags;		/* PROP_FLAG bits of those present */
+	uint8_t priority;		/* 0 when absent */
+	struct bytes headers;		/* the headers table, inside header */
 	int64_t ttl;			/* the expiration property in ms; -1 */
 	uint8_t *body;
 	struct message *body_owner;	/* body shared from this one, or NULL */
@@ -41,6 +47,15 @@ struct message *msg_new(struct bytes exchange, struct bytes routing_key,
 struct message *msg_new_header(const struct message *m, struct bytes exchange,
     struct bytes routing_key, struct bytes hdr_payload,
     const struct content_header *h);
+static inline bool msg_has_prop(const struct message *m,
+    enum basic_prop which)
+{
+	return (m->prop_flags & PROP_FLAG(which)) != 0;
+}
+
+/* Every property, parsed from the stored header (strings point into it). */
+void msg_props(const struct message *m, struct basic_properties *out);
+
 /* Append body bytes; the caller keeps body_len <= body_size. */
 void msg_append_body(struct message *m, const uint8_t *p, uint32_t n);
 static inline bool msg_complete(const struct message *m)

@@ -283,6 +283,15 @@ bool chan_route(struct channel *ch, struct exchange *x, struct message *msg,
 	return accepted;
 }
 
+/* Is the reply_to property the direct reply-to pseudo-queue? */
+static bool is_direct_reply_to(const struct message *msg)
+{
+	struct basic_properties p;
+
+	msg_props(msg, &p);
+	return bytes_eq_str(p.reply_to, "amq.rabbitmq.reply-to");
+}
+
 int chan_publish_complete(struct channel *ch, struct amqp_error *err)
 {
 	struct message *msg = ch->pending;
@@ -300,8 +309,7 @@ int chan_publish_complete(struct channel *ch, struct amqp_error *err)
 		    x->name, x->vh->name);
 		goto done;
 	}
-	if (props_has(&msg->props, PROP_reply_to) &&
-	    bytes_eq_str(msg->props.reply_to, "amq.rabbitmq.reply-to") &&
+	if (msg_has_prop(msg, PROP_reply_to) && is_direct_reply_to(msg) &&
 	    (rc = chan_reply_to_rewrite(ch, &msg, err)) != 0)
 		goto done;
 	if (ch->tx_mode) {

@@ -70,8 +70,12 @@ static void put_new_death(struct wbuf *b, const struct queue *q,
 	wbuf_put_u8(b, 'l');
 	wbuf_put_u64(b, 1);
 	put_longstr(b, "exchange", msg->exchange);
-	if (props_has(&msg->props, PROP_expiration))
-		put_longstr(b, "original-expiration", msg->props.expiration);
+	if (msg_has_prop(msg, PROP_expiration)) {
+		struct basic_properties p;
+
+		msg_props(msg, &p);
+		put_longstr(b, "original-expiration", p.expiration);
+	}
 	put_longstr(b, "queue", bytes_str(q->name));
 	put_longstr(b, "reason", bytes_str(reason_names[why]));
 	put_key(b, "routing-keys");
@@ -99,8 +103,8 @@ static uint32_t build_headers(struct wbuf *b, const struct queue *q,
     const struct message *msg, enum death_reason why,
     struct death **deaths)
 {
-	struct field_table *old = props_has(&msg->props, PROP_headers) ?
-	    ftable_decode(msg->props.headers) : NULL;
+	struct field_table *old = msg_has_prop(msg, PROP_headers) ?
+	    ftable_decode(msg->headers) : NULL;
 	const struct field_value *xd = ftable_get(old, "x-death");
 	const struct field_array *arr = xd && xd->type == 'A' ? xd->v.array : NULL;
 	struct bytes qname = bytes_str(q->name);

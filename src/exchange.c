@@ -164,8 +164,8 @@ const struct field_table *route_headers(struct route_result *r)
 {
 	if (!r->headers_decoded) {
 		r->headers_decoded = true;
-		if (props_has(&r->msg->props, PROP_headers))
-			r->headers = ftable_decode(r->msg->props.headers);
+		if (msg_has_prop(r->msg, PROP_headers))
+			r->headers = ftable_decode(r->msg->headers);
 	}
 	return r->headers;
 }
@@ -207,9 +207,9 @@ void exchange_route(struct exchange *x, const struct message *msg,
 	r->msg = msg;
 	route_key(x, r, msg->routing_key);
 	/* Cheap test before decoding: the shortstr keys "CC" and "BCC". */
-	if (!props_has(&msg->props, PROP_headers) ||
-	    (!memmem(msg->props.headers.ptr, msg->props.headers.len, "\x02" "CC", 3) &&
-	    !memmem(msg->props.headers.ptr, msg->props.headers.len, "\x03" "BCC", 4)))
+	if (!msg_has_prop(msg, PROP_headers) ||
+	    (!memmem(msg->headers.ptr, msg->headers.len, "\x02" "CC", 3) &&
+	    !memmem(msg->headers.ptr, msg->headers.len, "\x03" "BCC", 4)))
 		return;
 	if ((h = route_headers(r)) == NULL)
 		return;

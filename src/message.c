@@ -47,18 +47,25 @@ struct message *msg_new(struct bytes exchange, struct bytes routing_key,
 	    props_has(&h->props, PROP_expiration), &m->ttl))
 		m->ttl = -1;
 
-	/* Re-point the parsed property strings at our copy of the header. */
-	m->props = h->props;
-#define REBASE_octet(f)
-#define REBASE_timestamp(f)
-#define REBASE_shortstr(f)						\
-	if (m->props.f.ptr)						\
-		m->props.f.ptr = m->header + (m->props.f.ptr - hdr_payload.ptr);
-#define REBASE_table(f) REBASE_shortstr(f)
-#define X(name, type) REBASE_##type(name)
-	BASIC_PROPERTIES(X)
-#undef X
+	m->prop_flags = h->props.flags;
+	if (props_has(&h->props, PROP_priority))
+		m->priority = h->props.priority;
+	if (props_has(&h->props, PROP_headers))
+		/* Re-pointed at our copy of the header. */
+		m->headers = (struct bytes){ m->header +
+		    (h->props.headers.ptr - hdr_payload.ptr),
+		    h->props.headers.len };
 	return m;
+}
+
+void msg_props(const struct message *m, struct basic_properties *out)
+{
+	struct content_header h;
+
+	if (content_header_parse((struct bytes){ m->header, m->header_len },
+	    &h) != 0)
+		fatalx("stored content header no longer parses");
+	*out = h.props;
 }
 
 struct message *msg_new_header(const struct message *m, struct bytes exchange,

@@ -9,7 +9,7 @@
 struct message *msg_without_header(const struct message *msg,
     const char *key)
 {
-	struct field_table *t = ftable_decode(msg->props.headers);
+	struct field_table *t = ftable_decode(msg->headers);
 	struct content_header h;
 	struct wbuf headers, hdr;
 	struct message *copy;

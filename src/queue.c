@@ -81,7 +81,7 @@ static void timer_in_ms(struct event *ev, uint64_t ms)
 
 static uint32_t level_of(const struct queue *q, const struct message *m)
 {
-	uint8_t p = props_has(&m->props, PROP_priority) ? m->props.priority : 0;
+	uint8_t p = m->priority;
 
 	return p < q->n_levels ? p : q->n_levels - 1;
 }
