@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -65,8 +68,30 @@ void broker_check_memory(struct broker *b)
 }
 
 /*
- * Every 250 ms: the memory alarm, and deliveries left unacknowledged past
- * their consumer timeout.
+ * After a backlog drains, glibc keeps the freed memory (our resident size
+ * stays at the peak).  Hand it back once message memory has fallen by at
+ * least half and by TRIM_MIN_DROP since the last trim: rarely, so the
+ * cost of walking the heap does not matter.
+ */
+#define TRIM_MIN_DROP (32u << 20)
+
+static void return_freed_memory(struct broker *b)
+{
+	uint64_t used = msg_live_bytes();
+
+	if (used > b->trim_peak)
+		b->trim_peak = used;
+	if (b->trim_peak - used < TRIM_MIN_DROP || used > b->trim_peak / 2)
+		return;
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+	b->trim_peak = used;
+}
+
+/*
+ * Every 250 ms: the memory alarm, returning freed memory, and deliveries
+ * left unacknowledged past their consumer timeout.
  */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -75,6 +100,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	struct conn *c;
 
 	broker_check_memory(b);
+	return_freed_memory(b);
 
 	TAILQ_FOREACH(c, &b->conns, link) {
 		if (c->state != CONN_RUNNING)

@@ -10,8 +10,11 @@ import time
 
 import pika
 
-from harness import (BrokerTestCase, assert_broker_alive, main, raw_connect,
-                     skip_if_external)
+from harness import (BrokerTestCase, assert_broker_alive, enc_bits,
+                     enc_short, enc_shortstr, main, method_frame,
+                     raw_connect, skip_if_external, skip_if_sanitized)
+
+QUEUE_PURGE, QUEUE_PURGE_OK = (50, 30), (50, 31)
 
 BODY = 64 * 1024
 COUNT = 400                     # 25 MB: more than loopback socket buffers hold
@@ -74,6 +77,48 @@ class MemoryAlarmTest(BrokerTestCase):
         self.assertEqual(got, set(range(COUNT)), "messages lost")
         watcher.close()
         assert_broker_alive(self.broker)
+
+
+@skip_if_external("reads warrend's resident memory from /proc")
+@skip_if_sanitized("resident memory counts the allocator's quarantine")
+class MemoryReturnedTest(BrokerTestCase):
+    """Once a large backlog is gone, warrend's resident size comes back
+    down (the allocator keeps freed memory unless asked to return it)."""
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.broker.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS for warrend")
+
+    def test_rss_falls_after_backlog_is_purged(self):
+        c = raw_connect(self.broker)
+        self.addCleanup(c.close)
+        c.channel_open(1)
+        c.queue_declare(1, "backlog")
+        base = self.rss_kib()
+        burst = b"".join(c.publish_frames(1, b"x" * 1024, routing_key="backlog")
+                         for _ in range(1000))
+        for _ in range(100):                    # 100,000 1 KB messages
+            c.send(burst)
+        declare_ok = c.queue_declare(1, "backlog", passive=True)
+        self.assertEqual(declare_ok["message_count"], 100000)
+        peak = self.rss_kib()
+        self.assertGreater(peak - base, 80 * 1024, "the backlog takes memory")
+        c.send(method_frame(1, QUEUE_PURGE, enc_short(0) +
+                            enc_shortstr("backlog") + enc_bits(False)))
+        c.expect_method(QUEUE_PURGE_OK, 1)
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            now = self.rss_kib()
+            if now - base < (peak - base) / 4:
+                break
+            time.sleep(0.1)
+        self.assertLess(now - base, (peak - base) / 4,
+                        "RSS %d KiB after purge: base %d, peak %d"
+                        % (now, base, peak))
+        assert_broker_alive(self.broker, self)
 
 
 if __name__ == "__main__":
