@@ -81,8 +81,8 @@ int chan_reply_to_rewrite(struct channel *ch, struct message **msgp,
 
 bool chan_reply_to_route(struct channel *ch, struct message *msg)
 {
-	const char *p = (const char *)msg->routing_key.ptr + sizeof(REPLY_TO);
 	char key[sizeof(ch->reply_key)], *end;
+	const char *p;
 	unsigned long long conn_id;
 	unsigned long number;
 	struct channel *target;
@@ -92,7 +92,7 @@ bool chan_reply_to_route(struct channel *ch, struct message *msg)
 		return false;
 	memcpy(key, msg->routing_key.ptr, msg->routing_key.len);
 	key[msg->routing_key.len] = '\0';
-	p = key + sizeof(REPLY_TO);
+	p = key + sizeof(REPLY_TO);	/* past "amq.rabbitmq.reply-to." */
 	conn_id = strtoull(p, &end, 10);
 	if (end == p || *end != '.')
 		return false;
