@@ -23,6 +23,8 @@ struct broker {
 	const struct warren_config *cfg;
 	struct strmap *vhosts;
 	struct evconnlistener *listener;
+	struct evconnlistener *tls_listener;	/* NULL: no TLS listener */
+	struct ssl_ctx_st *tls_ctx;
 	struct conn_list conns;
 	struct strmap *conns_by_id;	/* 8-byte id -> conn (direct reply-to) */
 	uint64_t next_conn_id;

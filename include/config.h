@@ -20,6 +20,18 @@ struct warren_config {
 	char *tcp_addr;			/* default "127.0.0.1" */
 	uint16_t tcp_port;		/* default 5672 */
 
+	/*
+	 * TLS (AMQPS): listeners.ssl.default as above, none by default
+	 * (ssl_port 0); RabbitMQ's ssl_options.* for the rest.
+	 */
+	char *ssl_addr;
+	uint16_t ssl_port;
+	char *ssl_certfile;		/* PEM, may hold the chain */
+	char *ssl_keyfile;		/* PEM, unencrypted */
+	char *ssl_cacertfile;		/* CAs for client certificates */
+	bool ssl_verify_peer;		/* ssl_options.verify = verify_peer */
+	bool ssl_fail_if_no_peer_cert;
+
 	char *default_user;		/* default "guest" */
 	char *default_pass;		/* default "guest" */
 	char *default_vhost;		/* default "/" */

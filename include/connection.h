@@ -55,6 +55,7 @@ struct conn {
 	enum conn_state state;
 	char peer[64];			/* "127.0.0.1:51234" */
 	bool peer_is_loopback;
+	bool tls;			/* accepted on the TLS listener */
 
 	uint32_t frame_max;
 	uint16_t channel_max;
@@ -80,9 +81,10 @@ struct conn {
 	TAILQ_ENTRY(conn) link;
 };
 
-/* Take ownership of an accepted socket. */
+/* Take ownership of an accepted socket (ssl: TLS on it, NULL: plain). */
+struct ssl_st;
 void conn_accept(struct broker *b, int fd, const struct sockaddr *sa,
-    int salen);
+    int salen, struct ssl_st *ssl);
 /* Orderly close from the broker side (shutdown). */
 void conn_close(struct conn *c, int code, const char *text);
 /* Send connection.close for a hard error, then wait for close-ok. */

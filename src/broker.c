@@ -21,12 +21,27 @@
 #include "log.h"
 #include "message.h"
 #include "strmap.h"
+#include "tls.h"
 #include "vhost.h"
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
-	conn_accept(arg, fd, sa, salen);
+	conn_accept(arg, fd, sa, salen, NULL);
+}
+
+static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct broker *b = arg;
+	SSL *ssl = SSL_new(b->tls_ctx);
+
+	if (ssl == NULL) {
+		log_warning("cannot start TLS on an accepted socket");
+		evutil_closesocket(fd);
+		return;
+	}
+	conn_accept(b, fd, sa, salen, ssl);
 }
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
@@ -111,32 +126,65 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static bool listen_tcp(struct broker *b)
+/* A listener on addr:port calling cb, or NULL (logged). */
+static struct evconnlistener *listen_on(struct broker *b, const char *addr,
+    uint16_t port, evconnlistener_cb cb, const char *what)
 {
-	const struct warren_config *cfg = b->cfg;
+	struct evconnlistener *l;
 	struct sockaddr_storage ss;
 	int sslen = sizeof(ss);
 	char spec[300];
 
-	if (strchr(cfg->tcp_addr, ':'))
-		snprintf(spec, sizeof(spec), "[%s]:%u", cfg->tcp_addr, cfg->tcp_port);
+	if (strchr(addr, ':'))
+		snprintf(spec, sizeof(spec), "[%s]:%u", addr, port);
 	else
-		snprintf(spec, sizeof(spec), "%s:%u", cfg->tcp_addr, cfg->tcp_port);
+		snprintf(spec, sizeof(spec), "%s:%u", addr, port);
 	memset(&ss, 0, sizeof(ss));
 	if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &sslen) != 0) {
 		log_error("cannot parse listener address %s", spec);
-		return false;
+		return NULL;
 	}
-	b->listener = evconnlistener_new_bind(b->base, on_accept, b,
+	l = evconnlistener_new_bind(b->base, cb, b,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
 	    1024, (struct sockaddr *)&ss, sslen);
-	if (b->listener == NULL) {
+	if (l == NULL) {
 		log_error("cannot listen on %s: %s", spec, strerror(errno));
+		return NULL;
+	}
+	evconnlistener_set_error_cb(l, on_accept_error);
+	log_info("%s listener on %s", what, spec);
+	return l;
+}
+
+static bool listen_all(struct broker *b)
+{
+	const struct warren_config *cfg = b->cfg;
+	char err[512];
+
+	/* Certificates first: a bad one should stop us before we listen. */
+	if (cfg->ssl_port != 0 &&
+	    (b->tls_ctx = tls_server_context(cfg, err, sizeof(err))) == NULL) {
+		log_error("%s", err);
 		return false;
 	}
-	evconnlistener_set_error_cb(b->listener, on_accept_error);
-	log_info("AMQP listener on %s", spec);
-	return true;
+	b->listener = listen_on(b, cfg->tcp_addr, cfg->tcp_port, on_accept,
+	    "AMQP");
+	if (b->listener == NULL)
+		return false;
+	if (cfg->ssl_port == 0)
+		return true;
+	b->tls_listener = listen_on(b, cfg->ssl_addr, cfg->ssl_port,
+	    on_accept_tls, "AMQPS (TLS)");
+	return b->tls_listener != NULL;
+}
+
+static void stop_listening(struct broker *b)
+{
+	if (b->listener)
+		evconnlistener_free(b->listener);
+	if (b->tls_listener)
+		evconnlistener_free(b->tls_listener);
+	b->listener = b->tls_listener = NULL;
 }
 
 bool broker_init(struct broker *b, const struct warren_config *cfg)
@@ -168,7 +216,7 @@ bool broker_init(struct broker *b, const struct warren_config *cfg)
 	}
 	b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
 	event_add(b->tick, &(struct timeval){ 0, 250000 });
-	return listen_tcp(b);
+	return listen_all(b);
 }
 
 void broker_run(struct broker *b)
@@ -176,10 +224,7 @@ void broker_run(struct broker *b)
 	struct conn *c;
 
 	event_base_dispatch(b->base);
-	if (b->listener) {
-		evconnlistener_free(b->listener);
-		b->listener = NULL;
-	}
+	stop_listening(b);
 	while ((c = TAILQ_FIRST(&b->conns)) != NULL)
 		conn_free(c, "broker shutting down");
 }
@@ -195,8 +240,8 @@ void broker_free(struct broker *b)
 	struct bytes k;
 	void *v;
 
-	if (b->listener)
-		evconnlistener_free(b->listener);
+	stop_listening(b);
+	SSL_CTX_free(b->tls_ctx);
 	if (b->vhosts) {
 		for (size_t it = 0; strmap_next(b->vhosts, &it, &k, &v); )
 			vhost_free(v);

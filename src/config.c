@@ -21,6 +21,7 @@
 struct load {
 	struct warren_config *cfg;
 	char *listener_key;	/* first listeners.tcp.* key seen, or NULL */
+	char *ssl_listener_key;	/* first listeners.ssl.* key seen, or NULL */
 };
 
 struct config_key;
@@ -51,6 +52,10 @@ static bool set_loopback_user(struct load *, const struct config_key *,
     const char *, const char *, char *, size_t);
 static bool set_log_level(struct load *, const struct config_key *,
     const char *, const char *, char *, size_t);
+static bool set_bool(struct load *, const struct config_key *,
+    const char *, const char *, char *, size_t);
+static bool set_verify(struct load *, const struct config_key *,
+    const char *, const char *, char *, size_t);
 
 #define FIELD(f)	offsetof(struct warren_config, f), \
 			sizeof(((struct warren_config *)0)->f)
@@ -58,12 +63,28 @@ static bool set_log_level(struct load *, const struct config_key *,
 				    NULL, d, h }
 #define UINT(k, f, lo, hi, z, d, h) \
 				{ k, set_uint, FIELD(f), lo, hi, z, NULL, d, h }
+#define BOOL(k, f, d, h)	{ k, set_bool, FIELD(f), 0, 0, false, \
+				    NULL, d, h }
 #define SPECIAL(k, fn, dk, d, h) \
 				{ k, fn, 0, 0, 0, 0, false, dk, d, h }
 
 static const struct config_key keys[] = {
 	SPECIAL("listeners.tcp.*", set_listener, "listeners.tcp.default",
 	    "127.0.0.1:5672", "AMQP listener: PORT, IPv4:PORT or [IPv6]:PORT"),
+	SPECIAL("listeners.ssl.*", set_listener, NULL, NULL,
+	    "AMQPS (TLS) listener, as listeners.tcp; none by default; needs "
+	    "ssl_options.certfile and keyfile"),
+	STR("ssl_options.certfile", ssl_certfile, NULL,
+	    "the server's certificate (PEM; may hold the chain)"),
+	STR("ssl_options.keyfile", ssl_keyfile, NULL,
+	    "the server's private key (PEM, not encrypted)"),
+	STR("ssl_options.cacertfile", ssl_cacertfile, NULL,
+	    "CA certificates that client certificates must chain to (PEM)"),
+	SPECIAL("ssl_options.verify", set_verify, NULL, "verify_none",
+	    "verify_peer: ask clients for a certificate and check it; "
+	    "verify_none: don't"),
+	BOOL("ssl_options.fail_if_no_peer_cert", ssl_fail_if_no_peer_cert,
+	    "false", "with verify_peer: refuse clients without a certificate"),
 	STR("default_user", default_user, "guest",
 	    "user created at first start"),
 	STR("default_pass", default_pass, "guest",
@@ -253,6 +274,10 @@ static bool set_listener(struct load *ld, const struct config_key *k,
     const char *key, const char *val, char *msg, size_t msglen)
 {
 	struct warren_config *cfg = ld->cfg;
+	bool tls = strncmp(key, "listeners.ssl.", 14) == 0;
+	char **seen = tls ? &ld->ssl_listener_key : &ld->listener_key;
+	char **cur_addr = tls ? &cfg->ssl_addr : &cfg->tcp_addr;
+	uint16_t *cur_port = tls ? &cfg->ssl_port : &cfg->tcp_port;
 	uint16_t port;
 	char *addr;
 
@@ -262,18 +287,18 @@ static bool set_listener(struct load *ld, const struct config_key *k,
 	 * The same key again replaces the listener; another key naming the
 	 * same address is harmless; anything else would need a second socket.
 	 */
-	if (ld->listener_key != NULL && strcmp(ld->listener_key, key) != 0 &&
-	    (port != cfg->tcp_port || strcmp(addr, cfg->tcp_addr) != 0)) {
+	if (*seen != NULL && strcmp(*seen, key) != 0 &&
+	    (port != *cur_port || strcmp(addr, *cur_addr) != 0)) {
 		free(addr);
-		snprintf(msg, msglen, "only one TCP listener is supported "
-		    "(already have %s)", ld->listener_key);
+		snprintf(msg, msglen, "only one %s listener is supported "
+		    "(already have %s)", tls ? "TLS" : "TCP", *seen);
 		return false;
 	}
-	if (ld->listener_key == NULL)
-		ld->listener_key = xstrdup(key);
-	free(cfg->tcp_addr);
-	cfg->tcp_addr = addr;
-	cfg->tcp_port = port;
+	if (*seen == NULL)
+		*seen = xstrdup(key);
+	free(*cur_addr);
+	*cur_addr = addr;
+	*cur_port = port;
 	return true;
 }
 
@@ -340,6 +365,27 @@ static bool set_loopback_user(struct load *ld, const struct config_key *k,
 	return true;
 }
 
+static bool set_bool(struct load *ld, const struct config_key *k,
+    const char *key, const char *val, char *msg, size_t msglen)
+{
+	return parse_bool(val, field(ld, k), msg, msglen);
+}
+
+static bool set_verify(struct load *ld, const struct config_key *k,
+    const char *key, const char *val, char *msg, size_t msglen)
+{
+	if (strcmp(val, "verify_peer") == 0)
+		ld->cfg->ssl_verify_peer = true;
+	else if (strcmp(val, "verify_none") == 0)
+		ld->cfg->ssl_verify_peer = false;
+	else {
+		snprintf(msg, msglen, "\"%s\" is not verify_peer or "
+		    "verify_none", val);
+		return false;
+	}
+	return true;
+}
+
 static bool set_log_level(struct load *ld, const struct config_key *k,
     const char *key, const char *val, char *msg, size_t msglen)
 {
@@ -356,7 +402,7 @@ static bool set_log_level(struct load *ld, const struct config_key *k,
 
 void config_defaults(struct warren_config *cfg)
 {
-	struct load ld = { cfg, NULL };
+	struct load ld = { cfg, NULL, NULL };
 	char msg[256];
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -371,6 +417,7 @@ void config_defaults(struct warren_config *cfg)
 	}
 	/* The defaults' listener must not count against the file's one. */
 	free(ld.listener_key);
+	free(ld.ssl_listener_key);
 }
 
 /* Strip a comment: '#' at the start or after whitespace, then blanks. */
@@ -430,7 +477,7 @@ static bool config_line(struct load *ld, char *line, char *msg,
 bool config_load(struct warren_config *cfg, const char *path,
     char *err, size_t errlen)
 {
-	struct load ld = { cfg, NULL };
+	struct load ld = { cfg, NULL, NULL };
 	char *line = NULL, msg[512];
 	size_t cap = 0, lineno = 0;
 	bool ok = true;
@@ -455,7 +502,21 @@ bool config_load(struct warren_config *cfg, const char *path,
 	}
 	free(line);
 	free(ld.listener_key);
+	free(ld.ssl_listener_key);
 	fclose(fp);
+	/* Keys that only make sense together. */
+	if (ok && cfg->ssl_port &&
+	    (cfg->ssl_certfile == NULL || cfg->ssl_keyfile == NULL)) {
+		snprintf(err, errlen, "%s: a TLS listener (listeners.ssl.*) "
+		    "needs ssl_options.certfile and ssl_options.keyfile", path);
+		ok = false;
+	}
+	if (ok && cfg->ssl_port && cfg->ssl_verify_peer &&
+	    cfg->ssl_cacertfile == NULL) {
+		snprintf(err, errlen, "%s: ssl_options.verify = verify_peer "
+		    "needs ssl_options.cacertfile", path);
+		ok = false;
+	}
 	return ok;
 }
 
@@ -475,6 +536,7 @@ void config_free(struct warren_config *cfg)
 		if (keys[i].set == set_string)
 			free(*(char **)((char *)cfg + keys[i].off));
 	free(cfg->tcp_addr);
+	free(cfg->ssl_addr);
 	loopback_clear(cfg);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -17,7 +17,9 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include "broker.h"
 #include "channel.h"
@@ -27,6 +29,7 @@
 #include "log.h"
 #include "method.h"
 #include "strmap.h"
+#include "tls.h"
 #include "vhost.h"
 
 /* Frames handled per read event before yielding to other connections. */
@@ -129,7 +132,7 @@ static void format_peer(struct conn *c, const struct sockaddr *sa)
 }
 
 void conn_accept(struct broker *b, int fd, const struct sockaddr *sa,
-    int salen)
+    int salen, SSL *ssl)
 {
 	struct conn *c = xcalloc(1, sizeof(*c));
 	int one = 1;
@@ -138,7 +141,18 @@ void conn_accept(struct broker *b, int fd, const struct sockaddr *sa,
 	c->broker = b;
 	format_peer(c, sa);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (ssl != NULL) {
+		/* Frees ssl (and closes fd) with the bufferevent. */
+		c->bev = bufferevent_openssl_socket_new(b->base, fd, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+		/* Most clients close without a TLS close_notify: an EOF. */
+		if (c->bev != NULL)
+			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+		c->tls = true;
+	} else {
+		c->bev = bufferevent_socket_new(b->base, fd,
+		    BEV_OPT_CLOSE_ON_FREE);
+	}
 	c->timer = evtimer_new(b->base, conn_timer_cb, c);
 	c->resume_ev = event_new(b->base, -1, 0, conn_resume_cb, c);
 	if (c->bev == NULL || c->timer == NULL || c->resume_ev == NULL)
@@ -155,8 +169,8 @@ void conn_accept(struct broker *b, int fd, const struct sockaddr *sa,
 	bufferevent_setwatermark(c->bev, EV_WRITE, OUTPUT_HIGH_WATER / 2, 0);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	timer_in_ms(c, b->cfg->handshake_timeout);
-	log_info("conn %llu: accepted from %s", (unsigned long long)c->id,
-	    c->peer);
+	log_info("conn %llu: accepted from %s%s", (unsigned long long)c->id,
+	    c->peer, c->tls ? " (TLS)" : "");
 }
 
 /* Exclusive queues die with the connection that declared them. */
@@ -551,8 +565,21 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		conn_free(c, c->state == CONN_CLOSING || c->state == CONN_FLUSHING ?
 		    c->close_reason : "client closed the socket");
 	}
-	else if (what & BEV_EVENT_ERROR)
-		conn_free(c, "socket error");
+	else if (what & BEV_EVENT_ERROR) {
+		unsigned long tls_err = c->tls ?
+		    bufferevent_get_openssl_error(bev) : 0;
+		char why[300], text[256];
+
+		if (tls_err != 0) {
+			tls_error_text(tls_err, text, sizeof(text));
+			snprintf(why, sizeof(why), "TLS error: %s", text);
+		} else {
+			snprintf(why, sizeof(why), "socket error: %s",
+			    evutil_socket_error_to_string(
+			    EVUTIL_SOCKET_ERROR()));
+		}
+		conn_free(c, why);
+	}
 }
 
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)

@@ -265,6 +265,44 @@ START_TEST(test_listener_same_twice)
 }
 END_TEST
 
+START_TEST(test_tls_keys)
+{
+	struct warren_config cfg;
+
+	/* No TLS listener unless asked for. */
+	config_defaults(&cfg);
+	ck_assert_uint_eq(cfg.ssl_port, 0);
+	ck_assert(!cfg.ssl_verify_peer);
+	ck_assert(!cfg.ssl_fail_if_no_peer_cert);
+	config_free(&cfg);
+
+	load_ok(&cfg,
+	    "listeners.ssl.default = [::1]:5671\n"
+	    "ssl_options.certfile = /etc/warren/server.pem\n"
+	    "ssl_options.keyfile = /etc/warren/server.key\n"
+	    "ssl_options.cacertfile = /etc/warren/ca.pem\n"
+	    "ssl_options.verify = verify_peer\n"
+	    "ssl_options.fail_if_no_peer_cert = true\n");
+	ck_assert_str_eq(cfg.ssl_addr, "::1");
+	ck_assert_uint_eq(cfg.ssl_port, 5671);
+	ck_assert_str_eq(cfg.ssl_certfile, "/etc/warren/server.pem");
+	ck_assert_str_eq(cfg.ssl_keyfile, "/etc/warren/server.key");
+	ck_assert_str_eq(cfg.ssl_cacertfile, "/etc/warren/ca.pem");
+	ck_assert(cfg.ssl_verify_peer);
+	ck_assert(cfg.ssl_fail_if_no_peer_cert);
+	/* The TCP listener is untouched. */
+	ck_assert_uint_eq(cfg.tcp_port, 5672);
+	config_free(&cfg);
+
+	/* Certificates without a listener are fine (kept for later). */
+	load_ok(&cfg, "ssl_options.certfile = a.pem\n"
+	    "ssl_options.verify = verify_none\n");
+	ck_assert_uint_eq(cfg.ssl_port, 0);
+	ck_assert(!cfg.ssl_verify_peer);
+	config_free(&cfg);
+}
+END_TEST
+
 START_TEST(test_loopback_none)
 {
 	struct warren_config cfg;
@@ -399,6 +437,23 @@ static const struct {
 	    "(already have listeners.tcp.1)" },
 	{ "log.console.level = loud\n", "1: log.console.level: \"loud\" is "
 	    "not debug, info, warning or error" },
+	{ "ssl_options.verify = maybe\n", "1: ssl_options.verify: \"maybe\" "
+	    "is not verify_peer or verify_none" },
+	{ "ssl_options.fail_if_no_peer_cert = yes\n",
+	    "1: ssl_options.fail_if_no_peer_cert: \"yes\" is not true or "
+	    "false" },
+	{ "listeners.ssl.a = 5671\nlisteners.ssl.b = 5672\n",
+	    "2: listeners.ssl.b: only one TLS listener is supported "
+	    "(already have listeners.ssl.a)" },
+	{ "listeners.ssl.default = 70000\n", "1: listeners.ssl.default: "
+	    "bad port \"70000\" in \"70000\" (expected 1..65535)" },
+	/* Keys that need each other: "PATH: message", no line. */
+	{ "listeners.ssl.default = 5671\nssl_options.certfile = c.pem\n",
+	    " a TLS listener (listeners.ssl.*) needs ssl_options.certfile "
+	    "and ssl_options.keyfile" },
+	{ "listeners.ssl.default = 5671\nssl_options.certfile = c.pem\n"
+	    "ssl_options.keyfile = k.pem\nssl_options.verify = verify_peer\n",
+	    " ssl_options.verify = verify_peer needs ssl_options.cacertfile" },
 	/* Every line is parsed, the first error is the one reported. */
 	{ "heartbeat = 1\nheartbeat = x\nbogus\nframe_max = 1\n",
 	    "2: heartbeat: \"x\" is not an integer in 0..65535" },
@@ -483,6 +538,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_listener_ipv4);
 	tcase_add_test(tc, test_listener_ipv6);
 	tcase_add_test(tc, test_listener_same_twice);
+	tcase_add_test(tc, test_tls_keys);
 	tcase_add_test(tc, test_loopback_none);
 	tcase_add_test(tc, test_loopback_add);
 	tcase_add_test(tc, test_loopback_remove);

@@ -1,0 +1,78 @@
+/*
+ * TLS server context.  As RabbitMQ: TLS 1.2 and 1.3 only; verify_peer asks
+ * every client for a certificate chaining to ssl_options.cacertfile, and
+ * fail_if_no_peer_cert makes one mandatory.  Renegotiation is off (a
+ * client could otherwise make us redo handshakes at will).
+ */
+#include <stdio.h>
+
+#include <openssl/err.h>
+
+#include "config.h"
+#include "tls.h"
+
+void tls_error_text(unsigned long code, char *buf, size_t len)
+{
+	if (code == 0)
+		code = ERR_get_error();
+	if (code == 0)
+		snprintf(buf, len, "unknown TLS error");
+	else
+		ERR_error_string_n(code, buf, len);
+	ERR_clear_error();
+}
+
+/* "what FILE: reason" into err; always returns NULL for the caller. */
+static SSL_CTX *fail(SSL_CTX *ctx, const char *what, const char *file,
+    char *err, size_t errlen)
+{
+	char reason[256];
+
+	tls_error_text(0, reason, sizeof(reason));
+	snprintf(err, errlen, "%s %s: %s", what, file, reason);
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+SSL_CTX *tls_server_context(const struct warren_config *cfg, char *err,
+    size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	int mode = SSL_VERIFY_NONE;
+
+	if (ctx == NULL)
+		return fail(NULL, "cannot create a TLS context", "", err, errlen);
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* Most clients close without a TLS close_notify: a plain EOF, not
+	 * an error (AMQP's framing already shows a cut-off message). */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->ssl_certfile) != 1)
+		return fail(ctx, "ssl_options.certfile", cfg->ssl_certfile, err,
+		    errlen);
+	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->ssl_keyfile,
+	    SSL_FILETYPE_PEM) != 1)
+		return fail(ctx, "ssl_options.keyfile", cfg->ssl_keyfile, err,
+		    errlen);
+	if (SSL_CTX_check_private_key(ctx) != 1)
+		return fail(ctx, "ssl_options.keyfile", cfg->ssl_keyfile, err,
+		    errlen);
+	if (cfg->ssl_cacertfile != NULL) {
+		STACK_OF(X509_NAME) *names;
+
+		if (SSL_CTX_load_verify_locations(ctx, cfg->ssl_cacertfile,
+		    NULL) != 1 ||
+		    (names = SSL_load_client_CA_file(cfg->ssl_cacertfile)) == NULL)
+			return fail(ctx, "ssl_options.cacertfile",
+			    cfg->ssl_cacertfile, err, errlen);
+		/* The CAs a client may pick its certificate for. */
+		SSL_CTX_set_client_CA_list(ctx, names);
+	}
+	if (cfg->ssl_verify_peer) {
+		mode = SSL_VERIFY_PEER;
+		if (cfg->ssl_fail_if_no_peer_cert)
+			mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+	}
+	SSL_CTX_set_verify(ctx, mode, NULL);
+	return ctx;
+}
