@@ -38,9 +38,14 @@ struct binding {
 TAILQ_HEAD(binding_list, binding);
 
 /* Collects a publish's destinations; each queue at most once. */
+/* Most publishes reach a few queues: those fit without an allocation. */
+#define ROUTE_INLINE_QUEUES 8
+
+/* Not to be copied: queues may point into the struct itself. */
 struct route_result {
-	struct queue **queues;
+	struct queue **queues;		/* inline_queues, or allocated */
 	uint32_t n, cap;
+	struct queue *inline_queues[ROUTE_INLINE_QUEUES];
 	uint64_t gen;			/* stamps collected queues */
 	uint64_t xgen;			/* stamps exchanges visited for key */
 	const struct message *msg;

@@ -144,8 +144,13 @@ void route_queue(struct route_result *r, struct queue *q)
 		return;
 	q->route_gen = r->gen;
 	if (r->n == r->cap) {
-		r->cap = r->cap ? r->cap * 2 : 8;
-		r->queues = xrealloc(r->queues, r->cap * sizeof(*r->queues));
+		struct queue **grown = xmalloc(2 * r->cap * sizeof(*grown));
+
+		memcpy(grown, r->queues, r->n * sizeof(*grown));
+		if (r->queues != r->inline_queues)
+			free(r->queues);
+		r->queues = grown;
+		r->cap *= 2;
 	}
 	r->queues[r->n++] = q;
 }
@@ -203,6 +208,8 @@ void exchange_route(struct exchange *x, const struct message *msg,
 	uint32_t n;
 
 	memset(r, 0, sizeof(*r));
+	r->queues = r->inline_queues;
+	r->cap = ROUTE_INLINE_QUEUES;
 	r->gen = ++route_generation;
 	r->msg = msg;
 	route_key(x, r, msg->routing_key);
@@ -222,5 +229,6 @@ void exchange_route(struct exchange *x, const struct message *msg,
 void route_result_free(struct route_result *r)
 {
 	ftable_free(r->headers);
-	free(r->queues);
+	if (r->queues != r->inline_queues)
+		free(r->queues);
 }
