@@ -21,7 +21,8 @@
  * Build (after `make libwarren.a`):
  *   gcc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Wno-unused-parameter \
  *       -Iinclude bench/route_bench.c libwarren.a \
- *       $(pkg-config --libs libevent openssl) -ljansson -lm -o route_bench
+ *       $(pkg-config --libs libevent libevent_openssl openssl) -ljansson -lm \
+ *       -o route_bench
  * Run: ./route_bench [seconds-per-run [selective|broad]]
  */
 #include <stdbool.h>
