@@ -138,6 +138,23 @@ def skip_if_sanitized(reason):
     return lambda obj: obj
 
 
+def add_scenario_tests(cls, names):
+    """A test_NAME method on cls for each scenario name, calling
+    cls.run_scenario(name): one test case per scenario of a client program."""
+    for name in names:
+        setattr(cls, "test_" + name,
+                (lambda n: lambda self: self.run_scenario(n))(name))
+    return cls
+
+
+def run_client_scenario(testcase, argv, name, env=None):
+    """Run a client program's scenario (it prints "ok NAME" and exits 0)."""
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    testcase.assertEqual(p.returncode, 0, "%s %s:\n%s%s"
+                         % (os.path.basename(argv[0]), name, p.stdout, p.stderr))
+    testcase.assertIn("ok " + name, p.stdout)
+
+
 _live_brokers = set()
 
 
