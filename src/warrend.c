@@ -12,6 +12,7 @@
 #include "broker.h"
 #include "config.h"
 #include "log.h"
+#include "tls.h"
 
 static void usage(void)
 {
@@ -50,6 +51,16 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check_only) {
+		/* The certificates too: a bad one would stop the real start. */
+		SSL_CTX *tls = cfg.ssl_port ?
+		    tls_server_context(&cfg, err, sizeof(err)) : NULL;
+
+		if (cfg.ssl_port && tls == NULL) {
+			fprintf(stderr, "%s\n", err);
+			config_free(&cfg);
+			return 1;
+		}
+		SSL_CTX_free(tls);
 		printf("configuration OK\n");
 		config_free(&cfg);
 		return 0;

@@ -272,6 +272,25 @@ class TLSConfigErrorTest(BrokerTestCase):
                                  "ssl_options.keyfile = " + self.other_key])
         self.assertIn("ssl_options.keyfile %s:" % self.other_key, err)
 
+    def test_check_only_loads_the_certificates(self):
+        # warrend -n checks what a real start would load, not just syntax.
+        conf = os.path.join(self.dir, "check.conf")
+        with open(conf, "w") as f:
+            f.write("listeners.ssl.default = %s:%d\n" % (HOST, free_port()))
+            f.write("ssl_options.certfile = %s\n" % self.pki["server.pem"])
+            f.write("ssl_options.keyfile = %s\n" % self.other_key)
+        p = subprocess.run([find_warrend(), "-n", "-c", conf],
+                           capture_output=True, timeout=10, text=True)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("ssl_options.keyfile %s:" % self.other_key, p.stderr)
+        self.assertNotIn("configuration OK", p.stdout)
+        with open(conf, "a") as f:
+            f.write("ssl_options.keyfile = %s\n" % self.pki["server.key"])
+        p = subprocess.run([find_warrend(), "-n", "-c", conf],
+                           capture_output=True, timeout=10, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("configuration OK", p.stdout)
+
     def test_certificate_file_is_not_pem(self):
         _conf, err = self.start(["ssl_options.certfile = " + self.pki["server.key"] + ".csr-nope",
                                  "ssl_options.keyfile = " + self.pki["server.key"]])
