@@ -51,7 +51,7 @@ struct dstate {
 	uint64_t set_hash;
 	/* Whether some node has values, as of values_gen == accept_gen:
 	 * values come and go without changing which nodes exist. */
-	uint32_t accept_gen;
+	uint64_t accept_gen;
 	bool accepts;
 };
 
@@ -71,7 +71,7 @@ struct topic_dfa {
 	uint64_t *trans;		/* state|word|target, or EMPTY_TRANS */
 	uint32_t n_trans, cap_trans;	/* 0 or a power of two */
 	uint32_t dead;			/* the empty set's state, or NONE */
-	uint32_t values_gen;
+	uint64_t values_gen;
 
 	struct tnode **scratch;		/* the set being built */
 	uint32_t n_scratch, cap_scratch;
@@ -224,17 +224,21 @@ static bool room_for(struct topic_dfa *d, size_t from, size_t to)
 	return true;
 }
 
+static void scratch_push(struct topic_dfa *d, struct tnode *n)
+{
+	if (d->n_scratch == d->cap_scratch) {
+		d->cap_scratch = d->cap_scratch ? d->cap_scratch * 2 : 32;
+		d->scratch = xrealloc(d->scratch,
+		    d->cap_scratch * sizeof(*d->scratch));
+	}
+	d->scratch[d->n_scratch++] = n;
+}
+
+/* A node and the `#` children below it: `#` matches zero words. */
 static void scratch_add(struct topic_dfa *d, struct tnode *n)
 {
-	/* A node and the `#` children below it: `#` matches zero words. */
-	for (; n != NULL; n = n->hash) {
-		if (d->n_scratch == d->cap_scratch) {
-			d->cap_scratch = d->cap_scratch ? d->cap_scratch * 2 : 32;
-			d->scratch = xrealloc(d->scratch,
-			    d->cap_scratch * sizeof(*d->scratch));
-		}
-		d->scratch[d->n_scratch++] = n;
-	}
+	for (; n != NULL; n = n->hash)
+		scratch_push(d, n);
 }
 
 static int ptr_cmp(const void *a, const void *b)
@@ -362,7 +366,8 @@ static uint32_t trans_get(const struct topic_dfa *d, uint32_t s, uint32_t id)
 {
 	uint64_t key = trans_key(s, id);
 
-	if (d->cap_trans == 0)
+	/* Never stored (see trans_put); its key would alias another's. */
+	if (d->cap_trans == 0 || id >= MAX_ID)
 		return NONE;
 	for (uint32_t i = trans_slot(key, d->cap_trans);
 	    d->trans[i] != EMPTY_TRANS; i = (i + 1) & (d->cap_trans - 1))
@@ -425,8 +430,9 @@ static uint32_t step(struct topic_dfa *d, uint32_t s, uint32_t id,
 		if (id != 0)
 			scratch_add(d, tnode_kid(node, w, h));
 		scratch_add(d, node->star);
+		/* A `#` swallows the word; its own `#` chain is in the set. */
 		if (node->is_hash)
-			scratch_add(d, node);
+			scratch_push(d, node);
 	}
 	to = intern_scratch(d);
 	if (to == NONE)
