@@ -37,7 +37,11 @@ static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd,
 	SSL *ssl = SSL_new(b->tls_ctx);
 
 	if (ssl == NULL) {
-		log_warning("cannot start TLS on an accepted socket");
+		char why[256];
+
+		/* Also empties OpenSSL's error queue for the next connection. */
+		tls_error_text(0, why, sizeof(why));
+		log_warning("cannot start TLS on an accepted socket: %s", why);
 		evutil_closesocket(fd);
 		return;
 	}

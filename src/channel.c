@@ -152,8 +152,13 @@ static void ledger_trim(struct channel *ch)
 				*ledger_at(ch, kept++) = *ledger_at(ch, i);
 		ch->ledger_count = kept;
 	}
-	if (ch->ledger_cap > 64 && ch->ledger_count * 8 < ch->ledger_cap)
-		ledger_resize(ch, ch->ledger_cap / 2);
+	if (ch->ledger_cap > 64 && ch->ledger_count * 8 < ch->ledger_cap) {
+		uint32_t cap = ch->ledger_cap;
+
+		while (cap > 64 && ch->ledger_count * 8 < cap)
+			cap /= 2;
+		ledger_resize(ch, cap);
+	}
 }
 
 static bool outstanding(const struct delivery *d)
@@ -585,7 +590,8 @@ void chan_check_consumer_timeouts(struct channel *ch, uint64_t now)
 		struct delivery *d = ledger_at(ch, i);
 		uint64_t limit;
 
-		if (d->settled)
+		/* Acked inside a transaction counts as acked (RabbitMQ). */
+		if (!outstanding(d))
 			continue;
 		limit = queue_consumer_timeout(d->q);
 		if (now - d->delivered_at <= limit)

@@ -192,6 +192,22 @@ class ConsumerTimeoutTest(CTBase):
         self.assert_timeout_close(closed, ch.channel_number, 1500, t0)
         self.assertEqual(wait_message_count(self.ch, q, 1).message_count, 1)
 
+    def test_ack_inside_transaction_stops_the_clock(self):
+        # A tx ack settles the delivery as far as the timeout goes, even
+        # before the commit (RabbitMQ collects tx acks on arrival).
+        q = self.queue("txack", n=1)
+        conn = self.connect()
+        ch = conn.channel()
+        closed = self.watch_close(ch)
+        ch.tx_select()
+        m, _, body = ch.basic_get(q, auto_ack=False)
+        self.assertEqual(body, b"0")
+        ch.basic_ack(m.delivery_tag)
+        self.pump_until_closed(conn, closed, 3.0)      # twice the timeout
+        self.assertEqual(closed, [], "the acked delivery timed out")
+        ch.tx_commit()
+        self.assertEqual(wait_message_count(self.ch, q, 0).message_count, 0)
+
     def test_no_ack_never_times_out(self):
         q = self.queue("noack", n=3)
         conn = self.connect()
