@@ -56,8 +56,8 @@ static void put_longstr(struct wbuf *b, const char *key, struct bytes v)
 
 /* A new x-death entry for this death, keys in sorted order. */
 static void put_new_death(struct wbuf *b, const struct queue *q,
-    const struct message *msg, enum death_reason why,
-    const struct field_table *old)
+    const struct message *msg, const struct basic_properties *props,
+    enum death_reason why, const struct field_table *old)
 {
 	struct bytes cc[64];
 	uint32_t n_cc = message_header_keys(old, "CC", cc, 64);
@@ -70,12 +70,8 @@ static void put_new_death(struct wbuf *b, const struct queue *q,
 	wbuf_put_u8(b, 'l');
 	wbuf_put_u64(b, 1);
 	put_longstr(b, "exchange", msg->exchange);
-	if (msg_has_prop(msg, PROP_expiration)) {
-		struct basic_properties p;
-
-		msg_props(msg, &p);
-		put_longstr(b, "original-expiration", p.expiration);
-	}
+	if (props_has(props, PROP_expiration))
+		put_longstr(b, "original-expiration", props->expiration);
 	put_longstr(b, "queue", bytes_str(q->name));
 	put_longstr(b, "reason", bytes_str(reason_names[why]));
 	put_key(b, "routing-keys");
@@ -97,11 +93,12 @@ static void put_new_death(struct wbuf *b, const struct queue *q,
 
 /*
  * Write the new headers table content (no length prefix) into b and the
- * resulting x-death (queue, reason) list, newest first, into deaths.
+ * resulting x-death (queue, reason) list, newest first, into deaths;
+ * props are msg's properties, already parsed by the caller.
  */
 static uint32_t build_headers(struct wbuf *b, const struct queue *q,
-    const struct message *msg, enum death_reason why,
-    struct death **deaths)
+    const struct message *msg, const struct basic_properties *props,
+    enum death_reason why, struct death **deaths)
 {
 	struct field_table *old = msg_has_prop(msg, PROP_headers) ?
 	    ftable_decode(msg->headers) : NULL;
@@ -143,7 +140,7 @@ static uint32_t build_headers(struct wbuf *b, const struct queue *q,
 		}
 		fvalue_encode(b, &arr->items[match]);
 	} else {
-		put_new_death(b, q, msg, why, old);
+		put_new_death(b, q, msg, props, why, old);
 	}
 	(*deaths)[n++] = (struct death){ qname, reason };
 	for (uint32_t i = 0; arr && i < arr->n; i++) {
@@ -248,7 +245,7 @@ static void dead_letter_one(struct queue *q, struct message *msg,
 		fatalx("stored content header no longer parses");
 
 	wbuf_init(&headers);
-	n_deaths = build_headers(&headers, q, msg, why, &deaths);
+	n_deaths = build_headers(&headers, q, msg, &h.props, why, &deaths);
 	h.props.headers = (struct bytes){ headers.p, (uint32_t)headers.len };
 	h.props.flags |= PROP_FLAG(PROP_headers);
 	h.props.flags &= (uint16_t)~PROP_FLAG(PROP_expiration);
