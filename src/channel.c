@@ -215,28 +215,35 @@ static void settle_one(struct channel *ch, struct delivery *d,
 	queue_unref(q);
 }
 
+/* The index of tag's outstanding delivery, or a 406 into err (-1). */
+static int64_t find_outstanding(struct channel *ch, uint64_t tag,
+    struct amqp_error *err)
+{
+	int64_t i = ledger_find(ch, tag);
+
+	if (i < 0 || !outstanding(ledger_at(ch, (uint32_t)i))) {
+		amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "unknown delivery tag %llu", (unsigned long long)tag);
+		return -1;
+	}
+	return i;
+}
+
 int chan_settle_check(struct channel *ch, uint64_t tag, bool multiple,
     struct amqp_error *err)
 {
-	int64_t i;
-
 	if (multiple && tag == 0)
 		return 0;	/* "everything outstanding", even nothing */
-	if ((i = ledger_find(ch, tag)) < 0 ||
-	    ledger_at(ch, (uint32_t)i)->settled ||
-	    ledger_at(ch, (uint32_t)i)->tx_held)
-		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
-		    "unknown delivery tag %llu", (unsigned long long)tag);
-	return 0;
+	return find_outstanding(ch, tag, err) < 0 ? AMQP_PRECONDITION_FAILED : 0;
 }
 
 int chan_settle(struct channel *ch, uint64_t tag, bool multiple,
     enum settle_how how, struct amqp_error *err)
 {
-	int rc;
+	int64_t at = 0;
 
-	if ((rc = chan_settle_check(ch, tag, multiple, err)) != 0)
-		return rc;
+	if (!(multiple && tag == 0) && (at = find_outstanding(ch, tag, err)) < 0)
+		return AMQP_PRECONDITION_FAILED;
 	if (multiple && tag == 0 && (tag = chan_last_unsettled_tag(ch)) == 0)
 		return 0;
 	if (multiple) {
@@ -251,8 +258,7 @@ int chan_settle(struct channel *ch, uint64_t tag, bool multiple,
 				settle_one(ch, d, how);
 		}
 	} else {
-		settle_one(ch, ledger_at(ch, (uint32_t)ledger_find(ch, tag)),
-		    how);
+		settle_one(ch, ledger_at(ch, (uint32_t)at), how);
 	}
 	ledger_trim(ch);
 	return 0;
