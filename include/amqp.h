@@ -14,6 +14,11 @@
 #define AMQP_FRAME_OVERHEAD	8
 
 #define AMQP_PROTOCOL_HEADER	"AMQP\x00\x00\x09\x01"
+/*
+ * The 0-9 header (class 1, instance 1, version 0-9).  0-9-1 is 0-9 with
+ * errata, so RabbitMQ answers it in 0-9-1, byte for byte as above.
+ */
+#define AMQP_PROTOCOL_HEADER_0_9	"AMQP\x01\x01\x00\x09"
 
 /* Reply codes: X(name, code, is_hard_error) */
 #define AMQP_REPLY_CODES(X)				\

@@ -102,6 +102,7 @@ void conn_enter_state(struct conn *c, enum conn_state s);
 uint64_t conn_now_ms(void);
 
 /* Handshake methods on channel 0 (connection_handshake.c). */
+bool conn_protocol_header_accepted(const uint8_t hdr[8]);
 void conn_send_start(struct conn *c);
 int conn_handle_method(struct conn *c, const struct amqp_method *m,
     struct amqp_error *err);

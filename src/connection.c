@@ -419,8 +419,11 @@ static bool conn_process_frames(struct conn *c)
 
 		if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ev_ssize_t)sizeof(hdr))
 			return true;
-		if (memcmp(hdr, AMQP_PROTOCOL_HEADER, 8) != 0) {
-			/* Tell the peer which protocol we speak, then hang up. */
+		if (!conn_protocol_header_accepted(hdr)) {
+			/*
+			 * Tell the peer which protocol we speak, then hang up
+			 * (RabbitMQ does the same for 0-8, 1.0 and the rest).
+			 */
 			evbuffer_add(conn_output(c), AMQP_PROTOCOL_HEADER, 8);
 			conn_flush_and_free(c, "bad protocol header");
 			return true;

@@ -51,6 +51,18 @@ static bool client_capability(struct bytes props, const char *name)
 	return yes;
 }
 
+/*
+ * The headers RabbitMQ 3.10 answers in 0-9-1: its own and the 0-9 one
+ * (AnyEvent::RabbitMQ and other Net::AMQP clients send it).  The 0-8
+ * headers (AMQP 1 1 8 0, AMQP 1 1 9 1) are refused: RabbitMQ speaks 0-8
+ * to them, a second protocol no maintained client needs.
+ */
+bool conn_protocol_header_accepted(const uint8_t hdr[8])
+{
+	return memcmp(hdr, AMQP_PROTOCOL_HEADER, 8) == 0 ||
+	    memcmp(hdr, AMQP_PROTOCOL_HEADER_0_9, 8) == 0;
+}
+
 void conn_send_start(struct conn *c)
 {
 	struct amqp_method m = { .id = AMQP_connection_start };

@@ -13,7 +13,7 @@ from harness import (
     CONNECTION_TUNE, FRAME_BODY, FRAME_ERROR, FRAME_HEADER, content_header_payload, FRAME_HEARTBEAT, FRAME_METHOD,
     NOT_ALLOWED, PROTOCOL_HEADER, QUEUE_DECLARE, BrokerTestCase,
     ConnectionClosedByPeer, RawClient, assert_broker_alive, enc_bits,
-    enc_short, enc_shortstr, enc_table, frame, heartbeat_frame,
+    enc_short, enc_shortstr, enc_table, frame, heartbeat_frame, is_external,
     main, method_frame, raw_connect, skip_if_external, wait_message_count,
 )
 
@@ -385,16 +385,60 @@ class HandshakeTimeoutTest(AliveAfterEach):
 
 
 class ProtocolHeaderTest(AliveAfterEach):
+    """The headers RabbitMQ 3.10 answers and refuses, checked byte for byte
+    against Debian's rabbitmq-server: 0-9-1 and 0-9 get a 0-9-1
+    connection.start (version 0-9); everything else, the 0-8 headers
+    included (RabbitMQ speaks 0-8 to those; warrend does not), gets the
+    0-9-1 header back and the socket closed."""
+    ACCEPTED = [
+        PROTOCOL_HEADER,               # AMQP 0-9-1
+        b"AMQP\x01\x01\x00\x09",       # AMQP 0-9 (AnyEvent::RabbitMQ, Net::AMQP)
+    ]
+    AMQP_0_8 = [
+        b"AMQP\x01\x01\x08\x00",       # AMQP 0-8
+        b"AMQP\x01\x01\x09\x01",       # AMQP 0-8 as its spec's web page writes it
+    ]
     BAD_HEADERS = [
         b"AMQP\x00\x00\x09\x00",
         b"AMQP\x00\x00\x09\x02",
         b"AMQP\x00\x00\x0a\x00",
+        b"AMQP\x01\x01\x00\x0a",
+        b"AMQP\x01\x02\x00\x09",
+        b"AMQP\x00\x00\x08\x00",
         b"AMQP\x00\x01\x00\x00",      # AMQP 1.0
         b"AMQP\x03\x01\x00\x00",      # AMQP 1.0 SASL
+        b"AMQP\x02\x01\x00\x00",      # AMQP 1.0 TLS
         b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
         b"XXXXXXXX",
         bytes(range(8)),
     ]
+
+    def test_accepted_headers_get_0_9_1_start_and_a_working_connection(self):
+        for hdr in self.ACCEPTED:
+            with self.subTest(header=hdr):
+                with RawClient(self.broker.host, self.broker.port) as c:
+                    c.handshake(self.broker.user, self.broker.password,
+                                self.broker.vhost, protocol_header=hdr)
+                    self.assertEqual((c.start["version_major"], c.start["version_minor"]),
+                                     (0, 9))
+                    self.assertIn(b"PLAIN", c.start["mechanisms"])
+                    c.channel_open(1)
+                    c.queue_declare(1, "", exclusive=True)
+                    c.connection_close()
+
+    def test_0_8_headers(self):
+        for hdr in self.AMQP_0_8:
+            with self.subTest(header=hdr):
+                with RawClient(self.broker.host, self.broker.port) as c:
+                    c.send(hdr)
+                    if is_external():
+                        # RabbitMQ answers in 0-8: connection.start 8-0.
+                        f = c.read_frame(5)
+                        self.assertEqual((f.type, f.payload[:6]),
+                                         (FRAME_METHOD, b"\x00\x0a\x00\x0a\x08\x00"))
+                        continue
+                    self.assertEqual(c.read_exact(8, timeout=5), PROTOCOL_HEADER)
+                    self.assertTrue(c.wait_closed(5), "socket left open after refusing %r" % hdr)
 
     def test_bad_headers_get_supported_version_and_close(self):
         for hdr in self.BAD_HEADERS:
