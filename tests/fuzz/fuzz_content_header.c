@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_target.h"
 #include "amqp.h"
 #include "field_table.h"
 #include "properties.h"

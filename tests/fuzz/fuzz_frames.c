@@ -28,6 +28,7 @@
 
 #include <event2/buffer.h>
 
+#include "fuzz_target.h"
 #include "amqp.h"
 #include "frame.h"
 #include "message.h"
@@ -261,6 +262,7 @@ static size_t run(const uint8_t *stream, size_t len, uint32_t frame_max,
 		enum frame_status st, rst;
 
 		memset(&f, 0xA5, sizeof(f));
+		memset(&r, 0, sizeof(r));	/* gcc cannot see ref_peek fill it */
 		st = frame_peek(in, frame_max, &f);
 		rst = ref_peek(stream + off, added - off, frame_max, &r);
 		if (st != rst) {

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_target.h"
 #include "amqp.h"
 #include "method.h"
 #include "wire.h"

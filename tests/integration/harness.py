@@ -7,6 +7,7 @@ Contents
   RawClient            a small raw-socket AMQP 0-9-1 client for sending
                        precisely (mal)formed input and reading raw frames
   pika_params(), assert_broker_alive()
+  wait_until()         poll for a condition with a generous bound
   main()               runs the calling file's TestCase classes and prints
                        exactly one line "RESULT: P passed, F failed, S skipped"
 
@@ -505,7 +506,26 @@ def assert_broker_alive(broker, testcase=None):
             pass
 
 
-def wait_message_count(ch, queue, expected, timeout=5.0):
+def wait_until(predicate, timeout=30.0, interval=0.02, what=None):
+    """Poll predicate() until it returns something true and return that.
+
+    Tests wait for the condition they mean, never for a fixed time: the
+    bound is generous (CI may share its cores) and only reached when the
+    condition never comes.  With `what`, a timeout raises AssertionError
+    naming it; without, the last (false) value is returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            if what is not None:
+                raise AssertionError("not %s within %.0f s" % (what, timeout))
+            return value
+        time.sleep(interval)
+
+
+def wait_message_count(ch, queue, expected, timeout=30.0):
     """Poll a passive queue.declare until message_count == expected.
 
     Publishing is asynchronous (RabbitMQ gives no ordering guarantee between
@@ -1168,9 +1188,10 @@ class RawClient:
         self.send(method_frame(0, CONNECTION_OPEN, enc_shortstr(vhost) + enc_shortstr("") + enc_bits(False)))
 
     def handshake(self, user="guest", password="guest", vhost="/", mechanism="PLAIN",
-                  frame_max=None, channel_max=None, heartbeat=0):
+                  frame_max=None, channel_max=None, heartbeat=0,
+                  protocol_header=PROTOCOL_HEADER):
         """Full handshake.  frame_max/channel_max None = accept the server's."""
-        self.send_protocol_header()
+        self.send_protocol_header(protocol_header)
         self.start = self.expect_method(CONNECTION_START, 0)
         self.start_ok(user, password, mechanism)
         self.tune = self.expect_method(CONNECTION_TUNE, 0)
