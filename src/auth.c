@@ -15,7 +15,8 @@
 #include "field_table.h"
 #include "log.h"
 
-const char auth_mechanisms[] = "PLAIN AMQPLAIN";
+/* In RabbitMQ 3.10's order. */
+const char auth_mechanisms[] = "AMQPLAIN PLAIN";
 
 static bool parse_plain(struct bytes r, struct bytes *user, struct bytes *pass)
 {

@@ -29,12 +29,13 @@ static void put_server_properties(struct wbuf *b)
 	ftw_bool(b, "per_consumer_qos", true);
 	ftw_bool(b, "direct_reply_to", true);
 	ftw_end(b, caps);
-	ftw_longstr(b, "product", "Warren");
-	ftw_longstr(b, "version", PACKAGE_VERSION);
-	ftw_longstr(b, "platform", "C11/libevent");
+	/* The keys in RabbitMQ's order, for clients that print them. */
+	ftw_longstr(b, "cluster_name", "warren");
 	ftw_longstr(b, "copyright", "Copyright (c) the Warren authors");
 	ftw_longstr(b, "information", "An AMQP 0-9-1 broker");
-	ftw_longstr(b, "cluster_name", "warren");
+	ftw_longstr(b, "platform", "C11/libevent");
+	ftw_longstr(b, "product", "Warren");
+	ftw_longstr(b, "version", PACKAGE_VERSION);
 	ftw_end(b, t);
 }
 
