@@ -107,7 +107,7 @@ int main(int argc, char **argv)
 	tv.tv_usec = 0;
 	if (amqp_socket_open_noblock(sock, host, port, &tv) != AMQP_STATUS_OK)
 		die("cannot connect to %s:%d", host, port);
-	tv.tv_sec = 10;
+	tv.tv_sec = 30;
 	if (amqp_set_rpc_timeout(conn, &tv) != AMQP_STATUS_OK)
 		die("cannot set rpc timeout");
 
@@ -191,7 +191,7 @@ int main(int argc, char **argv)
 		const amqp_table_entry_t *e;
 
 		amqp_maybe_release_buffers(conn);
-		tv.tv_sec = 10;
+		tv.tv_sec = 30;	/* generous: only reached when a message is lost */
 		tv.tv_usec = 0;
 		r = amqp_consume_message(conn, &env, &tv, 0);
 		if (r.reply_type != AMQP_RESPONSE_NORMAL) {

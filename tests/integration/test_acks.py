@@ -11,7 +11,7 @@ import pika
 import pika.exceptions
 
 from harness import (PikaTestCase, NOT_IMPLEMENTED, PRECONDITION_FAILED, main,
-    raw_connect, wait_message_count)
+    raw_connect, wait_message_count, wait_until)
 
 
 def uniq(stem):
@@ -58,6 +58,13 @@ class AckTestBase(PikaTestCase):
     def count(self, q):
         return self.conn.channel().queue_declare(queue=q, passive=True).method.message_count
 
+    def pump(self, cond, timeout=30.0):
+        """Process events until cond() holds (bounded; only reached on failure)."""
+        deadline = time.monotonic() + timeout
+        while not cond() and time.monotonic() < deadline:
+            self.conn.process_data_events(time_limit=0.05)
+        return cond()
+
     def sync(self, ch):
         """A round trip on ch, so that earlier asynchronous methods (ack, nack,
         reject, publish) have been processed -- or their channel error raised."""
@@ -83,9 +90,7 @@ class AckTest(AckTestBase):
         c = self.conn.channel()
         got = []
         c.basic_consume(q, lambda ch, m, p, body: got.append(m.delivery_tag))
-        deadline = time.monotonic() + 5
-        while len(got) < 1 and time.monotonic() < deadline:
-            self.conn.process_data_events(time_limit=0.05)
+        self.pump(lambda: len(got) >= 1)
         self.assertEqual(got, [1])
 
     def test_ack_single(self):
@@ -195,9 +200,7 @@ class AckTest(AckTestBase):
             else:
                 ch.basic_ack(m.delivery_tag)
         cch.basic_consume(q, on_msg)
-        deadline = time.monotonic() + 5
-        while len(seen) < 5 and time.monotonic() < deadline:
-            self.conn.process_data_events(time_limit=0.05)
+        self.pump(lambda: len(seen) >= 5)
         self.assertEqual(sorted(seen), sorted([(b"1", False), (b"2", False), (b"3", False),
                                                (b"2", True), (b"3", True)]))
         self.conn.process_data_events(time_limit=0.2)
@@ -225,8 +228,14 @@ class AckErrorTest(AckTestBase):
                     ch.basic_ack(0)   # tag 0 without multiple
                 e = self.channel_error(PRECONDITION_FAILED, self.sync, ch)
                 self.assertIn("unknown delivery tag", e.reply_text)
-        self.assertTrue(self.conn.is_open, "406 must be a channel error")
-        self.assertTrue(self.ch.is_open)
+        # 406 is a channel error: the connection and self.ch (which holds
+        # both deliveries, untouched by the other channels' errors) live on
+        self.sync(self.ch)
+        self.assertEqual(self.count(q), 0)
+        self.ch.basic_ack(2, multiple=True)
+        self.sync(self.ch)
+        self.ch.close()
+        self.assertEqual(self.count(q), 0)
 
     def test_double_ack_406(self):
         q = self.queue("double", 2)
@@ -251,7 +260,10 @@ class AckErrorTest(AckTestBase):
         self.get(self.ch, q, 3)
         self.ch.basic_ack(2)
         self.ch.basic_ack(2, multiple=True)
-        self.channel_error(PRECONDITION_FAILED, self.sync, self.ch)
+        e = self.channel_error(PRECONDITION_FAILED, self.sync, self.ch)
+        self.assertIn("unknown delivery tag 2", e.reply_text)
+        # the 406 did not ack 1 (nor 3): the channel's close requeued them
+        self.assertEqual(self.drain(q), [(b"1", True), (b"3", True)])
 
     def test_tags_are_per_channel(self):
         q = self.queue("tag-other-channel", 1)
@@ -261,6 +273,8 @@ class AckErrorTest(AckTestBase):
         self.channel_error(PRECONDITION_FAILED, self.sync, other)
         self.ch.basic_ack(got[0][0])
         self.sync(self.ch)
+        self.ch.close()
+        self.assertEqual(self.count(q), 0, "the ack on the right channel was lost")
 
     def test_ack_of_no_ack_get_406(self):
         q = self.queue("noack-get", 1)
@@ -289,15 +303,12 @@ class RequeueOnCloseTest(AckTestBase):
         cch.basic_qos(prefetch_count=4)
         seen = []
         cch.basic_consume(q, lambda ch, m, p, b: seen.append(m.delivery_tag))
-        deadline = time.monotonic() + 5
-        while len(seen) < 4 and time.monotonic() < deadline:
-            self.conn.process_data_events(time_limit=0.05)
+        self.pump(lambda: len(seen) >= 4)
+        self.conn.process_data_events(time_limit=0.2)   # a 5th would show up
         self.assertEqual(seen, [1, 2, 3, 4])
         cch.basic_ack(2, multiple=True)
         # the freed credit brings 5 and 6
-        deadline = time.monotonic() + 5
-        while len(seen) < 6 and time.monotonic() < deadline:
-            self.conn.process_data_events(time_limit=0.05)
+        self.pump(lambda: len(seen) >= 6)
         self.conn.process_data_events(time_limit=0.2)
         self.assertEqual(seen, [1, 2, 3, 4, 5, 6])
         cch.close()
@@ -326,9 +337,7 @@ class RequeueOnCloseTest(AckTestBase):
                 raw.read_content(1)
         finally:
             raw.close()   # no connection.close
-        deadline = time.monotonic() + 5
-        while self.count(q) != 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: self.count(q) == 3, interval=0.05)
         self.assertEqual(self.drain(q), [(b"1", True), (b"2", True), (b"3", False)])
 
 
@@ -352,14 +361,11 @@ class RecoverTest(AckTestBase):
         cch = self.conn.channel()
         seen = []
         cch.basic_consume(q, lambda ch, m, p, b: seen.append((m.delivery_tag, b, m.redelivered)))
-        deadline = time.monotonic() + 5
-        while len(seen) < 2 and time.monotonic() < deadline:
-            self.conn.process_data_events(time_limit=0.05)
+        self.pump(lambda: len(seen) >= 2)
         self.assertEqual(seen, [(1, b"1", False), (2, b"2", False)])
         cch.basic_recover(requeue=True)
-        deadline = time.monotonic() + 5
-        while len(seen) < 4 and time.monotonic() < deadline:
-            self.conn.process_data_events(time_limit=0.05)
+        self.pump(lambda: len(seen) >= 4)
+        self.conn.process_data_events(time_limit=0.2)   # no third copy
         self.assertEqual(seen[2:], [(3, b"1", True), (4, b"2", True)])
         cch.basic_ack(4, multiple=True)
         self.sync(cch)

@@ -18,19 +18,23 @@ from harness import (BrokerTestCase, add_scenario_tests, main,
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join(os.environ.get("WARREN_SRCDIR", os.path.join(HERE, "..", "..")),
                    "tests", "integration", "node")
+# npm ci installs into the build tree (make check sets WARREN_BUILDDIR), or
+# beside the sources when a file is run by hand.
+BUILD = os.path.join(os.environ.get("WARREN_BUILDDIR", os.path.join(HERE, "..", "..")),
+                     "tests", "integration", "node")
 SCENARIOS = ["roundTrip", "confirms", "topicRouting", "prefetch", "deadLetter",
              "channelError", "serverCancel", "directReplyTo"]
 
 
 def node_modules():
     """A node_modules holding amqplib: the source tree's, or one made by
-    `npm ci` under the current (build) directory."""
-    for base in (SRC, os.path.join(os.getcwd(), "tests", "integration", "node")):
+    `npm ci` in the build tree."""
+    for base in (SRC, BUILD):
         if os.path.isdir(os.path.join(base, "node_modules", "amqplib")):
             return os.path.join(base, "node_modules")
     if shutil.which("node") is None or shutil.which("npm") is None:
         raise AssertionError("node and npm are needed (scripts/bootstrap installs them)")
-    dest = os.path.join(os.getcwd(), "tests", "integration", "node")
+    dest = BUILD
     os.makedirs(dest, exist_ok=True)
     if os.path.realpath(dest) != os.path.realpath(SRC):   # not in-tree
         for f in ("package.json", "package-lock.json"):

@@ -200,10 +200,15 @@ class ConfigCliTest(unittest.TestCase):
                             "default_vhost": "/prod"}) as b:
             assert_broker_alive(b)
             import pika
-            with self.assertRaises(pika.exceptions.AMQPConnectionError):
-                pika.BlockingConnection(b.params(user="guest", password="guest"))
-            with self.assertRaises(pika.exceptions.AMQPConnectionError):
+            # refused by the broker (403 / 530), not merely unreachable
+            for kw in ({"user": "guest", "password": "guest"}, {"password": "wrong"}):
+                with self.assertRaises(pika.exceptions.ProbableAuthenticationError) as cm:
+                    pika.BlockingConnection(b.params(**kw))
+                self.assertIn("(403)", str(cm.exception))
+            with self.assertRaises(pika.exceptions.ProbableAccessDeniedError) as cm:
                 pika.BlockingConnection(b.params(vhost="/"))
+            self.assertIn("(530)", str(cm.exception))
+            assert_broker_alive(b)
 
 
 if __name__ == "__main__":

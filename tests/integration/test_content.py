@@ -100,7 +100,7 @@ class ContentTest(BrokerTestCase):
         finally:
             assert_broker_alive(self.broker)
 
-    def _get(self, q=None, timeout=5):
+    def _get(self, q=None, timeout=30):
         q = q or self.q
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -113,7 +113,7 @@ class ContentTest(BrokerTestCase):
     def _consume_one(self, q):
         got = []
         tag = self.ch.basic_consume(q, lambda ch, m, p, b: got.append((m, p, b)), auto_ack=True)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while not got and time.monotonic() < deadline:
             self.conn.process_data_events(time_limit=0.1)
         self.ch.basic_cancel(tag)

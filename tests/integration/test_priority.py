@@ -22,7 +22,7 @@ import pika
 import pika.exceptions
 
 from harness import (PikaTestCase, PRECONDITION_FAILED, T, main, raw_connect,
-    QUEUE_DECLARE_OK, CHANNEL_CLOSE, CHANNEL_CLOSE_OK, method_frame)
+    BASIC_GET_OK, QUEUE_DECLARE_OK, CHANNEL_CLOSE, CHANNEL_CLOSE_OK, method_frame)
 
 
 def uniq(stem):
@@ -109,7 +109,7 @@ class PriorityTest(PikaTestCase):
             got.append(body)
             c.basic_ack(m.delivery_tag)
         ch.basic_consume(q, on_msg)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while len(got) < 4 and time.monotonic() < deadline:
             ch.connection.process_data_events(time_limit=0.02)
         self.assertEqual(got, [b"high", b"high2", b"mid", b"low"])
@@ -155,6 +155,16 @@ class PriorityTest(PikaTestCase):
                 f = r.read_frame_skip_heartbeats()
                 self.assertEqual(f.method, QUEUE_DECLARE_OK,
                                  "x-max-priority of type %s: %r" % (t, f))
+                # and the queue really is a priority queue with maximum 7
+                for body, prio in ((b"p1", 1), (b"p9", 9), (b"p7", 7), (b"p6", 6)):
+                    r.publish(ch, body, routing_key=name, props={"priority": prio})
+                got = []
+                for _ in range(4):
+                    r.basic_get(ch, name)
+                    r.expect_method(BASIC_GET_OK, ch)
+                    got.append(r.read_content(ch)[1])
+                self.assertEqual(got, [b"p9", b"p7", b"p6", b"p1"],
+                                 "x-max-priority of type %s not applied" % t)
                 r.queue_delete(ch, name)
                 r.channel_close(ch)
                 ch += 1

@@ -73,7 +73,7 @@ class ReplyToTest(PikaTestCase):
         self.client_consumer(replies)
         for i in range(20):
             self.request(q, b"req-%d" % i, "corr-%d" % i)
-        self.assertTrue(self.pump(10, until=lambda: len(replies) == 20),
+        self.assertTrue(self.pump(30, until=lambda: len(replies) == 20),
                         "got %d of 20 replies" % len(replies))
         self.assertEqual([(p.correlation_id, b) for _, p, b in replies],
                          [("corr-%d" % i, b"reply:req-%d" % i) for i in range(20)])
@@ -94,7 +94,7 @@ class ReplyToTest(PikaTestCase):
         for i in range(5):
             self.request(q, b"one-%d" % i, "1")
             self.request(q, b"two-%d" % i, "2", ch=c2)
-        self.assertTrue(self.pump(10, until=lambda: len(r1) == 5 and len(r2) == 5))
+        self.assertTrue(self.pump(30, until=lambda: len(r1) == 5 and len(r2) == 5))
         self.assertEqual([b for _, _, b in r1], [b"reply:one-%d" % i for i in range(5)])
         self.assertEqual(r2, [b"reply:two-%d" % i for i in range(5)])
         self.assertEqual(len({p.reply_to for p, _ in self.requests}), 2)
@@ -110,6 +110,7 @@ class ReplyToTest(PikaTestCase):
         with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
             self.cch.basic_consume(REPLY_TO, lambda *a: None, auto_ack=True)
         self.assertEqual(cm.exception.reply_code, PRECONDITION_FAILED)
+        self.assertIn("reply consumer already set", cm.exception.reply_text)
 
     def test_publish_without_reply_consumer_406(self):
         q = self.start_server(reply=False)
@@ -130,6 +131,13 @@ class ReplyToTest(PikaTestCase):
         with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
             other.exchange_declare("amq.direct", passive=True)
         self.assertEqual(cm.exception.reply_code, PRECONDITION_FAILED)
+        self.assertIn("fast reply consumer does not exist", cm.exception.reply_text)
+        self.pump(0.3)
+        self.assertEqual(self.requests, [], "request routed despite the 406")
+        # the reply consumer's own channel still works
+        self.request(q, b"right channel", "y")
+        self.assertTrue(self.pump(30, until=lambda: len(self.requests) == 1))
+        self.assertEqual(self.requests[0][1], b"right channel")
 
     def test_declare_pseudo_queue(self):
         # RabbitMQ answers any declare of the pseudo-queue (passive or not, with
@@ -144,19 +152,23 @@ class ReplyToTest(PikaTestCase):
         q = self.start_server(reply=False)
         self.client_consumer([])
         self.request(q, b"then leave", "x")
-        self.assertTrue(self.pump(5, until=lambda: len(self.requests) == 1))
+        self.assertTrue(self.pump(30, until=lambda: len(self.requests) == 1))
         self.client.close()
         name = self.requests[0][0].reply_to
         returns = []
-        self.sch.add_on_return_callback(lambda ch, m, p, b: returns.append(m))
+        self.sch.add_on_return_callback(lambda ch, m, p, b: returns.append((m, b)))
         # silently dropped without mandatory...
         self.sch.basic_publish(exchange="", routing_key=name, body=b"late")
         self.sch.exchange_declare("amq.direct", passive=True)
         # ...returned with mandatory
-        self.sch.basic_publish(exchange="", routing_key=name, body=b"late", mandatory=True)
-        self.assertTrue(self.pump(5, until=lambda: len(returns) == 1))
-        self.assertEqual((returns[0].reply_code, returns[0].routing_key), (NO_ROUTE, name))
-        self.assertTrue(self.sch.is_open)
+        self.sch.basic_publish(exchange="", routing_key=name, body=b"late-mandatory",
+                               mandatory=True)
+        self.assertTrue(self.pump(30, until=lambda: len(returns) >= 1))
+        # a round trip on the channel: a second return would be in front of it
+        self.sch.exchange_declare("amq.direct", passive=True)
+        self.pump(0.05)
+        self.assertEqual([(m.reply_code, m.reply_text, m.routing_key, b) for m, b in returns],
+                         [(NO_ROUTE, "NO_ROUTE", name, b"late-mandatory")])
 
     def test_cancel_then_publish_406(self):
         q = self.start_server(reply=False)

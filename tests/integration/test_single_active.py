@@ -74,7 +74,7 @@ class SACTest(PikaTestCase):
         for b in bodies:
             self.pub.basic_publish("", q, b)
 
-    def pump_until(self, consumers, cond, timeout=5.0, settle=0.2):
+    def pump_until(self, consumers, cond, timeout=30.0, settle=0.2):
         """Pump every consumer until cond() holds, then settle a little more
         so extra deliveries would show up."""
         deadline = time.monotonic() + timeout

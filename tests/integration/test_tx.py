@@ -93,8 +93,13 @@ class TxPublishTest(TxTestBase):
         t.basic_publish(exchange="", routing_key=q, body=b"gone")
         t.tx_rollback()
         t.tx_commit()   # an empty commit
-        time.sleep(0.1)
         self.assertEqual(self.count(q), 0)
+        # the channel is still transactional and commits what follows
+        t.basic_publish(exchange="", routing_key=q, body=b"kept")
+        self.sync(t)
+        self.assertEqual(self.count(q), 0, "publish after rollback not held for commit")
+        t.tx_commit()
+        self.assertEqual(self.drain(q), [(b"kept", False)])
 
     def test_several_transactions_on_one_channel(self):
         q = self.queue("several")
@@ -117,8 +122,10 @@ class TxPublishTest(TxTestBase):
         t.basic_publish(exchange="", routing_key=q, body=b"never")
         self.sync(t)
         t.close()
-        time.sleep(0.1)
-        self.assertEqual(self.count(q), 0)
+        # anything the close committed would be in front of this marker
+        self.ch.basic_publish(exchange="", routing_key=q, body=b"marker")
+        self.assertEqual(wait_message_count(self.ch, q, 1).message_count, 1)
+        self.assertEqual(self.drain(q), [(b"marker", False)])
 
     def test_mandatory_return_at_commit(self):
         raw = raw_connect(self.broker)
@@ -208,12 +215,14 @@ class TxAckTest(TxTestBase):
         t.basic_qos(prefetch_count=1)
         got = []
         t.basic_consume(q, lambda ch, m, p, b: got.append((m.delivery_tag, b)))
-        self.assertTrue(self.pump(5, until=lambda: len(got) == 1))
+        self.assertTrue(self.pump(30, until=lambda: len(got) == 1))
         t.basic_ack(got[0][0])
         self.pump(0.4)
         self.assertEqual(len(got), 1, "uncommitted ack released prefetch credit")
         t.tx_commit()
-        self.assertTrue(self.pump(5, until=lambda: len(got) == 2))
+        self.assertTrue(self.pump(30, until=lambda: len(got) == 2))
+        self.pump(0.2)   # and only the one the committed ack made room for
+        self.assertEqual(len(got), 2)
         self.assertEqual(got, [(1, b"1"), (2, b"2")])
 
     def test_tx_publish_and_ack_together(self):

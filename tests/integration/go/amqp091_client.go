@@ -42,7 +42,7 @@ func declareTemp(ch *amqp.Channel, args amqp.Table) string {
 }
 
 func getWithin(ch *amqp.Channel, q string, autoAck bool) amqp.Delivery {
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		d, ok, err := ch.Get(q, autoAck)
 		must(err)
@@ -54,8 +54,19 @@ func getWithin(ch *amqp.Channel, q string, autoAck bool) amqp.Delivery {
 	}
 }
 
+// The next delivery, with a generous bound reached only on failure.
+func next(msgs <-chan amqp.Delivery, what string) amqp.Delivery {
+	select {
+	case d, ok := <-msgs:
+		check(ok, "delivery channel closed waiting for %s", what)
+		return d
+	case <-time.After(30 * time.Second):
+		panic("no delivery: " + what)
+	}
+}
+
 func publish(ch *amqp.Channel, x, key string, msg amqp.Publishing) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	must(ch.PublishWithContext(ctx, x, key, false, false, msg))
 }
@@ -75,6 +86,8 @@ var scenarios = map[string]func(*amqp.Connection){
 		must(err)
 		select {
 		case d := <-msgs:
+			check(d.RoutingKey == q && d.Exchange == "" && !d.Redelivered,
+				"delivery %q/%q redelivered=%v", d.Exchange, d.RoutingKey, d.Redelivered)
 			check(string(d.Body) == `{"a":1}`, "body %q", d.Body)
 			check(d.ContentType == "application/json", "content type %q", d.ContentType)
 			check(d.CorrelationId == "c-9" && d.MessageId == "m-9", "ids %q %q",
@@ -88,7 +101,7 @@ var scenarios = map[string]func(*amqp.Connection){
 			t, ok := d.Headers["t"].(amqp.Table)
 			check(ok && t["k"] == "v", "header t %#v", d.Headers["t"])
 			must(d.Ack(false))
-		case <-time.After(5 * time.Second):
+		case <-time.After(30 * time.Second):
 			panic("no delivery")
 		}
 		must(ch.Close())
@@ -108,7 +121,7 @@ var scenarios = map[string]func(*amqp.Connection){
 			select {
 			case c := <-confirms:
 				check(c.Ack && c.DeliveryTag == uint64(i), "confirm %d: %+v", i, c)
-			case <-time.After(5 * time.Second):
+			case <-time.After(30 * time.Second):
 				panic(fmt.Sprintf("confirm %d never came", i))
 			}
 		}
@@ -123,7 +136,7 @@ var scenarios = map[string]func(*amqp.Connection){
 		ch, err := conn.Channel()
 		must(err)
 		returns := ch.NotifyReturn(make(chan amqp.Return, 1))
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		must(ch.PublishWithContext(ctx, "amq.direct", uniq("nowhere"), true, false,
 			amqp.Publishing{Body: []byte("lost?")}))
@@ -132,7 +145,7 @@ var scenarios = map[string]func(*amqp.Connection){
 			check(r.ReplyCode == 312 && r.ReplyText == "NO_ROUTE", "return %d %s",
 				r.ReplyCode, r.ReplyText)
 			check(string(r.Body) == "lost?", "returned body %q", r.Body)
-		case <-time.After(5 * time.Second):
+		case <-time.After(30 * time.Second):
 			panic("no basic.return")
 		}
 		must(ch.Close())
@@ -170,17 +183,29 @@ var scenarios = map[string]func(*amqp.Connection){
 		must(ch.Qos(1, 0, false))
 		msgs, err := ch.Consume(q, "", false, false, false, false, nil)
 		must(err)
-		first := <-msgs
+		first := next(msgs, "the first delivery")
+		check(string(first.Body) == "0" && !first.Redelivered, "first %q redelivered=%v",
+			first.Body, first.Redelivered)
 		select {
 		case d := <-msgs:
 			panic(fmt.Sprintf("a second delivery %q despite prefetch 1", d.Body))
 		case <-time.After(300 * time.Millisecond):
 		}
 		must(first.Nack(false, true))
-		again := <-msgs
-		check(string(again.Body) == string(first.Body) && again.Redelivered,
+		// requeued to its old place: it comes back first, then the rest in order
+		again := next(msgs, "the requeued delivery")
+		check(string(again.Body) == "0" && again.Redelivered,
 			"requeued %q redelivered=%v", again.Body, again.Redelivered)
 		must(again.Ack(false))
+		for i := 1; i < 3; i++ {
+			d := next(msgs, fmt.Sprint("message ", i))
+			check(string(d.Body) == fmt.Sprint(i) && !d.Redelivered, "message %d: %q redelivered=%v",
+				i, d.Body, d.Redelivered)
+			must(d.Ack(false))
+		}
+		st, err := ch.QueueDeclarePassive(q, false, true, true, false, nil)
+		must(err)
+		check(st.Messages == 0, "queue still holds %d", st.Messages)
 		must(ch.Close())
 	},
 
@@ -192,7 +217,12 @@ var scenarios = map[string]func(*amqp.Connection){
 		_, err = ch.QueueDeclarePassive(uniq("missing"), false, false, false, false, nil)
 		var aerr *amqp.Error
 		check(errors.As(err, &aerr) && aerr.Code == 404, "error %v", err)
-		<-closed
+		select {
+		case e := <-closed:
+			check(e != nil && e.Code == 404 && e.Server, "channel close %v", e)
+		case <-time.After(30 * time.Second):
+			panic("channel not closed")
+		}
 		ch2, err := conn.Channel()
 		must(err)
 		declareTemp(ch2, nil)

@@ -12,8 +12,20 @@ const scenario = process.argv[3];
 const url = `amqp://guest:guest@127.0.0.1:${port}?heartbeat=10`;
 const uniq = (stem) => `amqplib-${stem}-${Math.random().toString(16).slice(2, 10)}`;
 
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Wait for cond() (polling); the bound is generous and only reached when
+// the broker misbehaves, so a busy machine does not fail the scenario.
+async function waitFor(cond, what, ms = 30000) {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
 // The next message from a consumer, or a rejection after ms.
-function nextMessage(ch, queue, opts, ms = 5000) {
+function nextMessage(ch, queue, opts, ms = 30000) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no message on ${queue}`)), ms);
     ch.consume(queue, (msg) => {
@@ -23,7 +35,7 @@ function nextMessage(ch, queue, opts, ms = 5000) {
   });
 }
 
-async function getWithin(ch, queue, ms = 5000, noAck = true) {
+async function getWithin(ch, queue, ms = 30000, noAck = true) {
   const deadline = Date.now() + ms;
   for (;;) {
     const m = await ch.get(queue, { noAck });
@@ -111,13 +123,18 @@ const scenarios = {
     await ch.prefetch(2);
     const got = [];
     await ch.consume(q, (m) => got.push(m), { noAck: false });
-    await new Promise((r) => setTimeout(r, 300));
+    // wait for what prefetch allows, then a little longer: a delivery
+    // beyond the limit would show up
+    await waitFor(() => got.length >= 2, 'the first 2 deliveries');
+    await sleep(200);
     assert.equal(got.length, 2);
     ch.ack(got[0]);
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor(() => got.length >= 3, 'a 3rd delivery after one ack');
+    await sleep(200);
     assert.equal(got.length, 3);
     ch.ackAll();
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor(() => got.length >= 5, 'the rest after ackAll');
+    await sleep(200);
     assert.equal(got.length, 5);
     assert.deepEqual(got.map((m) => m.content.toString()), ['0', '1', '2', '3', '4']);
     ch.ackAll();
@@ -134,7 +151,7 @@ const scenarios = {
     const q = (await ch.assertQueue('', { exclusive: true,
       arguments: { 'x-dead-letter-exchange': dlx } })).queue;
     ch.sendToQueue(q, Buffer.from('bad'));
-    const m = await getWithin(ch, q, 5000, false);
+    const m = await getWithin(ch, q, 30000, false);
     ch.nack(m, false, false);
     const dead = await getWithin(ch, dlq);
     assert.equal(dead.content.toString(), 'bad');
@@ -171,13 +188,19 @@ const scenarios = {
     const other = await conn.createChannel();
     const q = uniq('cancel');
     await ch.assertQueue(q, { exclusive: false, autoDelete: false });
-    const cancelled = new Promise((resolve) => {
-      ch.consume(q, (m) => { if (m === null) resolve(true); });
+    const got = [];
+    let cancelled = false;
+    // consume-ok is awaited: the consumer exists before the queue goes
+    const { consumerTag } = await ch.consume(q, (m) => {
+      if (m === null) cancelled = true; else got.push(m);
     });
-    await new Promise((r) => setTimeout(r, 100));
+    other.sendToQueue(q, Buffer.from('before'));
+    await waitFor(() => got.length === 1, 'a delivery before the delete');
+    assert.equal(got[0].content.toString(), 'before');
+    assert.equal(got[0].fields.consumerTag, consumerTag);
     await other.deleteQueue(q);
-    assert.equal(await Promise.race([cancelled,
-      new Promise((r) => setTimeout(() => r(false), 3000))]), true);
+    await waitFor(() => cancelled, 'basic.cancel from the server');
+    assert.equal(got.length, 1);
     await ch.close();
     await other.close();
   },
@@ -192,13 +215,14 @@ const scenarios = {
         { correlationId: m.properties.correlationId });
       server.ack(m);
     });
-    const reply = new Promise((resolve) => {
-      client.consume('amq.rabbitmq.reply-to', resolve, { noAck: true });
-    });
-    await new Promise((r) => setTimeout(r, 100));
+    let gotReply;
+    const reply = new Promise((resolve) => { gotReply = resolve; });
+    await client.consume('amq.rabbitmq.reply-to', (m) => gotReply(m), { noAck: true });
     client.sendToQueue(rpcq, Buffer.from('ping'),
       { replyTo: 'amq.rabbitmq.reply-to', correlationId: 'k1' });
-    const m = await reply;
+    const m = await Promise.race([reply, sleep(30000).then(() => {
+      throw new Error('no reply within 30 s');
+    })]);
     assert.equal(m.content.toString(), 're:ping');
     assert.equal(m.properties.correlationId, 'k1');
     await client.close();
