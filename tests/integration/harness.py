@@ -308,11 +308,17 @@ class Broker:
         except OSError:
             return ""
 
-    def wait_for_log(self, predicate, timeout=3.0):
-        """Wait until some line of warrend's log satisfies predicate(line)."""
+    def log_mark(self):
+        """A position in warrend's log: wait_for_log(since=mark) looks only
+        at what was written after it."""
+        return len(self.stderr())
+
+    def wait_for_log(self, predicate, timeout=30.0, since=0):
+        """Wait until some line of warrend's log (written after `since`, a
+        log_mark()) satisfies predicate(line); None if none does in time."""
         deadline = time.monotonic() + timeout
         while True:
-            for line in self.stderr().splitlines():
+            for line in self.stderr()[since:].splitlines():
                 if predicate(line):
                     return line
             if time.monotonic() > deadline:

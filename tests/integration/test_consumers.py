@@ -12,9 +12,9 @@ import pika
 import pika.exceptions
 
 from harness import (PikaTestCase, ACCESS_REFUSED, BASIC_CONSUME,
-    BASIC_CONSUME_OK, BASIC_DELIVER, BASIC_GET_EMPTY, CONNECTION_OPEN_OK,
-    CONNECTION_START, CONNECTION_TUNE, FRAME_METHOD, NOT_ALLOWED,
-    NOT_IMPLEMENTED, PRECONDITION_FAILED, RawClient, enc_bits, enc_short,
+    BASIC_CONSUME_OK, BASIC_DELIVER, BASIC_GET_EMPTY, CHANNEL_CLOSE,
+    CONNECTION_OPEN_OK, CONNECTION_START, CONNECTION_TUNE, FRAME_METHOD,
+    NOT_ALLOWED, NOT_FOUND, NOT_IMPLEMENTED, PRECONDITION_FAILED, RawClient, enc_bits, enc_short,
     enc_shortstr, enc_table, main, method_frame, raw_connect)
 
 BASIC_CANCEL = (60, 30)
@@ -34,7 +34,7 @@ def raw_consume(raw, ch, queue, tag="", no_local=False, no_ack=False, exclusive=
                           enc_table(arguments or {})))
 
 
-def raw_read_delivery(raw, ch, timeout=5.0):
+def raw_read_delivery(raw, ch, timeout=30.0):
     """Next basic.deliver on channel ch with its body: (deliver_frame, body)."""
     f = raw.read_frame_skip_heartbeats(timeout)
     if f.type != FRAME_METHOD or f.method != BASIC_DELIVER or f.channel != ch:
@@ -57,7 +57,7 @@ class ConsumerTestBase(PikaTestCase):
         super().tearDown()
 
     def raw(self):
-        r = raw_connect(self.broker)
+        r = raw_connect(self.broker, timeout=30)
         self.raws.append(r)
         return r
 
@@ -105,7 +105,7 @@ class ConsumerTagTest(ConsumerTestBase):
         tag = self.ch.basic_consume(q, self.collector(got, "c"), consumer_tag="my-tag-1")
         self.assertEqual(tag, "my-tag-1")
         self.publish(q, 2)
-        self.assertTrue(self.pump(5, until=lambda: len(got.get("c", [])) == 2))
+        self.assertTrue(self.pump(30, until=lambda: len(got.get("c", [])) == 2))
         self.assertEqual([m.consumer_tag for m, _, _ in got["c"]], ["my-tag-1"] * 2)
 
     def test_server_generated_tag(self):
@@ -164,7 +164,7 @@ class ConsumerTagTest(ConsumerTestBase):
         cch = self.conn.channel()
         cch.basic_consume(q, self.collector(got, "c"), auto_ack=True)
         self.publish(q, 5)
-        self.assertTrue(self.pump(5, until=lambda: len(got.get("c", [])) == 5))
+        self.assertTrue(self.pump(30, until=lambda: len(got.get("c", [])) == 5))
         self.assertEqual([b for _, _, b in got["c"]], [b"%d" % i for i in range(5)])
         self.assertEqual([m.delivery_tag for m, _, _ in got["c"]], [1, 2, 3, 4, 5])
         self.assertFalse(any(m.redelivered for m, _, _ in got["c"]))
@@ -224,11 +224,24 @@ class ExclusiveConsumerTest(ConsumerTestBase):
         got = {}
         ech = self.conn.channel()
         tag = ech.basic_consume(q, self.collector(got, "x"), exclusive=True)
+        # a competitor on another connection is refused, as RabbitMQ does
+        other = self.connect()
+        e = self.channel_error(ACCESS_REFUSED, other.channel().basic_consume, q,
+                               self.collector(got, "other"))
+        self.assertIn("exclusive use", e.reply_text)
+        self.assertEqual(self.ch.queue_declare(queue=q, passive=True).method.consumer_count, 1)
         self.publish(q, 10)
-        self.assertTrue(self.pump(5, until=lambda: len(got.get("x", [])) == 10))
+        self.assertTrue(self.pump(30, until=lambda: len(got.get("x", [])) == 10),
+                        "exclusive consumer got %r" % got)
+        self.pump(0.3)
+        self.assertEqual([b for _, _, b in got["x"]], [b"%d" % i for i in range(10)])
+        self.assertNotIn("other", got)
+        # after the cancel the competitor may consume
         ech.basic_cancel(tag)
-        ch = self.connect().channel()
-        ch.basic_consume(q, lambda *a: None)
+        other.channel().basic_consume(q, self.collector(got, "other"))
+        self.publish(q, 1, start=10)
+        self.assertTrue(self.pump(30, until=lambda: len(got.get("other", [])) == 1))
+        self.assertEqual(got["other"][0][2], b"10")
 
 
 class PriorityTest(ConsumerTestBase):
@@ -240,7 +253,7 @@ class PriorityTest(ConsumerTestBase):
         low.basic_consume(q, self.collector(got, "low"))
         high.basic_consume(q, self.collector(got, "high"), arguments={"x-priority": 10})
         self.publish(q, 20)
-        self.assertTrue(self.pump(5, until=lambda: len(got.get("high", [])) == 20))
+        self.assertTrue(self.pump(30, until=lambda: len(got.get("high", [])) == 20))
         self.pump(0.3)
         self.assertEqual([b for _, _, b in got["high"]], [b"%d" % i for i in range(20)])
         self.assertNotIn("low", got)
@@ -253,16 +266,16 @@ class PriorityTest(ConsumerTestBase):
         low.basic_consume(q, self.collector(got, "low"))
         high.basic_consume(q, self.collector(got, "high"), arguments={"x-priority": 10})
         self.publish(q, 20)
-        self.assertTrue(self.pump(5, until=lambda: len(got.get("low", [])) == 17))
+        self.assertTrue(self.pump(30, until=lambda: len(got.get("low", [])) == 17))
         self.pump(0.3)
         self.assertEqual([b for _, _, b in got["high"]], [b"0", b"1", b"2"])
         self.assertEqual([b for _, _, b in got["low"]], [b"%d" % i for i in range(3, 20)])
         # once the high-priority consumer has credit again it is preferred again
         high.basic_ack(got["high"][-1][0].delivery_tag, multiple=True)
-        high.queue_declare(queue=q, passive=True)   # flush the ack
-        time.sleep(0.2)
+        # flush the ack: same connection, so processed before the publishes
+        high.queue_declare(queue=q, passive=True)
         self.publish(q, 5, start=20)
-        self.assertTrue(self.pump(5, until=lambda: len(got["high"]) + len(got["low"]) == 25))
+        self.assertTrue(self.pump(30, until=lambda: len(got["high"]) + len(got["low"]) == 25))
         self.pump(0.3)
         self.assertEqual([b for _, _, b in got["high"][3:]], [b"20", b"21", b"22"])
         self.assertEqual([b for _, _, b in got["low"][17:]], [b"23", b"24"])
@@ -278,7 +291,7 @@ class PriorityTest(ConsumerTestBase):
         a.basic_consume(q, self.collector(got, "high2"), arguments={"x-priority": 10})
         b.basic_consume(q, self.collector(got, "negative"), arguments={"x-priority": -5})
         self.publish(q, 20)
-        self.assertTrue(self.pump(5, until=lambda: sum(map(len, got.values())) == 12))
+        self.assertTrue(self.pump(30, until=lambda: sum(map(len, got.values())) == 12))
         self.pump(0.3)
         bodies = {k: [int(x[2]) for x in v] for k, v in got.items()}
         self.assertEqual(bodies, {"high1": [0, 2, 4], "high2": [1, 3, 5],
@@ -295,7 +308,7 @@ class RoundRobinTest(ConsumerTestBase):
         a.basic_consume(q, self.collector(got, "a"))
         b.basic_consume(q, self.collector(got, "b"))
         self.publish(q, 20)
-        self.assertTrue(self.pump(5, until=lambda: sum(map(len, got.values())) == 20))
+        self.assertTrue(self.pump(30, until=lambda: sum(map(len, got.values())) == 20))
         seqs = sorted([int(x[2]) for x in v] for v in got.values())
         self.assertEqual(seqs, [list(range(0, 20, 2)), list(range(1, 20, 2))])
 
@@ -306,7 +319,7 @@ class RoundRobinTest(ConsumerTestBase):
         for n in ("x", "y", "z"):
             a.basic_consume(q, self.collector(got, n))
         self.publish(q, 21)
-        self.assertTrue(self.pump(5, until=lambda: sum(map(len, got.values())) == 21))
+        self.assertTrue(self.pump(30, until=lambda: sum(map(len, got.values())) == 21))
         seqs = sorted([int(x[2]) for x in v] for v in got.values())
         self.assertEqual(seqs, [list(range(k, 21, 3)) for k in range(3)])
 
@@ -318,7 +331,7 @@ class RoundRobinTest(ConsumerTestBase):
         a.basic_consume(q, self.collector(got, "a"))
         b.basic_consume(q, self.collector(got, "b"))
         self.publish(q, 10)
-        self.assertTrue(self.pump(5, until=lambda: sum(map(len, got.values())) == 10))
+        self.assertTrue(self.pump(30, until=lambda: sum(map(len, got.values())) == 10))
         self.assertEqual([int(x[2]) for x in got["a"]], [0])
         self.assertEqual([int(x[2]) for x in got["b"]], list(range(1, 10)))
 
@@ -332,7 +345,7 @@ class CancelTest(ConsumerTestBase):
         cch.basic_qos(prefetch_count=2)
         tag = cch.basic_consume(q, self.collector(got, "c"))
         self.publish(q, 5)
-        self.assertTrue(self.pump(5, until=lambda: len(got.get("c", [])) == 2))
+        self.assertTrue(self.pump(30, until=lambda: len(got.get("c", [])) == 2))
         cch.basic_cancel(tag)
         # still unacked, and ackable after the cancel
         ok = self.ch.queue_declare(queue=q, passive=True).method
@@ -362,7 +375,7 @@ class CancelTest(ConsumerTestBase):
         cch.basic_consume(q, lambda *a: None, consumer_tag="doomed-2")
         other = self.connect().channel()
         other.queue_delete(q)
-        self.assertTrue(self.pump(5, until=lambda: len(cancelled) == 2),
+        self.assertTrue(self.pump(30, until=lambda: len(cancelled) == 2),
                         "no basic.cancel after queue.delete: %r" % cancelled)
         self.assertEqual(sorted(m.consumer_tag for m in cancelled), ["doomed-1", "doomed-2"])
         self.assertTrue(cch.is_open)
@@ -383,7 +396,7 @@ class CancelTest(ConsumerTestBase):
     def test_no_cancel_notification_without_capability(self):
         # RabbitMQ sends basic.cancel only to clients announcing consumer_cancel_notify
         q = self.queue("delete-nocap")
-        raw = RawClient(self.broker.host, self.broker.port, timeout=5)
+        raw = RawClient(self.broker.host, self.broker.port, timeout=30)
         self.raws.append(raw)
         raw.send_protocol_header()
         raw.expect_method(CONNECTION_START, 0)
@@ -396,12 +409,19 @@ class CancelTest(ConsumerTestBase):
         raw.channel_open(1)
         raw_consume(raw, 1, q, tag="quiet")
         raw.expect_method(BASIC_CONSUME_OK, 1)
-        self.ch.queue_delete(q)
+        self.assertEqual(self.ch.queue_delete(q).method.message_count, 0)
         try:
             f = raw.read_frame_skip_heartbeats(0.7)
             self.fail("unexpected frame %r" % f)
         except OSError:
             pass   # timeout: nothing sent
+        # the consumer is gone all the same, and the next frame on the
+        # channel is the reply to our next request, not a late basic.cancel
+        raw_consume(raw, 1, q, tag="quiet")
+        f = raw.read_frame_skip_heartbeats()
+        self.assertEqual((f.type, f.channel, f.method), (FRAME_METHOD, 1, CHANNEL_CLOSE),
+                         "consume on the deleted queue: %r" % (f,))
+        self.assertEqual(f["reply_code"], NOT_FOUND)
 
 
 class BasicGetTest(ConsumerTestBase):
@@ -441,14 +461,14 @@ class BasicGetTest(ConsumerTestBase):
         self.assertEqual(m.delivery_tag, 1)
         got = {}
         self.ch.basic_consume(q, self.collector(got, "c"))
-        self.assertTrue(self.pump(5, until=lambda: len(got.get("c", [])) == 2))
+        self.assertTrue(self.pump(30, until=lambda: len(got.get("c", [])) == 2))
         self.assertEqual([x[0].delivery_tag for x in got["c"]], [2, 3])
 
 
 class PrefetchTest(ConsumerTestBase):
 
     def outstanding_after(self, got, expect_total, settle=0.5):
-        self.assertTrue(self.pump(5, until=lambda: sum(map(len, got.values())) >= expect_total),
+        self.assertTrue(self.pump(30, until=lambda: sum(map(len, got.values())) >= expect_total),
                         "expected %d deliveries, got %d"
                         % (expect_total, sum(map(len, got.values()))))
         self.pump(settle)   # and nothing more arrives

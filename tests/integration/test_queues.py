@@ -12,7 +12,7 @@ import pika.exceptions
 
 from harness import (ACCESS_REFUSED, NOT_FOUND, PRECONDITION_FAILED, RESOURCE_LOCKED,
                      BrokerTestCase, assert_broker_alive, main, raw_connect,
-                     wait_message_count)
+                     wait_message_count, wait_until)
 
 
 def uniq(stem):
@@ -71,7 +71,7 @@ class QueueTestBase(BrokerTestCase):
         ch.close()
         return ok
 
-    def wait_gone(self, q, timeout=5.0):
+    def wait_gone(self, q, timeout=30.0):
         deadline = time.monotonic() + timeout
         while self.exists(q) is not None:
             if time.monotonic() > deadline:
@@ -113,6 +113,9 @@ class DeclareTest(QueueTestBase):
         q = self.queue("passive-flags")
         ok = self.ch.queue_declare(queue=q, passive=True, durable=True, auto_delete=True,
                                    arguments={"x-message-ttl": 1}).method
+        self.assertEqual(ok.queue, q)
+        # ...and did not change the queue: the original flags still match
+        ok = self.ch.queue_declare(queue=q).method
         self.assertEqual(ok.queue, q)
 
     def test_declare_ok_counts(self):
@@ -263,7 +266,8 @@ class ExclusiveQueueTest(QueueTestBase):
                 ch = other.channel()
                 e = self.channel_error(RESOURCE_LOCKED, op, ch)
                 self.assertIn("RESOURCE_LOCKED", e.reply_text)
-        self.assertTrue(other.is_open, "405 must be a channel error")
+        # 405 is a channel error: the other connection still serves
+        other.channel().queue_declare(queue="", exclusive=True)
         # the queue is untouched
         ok = self.ch.queue_declare(queue=q, passive=True).method
         self.assertEqual((ok.message_count, ok.consumer_count), (0, 0))
@@ -342,10 +346,9 @@ class AutoDeleteTest(QueueTestBase):
         ch.queue_declare(queue=q, auto_delete=True)
         self.to_delete.append(q)
         ch.basic_publish(exchange="", routing_key=q, body=b"x")
-        m = None
-        deadline = time.monotonic() + 5
-        while m is None and time.monotonic() < deadline:
-            m, _, _ = ch.basic_get(q, auto_ack=True)   # basic.get is not a consumer
+        # basic.get is not a consumer
+        m = wait_until(lambda: ch.basic_get(q, auto_ack=True)[0],
+                       what="the message fetched with basic.get")
         self.assertIsNotNone(m)
         ch.close()
         c.close()
@@ -372,7 +375,7 @@ class AutoDeleteTest(QueueTestBase):
         cch = self.conn.channel()
         cch.basic_qos(prefetch_count=1)
         cch.basic_consume(q, lambda *a: None)
-        self.conn.process_data_events(time_limit=0.2)
+        self.assertEqual(self.exists(q).consumer_count, 1)
         cch.close()
         self.wait_gone(q)
 
@@ -473,19 +476,49 @@ class DeleteTest(QueueTestBase):
         self.assertIsNone(self.exists(q))
 
     def test_delete_cancels_consumers_and_drops_bindings(self):
+        # Consumers on another channel of this connection and on another
+        # connection (pika announces consumer_cancel_notify) each get
+        # basic.cancel for their tag when the queue is deleted.
         q = self.queue("delete-bound")
         self.ch.queue_bind(q, "amq.direct", routing_key=q)
-        self.publish(q, 1)
-        self.assertEqual(self.ch.queue_delete(q).method.message_count, 1)
-        # recreating the queue gives an empty, unbound queue
+        cancelled = {}
+        here = self.conn.channel()
+        there_conn = self.connect()
+        there = there_conn.channel()
+        for ch, tags in ((here, ("here-1", "here-2")), (there, ("there-1",))):
+            ch.add_on_cancel_callback(
+                lambda frame, ch=ch: cancelled.setdefault(ch.channel_number, []).append(
+                    frame.method.consumer_tag))
+            for tag in tags:
+                ch.basic_consume(q, lambda *a: None, consumer_tag=tag)
+        self.assertEqual(self.exists(q).consumer_count, 3)
+        self.assertEqual(self.ch.queue_delete(q).method.message_count, 0)
+
+        def all_cancelled():
+            for c in (self.conn, there_conn):
+                c.process_data_events(time_limit=0.02)
+            return sum(map(len, cancelled.values())) >= 3
+        self.assertTrue(wait_until(all_cancelled, timeout=30),
+                        "basic.cancel after queue.delete: %r" % cancelled)
+        self.assertEqual({k: sorted(v) for k, v in cancelled.items()},
+                         {here.channel_number: ["here-1", "here-2"],
+                          there.channel_number: ["there-1"]})
+        # the channels live on without those consumers
+        for ch in (here, there):
+            self.assertEqual(ch.consumer_tags, [])
+            ch.queue_declare(queue="", exclusive=True)
+        self.assertIsNone(self.exists(q))
+        # recreating the queue gives an empty, unbound queue: the publish
+        # through the old binding is dropped, the one after it arrives
         self.ch.queue_declare(queue=q)
         self.ch.basic_publish(exchange="amq.direct", routing_key=q, body=b"x")
         self.ch.basic_publish(exchange="", routing_key=q, body=b"y")
-        ok = wait_message_count(self.ch, q, 1)
-        time.sleep(0.2)
-        ok = self.ch.queue_declare(queue=q, passive=True).method
-        self.assertEqual(ok.message_count, 1, "old binding survived queue.delete")
-
+        got = []
+        wait_until(lambda: got.append(self.ch.basic_get(q, auto_ack=True)) or got[-1][0],
+                   what="the message published after the re-declare")
+        self.assertEqual(got[-1][2], b"y", "old binding survived queue.delete")
+        self.assertEqual(self.ch.queue_declare(queue=q, passive=True).method.message_count,
+                         0, "old binding survived queue.delete")
 
 if __name__ == "__main__":
     main()

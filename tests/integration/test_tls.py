@@ -4,13 +4,18 @@
 A throwaway CA, server and client certificate are made with the openssl
 command for each class. Covered: pika over TLS (server certificate checked
 against the CA and the 127.0.0.1 name), a 1 MiB message and a consumer over
-TLS, the plain listener alongside, TLS 1.1 refused, plain AMQP on the TLS
-port and TLS on the plain port refused without harm to the broker,
-amqp-tools (rabbitmq-c) with --ssl; verify_peer with fail_if_no_peer_cert
-(no certificate, or one from another CA: refused; the right one:
-accepted); configuration errors (missing key file, listener without
-certificate, verify_peer without a CA, a key that does not match the
-certificate) stop warrend with a message naming the key.
+TLS, the plain listener alongside; a ClientHello that really offers only
+TLS 1.1 (checked byte by byte, sent over a plain socket) answered with a
+fatal protocol_version alert, and the same for TLS 1.2 answered with a
+ServerHello; plain AMQP on the TLS port and TLS on the plain port closed
+by the broker and logged; a client refusing the server certificate logged
+and harmless; amqp-tools (rabbitmq-c) with --ssl; verify_peer with
+fail_if_no_peer_cert (no certificate, or one from another CA: refused and
+logged; the right one: accepted); configuration errors (missing key or
+certificate file, a certificate file that exists but is not PEM, listener
+without certificate, verify_peer without a CA, a key that does not match
+the certificate) stop warrend with a message naming the key, the file and
+the reason.
 """
 
 import os
@@ -19,13 +24,92 @@ import socket
 import ssl
 import subprocess
 import tempfile
-import time
+import warnings
 
 import pika
 import pika.exceptions
 
-from harness import (Broker, BrokerTestCase, HOST, assert_broker_alive,
-                     find_warrend, free_port, main, skip_if_external)
+from harness import (BrokerTestCase, HOST, assert_broker_alive,
+                     find_warrend, free_port, main, skip_if_external, wait_until)
+
+TLS_HANDSHAKE, TLS_ALERT = 0x16, 0x15
+ALERT_FATAL, ALERT_PROTOCOL_VERSION = 2, 70
+EXT_SUPPORTED_VERSIONS = 43
+
+
+def client_hello(version):
+    """(sslobj, incoming BIO, ClientHello bytes) of a client that offers
+    exactly `version` (SECLEVEL=0, so OpenSSL 3 really offers TLS 1.1).
+    The handshake runs over memory BIOs, so the test sees and sends the
+    very bytes the client produced."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ctx.maximum_version = version
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return obj, incoming, outgoing.read()
+
+
+def parse_client_hello(data):
+    """(legacy client_version, [versions in supported_versions or None])."""
+    if len(data) < 9 or data[0] != TLS_HANDSHAKE or data[5] != 1:
+        raise AssertionError("not a TLS ClientHello: %r" % data[:16])
+    body = data[9:]
+    version = int.from_bytes(body[0:2], "big")
+    i = 2 + 32
+    i += 1 + body[i]                                   # session id
+    i += 2 + int.from_bytes(body[i:i + 2], "big")      # cipher suites
+    i += 1 + body[i]                                   # compression methods
+    supported = None
+    if i < len(body):
+        end = i + 2 + int.from_bytes(body[i:i + 2], "big")
+        i += 2
+        while i + 4 <= end:
+            etype = int.from_bytes(body[i:i + 2], "big")
+            elen = int.from_bytes(body[i + 2:i + 4], "big")
+            ext = body[i + 4:i + 4 + elen]
+            if etype == EXT_SUPPORTED_VERSIONS:
+                supported = [int.from_bytes(ext[j:j + 2], "big")
+                             for j in range(1, 1 + ext[0], 2)]
+            i += 4 + elen
+    return version, supported
+
+
+def read_to_eof(sock, timeout=30.0):
+    """Everything the peer sends until it closes the connection (EOF or
+    reset).  Fails if it is still open after `timeout`."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+    except ConnectionError:
+        return data
+    except socket.timeout:
+        raise AssertionError("the broker kept the connection open for %.0f s "
+                             "(got %r)" % (timeout, data[:64]))
+
+
+def log_mark(broker):
+    return len(broker.stderr())
+
+
+def wait_log_since(broker, mark, predicate, what, timeout=30.0):
+    """A log line written after `mark` that satisfies predicate."""
+    return wait_until(lambda: next((l for l in broker.stderr()[mark:].splitlines()
+                                    if predicate(l)), None),
+                      timeout=timeout, what="a warrend log line " + what)
 
 
 def openssl(*args, cwd):
@@ -117,8 +201,11 @@ class TLSTest(TLSBase):
 
     def test_pika_round_trip_checks_server_certificate(self):
         # check_hostname is on: the certificate must name 127.0.0.1.
+        mark = log_mark(self.broker)
         self.assertEqual(self.round_trip(self.tls_params()), b"over tls")
-        self.assertIsNotNone(self.broker.wait_for_log(lambda l: "(TLS)" in l))
+        wait_log_since(self.broker, mark,
+                       lambda l: "accepted from" in l and l.endswith("(TLS)"),
+                       "showing a TLS connection was accepted")
 
     def test_large_message_and_consumer_over_tls(self):
         body = os.urandom(1 << 20)
@@ -129,45 +216,88 @@ class TLSTest(TLSBase):
         conn.channel().queue_declare("", exclusive=True)
         conn.close()
 
-    def test_wrong_ca_is_refused_by_the_client(self):
+    def test_client_rejecting_the_certificate_is_logged_and_harmless(self):
+        # The client refuses the server certificate (another CA) and sends
+        # an unknown_ca alert: the broker must log it and carry on.
         other = make_pki(self.pki_dir, prefix="other-")
-        with self.assertRaises((pika.exceptions.AMQPConnectionError,
-                                ssl.SSLError)):
+        mark = log_mark(self.broker)
+        with self.assertRaises(ssl.SSLCertVerificationError):
             pika.BlockingConnection(self.tls_params(self.context(
                 cert=False, cafile=other["ca.pem"])))
+        wait_log_since(self.broker, mark,
+                       lambda l: "TLS error" in l and "unknown ca" in l,
+                       "reporting the client's unknown_ca alert")
         assert_broker_alive(self.broker, self)
 
+    def exchange_hello(self, version):
+        """Send a ClientHello offering only `version` to the TLS port.
+        Returns (the ClientHello, the broker's first reply bytes, sock)."""
+        obj, incoming, hello = client_hello(version)
+        legacy, supported = parse_client_hello(hello)
+        if version == ssl.TLSVersion.TLSv1_1:
+            # it really offers TLS 1.1 and nothing newer
+            self.assertEqual(legacy, 0x0302, hello[:16].hex())
+            self.assertTrue(supported is None or max(supported) <= 0x0302, supported)
+        sock = socket.create_connection((HOST, self.tls_port), timeout=30)
+        sock.sendall(hello)
+        return obj, incoming, hello, sock
+
+    def test_tls_1_2_client_hello_gets_a_server_hello(self):
+        # The control for the TLS 1.1 test below: the same way of sending a
+        # ClientHello is answered with a ServerHello when the version is fine.
+        obj, incoming, _hello, sock = self.exchange_hello(ssl.TLSVersion.TLSv1_2)
+        with sock:
+            sock.settimeout(30)
+            data = sock.recv(65536)
+        self.assertGreaterEqual(len(data), 6, data)
+        self.assertEqual((data[0], data[5]), (TLS_HANDSHAKE, 2),
+                         "no ServerHello for TLS 1.2: %r" % data[:16])
+        self.assertEqual(data[1:3], b"\x03\x03")
+
     def test_tls_1_1_is_refused(self):
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        try:
-            ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_1
-        except (ValueError, ssl.SSLError) as e:
-            self.skipTest("this Python cannot offer TLS 1.1: %s" % e)
-        with socket.create_connection((HOST, self.tls_port), timeout=5) as s:
-            with self.assertRaises((ssl.SSLError, ConnectionError)):
-                ctx.wrap_socket(s).do_handshake()
+        mark = log_mark(self.broker)
+        obj, incoming, _hello, sock = self.exchange_hello(ssl.TLSVersion.TLSv1_1)
+        with sock:
+            data = read_to_eof(sock)
+        # a fatal protocol_version alert, then the broker closes
+        self.assertEqual(data[:1], bytes([TLS_ALERT]),
+                         "broker did not answer TLS 1.1 with an alert: %r" % data[:16])
+        self.assertEqual(data[5:7], bytes([ALERT_FATAL, ALERT_PROTOCOL_VERSION]),
+                         "alert is not a fatal protocol_version: %r" % data[:16])
+        # ...which the client's TLS stack reads as the server refusing
+        incoming.write(data)
+        incoming.write_eof()
+        with self.assertRaises(ssl.SSLError) as cm:
+            obj.do_handshake()
+        self.assertIn("PROTOCOL_VERSION", str(cm.exception))
+        wait_log_since(self.broker, mark,
+                       lambda l: "TLS error" in l and "unsupported protocol" in l,
+                       "about the refused TLS version")
         assert_broker_alive(self.broker, self)
 
     def test_plain_amqp_on_tls_port_is_dropped(self):
-        with socket.create_connection((HOST, self.tls_port), timeout=5) as s:
+        mark = log_mark(self.broker)
+        with socket.create_connection((HOST, self.tls_port), timeout=30) as s:
             s.sendall(b"AMQP\x00\x00\x09\x01")
-            s.settimeout(5)
-            try:
-                data = s.recv(4096)
-            except ConnectionError:
-                data = b""
-            # Whatever comes back (a TLS alert, or nothing) is not AMQP.
-            self.assertFalse(data.startswith(b"AMQP") or b"\x01\x00\x00" in data[:3])
-        self.assertIsNotNone(self.broker.wait_for_log(lambda l: "TLS error" in l))
+            data = read_to_eof(s)
+        # nothing but (perhaps) a TLS alert before the broker closes
+        self.assertTrue(data == b"" or data[0] == TLS_ALERT,
+                        "broker answered plain AMQP on its TLS port with %r" % data[:16])
+        wait_log_since(self.broker, mark, lambda l: "TLS error" in l,
+                       "about the non-TLS bytes")
         assert_broker_alive(self.broker, self)
 
     def test_tls_on_plain_port_fails_cleanly(self):
-        ctx = self.context(cert=False)
-        with socket.create_connection((HOST, self.broker.port), timeout=5) as s:
-            with self.assertRaises((ssl.SSLError, ConnectionError, socket.timeout)):
-                ctx.wrap_socket(s, server_hostname=HOST).do_handshake()
+        # A ClientHello is a bad protocol header: the broker answers with
+        # its protocol header (RabbitMQ's way) or nothing, and closes.
+        mark = log_mark(self.broker)
+        _obj, _incoming, hello = client_hello(ssl.TLSVersion.TLSv1_2)
+        with socket.create_connection((HOST, self.broker.port), timeout=30) as s:
+            s.sendall(hello)
+            data = read_to_eof(s)
+        self.assertIn(data, (b"", b"AMQP\x00\x00\x09\x01"))
+        wait_log_since(self.broker, mark, lambda l: "bad protocol header" in l,
+                       "about the bad protocol header")
         assert_broker_alive(self.broker, self)
 
     def test_amqp_tools_over_tls(self):
@@ -183,12 +313,16 @@ class TLSTest(TLSBase):
             self.broker.user, self.broker.password, self.tls_port),
             "--ssl", "--cacert", self.pki["ca.pem"]]
         subprocess.run(["amqp-publish", *common, "-r", q, "-b", "via rabbitmq-c"],
-                       check=True, timeout=10, capture_output=True)
-        out = subprocess.run(["amqp-get", *common, "-q", q], check=True,
-                             timeout=10, capture_output=True).stdout
-        self.assertEqual(out, b"via rabbitmq-c")
-        ch.queue_delete(q)
-        conn.close()
+                       check=True, timeout=30, capture_output=True)
+        try:
+            out = subprocess.run(["amqp-get", *common, "-q", q], check=True,
+                                 timeout=30, capture_output=True).stdout
+            self.assertEqual(out, b"via rabbitmq-c")
+            # amqp-get acked it over TLS: the queue is empty now
+            self.assertEqual(ch.queue_declare(q, passive=True).method.message_count, 0)
+        finally:
+            ch.queue_delete(q)
+            conn.close()
 
 
 @skip_if_external("needs a TLS listener configured by the test")
@@ -199,20 +333,26 @@ class TLSPeerVerificationTest(TLSBase):
         self.assertEqual(self.round_trip(self.tls_params()), b"over tls")
 
     def test_no_client_certificate_refused(self):
+        mark = log_mark(self.broker)
         with self.assertRaises((pika.exceptions.AMQPConnectionError,
                                 ssl.SSLError, ConnectionError)):
             self.round_trip(self.tls_params(self.context(cert=False)))
-        self.assertIsNotNone(self.broker.wait_for_log(
-            lambda l: "TLS error" in l and "certificate" in l))
+        wait_log_since(self.broker, mark,
+                       lambda l: "TLS error" in l and "certificate" in l,
+                       "about the missing client certificate")
         assert_broker_alive(self.broker, self)
 
     def test_certificate_from_another_ca_refused(self):
         other = make_pki(self.pki_dir, prefix="rogue-")
         ctx = self.context(cert=False)
         ctx.load_cert_chain(other["client.pem"], other["client.key"])
+        mark = log_mark(self.broker)
         with self.assertRaises((pika.exceptions.AMQPConnectionError,
                                 ssl.SSLError, ConnectionError)):
             self.round_trip(self.tls_params(ctx))
+        wait_log_since(self.broker, mark,
+                       lambda l: "TLS error" in l and "certificate" in l,
+                       "about the untrusted client certificate")
         assert_broker_alive(self.broker, self)
 
 
@@ -266,11 +406,14 @@ class TLSConfigErrorTest(BrokerTestCase):
         _conf, err = self.start(["ssl_options.certfile = " + self.pki["server.pem"],
                                  "ssl_options.keyfile = " + missing])
         self.assertIn("ssl_options.keyfile %s:" % missing, err)
+        self.assertIn("No such file", err)
 
     def test_key_not_matching_certificate(self):
         _conf, err = self.start(["ssl_options.certfile = " + self.pki["server.pem"],
                                  "ssl_options.keyfile = " + self.other_key])
+        # a real key, just not the certificate's: the reason is the mismatch
         self.assertIn("ssl_options.keyfile %s:" % self.other_key, err)
+        self.assertIn("mismatch", err)
 
     def test_check_only_loads_the_certificates(self):
         # warrend -n checks what a real start would load, not just syntax.
@@ -291,10 +434,26 @@ class TLSConfigErrorTest(BrokerTestCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertIn("configuration OK", p.stdout)
 
-    def test_certificate_file_is_not_pem(self):
-        _conf, err = self.start(["ssl_options.certfile = " + self.pki["server.key"] + ".csr-nope",
+    def test_missing_certificate_file(self):
+        missing = os.path.join(self.dir, "nope.pem")
+        _conf, err = self.start(["ssl_options.certfile = " + missing,
                                  "ssl_options.keyfile = " + self.pki["server.key"]])
-        self.assertIn("ssl_options.certfile", err)
+        self.assertIn("ssl_options.certfile %s:" % missing, err)
+        self.assertIn("No such file", err)
+
+    def test_certificate_file_is_not_pem(self):
+        # A file that exists and holds the right certificate, but in DER.
+        der = os.path.join(self.dir, "server.der")
+        openssl("x509", "-in", self.pki["server.pem"], "-outform", "DER",
+                "-out", der, cwd=self.dir)
+        self.assertTrue(os.path.getsize(der) > 0)
+        _conf, err = self.start(["ssl_options.certfile = " + der,
+                                 "ssl_options.keyfile = " + self.pki["server.key"]])
+        line = next((l for l in err.splitlines()
+                     if "ssl_options.certfile %s:" % der in l), None)
+        self.assertIsNotNone(line, "no error naming ssl_options.certfile %s:\n%s" % (der, err))
+        self.assertIn("PEM", line)                  # why: it is not PEM...
+        self.assertNotIn("No such file", line)      # ...not that it is missing
 
 
 if __name__ == "__main__":
