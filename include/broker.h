@@ -32,7 +32,6 @@ struct broker {
 	struct event *tick;		/* memory alarm, consumer timeouts */
 	uint64_t memory_limit;		/* message bytes that raise the alarm */
 	bool memory_alarm;		/* publishers are blocked */
-	uint64_t trim_peak;		/* most message bytes since last trim */
 };
 
 /* Set up the loop and listener; false (with a log line) on failure. */

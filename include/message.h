@@ -63,8 +63,10 @@ static inline bool msg_complete(const struct message *m)
 	return m->body_len == m->body_size;
 }
 
-/* Bytes held by all live messages. */
+/* Bytes held by all live messages, and their most since the last reset. */
 uint64_t msg_live_bytes(void);
+uint64_t msg_live_bytes_peak(void);
+void msg_live_bytes_peak_reset(void);
 
 struct message *msg_ref(struct message *m);
 void msg_unref(struct message *m);

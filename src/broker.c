@@ -89,23 +89,22 @@ void broker_check_memory(struct broker *b)
 /*
  * After a backlog drains, glibc keeps the freed memory (our resident size
  * stays at the peak).  Hand it back once message memory has fallen by at
- * least half and by TRIM_MIN_DROP since the last trim: rarely, so the
+ * least half and by TRIM_MIN_DROP from its peak since the last trim (the
+ * peak is tracked exactly, not sampled on the tick): rarely, so the
  * cost of walking the heap does not matter.
  */
 #define TRIM_MIN_DROP (32u << 20)
 
-static void return_freed_memory(struct broker *b)
+static void return_freed_memory(void)
 {
-	uint64_t used = msg_live_bytes();
+	uint64_t used = msg_live_bytes(), peak = msg_live_bytes_peak();
 
-	if (used > b->trim_peak)
-		b->trim_peak = used;
-	if (b->trim_peak - used < TRIM_MIN_DROP || used > b->trim_peak / 2)
+	if (peak - used < TRIM_MIN_DROP || used > peak / 2)
 		return;
 #ifdef __GLIBC__
 	malloc_trim(0);
 #endif
-	b->trim_peak = used;
+	msg_live_bytes_peak_reset();
 }
 
 /*
@@ -119,7 +118,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	struct conn *c;
 
 	broker_check_memory(b);
-	return_freed_memory(b);
+	return_freed_memory();
 
 	TAILQ_FOREACH(c, &b->conns, link) {
 		if (c->state != CONN_RUNNING)

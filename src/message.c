@@ -10,12 +10,34 @@
 #include "log.h"
 #include "message.h"
 
-/* Bytes held by live messages (headers, bodies), for the memory alarm. */
+/*
+ * Bytes held by live messages (headers, bodies), for the memory alarm, and
+ * their high-water mark since the last reset: a backlog that builds and
+ * drains between two of the broker's ticks must still count as a peak.
+ */
 static uint64_t live_bytes;
+static uint64_t live_peak;
+
+static void live_add(uint64_t n)
+{
+	live_bytes += n;
+	if (live_bytes > live_peak)
+		live_peak = live_bytes;
+}
 
 uint64_t msg_live_bytes(void)
 {
 	return live_bytes;
+}
+
+uint64_t msg_live_bytes_peak(void)
+{
+	return live_peak;
+}
+
+void msg_live_bytes_peak_reset(void)
+{
+	live_peak = live_bytes;
 }
 
 struct message *msg_new(struct bytes exchange, struct bytes routing_key,
@@ -29,7 +51,7 @@ struct message *msg_new(struct bytes exchange, struct bytes routing_key,
 	memset(m, 0, sizeof(*m));
 	m->refs = 1;
 	m->alloc_size = size;
-	live_bytes += size;
+	live_add(size);
 	if (exchange.len)
 		memcpy(p, exchange.ptr, exchange.len);
 	m->exchange = (struct bytes){ p, exchange.len };
@@ -93,7 +115,7 @@ void msg_append_body(struct message *m, const uint8_t *p, uint32_t n)
 		if (cap > m->body_size)
 			cap = m->body_size;
 		m->body = xrealloc(m->body, cap);
-		live_bytes += cap - m->body_cap;
+		live_add(cap - m->body_cap);
 		m->body_cap = cap;
 	}
 	memcpy(m->body + m->body_len, p, n);
