@@ -31,8 +31,12 @@ import time
 import pika
 import pika.exceptions
 
-from harness import (PikaTestCase, BASIC_GET_EMPTY, BASIC_GET_OK, T, main,
-    assert_broker_alive, raw_connect, skip_if_external, wait_message_count)
+from harness import (PikaTestCase, BASIC_GET_EMPTY, BASIC_GET_OK, T,
+    TEST_TIMEOUT, main, assert_broker_alive, raw_connect, skip_if_external,
+    wait_message_count, wait_until)
+
+# Bound for waiting on something that must happen (only reached on failure).
+WAIT = 30.0
 
 
 def uniq(stem):
@@ -84,11 +88,11 @@ class DLBase(PikaTestCase):
     @property
     def raw(self):
         if self._raw is None:
-            self._raw = raw_connect(self.broker)
+            self._raw = raw_connect(self.broker, timeout=WAIT)
             self._raw.channel_open(1)
         return self._raw
 
-    def raw_get(self, q, timeout=5.0):
+    def raw_get(self, q, timeout=WAIT):
         """basic.get (no-ack) through the raw client, polling until a message
         arrives: (get-ok frame, properties with typed tables, body)."""
         deadline = time.monotonic() + timeout
@@ -103,7 +107,7 @@ class DLBase(PikaTestCase):
                 self.fail("no message arrived in %s within %.1f s" % (q, timeout))
             time.sleep(0.02)
 
-    def get(self, q, timeout=5.0, ch=None):
+    def get(self, q, timeout=WAIT, ch=None):
         """pika basic.get without ack, polling: (method, props, body)."""
         ch = ch or self.ch
         deadline = time.monotonic() + timeout
@@ -116,10 +120,26 @@ class DLBase(PikaTestCase):
             time.sleep(0.02)
 
     def assert_stays_empty(self, q, seconds=0.3):
+        """An extra look for a message arriving late (a broker that keeps
+        re-dead-lettering); never the judge of whether things settled."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             self.assertEqual(self.count(q), 0, "queue %s got a message" % q)
             time.sleep(0.05)
+
+    def assert_nothing_dead_lettered_to(self, q):
+        """Nothing was routed to q by what this connection did so far: a
+        marker published to q now is the first and only message there.
+        (Dead-lettering happens as the broker handles the reject, nack,
+        close or delete that causes it, so anything it routed to q is ahead
+        of a marker sent after that.)"""
+        self.assertEqual(self.count(q), 0, "queue %s got a message" % q)
+        marker = b"marker-" + os.urandom(4).hex().encode()
+        self.publish_confirmed(q, marker)
+        m, _p, body = self.get(q)
+        self.ch.basic_ack(m.delivery_tag)
+        self.assertEqual(body, marker, "queue %s got a message" % q)
+        self.assertEqual(self.count(q), 0, "queue %s got a message" % q)
 
     def check_entry(self, entry, queue, reason, count, exchange, routing_keys,
                     original_expiration=None, t_min=None):
@@ -208,7 +228,7 @@ class DeadLetterTest(DLBase):
         self.ch.basic_reject(m1.delivery_tag, requeue=True)
         self.ch.basic_nack(m2.delivery_tag, requeue=True)
         self.assertEqual(wait_message_count(self.ch, q, 2).message_count, 2)
-        self.assert_stays_empty(dlq)
+        self.assert_nothing_dead_lettered_to(dlq)
 
     def test_expired_per_message_x_death(self):
         dlx, dlq = self.dlq()
@@ -317,7 +337,7 @@ class DeadLetterTest(DLBase):
         self.assertNotIn("CC", h, "CC is removed when x-dead-letter-routing-key is set")
         self.check_entry(h["x-death"].value[0], q, "rejected", 1, "amq.direct",
                          ["k1", "k2"])
-        self.assert_stays_empty(other)
+        self.assert_nothing_dead_lettered_to(other)
 
     def test_dlx_default_exchange_with_routing_key(self):
         target = self.queue("target")
@@ -337,14 +357,15 @@ class DeadLetterTest(DLBase):
                              "x-dead-letter-routing-key": a_name}, name=b_name)
         self.ch.basic_publish("", a, b"m", pika.BasicProperties(expiration="60000"))
         m, _, _ = self.get(a)
-        t_first = time.time()
         self.ch.basic_reject(m.delivery_tag, requeue=False)        # a/rejected 1
-        # let the next death fall into a later second than the first one
-        time.sleep(max(0.0, 1.1 - (time.time() - t_first)))
         m, p, _ = self.get(b)
         self.assertEqual([(d["queue"], d["reason"], d["count"]) for d in p.headers["x-death"]],
                          [(a, "rejected", 1)])
         self.assertIsNone(p.expiration)
+        # The first death is stamped (whole seconds) no later than now: let
+        # the next one fall into a later second.
+        seen_at = time.time()
+        time.sleep(int(seen_at) + 1.05 - seen_at)
         self.ch.basic_reject(m.delivery_tag, requeue=False)        # b/rejected 1
         m, p, _ = self.get(a)
         self.assertEqual([(d["queue"], d["reason"], d["count"]) for d in p.headers["x-death"]],
@@ -366,7 +387,7 @@ class DeadLetterTest(DLBase):
         q = self.queue("selfcycle", {"x-message-ttl": 50, "x-dead-letter-exchange": "",
                                      "x-dead-letter-routing-key": name}, name=name)
         self.publish_confirmed(q, b"loop")
-        self.assertEqual(wait_message_count(self.ch, q, 0).message_count, 0)
+        self.assertEqual(wait_message_count(self.ch, q, 0, timeout=WAIT).message_count, 0)
         self.assert_stays_empty(q, 0.5)
 
     def test_two_queue_expiry_cycle_is_dropped(self):
@@ -376,9 +397,8 @@ class DeadLetterTest(DLBase):
         b = self.queue("cb", {"x-message-ttl": 50, "x-dead-letter-exchange": "",
                               "x-dead-letter-routing-key": a_name}, name=b_name)
         self.publish_confirmed(a, b"loop")
-        deadline = time.monotonic() + 3
-        while (self.count(a), self.count(b)) != (0, 0) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: (self.count(a), self.count(b)) == (0, 0), timeout=WAIT,
+                   what="the cycling message dropped")
         for _ in range(10):
             self.assertEqual((self.count(a), self.count(b)), (0, 0))
             time.sleep(0.05)
@@ -424,13 +444,19 @@ class DeadLetterTest(DLBase):
         q1 = self.queue("nodlx", {"x-dead-letter-exchange": uniq("no-such-exchange")})
         x = self.exchange("empty-dlx", "direct")
         q2 = self.queue("unroutable", {"x-dead-letter-exchange": x})
+        ch2 = self.conn.channel()
         for q in (q1, q2):
             self.ch.basic_publish("", q, b"gone")
-            m, _, _ = self.get(q)
-            self.ch.basic_reject(m.delivery_tag, requeue=False)
+            m, _, _ = self.get(q, ch=ch2)
+            ch2.basic_reject(m.delivery_tag, requeue=False)
+        # the channel is still open (a round trip on it; it raises if the
+        # broker closed it) and closing it gives nothing back: the messages
+        # were dropped, not kept unacked
+        ch2.queue_declare(q1, passive=True)
+        ch2.close()
         self.assertEqual(wait_message_count(self.ch, q1, 0).message_count, 0)
         self.assertEqual(wait_message_count(self.ch, q2, 0).message_count, 0)
-        self.assertTrue(self.ch.is_open)
+        self.assertEqual(self.ch.queue_declare(q1, passive=True).method.consumer_count, 0)
 
     def test_purge_and_delete_do_not_dead_letter(self):
         dlx, dlq = self.dlq()
@@ -442,7 +468,7 @@ class DeadLetterTest(DLBase):
         self.ch.basic_publish("", q, b"d")
         wait_message_count(self.ch, q, 1)
         self.ch.queue_delete(q)
-        self.assert_stays_empty(dlq)
+        self.assert_nothing_dead_lettered_to(dlq)
 
     def test_channel_close_requeues_not_dead_letters(self):
         dlx, dlq = self.dlq()
@@ -452,7 +478,7 @@ class DeadLetterTest(DLBase):
         self.get(q, ch=ch2)
         ch2.close()
         self.assertEqual(wait_message_count(self.ch, q, 1).message_count, 1)
-        self.assert_stays_empty(dlq)
+        self.assert_nothing_dead_lettered_to(dlq)
 
 
 @skip_if_external("RabbitMQ has no cascade bound: it makes every copy")
@@ -474,20 +500,17 @@ class CascadeBoundTest(DLBase):
         for q in qs + [sink]:
             self.ch.queue_bind(q, x)
         self.publish_confirmed(qs[0], b"storm")
-        # Every copy passes through the sink once; wait for it to settle.
-        last, deadline = -1, time.monotonic() + 20
-        while time.monotonic() < deadline:
-            n = self.count(sink)
-            if n == last and n > 0:
-                break
-            last = n
-            time.sleep(0.3)
+        # Every copy passes through the sink once.  The cascade is over when
+        # the broker has said it hit the bound and no copy is left in a TTL-0
+        # queue (only those make more copies): then the sink's count is final.
+        self.assertIsNotNone(self.broker.wait_for_log(
+            lambda line: "dead-letter cascade too deep or wide" in line, timeout=WAIT),
+            "no warning about the cascade's bound")
+        wait_until(lambda: all(self.count(q) == 0 for q in qs), timeout=WAIT,
+                   what="the TTL-0 queues empty")
+        n = self.count(sink)
         self.assertGreater(n, 1000, "the cascade should run until the bound")
         self.assertLessEqual(n, self.BOUND)
-        self.assertIsNotNone(self.broker.wait_for_log(
-            lambda line: "dead-letter cascade too deep or wide" in line))
-        for q in qs:
-            self.assertEqual(self.count(q), 0)
         assert_broker_alive(self.broker, self)
 
 
@@ -496,6 +519,7 @@ class RetryPatternTest(DLBase):
     N = 100
 
     def test_retry_with_delay_100_messages(self):
+        self.t0 = time.monotonic()
         work_x = self.exchange("work-x", "direct")
         retry_x = self.exchange("retry-x", "fanout")
         work_q = self.queue("work-q", {"x-dead-letter-exchange": retry_x})
@@ -548,13 +572,15 @@ class RetryPatternTest(DLBase):
 
         cons.basic_consume(work_q, on_msg)
         conn = cons.connection
-        deadline = time.monotonic() + 30
+        deadline = self.t0 + max(WAIT, TEST_TIMEOUT - 10)
         while len(acked) < self.N and time.monotonic() < deadline:
             conn.process_data_events(time_limit=0.05)
-        # nothing more may arrive
+        # an extra look for anything more (a copy too many) arriving late
         end = time.monotonic() + 0.5
         while time.monotonic() < end:
             conn.process_data_events(time_limit=0.05)
+        # nothing is left unacked either: closing the channel would put it back
+        cons.close()
         self.assertEqual(problems[:5], [])
         self.assertEqual(len(acked), self.N, "acked %d of %d" % (len(acked), self.N))
         self.assertEqual(sorted(seen), sorted("id-%d" % i for i in range(self.N)))

@@ -13,9 +13,18 @@ import time
 import pika
 
 from harness import (BASIC_CONSUME, BASIC_CONSUME_OK, BASIC_DELIVER, FRAME_METHOD,
-                     BrokerTestCase, assert_broker_alive, enc_bits, enc_short,
-                     enc_shortstr, enc_table, main, method_frame, raw_connect,
-                     wait_message_count)
+                     TEST_TIMEOUT, BrokerTestCase, assert_broker_alive, enc_bits,
+                     enc_short, enc_shortstr, enc_table, main, method_frame,
+                     raw_connect, wait_message_count)
+
+# Bound for waiting on something that must happen (only reached on failure).
+WAIT = 30.0
+
+
+def test_deadline():
+    """A deadline for a whole test: as late as the per-test limit allows,
+    keeping a few seconds to report and clean up."""
+    return time.monotonic() + max(WAIT, TEST_TIMEOUT - 8)
 
 
 def raw_consume(raw, ch, queue, tag=""):
@@ -24,13 +33,23 @@ def raw_consume(raw, ch, queue, tag=""):
                           enc_table({})))
 
 
-def raw_read_delivery(raw, ch, timeout=5.0):
+def raw_read_delivery(raw, ch, timeout=WAIT):
     """Next basic.deliver on channel ch with its body: (deliver_frame, body)."""
     f = raw.read_frame_skip_heartbeats(timeout)
     if f.type != FRAME_METHOD or f.method != BASIC_DELIVER or f.channel != ch:
         raise AssertionError("expected basic.deliver on channel %d, got %r" % (ch, f))
     _, body, _ = raw.read_content(ch, timeout)
     return f, body
+
+
+def wait_until_consumers(ch, queue, n, timeout=WAIT):
+    """Poll a passive queue.declare until consumer_count == n."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ok = ch.queue_declare(queue=queue, passive=True).method
+        if ok.consumer_count == n or time.monotonic() > deadline:
+            return ok
+        time.sleep(0.02)
 
 
 def uniq(stem):
@@ -147,7 +166,7 @@ class LoadTest(BrokerTestCase):
         for c in cs:
             c.start()
         for c in cs:
-            self.assertTrue(c.ready.wait(10), "consumer did not start")
+            self.assertTrue(c.ready.wait(WAIT), "consumer did not start")
             self.assertIsNone(c.error, "consumer failed: %r" % (c.error,))
         return cs
 
@@ -168,6 +187,15 @@ class LoadTest(BrokerTestCase):
                 self.fail("consumer failed: %r" % (errs[0],))
             time.sleep(0.05)
 
+    def stop_consumers(self, cs):
+        """Stop the consumers: each closes its channel (the broker requeues
+        whatever it still had unacked) and its connection."""
+        self.stop.set()
+        for c in cs:
+            c.join(WAIT)
+            self.assertFalse(c.is_alive(), "%s did not stop" % c.name)
+            self.assertIsNone(c.error, "%s failed: %r" % (c.name, c.error))
+
     def check_per_producer_order(self, cs, ignore=()):
         """Each consumer sees every producer's messages in publish order."""
         for c in cs:
@@ -184,7 +212,7 @@ class LoadTest(BrokerTestCase):
         total, nprod = 100000, 4
         q = self.queue("100k")
         start = time.monotonic()
-        deadline = start + 50
+        deadline = test_deadline()
         cs = self.consumers(q, 4, 50, deadline)
         ps = self.producers(q, nprod, total // nprod, deadline)
         for p in ps:
@@ -193,11 +221,10 @@ class LoadTest(BrokerTestCase):
             self.assertIsNone(p.error, "producer failed: %r" % (p.error,))
         self.assertEqual(sum(p.sent for p in ps), total)
         self.wait_total(cs, total, deadline)
-        time.sleep(0.3)   # anything extra would show up now
-        self.stop.set()
-        for c in cs:
-            c.join(5)
-            self.assertIsNone(c.error, "%s failed: %r" % (c.name, c.error))
+        # Anything extra (a duplicate) is now either received, or ready or
+        # unacked in the queue: the consumers' channel.close puts the
+        # unacked back, where the count below sees it.
+        self.stop_consumers(cs)
         got = [b for c in cs for b, _ in c.received]
         self.assertEqual(len(got), total, "received %d of %d (per consumer %r) in %.1f s"
                          % (len(got), total, [len(c.received) for c in cs],
@@ -234,22 +261,28 @@ class LoadTest(BrokerTestCase):
         held = [raw_read_delivery(raw, 1)[1] for _ in range(10)]
         self.assertEqual(held, [b"d-%02d" % i for i in range(10)])
 
-        deadline = time.monotonic() + 30
+        deadline = test_deadline()
         (c,) = self.consumers(q, 1, 50, deadline)
         self.wait_total([c], 20, deadline)
         self.assertEqual(c.received, [(b"d-%02d" % i, False) for i in range(10, 30)])
+        ok = self.ch.queue_declare(queue=q, passive=True).method
+        self.assertEqual((ok.message_count, ok.consumer_count), (0, 2))
         self.kill_raw_consumer(raw)
         self.wait_total([c], 30, deadline)
-        time.sleep(0.3)
         self.assertEqual(sorted(c.received[20:]), [(b, True) for b in held])
+        # the dropped consumer is gone and nothing is left (the remaining
+        # consumer's channel.close would put back anything it had unacked)
+        ok = wait_until_consumers(self.ch, q, 1)
+        self.assertEqual((ok.message_count, ok.consumer_count), (0, 1))
+        self.stop_consumers([c])
         self.assertEqual(len(c.received), 30)
         ok = self.ch.queue_declare(queue=q, passive=True).method
-        self.assertEqual((ok.message_count, ok.consumer_count), (0, 1))
+        self.assertEqual((ok.message_count, ok.consumer_count), (0, 0))
 
     def test_consumer_dropped_under_load(self):
         total, nprod = 20000, 4
         q = self.queue("drop-load")
-        deadline = time.monotonic() + 45
+        deadline = test_deadline()
         cs = self.consumers(q, 3, 50, deadline)
         # a fourth consumer that never acks and dies holding its prefetch
         raw = raw_connect(self.broker)
@@ -274,11 +307,7 @@ class LoadTest(BrokerTestCase):
             self.assertIsNone(p.error, "producer failed: %r" % (p.error,))
             self.assertFalse(p.is_alive())
         self.wait_total(cs, total, deadline)
-        time.sleep(0.3)
-        self.stop.set()
-        for c in cs:
-            c.join(5)
-            self.assertIsNone(c.error, "%s failed: %r" % (c.name, c.error))
+        self.stop_consumers(cs)
         got = [b for c in cs for b, _ in c.received]
         self.assertEqual(len(got), total, "received %d of %d" % (len(got), total))
         self.assertEqual(len(set(got)), total, "duplicate deliveries")

@@ -12,7 +12,10 @@ from harness import (BASIC_ACK, BASIC_DELIVER, BASIC_GET_OK, CHANNEL_CLOSE,
                      CONFIRM_SELECT, BrokerTestCase, assert_broker_alive,
                      enc_bits, enc_longlong, enc_short, enc_shortstr, main,
                      method_frame, raw_connect, skip_if_external,
-                     skip_if_sanitized, wait_message_count)
+                     skip_if_sanitized, wait_message_count, wait_until)
+
+# Bound for waiting on something that must happen (only reached on failure).
+WAIT = 30.0
 
 
 def message_count(broker, queue):
@@ -43,10 +46,14 @@ class RegressionTest(BrokerTestCase):
         ch.basic_consume("reg-b1", lambda ch_, m, p, body: got.append(body),
                          auto_ack=True)
         ch.basic_reject(tags[0], requeue=False)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + WAIT
         while not got and time.monotonic() < deadline:
             c.process_data_events(0.1)
         self.assertEqual(got, [b"x0"])
+        # the other 63 are still held, unacked, by this channel: closing it
+        # gives them back
+        ch.close()
+        self.assertEqual(wait_message_count(c.channel(), "reg-a1", 63).message_count, 63)
         c.close()
 
     def test_recover_overflow_dead_letters_to_own_consumer(self):
@@ -66,7 +73,7 @@ class RegressionTest(BrokerTestCase):
         ch.basic_consume("reg-b2", lambda ch_, m, p, body: got.append(body),
                          auto_ack=True)
         ch.basic_recover(requeue=True)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + WAIT
         while len(got) < 64 and time.monotonic() < deadline:
             c.process_data_events(0.1)
         # the requeued (older) messages go back to the head, over the
@@ -91,13 +98,10 @@ class RegressionTest(BrokerTestCase):
         ch2.basic_publish("", "reg-a3", b"m2")
         ch2.basic_consume("reg-b3", lambda *a: None)
         c._impl._transport._sock.shutdown(socket.SHUT_RDWR)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            if (message_count(self.broker, "reg-b3"), message_count(self.broker, "reg-a3")) == (1, 1):
-                break
-            time.sleep(0.1)
-        self.assertEqual((message_count(self.broker, "reg-b3"),
-                          message_count(self.broker, "reg-a3")), (1, 1))
+        counts = lambda: (message_count(self.broker, "reg-b3"),
+                          message_count(self.broker, "reg-a3"))
+        wait_until(lambda: counts() == (1, 1), timeout=WAIT, interval=0.05)
+        self.assertEqual(counts(), (1, 1))
 
     def test_tx_ack_all_means_outstanding_at_ack_time(self):
         c = pika.BlockingConnection(self.broker.params())
@@ -111,13 +115,13 @@ class RegressionTest(BrokerTestCase):
         self.assertIsNotNone(ch.basic_get("reg-q4")[0])   # m2, after the ack
         ch.tx_commit()
         ch.close()                              # m2 is requeued
-        self.assertEqual(message_count(self.broker, "reg-q4"), 1)
+        self.assertEqual(wait_message_count(c.channel(), "reg-q4", 1).message_count, 1)
         c.close()
 
     def test_confirms_precede_channel_close_ok(self):
         # Publishes and channel.close in one write: the acks owed must go
         # out before close-ok, not be dropped with the channel.
-        c = raw_connect(self.broker)
+        c = raw_connect(self.broker, timeout=WAIT)
         self.addCleanup(c.close)
         c.channel_open(1)
         c.send(method_frame(1, CONFIRM_SELECT, enc_bits(False)))
@@ -149,7 +153,7 @@ class RegressionTest(BrokerTestCase):
         raw.send(burst)
         raw.sock.shutdown(socket.SHUT_WR)
         raw.close()
-        ok = wait_message_count(ch, q, n, timeout=10.0)
+        ok = wait_message_count(ch, q, n, timeout=WAIT)
         self.assertEqual(ok.message_count, n)
         ch.queue_delete(q)
         c.close()
@@ -162,7 +166,7 @@ class RegressionTest(BrokerTestCase):
         # follow the unacked count, not the distance from the oldest
         # unacked tag (which once grew 64 bytes per delivery).
         q = "reg-pin-%s" % os.urandom(3).hex()
-        c = raw_connect(self.broker)
+        c = raw_connect(self.broker, timeout=WAIT)
         self.addCleanup(c.close)
         c.channel_open(1)
         c.queue_declare(1, q)
