@@ -26,10 +26,28 @@ def message_count(broker, queue):
         conn.close()
 
 
+# Queues the tests declare by name; deleted before and after each test, so
+# a run against a long-lived broker (WARREN_TEST_EXTERNAL) starts clean.
+NAMED_QUEUES = ("reg-a1", "reg-a2", "reg-a3", "reg-b1", "reg-b2", "reg-b3", "reg-q4")
+
+
 class RegressionTest(BrokerTestCase):
+
+    def delete_named_queues(self):
+        c = pika.BlockingConnection(self.broker.params())
+        try:
+            ch = c.channel()
+            for q in NAMED_QUEUES:
+                ch.queue_delete(q)
+        finally:
+            c.close()
+
+    def setUp(self):
+        self.delete_named_queues()
 
     def tearDown(self):
         assert_broker_alive(self.broker)
+        self.delete_named_queues()
 
     def test_reject_dead_letters_to_own_consumer_with_full_ledger(self):
         # Dead-lettering delivers straight back to this channel while the
@@ -130,14 +148,25 @@ class RegressionTest(BrokerTestCase):
                         for i in range(3)) +
                method_frame(1, CHANNEL_CLOSE, enc_short(200) + enc_shortstr("bye") +
                             enc_short(0) + enc_short(0)))
-        ack = c.expect_method((60, 80), 1)
-        self.assertEqual(ack["delivery_tag"], 3)
+        # warrend batches them into one multiple ack, RabbitMQ acks each:
+        # either way tags 1..3, all before close-ok.
+        covered = 0
+        while covered < 3:
+            ack = c.expect_method((60, 80), 1)
+            tag = ack["delivery_tag"]
+            self.assertTrue(tag == covered + 1 or (ack["multiple"] and tag > covered),
+                            "ack %r after tags up to %d" % (ack, covered))
+            covered = tag
+        self.assertEqual(covered, 3)
         c.expect_method((20, 41), 1)
 
+    @skip_if_external("RabbitMQ 3.10 drops some of the publishes it has not "
+                      "read when the client half-closes (kept 3852-3946 of 4000)")
     def test_publishes_just_before_socket_close_are_kept(self):
         # Thousands of publishes and then the socket's write side shut, in
         # one burst, with no connection.close: every publish must still be
-        # routed (RabbitMQ keeps them), none dropped with the connection.
+        # routed, none dropped with the connection (warrend's promise;
+        # RabbitMQ loses some).
         # Reads bring more frames than one turn's budget handles, so this
         # also crosses many budget/resume turns right up to the EOF.
         q = "reg-eof-%s" % os.urandom(3).hex()
