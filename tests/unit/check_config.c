@@ -70,8 +70,15 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(cfg.channel_max, 2047);
 	ck_assert_uint_eq(cfg.max_message_size, 134217728);
 	ck_assert_uint_eq(cfg.handshake_timeout, 10000);
+	ck_assert_uint_eq(cfg.consumer_timeout, 1800000);
+	ck_assert(cfg.memory_high_watermark == 0);
 	ck_assert_int_eq(cfg.log_level, LOG_LVL_INFO);
 	ck_assert_str_eq(cfg.data_dir, "data");
+	ck_assert_ptr_null(cfg.ssl_addr);
+	ck_assert_uint_eq(cfg.ssl_port, 0);
+	ck_assert_ptr_null(cfg.ssl_certfile);
+	ck_assert_ptr_null(cfg.ssl_keyfile);
+	ck_assert_ptr_null(cfg.ssl_cacertfile);
 	config_free(&cfg);
 	/* config_free leaves a zeroed struct: freeing twice is harmless. */
 	ck_assert_ptr_null(cfg.tcp_addr);
@@ -155,6 +162,31 @@ START_TEST(test_range_edges)
 	load_ok(&cfg, "frame_max = 2147483647\nlog.console.level = error\n");
 	ck_assert_uint_eq(cfg.frame_max, 2147483647u);
 	ck_assert_int_eq(cfg.log_level, LOG_LVL_ERROR);
+	config_free(&cfg);
+
+	/* consumer_timeout: 1..2^32-1 (a u32 field: no wrap-around). */
+	load_ok(&cfg, "consumer_timeout = 1\n");
+	ck_assert_uint_eq(cfg.consumer_timeout, 1);
+	config_free(&cfg);
+	load_ok(&cfg, "consumer_timeout = 4294967295\n");
+	ck_assert_uint_eq(cfg.consumer_timeout, 4294967295u);
+	config_free(&cfg);
+
+	/* The memory watermark: 0 (40% of RAM) or at least 1 MiB, u64. */
+	load_ok(&cfg, "vm_memory_high_watermark.absolute = 1048576\n");
+	ck_assert(cfg.memory_high_watermark == 1048576);
+	config_free(&cfg);
+	load_ok(&cfg, "vm_memory_high_watermark.absolute = "
+	    "18446744073709551615\n");
+	ck_assert(cfg.memory_high_watermark == UINT64_MAX);
+	config_free(&cfg);
+	load_ok(&cfg, "vm_memory_high_watermark.absolute = 5000000000\n"
+	    "vm_memory_high_watermark.absolute = 0\n");
+	ck_assert(cfg.memory_high_watermark == 0);
+	config_free(&cfg);
+	/* A u64 field takes values past 2^32 whole. */
+	load_ok(&cfg, "vm_memory_high_watermark.absolute = 4294967297\n");
+	ck_assert(cfg.memory_high_watermark == UINT64_C(4294967297));
 	config_free(&cfg);
 }
 END_TEST
@@ -399,6 +431,26 @@ static const struct {
 	    "1: handshake_timeout: 0 is out of range 1..4294967295" },
 	{ "handshake_timeout = 4294967296\n",
 	    "1: handshake_timeout: 4294967296 is out of range 1..4294967295" },
+	{ "consumer_timeout = 0\n",
+	    "1: consumer_timeout: 0 is out of range 1..4294967295" },
+	{ "consumer_timeout = 4294967296\n",
+	    "1: consumer_timeout: 4294967296 is out of range 1..4294967295" },
+	{ "vm_memory_high_watermark.absolute = 1048575\n",
+	    "1: vm_memory_high_watermark.absolute: 1048575 is out of range "
+	    "0 or 1048576..18446744073709551615" },
+	{ "vm_memory_high_watermark.absolute = 1\n",
+	    "1: vm_memory_high_watermark.absolute: 1 is out of range "
+	    "0 or 1048576..18446744073709551615" },
+	{ "vm_memory_high_watermark.absolute = 18446744073709551616\n",
+	    "1: vm_memory_high_watermark.absolute: 18446744073709551616 is out "
+	    "of range 0 or 1048576..18446744073709551615" },
+	{ "vm_memory_high_watermark.absolute = 0.4\n",
+	    "1: vm_memory_high_watermark.absolute: \"0.4\" is not an integer "
+	    "in 0 or 1048576..18446744073709551615" },
+	{ "heartbeat = 1 0\n",
+	    "1: heartbeat: \"1 0\" is not an integer in 0..65535" },
+	{ "heartbeat = 65536\n",
+	    "1: heartbeat: 65536 is out of range 0..65535" },
 	{ "loopback_users.guest = yes\n",
 	    "1: loopback_users.guest: \"yes\" is not true or false" },
 	{ "loopback_users.guest = TRUE\n",

@@ -857,6 +857,190 @@ START_TEST(test_ftable_equal)
 }
 END_TEST
 
+/* ---- RabbitMQ's value equivalence (headers exchange, arguments) ---------- */
+
+/* A zeroed value of TYPE; the helpers below fill in the one member. */
+static struct field_value fv_of(char type)
+{
+	struct field_value v;
+
+	memset(&v, 0, sizeof(v));
+	v.type = type;
+	return v;
+}
+
+static struct field_value fv_int(char type, int64_t i)
+{
+	struct field_value v = fv_of(type);
+
+	v.v.i = i;
+	return v;
+}
+
+static struct field_value fv_uint(char type, uint64_t u)
+{
+	struct field_value v = fv_of(type);
+
+	v.v.u = u;
+	return v;
+}
+
+static struct field_value fv_dbl(double d)
+{
+	struct field_value v = fv_of('d');
+
+	v.v.d = d;
+	return v;
+}
+
+static struct field_value fv_flt(float f)
+{
+	struct field_value v = fv_of('f');
+
+	v.v.f = f;
+	return v;
+}
+
+static struct field_value fv_str(char type, const char *s)
+{
+	struct field_value v = fv_of(type);
+
+	v.v.str = bytes_str(s);
+	return v;
+}
+
+/* Equivalence is symmetric: check both ways and return the answer. */
+static bool equiv(struct field_value a, struct field_value b)
+{
+	bool ab = fvalue_equivalent(&a, &b), ba = fvalue_equivalent(&b, &a);
+
+	ck_assert_msg(ab == ba, "fvalue_equivalent('%c', '%c') not symmetric",
+	    a.type, b.type);
+	return ab;
+}
+
+START_TEST(test_equivalent_numbers)
+{
+	/* Every integer type compares by value. */
+	ck_assert(equiv(fv_int('b', -1), fv_int('I', -1)));
+	ck_assert(equiv(fv_int('s', -1), fv_int('l', -1)));
+	ck_assert(equiv(fv_uint('B', 255), fv_int('I', 255)));
+	ck_assert(equiv(fv_uint('u', 7), fv_uint('i', 7)));
+	ck_assert(equiv(fv_uint('T', 42), fv_int('b', 42)));
+	ck_assert(!equiv(fv_int('I', 1), fv_int('I', 2)));
+	ck_assert(!equiv(fv_int('b', -1), fv_uint('B', 255)));
+	ck_assert(!equiv(fv_int('I', -5), fv_uint('i', 5)));
+	/* 'L' is signed for RabbitMQ, 'T' is not. */
+	ck_assert(equiv(fv_uint('L', UINT64_MAX), fv_int('l', -1)));
+	ck_assert(!equiv(fv_uint('T', UINT64_MAX), fv_int('l', -1)));
+	ck_assert(!equiv(fv_uint('T', UINT64_MAX), fv_uint('L', UINT64_MAX)));
+	ck_assert(equiv(fv_int('l', INT64_MIN), fv_uint('L',
+	    UINT64_C(0x8000000000000000))));
+
+	/* Integers equal floats of the same value, exactly. */
+	ck_assert(equiv(fv_uint('i', 5), fv_dbl(5.0)));
+	ck_assert(equiv(fv_int('I', -3), fv_flt(-3.0f)));
+	ck_assert(equiv(fv_int('I', 0), fv_dbl(-0.0)));
+	ck_assert(equiv(fv_int('l', INT64_MIN), fv_dbl(-9223372036854775808.0)));
+	ck_assert(!equiv(fv_int('I', 5), fv_dbl(5.5)));
+	ck_assert(!equiv(fv_int('I', -5), fv_dbl(5.0)));
+	ck_assert(!equiv(fv_int('I', 5), fv_dbl(-5.0)));
+	/* No rounding: 2^53 + 1 is not the double 2^53, 2^64 - 1 is not 2^64. */
+	ck_assert(!equiv(fv_int('l', INT64_C(9007199254740993)),
+	    fv_dbl(9007199254740992.0)));
+	ck_assert(equiv(fv_int('l', INT64_C(9007199254740992)),
+	    fv_dbl(9007199254740992.0)));
+	ck_assert(!equiv(fv_int('I', 16777217), fv_flt(16777216.0f)));
+	ck_assert(!equiv(fv_uint('T', UINT64_MAX), fv_dbl(18446744073709551616.0)));
+	ck_assert(!equiv(fv_int('l', INT64_MIN), fv_dbl(-9223372036854777856.0)));
+	ck_assert(!equiv(fv_int('I', 1), fv_dbl(INFINITY)));
+	ck_assert(!equiv(fv_int('I', 0), fv_dbl(NAN)));
+
+	/* Floats with floats, by value (not bits). */
+	ck_assert(equiv(fv_flt(1.5f), fv_dbl(1.5)));
+	ck_assert(equiv(fv_dbl(0.0), fv_dbl(-0.0)));
+	ck_assert(!equiv(fv_flt(0.1f), fv_dbl(0.1)));
+	ck_assert(!equiv(fv_dbl(NAN), fv_dbl(NAN)));
+}
+END_TEST
+
+START_TEST(test_equivalent_other_types)
+{
+	struct field_value a, b;
+	struct field_value ia[2], ib[2];
+	struct field_array aa = { 1, ia }, ab = { 1, ib };
+	struct field_entry ea, eb;
+	struct field_table ta = { 1, &ea }, tb = { 1, &eb };
+
+	/* Longstr and bytes are both binaries. */
+	ck_assert(equiv(fv_str('S', "abc"), fv_str('x', "abc")));
+	ck_assert(equiv(fv_str('S', ""), fv_str('x', "")));
+	ck_assert(!equiv(fv_str('S', "abc"), fv_str('S', "abd")));
+	ck_assert(!equiv(fv_str('S', "abc"), fv_str('S', "ab")));
+	/* A string is never a number, a bool never an integer. */
+	ck_assert(!equiv(fv_str('S', "1"), fv_int('I', 1)));
+	ck_assert(!equiv(fv_str('S', ""), fv_int('I', 0)));
+
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a.type = b.type = 't';
+	a.v.b = b.v.b = true;
+	ck_assert(equiv(a, b));
+	b.v.b = false;
+	ck_assert(!equiv(a, b));
+	ck_assert(!equiv(a, fv_uint('B', 1)));
+	a.type = b.type = 'V';
+	ck_assert(equiv(a, b));
+	ck_assert(!equiv(a, fv_int('I', 0)));
+	ck_assert(!equiv(a, fv_str('S', "")));
+	a.type = b.type = 'D';
+	a.v.dec.scale = b.v.dec.scale = 2;
+	a.v.dec.value = b.v.dec.value = 150;
+	ck_assert(equiv(a, b));
+	b.v.dec.scale = 1;
+	b.v.dec.value = 15;	/* same number, other spelling: not equal */
+	ck_assert(!equiv(a, b));
+	ck_assert(!equiv(a, fv_dbl(1.5)));
+
+	/* Arrays and tables keep their element types. */
+	ia[0] = fv_int('I', 1);
+	ib[0] = fv_int('I', 1);
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a.type = b.type = 'A';
+	a.v.array = &aa;
+	b.v.array = &ab;
+	ck_assert(equiv(a, b));
+	ib[0] = fv_int('l', 1);
+	ck_assert(!equiv(a, b));
+	ib[0] = fv_int('I', 2);
+	ck_assert(!equiv(a, b));
+	ib[0] = fv_int('I', 1);
+	ib[1] = fv_int('I', 1);
+	ab.n = 2;
+	ck_assert(!equiv(a, b));
+
+	memset(&ea, 0, sizeof(ea));
+	memset(&eb, 0, sizeof(eb));
+	ea.key = eb.key = bytes_str("k");
+	ea.value = fv_str('S', "v");
+	eb.value = fv_str('S', "v");
+	a.type = b.type = 'F';
+	a.v.table = &ta;
+	b.v.table = &tb;
+	ck_assert(equiv(a, b));
+	eb.value = fv_str('x', "v");
+	ck_assert(!equiv(a, b));
+	eb.value = fv_str('S', "v");
+	eb.key = bytes_str("j");
+	ck_assert(!equiv(a, b));
+	/* A table is not an array. */
+	b.type = 'A';
+	b.v.array = &aa;
+	ck_assert(!equiv(a, b));
+}
+END_TEST
+
 /* ---- rejection ----------------------------------------------------------- */
 
 START_TEST(test_reject_unknown_type)
@@ -868,14 +1052,28 @@ START_TEST(test_reject_unknown_type)
 		if (c != 0 && strchr(known_types, c) != NULL)
 			continue;
 		bad++;
-		/* Alone, with room for any payload, and nested. */
+		/*
+		 * Followed by 0..8 zero octets: whatever payload size a broken
+		 * parser might give the letter (none, a fixed size up to 8, or
+		 * a u32 length of 0), one of these inputs would be exactly
+		 * complete, so only the unknown letter can make it refused.
+		 */
 		buf[0] = 1; buf[1] = 'k'; buf[2] = (uint8_t)c;
-		assert_rejected(buf, 3);
 		memset(buf + 3, 0, 8);
-		assert_rejected(buf, 11);
-		assert_rejected(FX(1, 'a', 'A', 0, 0, 0, 1, (uint8_t)c));
-		assert_rejected(FX(1, 'f', 'F', 0, 0, 0, 3, 1, 'k',
-		    (uint8_t)c));
+		for (size_t pay = 0; pay <= 8; pay++)
+			assert_rejected(buf, 3 + pay);
+		/* Nested, the container's length covering the same. */
+		for (uint8_t pay = 0; pay <= 8; pay++) {
+			uint8_t nb[32] = { 1, 'a', 'A', 0, 0, 0,
+			    (uint8_t)(1 + pay), (uint8_t)c };
+
+			assert_rejected(nb, 8 + pay);
+			memset(nb, 0, sizeof(nb));
+			nb[0] = 1; nb[1] = 'f'; nb[2] = 'F';
+			nb[6] = (uint8_t)(3 + pay);
+			nb[7] = 1; nb[8] = 'k'; nb[9] = (uint8_t)c;
+			assert_rejected(nb, 10 + pay);
+		}
 	}
 	ck_assert_int_eq(bad, 256 - 18);
 	/* The AMQP 0-9-1 spec's letters that RabbitMQ does not use. */
@@ -930,14 +1128,33 @@ START_TEST(test_reject_truncated_fixed)
 			else
 				assert_roundtrip(buf, n);
 		}
-		/* Inside an array. */
+		/*
+		 * Inside an array: cut at the end of the input, then cut by
+		 * the array's length with well-formed outer entries (empty-key
+		 * voids) behind it that would complete the value if the
+		 * array's bound were not respected.
+		 */
 		for (size_t k = 0; k < size; k++) {
 			memset(buf, 0, sizeof(buf));
 			buf[0] = 1; buf[1] = 'a'; buf[2] = 'A';
 			buf[6] = (uint8_t)(1 + k);
 			buf[7] = (uint8_t)fixed[i].type;
 			assert_rejected(buf, 8 + k);
-			assert_rejected(buf, 8 + size);
+			n = 8 + k;
+			for (size_t j = 0; j < size; j++) {
+				buf[n++] = 0;
+				buf[n++] = 'V';
+			}
+			assert_rejected(buf, n);
+			/* Control: the full value in the array is fine. */
+			buf[6] = (uint8_t)(1 + size);
+			memset(buf + 8, 0, size);
+			n = 8 + size;
+			for (size_t j = 0; j < size; j++) {
+				buf[n++] = 0;
+				buf[n++] = 'V';
+			}
+			assert_roundtrip(buf, n);
 		}
 	}
 }
@@ -1249,6 +1466,8 @@ static Suite *field_table_suite(void)
 	tc = tcase_create("lookup");
 	tcase_add_test(tc, test_ftable_get);
 	tcase_add_test(tc, test_ftable_equal);
+	tcase_add_test(tc, test_equivalent_numbers);
+	tcase_add_test(tc, test_equivalent_other_types);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("reject");

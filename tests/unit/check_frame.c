@@ -600,6 +600,89 @@ START_TEST(test_put_content_after_other_frames)
 }
 END_TEST
 
+START_TEST(test_put_method_exact_bytes)
+{
+	/* The spec's frame layout: type, channel, size, payload, 0xCE. */
+	static const uint8_t want[] = {
+		0x01, 0x01, 0x02, 0x00, 0x00, 0x00, 0x04,
+		0x00, 0x0A, 0x00, 0x33,			/* connection.close-ok */
+		0xCE,
+	};
+	struct evbuffer *out = evbuffer_new();
+	struct wbuf scratch;
+	struct amqp_method m;
+	uint8_t *p;
+	size_t n;
+
+	wbuf_init(&scratch);
+	memset(&m, 0, sizeof(m));
+	m.id = AMQP_connection_close_ok;
+	frame_put_method(out, 0x0102, &m, &scratch);
+	p = flatten(out, &n);
+	ck_assert_uint_eq(n, sizeof(want));
+	ck_assert_mem_eq(p, want, sizeof(want));
+	free(p);
+	wbuf_free(&scratch);
+	evbuffer_free(out);
+}
+END_TEST
+
+START_TEST(test_put_content_tiny_frame_max)
+{
+	/*
+	 * A frame_max that leaves no room for a payload (<= 8) must not loop
+	 * forever on empty body frames: 4096 is used instead.  9 leaves room
+	 * for one byte per frame.
+	 */
+	static const struct {
+		uint32_t frame_max, check_max;
+		uint64_t body;
+		unsigned frames;
+	} cases[] = {
+		{ 1, 4096, 10000, 3 },
+		{ 7, 4096, 10000, 3 },
+		{ 8, 4096, 10000, 3 },
+		{ 9, 9, 10, 10 },
+		{ 10, 10, 5, 3 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct wbuf hdr;
+		struct message *msg = make_message(cases[i].body, &hdr);
+		struct evbuffer *out = evbuffer_new();
+		struct frame f;
+		unsigned frames = 0;
+		uint64_t off = 0;
+
+		frame_put_content(out, 2, msg, cases[i].frame_max);
+		/* The header frame first (its size is not bounded here). */
+		ck_assert_int_eq(frame_peek(out, 0, &f), FRAME_READY);
+		ck_assert_uint_eq(f.type, AMQP_FRAME_HEADER);
+		frame_consume(out, &f);
+		while (evbuffer_get_length(out) > 0) {
+			ck_assert_int_eq(frame_peek(out, cases[i].check_max, &f),
+			    FRAME_READY);
+			ck_assert_uint_eq(f.type, AMQP_FRAME_BODY);
+			ck_assert_uint_gt(f.payload.len, 0);
+			ck_assert_uint_le(f.payload.len, cases[i].check_max - 8);
+			ck_assert_mem_eq(f.payload.ptr, msg->body + off,
+			    f.payload.len);
+			off += f.payload.len;
+			frames++;
+			frame_consume(out, &f);
+		}
+		ck_assert_uint_eq(off, cases[i].body);
+		ck_assert_msg(frames == cases[i].frames,
+		    "frame_max %u: %u body frames, want %u",
+		    cases[i].frame_max, frames, cases[i].frames);
+		evbuffer_free(out);
+		ck_assert_uint_eq(msg->refs, 1);
+		msg_unref(msg);
+		wbuf_free(&hdr);
+	}
+}
+END_TEST
+
 static Suite *frame_suite(void)
 {
 	Suite *s = suite_create("frame");
@@ -619,6 +702,8 @@ static Suite *frame_suite(void)
 	tc = tcase_create("put");
 	tcase_add_test(tc, test_put_heartbeat);
 	tcase_add_test(tc, test_put_method_parses_back);
+	tcase_add_test(tc, test_put_method_exact_bytes);
+	tcase_add_test(tc, test_put_content_tiny_frame_max);
 	tcase_add_test(tc, test_put_content_split);
 	tcase_add_test(tc, test_put_content_refs_released);
 	tcase_add_test(tc, test_put_content_sizes);

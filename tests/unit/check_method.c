@@ -527,9 +527,12 @@ START_TEST(test_unknown_ids)
 		/* Bare ids and ids followed by arguments. */
 		ck_assert_int_eq(decode_exact(raw, 4, &out, &keep),
 		    AMQP_COMMAND_INVALID);
+		/* The ids were read: the caller can name them in its close. */
+		ck_assert_uint_eq(out.id, AMQP_METHOD_ID(ids[i][0], ids[i][1]));
 		free_copy(keep);
 		ck_assert_int_eq(decode_exact(raw, sizeof(raw), &out, &keep),
 		    AMQP_COMMAND_INVALID);
+		ck_assert_uint_eq(out.id, AMQP_METHOD_ID(ids[i][0], ids[i][1]));
 		free_copy(keep);
 	}
 }
@@ -735,6 +738,162 @@ START_TEST(test_bits_between_fields)
 }
 END_TEST
 
+/* ---- fixed encodings from the spec ---------------------------------------------- */
+
+/* m encodes to exactly want, and want decodes to m, field by field. */
+static void assert_wire(const struct amqp_method *m, const uint8_t *want,
+    size_t n)
+{
+	struct amqp_method out;
+	struct wbuf b;
+	struct bytes keep;
+
+	wbuf_init(&b);
+	method_encode(&b, m);
+	ck_assert_msg(b.len == n, "%s: encoded %zu bytes, want %zu",
+	    method_name(m->id), b.len, n);
+	ck_assert_mem_eq(b.p, want, n);
+	ck_assert_int_eq(decode_exact(want, n, &out, &keep), 0);
+	compare_methods(m, &out);
+	free_copy(keep);
+	wbuf_free(&b);
+}
+
+START_TEST(test_fixed_connection_methods)
+{
+	/* connection.start: octet, octet, table, longstr, longstr. */
+	static const uint8_t start[] = {
+		0x00, 0x0A, 0x00, 0x0A,
+		0x00, 0x09,
+		0x00, 0x00, 0x00, 0x04, 0x01, 'a', 't', 0x01,
+		0x00, 0x00, 0x00, 0x05, 'P', 'L', 'A', 'I', 'N',
+		0x00, 0x00, 0x00, 0x05, 'e', 'n', '_', 'U', 'S',
+	};
+	/* connection.tune: short, long, short. */
+	static const uint8_t tune[] = {
+		0x00, 0x0A, 0x00, 0x1E,
+		0x07, 0xFF,
+		0x00, 0x02, 0x00, 0x00,
+		0x00, 0x3C,
+	};
+	/* connection.close: short, shortstr, short, short. */
+	static const uint8_t close_[] = {
+		0x00, 0x0A, 0x00, 0x32,
+		0x01, 0x40,
+		0x03, 'b', 'y', 'e',
+		0x00, 0x3C,
+		0x00, 0x28,
+	};
+	/* connection.start-ok: table, shortstr, longstr, shortstr. */
+	static const uint8_t start_ok[] = {
+		0x00, 0x0A, 0x00, 0x0B,
+		0x00, 0x00, 0x00, 0x00,
+		0x05, 'P', 'L', 'A', 'I', 'N',
+		0x00, 0x00, 0x00, 0x03, 0x00, 'u', 0x00,
+		0x05, 'e', 'n', '_', 'U', 'S',
+	};
+	struct amqp_method m;
+
+	memset(&m, 0, sizeof(m));
+	m.id = AMQP_connection_start;
+	m.a.connection_start.version_major = 0;
+	m.a.connection_start.version_minor = 9;
+	m.a.connection_start.server_properties = BYTES_LIT("\x01" "at\x01");
+	m.a.connection_start.mechanisms = BYTES_LIT("PLAIN");
+	m.a.connection_start.locales = BYTES_LIT("en_US");
+	assert_wire(&m, start, sizeof(start));
+
+	memset(&m, 0, sizeof(m));
+	m.id = AMQP_connection_tune;
+	m.a.connection_tune.channel_max = 2047;
+	m.a.connection_tune.frame_max = 131072;
+	m.a.connection_tune.heartbeat = 60;
+	assert_wire(&m, tune, sizeof(tune));
+
+	memset(&m, 0, sizeof(m));
+	m.id = AMQP_connection_close;
+	m.a.connection_close.reply_code = 320;
+	m.a.connection_close.reply_text = BYTES_LIT("bye");
+	m.a.connection_close.class_id = 60;
+	m.a.connection_close.method_id = 40;
+	assert_wire(&m, close_, sizeof(close_));
+
+	memset(&m, 0, sizeof(m));
+	m.id = AMQP_connection_start_ok;
+	m.a.connection_start_ok.mechanism = BYTES_LIT("PLAIN");
+	m.a.connection_start_ok.response = BYTES_LIT("\0u\0");
+	m.a.connection_start_ok.locale = BYTES_LIT("en_US");
+	assert_wire(&m, start_ok, sizeof(start_ok));
+}
+END_TEST
+
+START_TEST(test_fixed_basic_methods)
+{
+	/* basic.qos: long, short, bit. */
+	static const uint8_t qos[] = {
+		0x00, 0x3C, 0x00, 0x0A,
+		0x00, 0x01, 0x02, 0x03,
+		0x00, 0x0A,
+		0x01,
+	};
+	/* basic.publish: short, shortstr, shortstr, bit, bit. */
+	static const uint8_t publish[] = {
+		0x00, 0x3C, 0x00, 0x28,
+		0x00, 0x00,
+		0x02, 'e', 'x',
+		0x02, 'r', 'k',
+		0x01,			/* mandatory, not immediate */
+	};
+	/* basic.ack: longlong, bit. */
+	static const uint8_t ack[] = {
+		0x00, 0x3C, 0x00, 0x50,
+		0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02,
+		0x01,
+	};
+	/* basic.consume: short, shortstr, shortstr, 4 bits, table. */
+	static const uint8_t consume[] = {
+		0x00, 0x3C, 0x00, 0x14,
+		0x00, 0x00,
+		0x01, 'q',
+		0x02, 'c', 't',
+		0x0A,			/* no-ack | no-wait */
+		0x00, 0x00, 0x00, 0x04, 0x01, 'x', 't', 0x00,
+	};
+	struct amqp_method m;
+
+	memset(&m, 0, sizeof(m));
+	m.id = AMQP_basic_qos;
+	m.a.basic_qos.prefetch_size = 0x00010203;
+	m.a.basic_qos.prefetch_count = 10;
+	m.a.basic_qos.global = true;
+	assert_wire(&m, qos, sizeof(qos));
+
+	memset(&m, 0, sizeof(m));
+	m.id = AMQP_basic_publish;
+	m.a.basic_publish.exchange = BYTES_LIT("ex");
+	m.a.basic_publish.routing_key = BYTES_LIT("rk");
+	m.a.basic_publish.mandatory = true;
+	assert_wire(&m, publish, sizeof(publish));
+
+	memset(&m, 0, sizeof(m));
+	m.id = AMQP_basic_ack;
+	m.a.basic_ack.delivery_tag = UINT64_C(0x0000000100000002);
+	m.a.basic_ack.multiple = true;
+	assert_wire(&m, ack, sizeof(ack));
+
+	memset(&m, 0, sizeof(m));
+	m.id = AMQP_basic_consume;
+	m.a.basic_consume.queue = BYTES_LIT("q");
+	m.a.basic_consume.consumer_tag = BYTES_LIT("ct");
+	m.a.basic_consume.no_local = false;
+	m.a.basic_consume.no_ack = true;
+	m.a.basic_consume.exclusive = false;
+	m.a.basic_consume.no_wait = true;
+	m.a.basic_consume.arguments = BYTES_LIT("\x01xt\x00");
+	assert_wire(&m, consume, sizeof(consume));
+}
+END_TEST
+
 /* ---- borrowing ------------------------------------------------------------------ */
 
 START_TEST(test_decoded_strings_borrow_payload)
@@ -887,6 +1046,8 @@ static Suite *method_suite(void)
 	tcase_add_test(tc, test_bits_queue_declare);
 	tcase_add_test(tc, test_bits_each_position);
 	tcase_add_test(tc, test_bits_between_fields);
+	tcase_add_test(tc, test_fixed_connection_methods);
+	tcase_add_test(tc, test_fixed_basic_methods);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("info");

@@ -408,10 +408,14 @@ END_TEST
 
 START_TEST(test_reject_low_flag_bits)
 {
-	/* Bit 0 (continuation) and bit 1 (no 15th property) are refused,
-	 * alone or with valid properties. */
+	/*
+	 * Bit 0 (continuation) and bit 1 (no 15th property) are refused,
+	 * alone or with valid properties.  Each header is otherwise exactly
+	 * well formed (every present property has its value, nothing
+	 * trails), so only the low bits can be the reason for refusing it.
+	 */
 	static const uint16_t words[] = {
-		0x0001, 0x0002, 0x0003, 0x8001, 0x8002, 0xFFFD, 0xFFFE, 0xFFFF,
+		0x0001, 0x0002, 0x0003, 0x8001, 0x8002, 0x8003,
 	};
 
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
@@ -420,18 +424,37 @@ START_TEST(test_reject_low_flag_bits)
 			(uint8_t)(words[i] >> 8), (uint8_t)words[i],
 		};
 		size_t n = 14;
-		char what[40];
+		char what[48];
 
 		/* content-type present for the 0x8xxx words */
 		if (words[i] & 0x8000) {
 			memcpy(hdr + n, "\x02hi", 3);
 			n += 3;
 		}
-		/* A second flag word, as a continuation would have. */
-		hdr[n++] = 0x00;
-		hdr[n++] = 0x00;
 		snprintf(what, sizeof(what), "flags %04x", words[i]);
 		assert_refused(hdr, n, what);
+		/* With a second (empty) flag word, as a continuation has. */
+		if (words[i] & 0x0001) {
+			uint8_t cont[64];
+
+			memcpy(cont, hdr, 14);
+			cont[14] = 0x00;
+			cont[15] = 0x00;
+			memcpy(cont + 16, hdr + 14, n - 14);
+			snprintf(what, sizeof(what), "flags %04x + 0000",
+			    words[i]);
+			assert_refused(cont, n + 2, what);
+		}
+	}
+	/* All 14 properties plus a low bit: refused... */
+	{
+		uint8_t all[sizeof(all_props)];
+
+		memcpy(all, all_props, sizeof(all));
+		all[13] |= 0x01;
+		assert_refused(all, sizeof(all), "all_props with bit 0");
+		all[13] = (uint8_t)((all[13] & ~0x01) | 0x02);
+		assert_refused(all, sizeof(all), "all_props with bit 1");
 	}
 	/* The same without bits 0/1 is fine. */
 	{
@@ -439,11 +462,18 @@ START_TEST(test_reject_low_flag_bits)
 			0x00, 0x3C, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0,
 			0x80, 0x00, 0x02, 'h', 'i',
 		};
+		static const uint8_t ok_none[] = {
+			0x00, 0x3C, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0,
+			0x00, 0x00,
+		};
 		struct content_header h;
 		struct bytes keep;
 
 		ck_assert_int_eq(parse_exact(ok, sizeof(ok), &h, &keep), 0);
 		ck_assert(bytes_eq_str(h.props.content_type, "hi"));
+		free_copy(keep);
+		ck_assert_int_eq(parse_exact(ok_none, sizeof(ok_none), &h,
+		    &keep), 0);
 		free_copy(keep);
 	}
 }

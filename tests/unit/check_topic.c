@@ -522,6 +522,44 @@ START_TEST(test_max_length_key)
 }
 END_TEST
 
+START_TEST(test_key_over_max_words)
+{
+	/*
+	 * A routing key is a shortstr, so at most 256 words; longer input
+	 * (not possible on the wire, but the matcher takes any bytes) is
+	 * matched by nothing, and splitting it must not run past the
+	 * matcher's word array.  Removing a pattern that long fails.
+	 */
+	enum { BIG = 20000 };
+	char *key = malloc(BIG + 1);
+	struct topic_trie *t = trie_new(_i);
+
+	ck_assert_ptr_nonnull(key);
+	topic_trie_add(t, B("#"), val(0));
+	topic_trie_add(t, B("#.#"), val(1));
+	memset(key, '.', 256);		/* 257 empty words */
+	key[256] = '\0';
+	match_counts(t, key);
+	ck_assert_uint_eq(counts[0], 0);
+	ck_assert_uint_eq(counts[1], 0);
+	key[255] = '\0';		/* 256 words: matched */
+	match_counts(t, key);
+	ck_assert_uint_eq(counts[0], 1);
+	ck_assert_uint_eq(counts[1], 1);
+	memset(key, 'a', BIG);
+	for (int i = 1; i < BIG; i += 2)
+		key[i] = '.';
+	key[BIG] = '\0';		/* 10000 words */
+	match_counts(t, key);
+	ck_assert_uint_eq(counts[0], 0);
+	ck_assert(!topic_trie_remove(t, B(key), val(0)));
+	ck_assert(topic_trie_remove(t, B("#"), val(0)));
+	ck_assert(topic_trie_remove(t, B("#.#"), val(1)));
+	topic_trie_free(t);
+	free(key);
+}
+END_TEST
+
 /* ---- randomized comparison --------------------------------------------- */
 
 static uint64_t rng_state;
@@ -869,6 +907,7 @@ static Suite *topic_suite(void)
 	tcase_add_loop_test(tc, test_edge_table_all_patterns, 0, N_MODES);
 	tcase_add_loop_test(tc, test_values_per_pattern, 0, N_MODES);
 	tcase_add_loop_test(tc, test_max_length_key, 0, N_MODES);
+	tcase_add_loop_test(tc, test_key_over_max_words, 0, N_MODES);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("randomized");
