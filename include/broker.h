@@ -15,8 +15,11 @@ struct evconnlistener;
 struct warren_config;
 struct vhost;
 struct conn;
+struct channel;
+struct store;
 
 TAILQ_HEAD(conn_list, conn);
+TAILQ_HEAD(channel_list, channel);
 
 struct broker {
 	struct event_base *base;
@@ -32,6 +35,8 @@ struct broker {
 	struct event *tick;		/* memory alarm, consumer timeouts */
 	uint64_t memory_limit;		/* message bytes that raise the alarm */
 	bool memory_alarm;		/* publishers are blocked */
+	struct store *store;		/* the message store */
+	struct channel_list store_waiters;	/* waiting for a sync */
 };
 
 /* Set up the loop and listener; false (with a log line) on failure. */
@@ -43,6 +48,12 @@ void broker_free(struct broker *b);
 struct vhost *broker_find_vhost(struct broker *b, struct bytes name);
 /* Raise or clear the memory alarm (blocks and unblocks publishers). */
 void broker_check_memory(struct broker *b);
+/* ch waits for a store sync (confirms, tx.commit-ok); idempotent. */
+void broker_store_wait(struct broker *b, struct channel *ch);
+/* ch goes away: it waits for nothing any more. */
+void broker_store_unwait(struct broker *b, struct channel *ch);
+/* The store has synced every record up to ticket synced. */
+void broker_store_synced(struct broker *b, uint64_t synced);
 /* The live connection with this id, or NULL. */
 struct conn *broker_find_conn(struct broker *b, uint64_t id);
 

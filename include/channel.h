@@ -27,13 +27,6 @@ enum content_state {
 	CONTENT_BODY,		/* after the content header */
 };
 
-/* What an ack, nack or reject does with a delivery. */
-enum settle_how {
-	SETTLE_ACK,		/* done with it */
-	SETTLE_REQUEUE,		/* back to its queue */
-	SETTLE_REJECT,		/* dropped, or dead-lettered as "rejected" */
-};
-
 /* One unacknowledged delivery, kept in the channel's ledger. */
 struct delivery {
 	uint64_t tag;
@@ -49,6 +42,13 @@ struct delivery {
 	 */
 	bool tx_held;
 	uint8_t tx_how;			/* enum settle_how, when tx_held */
+};
+
+/* A confirm waiting for the store to sync (and those behind it). */
+struct confirm_wait {
+	uint64_t seq;			/* publish number */
+	uint64_t ticket;		/* store sync it waits for; 0: none */
+	bool accepted;			/* ack, or nack */
 };
 
 /* A publish held back until tx.commit. */
@@ -89,9 +89,17 @@ struct channel {
 	/* publisher confirms: publishes are numbered from 1 */
 	bool confirm_mode;
 	uint64_t publish_seq;		/* the last publish's number */
+	uint64_t confirm_ready;		/* settled up to here */
 	uint64_t confirm_sent;		/* acked up to here */
 	bool confirm_dirty;		/* on conn->confirm_dirty list */
 	struct channel *confirm_next_dirty;
+	struct confirm_wait *cwait;	/* ring: confirms awaiting a sync */
+	uint32_t cwait_head, cwait_count, cwait_cap;
+
+	/* waiting for a store sync (confirms or tx.commit-ok) */
+	bool store_waiting;
+	TAILQ_ENTRY(channel) store_link;	/* in broker->store_waiters */
+	uint64_t commit_ticket;		/* tx.commit-ok waits for this sync */
 
 	/* transactions */
 	bool tx_mode;
@@ -167,15 +175,22 @@ void chan_tx_unmark(struct channel *ch);
  * channel_confirm.c: a publish is settled: ack it (batched per turn), or
  * nack it when a queue refused it (x-overflow reject-publish).
  */
-void chan_confirm_publish(struct channel *ch, bool accepted);
+void chan_confirm_publish(struct channel *ch, bool accepted, uint64_t ticket);
 /* Send the acks batched since the last flush (end of the input turn). */
 void chan_confirm_flush(struct channel *ch);
+/* The store synced up to ticket synced: release confirms; true when none
+ * still wait. */
+bool chan_confirm_synced(struct channel *ch, uint64_t synced);
+/* The same for a tx.commit-ok waiting on the store; true when done. */
+bool chan_tx_synced(struct channel *ch, uint64_t synced);
 /*
  * Route a complete message from exchange x (publish or tx.commit); false
- * when a queue refused it.
+ * when a queue refused it.  *ticket becomes the store sync the publish
+ * must wait for (when a durable queue took a persistent message), or is
+ * left alone.
  */
 bool chan_route(struct channel *ch, struct exchange *x, struct message *msg,
-    bool mandatory);
+    bool mandatory, uint64_t *ticket);
 /* channel_tx.c: hold a publish until commit; free held publishes. */
 void chan_tx_hold(struct channel *ch, struct message *msg, bool mandatory);
 void chan_tx_discard(struct channel *ch);

@@ -66,6 +66,7 @@ struct conn {
 	bool read_paused;		/* output too large: not reading */
 	bool published;			/* has sent basic.publish */
 	bool blocked;			/* memory alarm: not reading */
+	uint32_t commit_waits;		/* tx.commit-oks awaiting a sync */
 	bool blocked_notify;		/* client capability connection.blocked */
 
 	struct channel **channels;	/* indexed by number, grown on demand */
@@ -103,6 +104,8 @@ uint64_t conn_now_ms(void);
 
 /* Handshake methods on channel 0 (connection_handshake.c). */
 bool conn_protocol_header_accepted(const uint8_t hdr[8]);
+/* A tx.commit that held up the input is done: read on. */
+void conn_resume_input(struct conn *c);
 void conn_send_start(struct conn *c);
 int conn_handle_method(struct conn *c, const struct amqp_method *m,
     struct amqp_error *err);

@@ -21,6 +21,13 @@ struct channel;
 struct vhost;
 struct event;
 
+/* What an ack, nack or reject does with a delivery. */
+enum settle_how {
+	SETTLE_ACK,		/* done with it */
+	SETTLE_REQUEUE,		/* back to its queue */
+	SETTLE_REJECT,		/* dropped, or dead-lettered as "rejected" */
+};
+
 struct consumer {
 	struct queue *q;
 	struct channel *ch;
@@ -75,17 +82,25 @@ void queue_delete(struct queue *q);
 /*
  * Enqueue msg (taking a new reference), or hand it straight to a consumer
  * when nothing is waiting ahead of it.  Applies TTL and the length limit;
- * false when the overflow policy refused it (reject-publish*).
+ * false when the overflow policy refused it (reject-publish*).  When the
+ * store must sync the message before it counts as held, *ticket is raised
+ * to that sync's ticket.
  */
-bool queue_push(struct queue *q, struct message *msg);
+bool queue_push(struct queue *q, struct message *msg, uint64_t *ticket);
 /*
- * Return an unacked message (taking over the entry's reference) to the
- * place it had, by its sequence number, marked redelivered, as RabbitMQ.
+ * An entry that left the queue (delivered or fetched) is settled: acked
+ * (done), requeued to the place it had by its sequence number, marked
+ * redelivered as RabbitMQ does, or rejected (dead-lettered when the queue
+ * says so).  Takes over the entry's message reference.  Every entry that
+ * leaves a queue comes back through here, which is where the store
+ * records that a persistent message is gone.
  */
-void queue_requeue(struct queue *q, const struct queue_entry *e);
+void queue_settle(struct queue *q, const struct queue_entry *e,
+    enum settle_how how);
 /*
  * Dequeue the next message (highest priority first), dropping expired ones
- * on the way; false when empty.  The caller owns the reference.
+ * on the way; false when empty.  The caller owns the reference and settles
+ * the entry with queue_settle (at once, for no-ack deliveries).
  */
 bool queue_pop(struct queue *q, struct queue_entry *out);
 /* Drop every ready message; returns how many. */

@@ -195,6 +195,7 @@ bool broker_init(struct broker *b, const struct warren_config *cfg)
 	memset(b, 0, sizeof(*b));
 	b->cfg = cfg;
 	TAILQ_INIT(&b->conns);
+	TAILQ_INIT(&b->store_waiters);
 	b->conns_by_id = strmap_new();
 	b->next_conn_id = 1;
 	b->base = event_base_new();
@@ -230,6 +231,38 @@ void broker_run(struct broker *b)
 	stop_listening(b);
 	while ((c = TAILQ_FIRST(&b->conns)) != NULL)
 		conn_free(c, "broker shutting down");
+}
+
+void broker_store_wait(struct broker *b, struct channel *ch)
+{
+	if (!ch->store_waiting) {
+		ch->store_waiting = true;
+		TAILQ_INSERT_TAIL(&b->store_waiters, ch, store_link);
+	}
+}
+
+void broker_store_unwait(struct broker *b, struct channel *ch)
+{
+	if (ch->store_waiting) {
+		ch->store_waiting = false;
+		TAILQ_REMOVE(&b->store_waiters, ch, store_link);
+	}
+}
+
+/* The store synced everything up to ticket synced. */
+void broker_store_synced(struct broker *b, uint64_t synced)
+{
+	struct channel *ch, *next;
+
+	for (ch = TAILQ_FIRST(&b->store_waiters); ch; ch = next) {
+		bool confirms_done;
+
+		next = TAILQ_NEXT(ch, store_link);
+		confirms_done = chan_confirm_synced(ch, synced);
+
+		if (chan_tx_synced(ch, synced) && confirms_done)
+			broker_store_unwait(b, ch);
+	}
 }
 
 struct conn *broker_find_conn(struct broker *b, uint64_t id)

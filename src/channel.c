@@ -197,13 +197,7 @@ static void settle_one(struct channel *ch, struct delivery *d,
 		if (d->consumer->q)
 			queue_schedule_dispatch(d->consumer->q);
 	}
-	if (how == SETTLE_REQUEUE) {
-		queue_requeue(q, &e);
-	} else {
-		if (how == SETTLE_REJECT && !q->deleted)
-			dead_letter(q, e.msg, DEATH_REJECTED);
-		msg_unref(e.msg);
-	}
+	queue_settle(q, &e, how);
 	if (ch->prefetch_channel) {
 		struct consumer *c;
 
@@ -345,6 +339,11 @@ void chan_free(struct channel *ch)
 			*link = ch->confirm_next_dirty;
 			break;
 		}
+
+	if (ch->commit_ticket)
+		ch->conn->commit_waits--;
+	broker_store_unwait(ch->conn->broker, ch);
+	free(ch->cwait);
 
 	/* Nothing may be delivered to it any more, not even requeues. */
 	ch->state = CHAN_CLOSING;

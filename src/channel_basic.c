@@ -256,7 +256,7 @@ void chan_send_return(struct channel *ch, struct message *msg)
 }
 
 bool chan_route(struct channel *ch, struct exchange *x, struct message *msg,
-    bool mandatory)
+    bool mandatory, uint64_t *ticket)
 {
 	struct route_result r;
 	bool routed, accepted = true;
@@ -271,7 +271,7 @@ bool chan_route(struct channel *ch, struct exchange *x, struct message *msg,
 		if (r.n && r.headers && ftable_get(r.headers, "BCC"))
 			stored = msg_without_header(msg, "BCC");
 		for (uint32_t i = 0; i < r.n; i++)
-			if (!queue_push(r.queues[i], stored))
+			if (!queue_push(r.queues[i], stored, ticket))
 				accepted = false;
 		if (stored != msg)
 			msg_unref(stored);
@@ -296,6 +296,7 @@ int chan_publish_complete(struct channel *ch, struct amqp_error *err)
 {
 	struct message *msg = ch->pending;
 	struct exchange *x;
+	uint64_t ticket = 0;
 	bool accepted;
 	int rc;
 
@@ -316,10 +317,10 @@ int chan_publish_complete(struct channel *ch, struct amqp_error *err)
 		chan_tx_hold(ch, msg, ch->publish_mandatory);
 		goto done;
 	}
-	accepted = chan_route(ch, x, msg, ch->publish_mandatory);
+	accepted = chan_route(ch, x, msg, ch->publish_mandatory, &ticket);
 	broker_check_memory(ch->conn->broker);
 	if (ch->confirm_mode)
-		chan_confirm_publish(ch, accepted);
+		chan_confirm_publish(ch, accepted, ticket);
 done:
 	msg_unref(msg);
 	return rc;
@@ -352,7 +353,10 @@ int chan_basic_get(struct channel *ch, const struct amqp_method *m,
 	conn_send_method(ch->conn, ch->number, &r);
 	frame_put_content(conn_output(ch->conn), ch->number, e.msg,
 	    ch->conn->frame_max);
-	msg_unref(e.msg);
+	if (a->no_ack)
+		queue_settle(q, &e, SETTLE_ACK);
+	else
+		msg_unref(e.msg);
 	return 0;
 }
 

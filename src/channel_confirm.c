@@ -1,11 +1,21 @@
 /*
  * Publisher confirms.  Every publish after confirm.select is numbered; a
- * publish is confirmed once every queue it was routed to holds it (all
- * in memory today, so at once; the store will make durable ones wait for
- * their fsync).  Confirms are batched: the acks settled while one batch of
- * input is handled go out as a single basic.ack with multiple=true.
+ * publish is confirmed once every queue it was routed to holds it.  In
+ * memory that is at once; a persistent message in a durable queue is held
+ * only when the store has synced it, which the routing reports as a sync
+ * ticket.  Publishes waiting for a ticket, and every publish after them (a
+ * confirm is cumulative), wait in the channel's confirm queue; the store's
+ * completion releases them in order (chan_confirm_synced).
+ *
+ * Confirms are batched: the acks released while one batch of input (or
+ * one sync completion) is handled go out as a single basic.ack with
+ * multiple=true.
  */
+#include <stdlib.h>
+
+#include "broker.h"
 #include "channel.h"
+#include "log.h"
 #include "method.h"
 
 int chan_confirm_select(struct channel *ch, const struct amqp_method *m,
@@ -39,22 +49,34 @@ static void send_confirm(struct channel *ch, uint32_t id, uint64_t tag,
 	conn_send_method(ch->conn, ch->number, &m);
 }
 
-void chan_confirm_publish(struct channel *ch, bool accepted)
+/* Send the acks released up to confirm_ready, as one basic.ack. */
+static void send_ready_acks(struct channel *ch)
+{
+	if (ch->confirm_ready == ch->confirm_sent || ch->state != CHAN_OPEN)
+		return;
+	send_confirm(ch, AMQP_basic_ack, ch->confirm_ready,
+	    ch->confirm_ready - ch->confirm_sent > 1);
+	ch->confirm_sent = ch->confirm_ready;
+}
+
+/* Publish seq is settled: ack it with the next flush, or nack it now. */
+static void release(struct channel *ch, uint64_t seq, bool accepted)
+{
+	if (accepted) {
+		ch->confirm_ready = seq;
+		return;
+	}
+	/* Acks before it go first, then its nack: tags stay in order. */
+	send_ready_acks(ch);
+	if (ch->state == CHAN_OPEN)
+		send_confirm(ch, AMQP_basic_nack, seq, false);
+	ch->confirm_ready = ch->confirm_sent = seq;
+}
+
+static void mark_dirty(struct channel *ch)
 {
 	struct conn *c = ch->conn;
 
-	ch->publish_seq++;
-	if (!accepted) {
-		/* Acks before it go first, then its nack: tags stay in order. */
-		uint64_t before = ch->publish_seq - 1;
-
-		if (before > ch->confirm_sent)
-			send_confirm(ch, AMQP_basic_ack, before,
-			    before - ch->confirm_sent > 1);
-		send_confirm(ch, AMQP_basic_nack, ch->publish_seq, false);
-		ch->confirm_sent = ch->publish_seq;
-		return;
-	}
 	if (!ch->confirm_dirty) {
 		ch->confirm_dirty = true;
 		ch->confirm_next_dirty = c->confirm_dirty;
@@ -62,12 +84,59 @@ void chan_confirm_publish(struct channel *ch, bool accepted)
 	}
 }
 
+static void wait_push(struct channel *ch, uint64_t seq, uint64_t ticket,
+    bool accepted)
+{
+	struct confirm_wait *w;
+
+	if (ch->cwait_count == ch->cwait_cap) {
+		uint32_t cap = ch->cwait_cap ? 2 * ch->cwait_cap : 16;
+		struct confirm_wait *n = xcalloc(cap, sizeof(*n));
+
+		for (uint32_t i = 0; i < ch->cwait_count; i++)
+			n[i] = ch->cwait[(ch->cwait_head + i) % ch->cwait_cap];
+		free(ch->cwait);
+		ch->cwait = n;
+		ch->cwait_head = 0;
+		ch->cwait_cap = cap;
+	}
+	w = &ch->cwait[(ch->cwait_head + ch->cwait_count++) % ch->cwait_cap];
+	w->seq = seq;
+	w->ticket = ticket;
+	w->accepted = accepted;
+	if (ch->cwait_count == 1)
+		broker_store_wait(ch->conn->broker, ch);
+}
+
+void chan_confirm_publish(struct channel *ch, bool accepted, uint64_t ticket)
+{
+	ch->publish_seq++;
+	if (ticket == 0 && ch->cwait_count == 0) {
+		release(ch, ch->publish_seq, accepted);
+		if (accepted)
+			mark_dirty(ch);
+		return;
+	}
+	wait_push(ch, ch->publish_seq, ticket, accepted);
+}
+
 void chan_confirm_flush(struct channel *ch)
 {
 	ch->confirm_dirty = false;
-	if (ch->publish_seq == ch->confirm_sent || ch->state != CHAN_OPEN)
-		return;
-	send_confirm(ch, AMQP_basic_ack, ch->publish_seq,
-	    ch->publish_seq - ch->confirm_sent > 1);
-	ch->confirm_sent = ch->publish_seq;
+	send_ready_acks(ch);
+}
+
+bool chan_confirm_synced(struct channel *ch, uint64_t synced)
+{
+	while (ch->cwait_count) {
+		struct confirm_wait *w = &ch->cwait[ch->cwait_head];
+
+		if (w->ticket > synced)
+			break;
+		release(ch, w->seq, w->accepted);
+		ch->cwait_head = (ch->cwait_head + 1) % ch->cwait_cap;
+		ch->cwait_count--;
+	}
+	send_ready_acks(ch);
+	return ch->cwait_count == 0;
 }

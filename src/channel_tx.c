@@ -8,6 +8,7 @@
  */
 #include <stdlib.h>
 
+#include "broker.h"
 #include "channel.h"
 #include "exchange.h"
 #include "log.h"
@@ -61,6 +62,7 @@ int chan_tx_commit(struct channel *ch, const struct amqp_method *m,
     struct amqp_error *err)
 {
 	struct amqp_method ok = { .id = AMQP_tx_commit_ok };
+	uint64_t ticket = 0;
 	int rc;
 
 	if ((rc = require_tx(ch, err)) != 0)
@@ -72,14 +74,40 @@ int chan_tx_commit(struct channel *ch, const struct amqp_method *m,
 
 		/* An exchange deleted since the publish routes nowhere. */
 		if (x)
-			(void)chan_route(ch, x, p->msg, p->mandatory);
+			(void)chan_route(ch, x, p->msg, p->mandatory, &ticket);
 		else if (p->mandatory)
 			chan_send_return(ch, p->msg);
 	}
 	chan_tx_settle_marked(ch);
 	chan_tx_discard(ch);
+	if (ticket) {
+		/*
+		 * commit-ok only once the committed persistent messages are
+		 * on disk; the connection reads nothing more until then, so
+		 * what the client sends next is handled after the commit.
+		 */
+		ch->commit_ticket = ticket;
+		ch->conn->commit_waits++;
+		broker_store_wait(ch->conn->broker, ch);
+		return 0;
+	}
 	conn_send_method(ch->conn, ch->number, &ok);
 	return 0;
+}
+
+bool chan_tx_synced(struct channel *ch, uint64_t synced)
+{
+	struct amqp_method ok = { .id = AMQP_tx_commit_ok };
+
+	if (ch->commit_ticket == 0)
+		return true;
+	if (ch->commit_ticket > synced)
+		return false;
+	ch->commit_ticket = 0;
+	if (ch->state == CHAN_OPEN)
+		conn_send_method(ch->conn, ch->number, &ok);
+	conn_resume_input(ch->conn);
+	return true;
 }
 
 int chan_tx_rollback(struct channel *ch, const struct amqp_method *m,

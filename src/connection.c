@@ -66,6 +66,12 @@ void conn_set_blocked(struct conn *c, bool blocked)
 	}
 }
 
+void conn_resume_input(struct conn *c)
+{
+	if (--c->commit_waits == 0)
+		event_active(c->resume_ev, EV_TIMEOUT, 0);
+}
+
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
@@ -448,6 +454,8 @@ static bool conn_process_frames(struct conn *c)
 		}
 		if (c->blocked)
 			return true;	/* the memory alarm stops publishers */
+		if (c->commit_waits)
+			return true;	/* a tx.commit-ok waits for the disk */
 		st = frame_peek(in, c->frame_max, &f);
 
 		if (st == FRAME_NEED_MORE)

@@ -266,7 +266,7 @@ static void dead_letter_one(struct queue *q, struct message *msg,
 			    r.queues[i]->name);
 			continue;
 		}
-		queue_push(r.queues[i], dead);
+		queue_push(r.queues[i], dead, NULL);
 	}
 	route_result_free(&r);
 	msg_unref(dead);

@@ -107,6 +107,13 @@ static void account_remove(struct queue *q, const struct message *m)
 	q->bytes -= m->body_len;
 }
 
+/* An entry is finished with: its message leaves this queue for good. */
+static void entry_done(struct queue *q, const struct queue_entry *e)
+{
+	(void)q;
+	msg_unref(e->msg);
+}
+
 /* Remove the top entry, whatever its state. */
 static bool take_top(struct queue *q, struct queue_entry *out)
 {
@@ -132,7 +139,7 @@ static void expire_heads(struct queue *q)
 			ring_pop(r, &e);
 			account_remove(q, e.msg);
 			dead_letter(q, e.msg, DEATH_EXPIRED);
-			msg_unref(e.msg);
+			entry_done(q, &e);
 		}
 	}
 	arm_expiry(q);
@@ -172,7 +179,7 @@ static void enforce_length(struct queue *q)
 		if (!take_top(q, &e))
 			break;
 		dead_letter(q, e.msg, DEATH_MAXLEN);
-		msg_unref(e.msg);
+		entry_done(q, &e);
 	}
 }
 
@@ -186,12 +193,13 @@ static bool would_overflow(const struct queue *q, const struct message *m)
 
 static struct consumer *next_consumer(struct queue *q);
 
-bool queue_push(struct queue *q, struct message *msg)
+bool queue_push(struct queue *q, struct message *msg, uint64_t *ticket)
 {
 	int64_t ttl = q->args.message_ttl;
 	struct queue_entry e = { NULL, q->next_seq++, 0, false };
 	struct consumer *c;
 
+	(void)ticket;
 	if (msg->ttl >= 0 && (ttl < 0 || msg->ttl < ttl))
 		ttl = msg->ttl;
 	/* Nothing waits ahead of it: a consumer with credit takes it now. */
@@ -225,12 +233,12 @@ bool queue_push(struct queue *q, struct message *msg)
 	return true;
 }
 
-void queue_requeue(struct queue *q, const struct queue_entry *e)
+static void requeue(struct queue *q, const struct queue_entry *e)
 {
 	struct queue_entry back = *e;
 
 	if (q->deleted) {
-		msg_unref(e->msg);
+		entry_done(q, e);
 		return;
 	}
 	/* Back to its place, keeping its expiry time. */
@@ -242,6 +250,23 @@ void queue_requeue(struct queue *q, const struct queue_entry *e)
 		arm_expiry(q);
 	if (q->n_consumers)
 		queue_schedule_dispatch(q);
+}
+
+void queue_settle(struct queue *q, const struct queue_entry *e,
+    enum settle_how how)
+{
+	switch (how) {
+	case SETTLE_REQUEUE:
+		requeue(q, e);
+		return;
+	case SETTLE_REJECT:
+		if (!q->deleted)
+			dead_letter(q, e->msg, DEATH_REJECTED);
+		break;
+	case SETTLE_ACK:
+		break;
+	}
+	entry_done(q, e);
 }
 
 bool queue_pop(struct queue *q, struct queue_entry *out)
@@ -262,7 +287,7 @@ uint32_t queue_purge(struct queue *q)
 	struct queue_entry e;
 
 	while (take_top(q, &e))
-		msg_unref(e.msg);
+		entry_done(q, &e);
 	if (q->expiry_ev)
 		evtimer_del(q->expiry_ev);
 	return n;
@@ -377,10 +402,16 @@ static void queue_dispatch(evutil_socket_t fd, short what, void *arg)
 	queue_ref(q);
 	expire_heads(q);
 	while (q->count && budget-- > 0 && (c = next_consumer(q)) != NULL) {
+		bool no_ack = c->no_ack;
+
 		if (!queue_pop(q, &e))
 			break;
 		chan_deliver(c, &e);
-		msg_unref(e.msg);
+		/* The ledger holds its own reference to what awaits an ack. */
+		if (no_ack)
+			queue_settle(q, &e, SETTLE_ACK);
+		else
+			msg_unref(e.msg);
 	}
 	/* Out of budget, not out of work: come back next turn. */
 	if (budget < 0)
