@@ -35,7 +35,9 @@ struct broker {
 	struct event *tick;		/* memory alarm, consumer timeouts */
 	uint64_t memory_limit;		/* message bytes that raise the alarm */
 	bool memory_alarm;		/* publishers are blocked */
-	struct store *store;		/* the message store */
+	struct store *store;		/* the message store; NULL: none */
+	bool durable_dirty;		/* definitions to save */
+	bool stopping;			/* shutting down: save nothing more */
 	struct channel_list store_waiters;	/* waiting for a sync */
 };
 
@@ -54,6 +56,15 @@ void broker_store_wait(struct broker *b, struct channel *ch);
 void broker_store_unwait(struct broker *b, struct channel *ch);
 /* The store has synced every record up to ticket synced. */
 void broker_store_synced(struct broker *b, uint64_t synced);
+/*
+ * durability.c: load the definitions and recover the message store (before
+ * listening); durable metadata changed (saved by broker_save_definitions,
+ * at the latest before the reply leaves); close the store at shutdown.
+ */
+bool broker_recover(struct broker *b);
+void broker_durable_changed(struct broker *b);
+void broker_save_definitions(struct broker *b);
+void broker_close_store(struct broker *b);
 /* The live connection with this id, or NULL. */
 struct conn *broker_find_conn(struct broker *b, uint64_t id);
 

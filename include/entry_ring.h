@@ -15,6 +15,7 @@ struct queue_entry {
 	uint64_t seq;			/* enqueue order: requeue puts it back */
 	uint64_t expires_at;		/* monotonic ms; 0: never */
 	bool redelivered;
+	uint32_t store_seg;		/* its ENQ record's segment; 0: none */
 };
 
 struct entry_ring {

@@ -98,6 +98,8 @@ struct binding *exchange_bind(struct exchange *x, enum binding_dest kind,
     void *dest, struct bytes key, struct bytes args);
 /* Unlink and free b (source and destination lists, type index). */
 void exchange_unbind(struct binding *b);
+/* Survives a restart: both ends durable (RabbitMQ's rule). */
+bool binding_is_durable(const struct binding *b);
 
 /* The hooks types call for each matched binding (or queue, for the
  * default exchange). */

@@ -32,6 +32,12 @@ struct message {
 	uint64_t body_len;		/* bytes received so far */
 	uint64_t body_size;		/* declared by the content header */
 	uint64_t body_cap;
+
+	/* delivery_mode 2: kept by the store when a durable queue holds it */
+	bool persistent;
+	uint32_t store_seg;		/* segment of its MSG record */
+	uint32_t store_refs;		/* durable queues holding it */
+	uint64_t store_id;		/* its id in the store; 0: not stored */
 };
 
 /*

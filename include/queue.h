@@ -48,6 +48,8 @@ struct queue {
 	struct vhost *vh;
 	bool deleted;
 	bool durable, exclusive, auto_delete;
+	uint64_t store_qid;		/* its persistent messages are stored
+					 * under this id; 0: it keeps none */
 	uint64_t owner_conn;		/* exclusive queues: the owner's id */
 	uint8_t *arguments;		/* raw table, for redeclare checks */
 	uint32_t arguments_len;
@@ -103,6 +105,9 @@ void queue_settle(struct queue *q, const struct queue_entry *e,
  * the entry with queue_settle (at once, for no-ack deliveries).
  */
 bool queue_pop(struct queue *q, struct queue_entry *out);
+/* A message the store kept across a restart, back at the tail. */
+void queue_recover_entry(struct queue *q, struct message *msg,
+    uint32_t store_seg, bool delivered);
 /* Drop every ready message; returns how many. */
 uint32_t queue_purge(struct queue *q);
 /* The queue was used (basic.get, redeclare): restart its x-expires clock. */

@@ -26,6 +26,30 @@ bool bytes_eq_str(struct bytes a, const char *s);
 /* A malloc'd NUL-terminated copy. */
 char *bytes_strdup(struct bytes b);
 
+/* Little-endian integers, for the store's files (AMQP itself is big-endian). */
+static inline void le32_put(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void le64_put(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint32_t le32_get(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t le64_get(const uint8_t *p)
+{
+	return (uint64_t)le32_get(p) | (uint64_t)le32_get(p + 4) << 32;
+}
+
 struct rcursor {
 	const uint8_t *p;
 	size_t left;

@@ -20,6 +20,7 @@
 #include "connection.h"
 #include "log.h"
 #include "message.h"
+#include "store.h"
 #include "strmap.h"
 #include "tls.h"
 #include "vhost.h"
@@ -119,6 +120,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 	broker_check_memory(b);
 	return_freed_memory();
+	/* Durable changes made outside an input turn (x-expires, auto-delete
+	 * when a connection drops). */
+	broker_save_definitions(b);
 
 	TAILQ_FOREACH(c, &b->conns, link) {
 		if (c->state != CONN_RUNNING)
@@ -220,7 +224,8 @@ bool broker_init(struct broker *b, const struct warren_config *cfg)
 	}
 	b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
 	event_add(b->tick, &(struct timeval){ 0, 250000 });
-	return listen_all(b);
+	/* Everything durable is back before the first client arrives. */
+	return broker_recover(b) && listen_all(b);
 }
 
 void broker_run(struct broker *b)
@@ -229,6 +234,8 @@ void broker_run(struct broker *b)
 
 	event_base_dispatch(b->base);
 	stop_listening(b);
+	/* Closing connections requeues in memory only: the disk keeps all. */
+	broker_close_store(b);
 	while ((c = TAILQ_FIRST(&b->conns)) != NULL)
 		conn_free(c, "broker shutting down");
 }
@@ -277,6 +284,10 @@ void broker_free(struct broker *b)
 	void *v;
 
 	stop_listening(b);
+	/* A failed start: nothing of the store may be acked while freeing. */
+	b->stopping = true;
+	store_close(b->store);
+	b->store = NULL;
 	SSL_CTX_free(b->tls_ctx);
 	if (b->vhosts) {
 		for (size_t it = 0; strmap_next(b->vhosts, &it, &k, &v); )

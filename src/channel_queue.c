@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker.h"
 #include "channel.h"
-#include "field_table.h"
-#include "queue_args.h"
+#include "declare.h"
 #include "log.h"
 #include "method.h"
 #include "vhost.h"
@@ -17,64 +17,6 @@
 static bool has_reserved_prefix(struct bytes name)
 {
 	return name.len >= 4 && memcmp(name.ptr, "amq.", 4) == 0;
-}
-
-static const char *yesno(bool b)
-{
-	return b ? "true" : "false";
-}
-
-/* The arguments RabbitMQ compares on redeclare; others may differ. */
-static const char *const compared_args[] = {
-	"x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes",
-	"x-overflow", "x-dead-letter-exchange", "x-dead-letter-routing-key",
-	"x-max-priority", "x-single-active-consumer", "x-queue-type",
-	"x-consumer-timeout",
-};
-
-static int check_equivalent_args(struct queue *q, struct bytes given,
-    struct amqp_error *err)
-{
-	struct field_table *now = ftable_decode((struct bytes){ q->arguments,
-	    q->arguments_len });
-	struct field_table *got = ftable_decode(given);
-	const char *bad = NULL;
-
-	for (size_t i = 0; i < sizeof(compared_args) / sizeof(compared_args[0]) &&
-	    bad == NULL; i++) {
-		const struct field_value *a = ftable_get(now, compared_args[i]);
-		const struct field_value *b = ftable_get(got, compared_args[i]);
-
-		if ((a == NULL) != (b == NULL) ||
-		    (a && !fvalue_equivalent(a, b)))
-			bad = compared_args[i];
-	}
-	ftable_free(now);
-	ftable_free(got);
-	if (bad)
-		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
-		    "inequivalent arg '%s' for queue '%s' in vhost '%s'", bad,
-		    q->name, q->vh->name);
-	return 0;
-}
-
-/* An existing queue must be redeclared with the same properties. */
-static int check_equivalent(struct queue *q,
-    const struct amqp_queue_declare *a, struct amqp_error *err)
-{
-	const char *what = NULL;
-	bool got = false, have = false;
-
-	if (a->durable != q->durable)
-		what = "durable", got = a->durable, have = q->durable;
-	else if (a->auto_delete != q->auto_delete)
-		what = "auto_delete", got = a->auto_delete, have = q->auto_delete;
-	if (what)
-		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
-		    "inequivalent arg '%s' for queue '%s' in vhost '%s': "
-		    "received '%s' but current is '%s'", what, q->name,
-		    q->vh->name, yesno(got), yesno(have));
-	return check_equivalent_args(q, a->arguments, err);
 }
 
 int chan_check_exclusive(struct channel *ch, struct queue *q,
@@ -99,6 +41,7 @@ int chan_queue_declare(struct channel *ch, const struct amqp_method *m,
 	struct bytes name = a->queue;
 	char generated[64];
 	struct queue *q;
+	bool existed = false;
 	int rc;
 
 	if (name.len == 0 && a->passive)
@@ -135,28 +78,20 @@ int chan_queue_declare(struct channel *ch, const struct amqp_method *m,
 			    "another connection or the exclusive property value "
 			    "does not match that of the original declaration.",
 			    q->name, q->vh->name);
-		if (!a->passive && (rc = check_equivalent(q, a, err)) != 0)
-			return rc;
-		queue_touch(q);
-	} else {
-		struct queue_args args;
-		char *qname = bytes_strdup(name);
-
-		rc = queue_args_parse(a->arguments, qname, vh->name, &args, err);
-		free(qname);
-		if (rc)
-			return rc;
-		q = vhost_add_queue(vh, name, &args);
-		q->durable = a->durable;
-		q->exclusive = a->exclusive;
-		q->auto_delete = a->auto_delete;
-		q->owner_conn = a->exclusive ? ch->conn->id : 0;
-		if (a->arguments.len) {
-			q->arguments = xmalloc(a->arguments.len);
-			memcpy(q->arguments, a->arguments.ptr, a->arguments.len);
-			q->arguments_len = a->arguments.len;
-		}
+		existed = true;
 	}
+	if (!a->passive) {
+		const struct queue_decl d = {
+			.durable = a->durable, .exclusive = a->exclusive,
+			.auto_delete = a->auto_delete,
+			.owner_conn = ch->conn->id, .arguments = a->arguments,
+		};
+
+		if ((rc = declare_queue(vh, name, &d, &q, err)) != 0)
+			return rc;
+	}
+	if (existed)
+		queue_touch(q);
 	snprintf(ch->last_queue, sizeof(ch->last_queue), "%s", q->name);
 	if (!a->no_wait) {
 		ok.a.queue_declare_ok.queue = bytes_str(q->name);

@@ -108,6 +108,6 @@ bool chan_reply_to_route(struct channel *ch, struct message *msg)
 	    strcmp(target->reply_key, key) != 0)
 		return false;
 	chan_deliver(target->reply_consumer,
-	    &(struct queue_entry){ msg, 0, 0, false });
+	    &(struct queue_entry){ .msg = msg });
 	return true;
 }

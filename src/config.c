@@ -115,6 +115,14 @@ static const struct config_key keys[] = {
 	    "debug, info, warning or error"),
 	STR("warren.data_dir", data_dir, "data",
 	    "directory for broker state; relative to the working directory"),
+	UINT("warren.store.segment_size", store_segment_size, 65536,
+	    1073741824, false, "16777216", "bytes per message store segment "
+	    "file; settled segments are deleted whole"),
+	UINT("warren.store.sync_delay_us", store_sync_delay_us, 0, 100000,
+	    false, "0", "how long the store waits to fill a batch before it "
+	    "syncs, microseconds; 0: sync as soon as the last sync is done"),
+	STR("load_definitions", load_definitions, NULL,
+	    "a definitions file (RabbitMQ's JSON) imported at every start"),
 };
 
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))

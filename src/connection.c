@@ -492,9 +492,13 @@ static bool conn_process_frames(struct conn *c)
 
 static void conn_process_input(struct conn *c)
 {
+	struct broker *b = c->broker;
 	struct channel *ch;
+	bool alive = conn_process_frames(c);
 
-	if (!conn_process_frames(c))
+	/* A durable declare's ok must not leave before the change is saved. */
+	broker_save_definitions(b);
+	if (!alive)
 		return;
 	/* One batched basic.ack per channel for this turn's publishes (none
 	 * after a close: chan_confirm_flush checks the channel is open). */

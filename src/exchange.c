@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker.h"
 #include "exchange.h"
 #include "field_table.h"
 #include "log.h"
@@ -100,13 +101,27 @@ struct binding *exchange_bind(struct exchange *x, enum binding_dest kind,
 	TAILQ_INSERT_TAIL(inbound_list(kind, dest), b, dst_link);
 	x->n_bindings++;
 	x->type->bind(x->state, b);
+	if (binding_is_durable(b))
+		broker_durable_changed(x->vh->broker);
 	return b;
+}
+
+bool binding_is_durable(const struct binding *b)
+{
+	/* Bindings from the default exchange are implicit, never stored. */
+	if (!b->source->durable || b->source->name[0] == '\0')
+		return false;
+	if (b->kind == DEST_QUEUE)
+		return b->dest.queue->store_qid != 0;
+	return b->dest.exchange->durable;
 }
 
 void exchange_unbind(struct binding *b)
 {
 	struct exchange *x = b->source;
 
+	if (binding_is_durable(b))
+		broker_durable_changed(x->vh->broker);
 	x->type->unbind(x->state, b);
 	TAILQ_REMOVE(&x->bindings, b, src_link);
 	TAILQ_REMOVE(inbound_list(b->kind, b->kind == DEST_QUEUE ?

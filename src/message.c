@@ -70,6 +70,8 @@ struct message *msg_new(struct bytes exchange, struct bytes routing_key,
 		m->ttl = -1;
 
 	m->prop_flags = h->props.flags;
+	m->persistent = props_has(&h->props, PROP_delivery_mode) &&
+	    h->props.delivery_mode == 2;
 	if (props_has(&h->props, PROP_priority))
 		m->priority = h->props.priority;
 	if (props_has(&h->props, PROP_headers))

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "message.h"
 #include "queue.h"
+#include "store.h"
 #include "vhost.h"
 
 /* Messages handed out per dispatch pass before yielding to the loop. */
@@ -107,10 +108,20 @@ static void account_remove(struct queue *q, const struct message *m)
 	q->bytes -= m->body_len;
 }
 
+/* The store, when q keeps m across restarts (durable and persistent). */
+static struct store *store_for(const struct queue *q, const struct message *m)
+{
+	return q->store_qid && m->persistent ? q->vh->broker->store : NULL;
+}
+
 /* An entry is finished with: its message leaves this queue for good. */
 static void entry_done(struct queue *q, const struct queue_entry *e)
 {
-	(void)q;
+	struct store *store = q->vh->broker->store;
+
+	/* No store: shutting down, and what is in memory stays on disk. */
+	if (e->store_seg && store)
+		store_ack(store, q->store_qid, e->msg, e->store_seg);
 	msg_unref(e->msg);
 }
 
@@ -196,10 +207,10 @@ static struct consumer *next_consumer(struct queue *q);
 bool queue_push(struct queue *q, struct message *msg, uint64_t *ticket)
 {
 	int64_t ttl = q->args.message_ttl;
-	struct queue_entry e = { NULL, q->next_seq++, 0, false };
+	struct queue_entry e = { NULL, q->next_seq++, 0, false, 0 };
+	struct store *store = store_for(q, msg);
 	struct consumer *c;
 
-	(void)ticket;
 	if (msg->ttl >= 0 && (ttl < 0 || msg->ttl < ttl))
 		ttl = msg->ttl;
 	/* Nothing waits ahead of it: a consumer with credit takes it now. */
@@ -207,6 +218,12 @@ bool queue_push(struct queue *q, struct message *msg, uint64_t *ticket)
 		e.msg = msg;
 		if (ttl > 0)
 			e.expires_at = conn_now_ms() + (uint64_t)ttl;
+		/* Until acked it must survive a crash, delivered once. */
+		if (store && !c->no_ack) {
+			e.store_seg = store_enqueue(store, q->store_qid, msg,
+			    ticket);
+			store_delivered(store, q->store_qid, msg);
+		}
 		chan_deliver(c, &e);
 		return true;
 	}
@@ -223,6 +240,8 @@ bool queue_push(struct queue *q, struct message *msg, uint64_t *ticket)
 	e.msg = msg_ref(msg);
 	if (ttl > 0)
 		e.expires_at = conn_now_ms() + (uint64_t)ttl;
+	if (store)
+		e.store_seg = store_enqueue(store, q->store_qid, msg, ticket);
 	ring_push(&q->levels[level_of(q, msg)], e);
 	account_add(q, msg);
 	enforce_length(q);
@@ -275,10 +294,32 @@ bool queue_pop(struct queue *q, struct queue_entry *out)
 
 	expire_heads(q);
 	got = take_top(q, out);
+	if (!got)
+		return false;
+	/* Out to a consumer: after a crash it comes back redelivered. */
+	if (out->store_seg && !out->redelivered && q->vh->broker->store)
+		store_delivered(q->vh->broker->store, q->store_qid, out->msg);
 	/* The new head may be due already, or need the timer. */
-	if (got)
-		expire_heads(q);
-	return got;
+	expire_heads(q);
+	return true;
+}
+
+void queue_recover_entry(struct queue *q, struct message *msg,
+    uint32_t store_seg, bool delivered)
+{
+	int64_t ttl = q->args.message_ttl;
+	struct queue_entry e = { msg_ref(msg), q->next_seq++, 0, delivered,
+	    store_seg };
+
+	/* Expiry times did not survive the restart: they count from now. */
+	if (msg->ttl >= 0 && (ttl < 0 || msg->ttl < ttl))
+		ttl = msg->ttl;
+	if (ttl >= 0)
+		e.expires_at = conn_now_ms() + (uint64_t)ttl;
+	ring_push(&q->levels[level_of(q, msg)], e);
+	account_add(q, msg);
+	if (ttl >= 0 && !evtimer_pending(q->expiry_ev, NULL))
+		arm_expiry(q);
 }
 
 uint32_t queue_purge(struct queue *q)

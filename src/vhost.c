@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 
+#include "broker.h"
 #include "exchange.h"
 #include "log.h"
 #include "queue.h"
@@ -82,6 +83,8 @@ void vhost_remove_queue(struct vhost *vh, struct queue *q)
 
 	while ((b = TAILQ_FIRST(&q->inbound)) != NULL)
 		vhost_unbind(vh, b);
+	if (q->store_qid)
+		broker_durable_changed(vh->broker);
 	strmap_del(vh->queues, bytes_str(q->name));
 	queue_delete(q);
 	queue_unref(q);
@@ -114,6 +117,8 @@ void vhost_remove_exchange(struct vhost *vh, struct exchange *x)
 {
 	struct binding *b;
 
+	if (x->durable)
+		broker_durable_changed(vh->broker);
 	strmap_del(vh->exchanges, bytes_str(x->name));
 	/* Unbinding from x's destinations cannot cascade back to x: it is
 	 * no longer in the namespace, and it goes once its lists are empty. */

@@ -270,7 +270,35 @@ class Broker:
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines) + "\n")
         self.stderr_path = os.path.join(self.tmpdir, "stderr.log")
-        self._stderr_f = open(self.stderr_path, "wb")
+        self._launch()
+
+    def restart(self, kill=False):
+        """Stop warrend, with SIGTERM (checked as on exit) or SIGKILL (a
+        crash), and start it again on the same port, config and data
+        directory.  Its log continues in the same file."""
+        self.stop(kill)
+        self.start()
+
+    def stop(self, kill=False):
+        """The first half of restart(): warrend is down until start()."""
+        if self.external:
+            raise unittest.SkipTest("cannot restart an external broker")
+        if kill:
+            self.proc.kill()
+            self.proc.wait(10)
+        else:
+            problems = self._stop()
+            if problems:
+                raise BrokerError("warrend: " + "; ".join(problems))
+        self._stderr_f.close()
+
+    def start(self):
+        """Start warrend again after stop()."""
+        self._launch()
+
+    def _launch(self):
+        warrend = find_warrend()
+        self._stderr_f = open(self.stderr_path, "ab")
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")

@@ -1,0 +1,380 @@
+/*
+ * queue.declare, exchange.declare and binding without the channel: the
+ * checks, the equivalence rules and the texts RabbitMQ uses, shared by
+ * the channel handlers and the definitions import.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "amqp.h"
+#include "broker.h"
+#include "connection.h"
+#include "declare.h"
+#include "exchange.h"
+#include "field_table.h"
+#include "log.h"
+#include "queue.h"
+#include "queue_args.h"
+#include "store.h"
+#include "vhost.h"
+
+/* exchange_headers.c */
+bool headers_xmatch_valid(const struct field_table *args);
+
+#define BYTES_ARG(b) (int)(b).len, (const char *)(b).ptr
+
+static const char *yesno(bool b)
+{
+	return b ? "true" : "false";
+}
+
+/* A declare's flag and the existing object's. */
+struct flag {
+	const char *what;
+	bool got, have;
+};
+
+static int flags_equivalent(const struct flag *f, size_t n, const char *kind,
+    const char *name, const char *vhost, struct amqp_error *err)
+{
+	for (size_t i = 0; i < n; i++)
+		if (f[i].got != f[i].have)
+			return amqp_fail(err, AMQP_PRECONDITION_FAILED,
+			    "inequivalent arg '%s' for %s '%s' in vhost '%s': "
+			    "received '%s' but current is '%s'", f[i].what, kind,
+			    name, vhost, yesno(f[i].got), yesno(f[i].have));
+	return 0;
+}
+
+static int refuse_default(struct amqp_error *err)
+{
+	return amqp_fail(err, AMQP_ACCESS_REFUSED,
+	    "operation not permitted on the default exchange");
+}
+
+const char *declare_type_name(char type)
+{
+	switch (type) {
+	case 'S': return "longstr";
+	case 'x': return "binary";
+	case 'I': return "signedint";
+	case 'i': return "unsignedint";
+	case 'b': return "byte";
+	case 'B': return "unsignedbyte";
+	case 's': return "short";
+	case 'u': return "unsignedshort";
+	case 'l': case 'L': return "long";
+	case 'f': return "float";
+	case 'd': return "double";
+	case 'D': return "decimal";
+	case 't': return "bool";
+	case 'T': return "timestamp";
+	case 'F': return "table";
+	case 'A': return "array";
+	case 'V': return "void";
+	}
+	return "unknown";
+}
+
+void declare_format_value(const struct field_value *v, bool quoted,
+    char *buf, size_t len)
+{
+	switch (v->type) {
+	case 'S':
+	case 'x':
+		snprintf(buf, len, quoted ? "<<\"%.*s\">>" : "%.*s",
+		    (int)(v->v.str.len > 200 ? 200 : v->v.str.len),
+		    (const char *)v->v.str.ptr);
+		return;
+	case 'b': case 's': case 'I': case 'l':
+		snprintf(buf, len, "%lld", (long long)v->v.i);
+		return;
+	case 'L':
+		snprintf(buf, len, "%lld", (long long)(int64_t)v->v.u);
+		return;
+	case 'B': case 'u': case 'i': case 'T':
+		snprintf(buf, len, "%llu", (unsigned long long)v->v.u);
+		return;
+	case 't':
+		snprintf(buf, len, "%s", v->v.b ? "true" : "false");
+		return;
+	case 'f':
+		snprintf(buf, len, "%g", (double)v->v.f);
+		return;
+	case 'd':
+		snprintf(buf, len, "%g", v->v.d);
+		return;
+	case 'V':
+		snprintf(buf, len, "undefined");
+		return;
+	}
+	snprintf(buf, len, "...");
+}
+
+/* The raw table kept for redeclare checks; NULL when empty. */
+static uint8_t *args_copy(struct bytes args, uint32_t *len)
+{
+	uint8_t *p;
+
+	*len = args.len;
+	if (args.len == 0)
+		return NULL;
+	p = xmalloc(args.len);
+	memcpy(p, args.ptr, args.len);
+	return p;
+}
+
+/* ---- queues ------------------------------------------------------------- */
+
+/* The arguments RabbitMQ compares on redeclare; others may differ. */
+static const char *const compared_args[] = {
+	"x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes",
+	"x-overflow", "x-dead-letter-exchange", "x-dead-letter-routing-key",
+	"x-max-priority", "x-single-active-consumer", "x-queue-type",
+	"x-consumer-timeout",
+};
+
+static int queue_args_equivalent(struct queue *q, struct bytes given,
+    struct amqp_error *err)
+{
+	struct field_table *now = ftable_decode((struct bytes){ q->arguments,
+	    q->arguments_len });
+	struct field_table *got = ftable_decode(given);
+	const char *bad = NULL;
+
+	for (size_t i = 0; i < sizeof(compared_args) / sizeof(compared_args[0]) &&
+	    bad == NULL; i++) {
+		const struct field_value *a = ftable_get(now, compared_args[i]);
+		const struct field_value *b = ftable_get(got, compared_args[i]);
+
+		if ((a == NULL) != (b == NULL) ||
+		    (a && !fvalue_equivalent(a, b)))
+			bad = compared_args[i];
+	}
+	ftable_free(now);
+	ftable_free(got);
+	if (bad)
+		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "inequivalent arg '%s' for queue '%s' in vhost '%s'", bad,
+		    q->name, q->vh->name);
+	return 0;
+}
+
+static int queue_equivalent(struct queue *q, const struct queue_decl *d,
+    struct amqp_error *err)
+{
+	const struct flag f[] = {
+		{ "durable", d->durable, q->durable },
+		{ "auto_delete", d->auto_delete, q->auto_delete },
+	};
+	int rc;
+
+	if ((rc = flags_equivalent(f, sizeof(f) / sizeof(f[0]), "queue",
+	    q->name, q->vh->name, err)) != 0)
+		return rc;
+	return queue_args_equivalent(q, d->arguments, err);
+}
+
+int declare_queue(struct vhost *vh, struct bytes name,
+    const struct queue_decl *d, struct queue **out, struct amqp_error *err)
+{
+	struct queue_args args;
+	struct queue *q;
+	char *qname;
+	int rc;
+
+	if ((q = vhost_find_queue(vh, name)) != NULL) {
+		if ((rc = queue_equivalent(q, d, err)) != 0)
+			return rc;
+		*out = q;
+		return 0;
+	}
+	qname = bytes_strdup(name);
+	rc = queue_args_parse(d->arguments, qname, vh->name, &args, err);
+	free(qname);
+	if (rc)
+		return rc;
+	q = vhost_add_queue(vh, name, &args);
+	q->durable = d->durable;
+	q->exclusive = d->exclusive;
+	q->auto_delete = d->auto_delete;
+	q->owner_conn = d->exclusive ? d->owner_conn : 0;
+	/* Exclusive queues go with their connection, even durable. */
+	if (q->durable && !q->exclusive) {
+		q->store_qid = d->store_qid ? d->store_qid : store_new_qid();
+		broker_durable_changed(vh->broker);
+	}
+	q->arguments = args_copy(d->arguments, &q->arguments_len);
+	*out = q;
+	return 0;
+}
+
+/* ---- exchanges ---------------------------------------------------------- */
+
+/*
+ * Of an exchange's arguments RabbitMQ compares only alternate-exchange on
+ * redeclare: equal when both are absent or the values are equal (a
+ * longstr and a binary with the same bytes are).
+ */
+static int alternate_equivalent(struct exchange *x, struct bytes raw,
+    struct amqp_error *err)
+{
+	struct field_table *t = ftable_decode(raw);
+	const struct field_value *v = ftable_get(t, "alternate-exchange");
+	char got[256];
+	int rc = 0;
+
+	if (v == NULL && x->alternate == NULL)
+		goto done;
+	if (v != NULL)
+		declare_format_value(v, false, got, sizeof(got));
+	if (v == NULL)
+		rc = amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "inequivalent arg 'alternate-exchange' for exchange '%s' in "
+		    "vhost '%s': received none but current is the value '%s' of "
+		    "type 'longstr'", x->name, x->vh->name, x->alternate);
+	else if (x->alternate == NULL)
+		rc = amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "inequivalent arg 'alternate-exchange' for exchange '%s' in "
+		    "vhost '%s': received the value '%s' of type '%s' but current "
+		    "is none", x->name, x->vh->name, got,
+		    declare_type_name(v->type));
+	else if (!((v->type == 'S' || v->type == 'x') &&
+	    bytes_eq(v->v.str, bytes_str(x->alternate))))
+		rc = amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "inequivalent arg 'alternate-exchange' for exchange '%s' in "
+		    "vhost '%s': received '%s' but current is '%s'", x->name,
+		    x->vh->name, got, x->alternate);
+done:
+	ftable_free(t);
+	return rc;
+}
+
+static int exchange_equivalent(struct exchange *x,
+    const struct exchange_type *type, const struct exchange_decl *d,
+    struct amqp_error *err)
+{
+	const struct flag f[] = {
+		{ "durable", d->durable, x->durable },
+		{ "auto_delete", d->auto_delete, x->auto_delete },
+		{ "internal", d->internal, x->internal },
+	};
+	int rc;
+
+	if (type != x->type)
+		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "inequivalent arg 'type' for exchange '%s' in vhost '%s': "
+		    "received '%s' but current is '%s'", x->name, x->vh->name,
+		    type->name, x->type->name);
+	if ((rc = flags_equivalent(f, sizeof(f) / sizeof(f[0]), "exchange",
+	    x->name, x->vh->name, err)) != 0)
+		return rc;
+	return alternate_equivalent(x, d->arguments, err);
+}
+
+/* The alternate-exchange argument, validated; *ae NULL when absent. */
+static int alternate_parse(struct vhost *vh, struct bytes name,
+    struct bytes raw, char **ae, struct amqp_error *err)
+{
+	struct field_table *t = ftable_decode(raw);
+	const struct field_value *v = ftable_get(t, "alternate-exchange");
+	int rc = 0;
+
+	*ae = NULL;
+	if (v && v->type != 'S')
+		rc = amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "invalid type '%s' for arg 'alternate-exchange' in exchange "
+		    "'%.*s' in vhost '%s'", declare_type_name(v->type),
+		    BYTES_ARG(name), vh->name);
+	else if (v)
+		*ae = bytes_strdup(v->v.str);
+	ftable_free(t);
+	return rc;
+}
+
+int declare_exchange(struct vhost *vh, struct bytes name,
+    const struct exchange_decl *d, struct exchange **out,
+    struct amqp_error *err)
+{
+	const struct exchange_type *type = exchange_type_find(d->type);
+	struct exchange *x;
+	char *ae;
+	int rc;
+
+	if (type == NULL) {
+		err->connection_level = true;
+		return amqp_fail(err, AMQP_COMMAND_INVALID,
+		    "unknown exchange type '%.*s'", BYTES_ARG(d->type));
+	}
+	if (name.len == 0)
+		return refuse_default(err);
+	if ((x = vhost_find_exchange(vh, name)) != NULL) {
+		if ((rc = exchange_equivalent(x, type, d, err)) != 0)
+			return rc;
+		*out = x;
+		return 0;
+	}
+	if (name.len >= 4 && memcmp(name.ptr, "amq.", 4) == 0)
+		return amqp_fail(err, AMQP_ACCESS_REFUSED,
+		    "exchange name '%.*s' contains reserved prefix 'amq.*'",
+		    BYTES_ARG(name));
+	if ((rc = alternate_parse(vh, name, d->arguments, &ae, err)) != 0)
+		return rc;
+	x = vhost_add_exchange(vh, name, type);
+	x->durable = d->durable;
+	x->auto_delete = d->auto_delete;
+	x->internal = d->internal;
+	x->alternate = ae;
+	if (x->durable)
+		broker_durable_changed(vh->broker);
+	x->arguments = args_copy(d->arguments, &x->arguments_len);
+	*out = x;
+	return 0;
+}
+
+/* ---- bindings ----------------------------------------------------------- */
+
+/* The x-match argument of a headers binding, checked as RabbitMQ does. */
+static int check_xmatch(struct bytes args, struct amqp_error *err)
+{
+	struct field_table *t = ftable_decode(args);
+	const struct field_value *v = ftable_get(t, "x-match");
+	char val[256];
+	int rc = 0;
+
+	if (v && !headers_xmatch_valid(t)) {
+		declare_format_value(v, true, val, sizeof(val));
+		if (v->type == 'S')
+			rc = amqp_fail(err, AMQP_PRECONDITION_FAILED,
+			    "Invalid x-match field value %s; expected all, any, "
+			    "all-with-x, or any-with-x", val);
+		else
+			rc = amqp_fail(err, AMQP_PRECONDITION_FAILED,
+			    "Invalid x-match field type %s (value %s); expected "
+			    "longstr", declare_type_name(v->type), val);
+	}
+	ftable_free(t);
+	return rc;
+}
+
+int declare_binding_args_valid(struct exchange *x, struct bytes args,
+    struct amqp_error *err)
+{
+	return x->type == &exchange_headers ? check_xmatch(args, err) : 0;
+}
+
+int declare_binding(struct exchange *x, enum binding_dest kind, void *dest,
+    struct bytes key, struct bytes args, struct amqp_error *err)
+{
+	int rc;
+
+	if (x->name[0] == '\0' || (kind == DEST_EXCHANGE &&
+	    ((struct exchange *)dest)->name[0] == '\0'))
+		return refuse_default(err);
+	if ((rc = declare_binding_args_valid(x, args, err)) != 0)
+		return rc;
+	if (exchange_find_binding(x, kind, dest, key, args) == NULL)
+		exchange_bind(x, kind, dest, key, args);
+	return 0;
+}

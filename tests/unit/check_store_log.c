@@ -1,0 +1,265 @@
+/*
+ * Unit tests for the message store's log (store.c) through its interface:
+ * what is enqueued and not acked comes back at recovery, in order, with
+ * the delivered mark; acked entries stay gone; a message held by two
+ * queues survives until both are done with it; settled segments are
+ * deleted; sync tickets are reported in order.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "message.h"
+#include "properties.h"
+#include "store.h"
+
+static char dir[256];
+static struct event_base *base;
+static uint64_t synced;
+
+static void on_synced(void *arg, uint64_t ticket)
+{
+	(void)arg;
+	ck_assert_uint_ge(ticket, synced);
+	synced = ticket;
+}
+
+struct got {
+	uint64_t qid;
+	char body[64];
+	bool delivered;
+};
+static struct got got[4096];
+static size_t n_got;
+static uint64_t drop_qid;
+
+static bool on_entry(void *arg, uint64_t qid, struct message *m,
+    uint32_t enq_seg, bool delivered)
+{
+	(void)arg;
+	ck_assert_uint_gt(enq_seg, 0);
+	if (qid == drop_qid)
+		return false;
+	ck_assert_uint_lt(n_got, sizeof(got) / sizeof(got[0]));
+	got[n_got].qid = qid;
+	snprintf(got[n_got].body, sizeof(got[n_got].body), "%.*s",
+	    (int)m->body_len, (const char *)m->body);
+	got[n_got].delivered = delivered;
+	n_got++;
+	return true;
+}
+
+/* A persistent message with this body (a minimal content header). */
+static struct message *message(const char *body)
+{
+	uint8_t hdr[15] = { 0x00, 0x3c, 0x00, 0x00 };
+	size_t n = strlen(body);
+	struct content_header h;
+	struct message *m;
+
+	for (int i = 0; i < 8; i++)
+		hdr[4 + i] = (uint8_t)((uint64_t)n >> (56 - 8 * i));
+	hdr[12] = 0x10;		/* delivery-mode present */
+	hdr[13] = 0x00;
+	hdr[14] = 2;
+	ck_assert_int_eq(content_header_parse((struct bytes){ hdr, 15 }, &h), 0);
+	m = msg_new(BYTES_LIT("ex"), BYTES_LIT("rk"), (struct bytes){ hdr, 15 },
+	    &h);
+	msg_append_body(m, (const uint8_t *)body, (uint32_t)n);
+	ck_assert(m->persistent);
+	return m;
+}
+
+static struct store *open_store(uint64_t segment_size)
+{
+	struct store_options opt = { segment_size, 0 };
+	struct store_recovery st;
+	char err[256];
+	struct store *s = store_open(base, dir, &opt, on_synced, NULL, err,
+	    sizeof(err));
+
+	ck_assert_msg(s != NULL, "%s", err);
+	n_got = 0;
+	ck_assert(store_recover(s, on_entry, NULL, &st));
+	return s;
+}
+
+/* Run the loop until the store reports ticket (or give up after 30 s). */
+static void wait_synced(uint64_t ticket)
+{
+	for (int i = 0; i < 30000 && synced < ticket; i++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		usleep(1000);
+	}
+	ck_assert_uint_ge(synced, ticket);
+}
+
+static size_t files_in_dir(void)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d)) != NULL)
+		n += strstr(e->d_name, ".seg") != NULL;
+	closedir(d);
+	return n;
+}
+
+static void setup(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/warren-check-store-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	base = event_base_new();
+	synced = 0;
+	drop_qid = 0;
+}
+
+static void teardown(void)
+{
+	char cmd[300];
+
+	event_base_free(base);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(test_unacked_entries_come_back_in_order)
+{
+	struct store *s = open_store(1 << 20);
+	struct message *m[5];
+	uint32_t seg[5];
+	uint64_t ticket = 0;
+
+	ck_assert_uint_eq(n_got, 0);
+	for (int i = 0; i < 5; i++) {
+		char body[16];
+
+		snprintf(body, sizeof(body), "m%d", i);
+		m[i] = message(body);
+		seg[i] = store_enqueue(s, 7, m[i], &ticket);
+	}
+	store_delivered(s, 7, m[1]);
+	store_ack(s, 7, m[0], seg[0]);
+	store_ack(s, 7, m[3], seg[3]);
+	ck_assert_uint_gt(ticket, 0);
+	wait_synced(ticket);
+	store_close(s);
+	for (int i = 0; i < 5; i++)
+		msg_unref(m[i]);
+
+	s = open_store(1 << 20);
+	ck_assert_uint_eq(n_got, 3);
+	ck_assert_str_eq(got[0].body, "m1");
+	ck_assert(got[0].delivered);
+	ck_assert_str_eq(got[1].body, "m2");
+	ck_assert(!got[1].delivered);
+	ck_assert_str_eq(got[2].body, "m4");
+	store_close(s);
+}
+END_TEST
+
+START_TEST(test_message_in_two_queues_lives_until_both_ack)
+{
+	struct store *s = open_store(1 << 20);
+	struct message *m = message("shared");
+	uint32_t a = store_enqueue(s, 1, m, NULL);
+	uint32_t b = store_enqueue(s, 2, m, NULL);
+
+	store_ack(s, 1, m, a);
+	store_close(s);
+	s = open_store(1 << 20);
+	ck_assert_uint_eq(n_got, 1);
+	ck_assert_uint_eq(got[0].qid, 2);
+	ck_assert_str_eq(got[0].body, "shared");
+	store_close(s);
+	(void)b;
+	msg_unref(m);
+}
+END_TEST
+
+START_TEST(test_entries_of_unknown_queues_are_dropped_and_collected)
+{
+	struct store *s = open_store(4096);
+	struct message *m;
+
+	for (int i = 0; i < 50; i++) {
+		m = message("for a queue that will be deleted, padded to fill "
+		    "several small segments of the log quickly");
+		store_enqueue(s, 99, m, NULL);
+		msg_unref(m);
+	}
+	store_close(s);
+	ck_assert_uint_gt(files_in_dir(), 1);
+	drop_qid = 99;
+	s = open_store(4096);
+	ck_assert_uint_eq(n_got, 0);
+	store_close(s);
+	/* Nothing was live: every old segment is gone. */
+	ck_assert_uint_eq(files_in_dir(), 0);
+}
+END_TEST
+
+START_TEST(test_settled_segments_are_deleted_while_running)
+{
+	struct store *s = open_store(4096);
+	struct message *m[200];
+	uint32_t seg[200];
+	uint64_t ticket = 0;
+
+	for (int i = 0; i < 200; i++) {
+		m[i] = message("a body of some size so that 200 of them span many "
+		    "segments of four kilobytes each");
+		seg[i] = store_enqueue(s, 5, m[i], &ticket);
+	}
+	wait_synced(ticket);
+	ck_assert_uint_gt(store_segment_count(s), 5);
+	/* The newest one stays live: its segment (and the one being
+	 * written) remain, every older one goes. */
+	for (int i = 0; i < 199; i++)
+		store_ack(s, 5, m[i], seg[i]);
+	ticket = 0;
+	store_enqueue(s, 6, m[199], &ticket);
+	wait_synced(ticket);
+	ck_assert_uint_le(store_segment_count(s), 3);
+	store_close(s);
+	ck_assert_uint_le(files_in_dir(), 3);
+	s = open_store(4096);
+	ck_assert_uint_eq(n_got, 2);
+	store_close(s);
+	for (int i = 0; i < 200; i++)
+		msg_unref(m[i]);
+}
+END_TEST
+
+static Suite *store_log_suite(void)
+{
+	Suite *s = suite_create("store_log");
+	TCase *tc = tcase_create("log");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_unacked_entries_come_back_in_order);
+	tcase_add_test(tc, test_message_in_two_queues_lives_until_both_ack);
+	tcase_add_test(tc, test_entries_of_unknown_queues_are_dropped_and_collected);
+	tcase_add_test(tc, test_settled_segments_are_deleted_while_running);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(store_log_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
