@@ -117,6 +117,7 @@ static bool write_all(int fd, const uint8_t *p, size_t n)
 	return true;
 }
 
+/* Sync and close the open segment; false (errno set) if the sync failed. */
 static bool sync_and_close(struct store *s)
 {
 	bool ok = true;
@@ -129,8 +130,15 @@ static bool sync_and_close(struct store *s)
 	return ok;
 }
 
+/* One pass of the thread over a list of chunks. */
+struct round {
+	bool new_file;		/* the directory changed: fsync it */
+	bool sync_failed;	/* something written this round may be lost */
+};
+
 /* Write one chunk; on failure the file is cut back to where it was. */
-static bool write_chunk(struct store *s, const struct chunk *c, bool *new_file)
+static bool write_chunk(struct store *s, const struct chunk *c,
+    struct round *r)
 {
 	char path[4096];
 	struct stat st;
@@ -138,22 +146,27 @@ static bool write_chunk(struct store *s, const struct chunk *c, bool *new_file)
 
 	store_segment_path(path, sizeof(path), s->dir, c->seg);
 	if (c->unlink) {
-		if (s->fd >= 0 && s->fd_seg == c->seg)
-			sync_and_close(s);
+		if (s->fd >= 0 && s->fd_seg == c->seg &&
+		    !sync_and_close(s)) {
+			r->sync_failed = true;
+			return false;
+		}
 		if (unlink(path) != 0 && errno != ENOENT)
 			log_warning("%s: cannot delete: %s", path, strerror(errno));
-		*new_file = true;	/* the directory changed */
+		r->new_file = true;	/* the directory changed */
 		return true;
 	}
 	if (s->fd < 0 || s->fd_seg != c->seg) {
-		if (!sync_and_close(s))
+		if (!sync_and_close(s)) {
+			r->sync_failed = true;
 			return false;
+		}
 		s->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
 		    0640);
 		if (s->fd < 0)
 			return false;
 		s->fd_seg = c->seg;
-		*new_file = true;
+		r->new_file = true;
 	}
 	if (fstat(s->fd, &st) != 0)
 		return false;
@@ -170,9 +183,9 @@ static bool write_chunk(struct store *s, const struct chunk *c, bool *new_file)
 	return true;
 }
 
-static void free_chunks(struct chunk *c)
+static void free_chunks(struct chunk *c, const struct chunk *until)
 {
-	while (c) {
+	while (c != until) {
 		struct chunk *next = c->next;
 
 		free(c->data);
@@ -181,14 +194,67 @@ static void free_chunks(struct chunk *c)
 	}
 }
 
+/* Put the chunks from c on back at the head of the queue, in order. */
+static void put_back(struct store *s, struct chunk *c)
+{
+	struct chunk *last = c;
+
+	while (last->next)
+		last = last->next;
+	pthread_mutex_lock(&s->mu);
+	last->next = s->head;
+	if (s->head == NULL)
+		s->tail = &last->next;
+	s->head = c;
+	pthread_mutex_unlock(&s->mu);
+}
+
+/*
+ * Write the list and sync it.  Returns the first chunk that must be
+ * written again (NULL: all done) and sets *done to the last ticket now on
+ * disk.  A write that fails (ENOSPC, EIO) is cut back and retried from
+ * that chunk: what was written before it is synced and counts.  A failed
+ * sync loses the guarantee for everything written since the last good
+ * one, so the whole list is written again; recovery ignores the
+ * duplicate records that may leave.
+ */
+static struct chunk *write_round(struct store *s, struct chunk *list,
+    uint64_t *done)
+{
+	struct round r = { false, false };
+	struct chunk *c;
+	int saved = 0;
+
+	*done = 0;
+	for (c = list; c; c = c->next) {
+		if (!write_chunk(s, c, &r)) {
+			saved = errno;
+			break;
+		}
+		if (c->closes_batch)
+			*done = c->ticket;
+	}
+	if (!r.sync_failed && s->fd >= 0 && fdatasync(s->fd) != 0)
+		r.sync_failed = true;
+	if (!r.sync_failed && r.new_file && fsync(s->dir_fd) != 0)
+		r.sync_failed = true;
+	if (r.sync_failed) {
+		saved = errno;
+		*done = 0;
+		c = list;
+	}
+	errno = saved;
+	return c;
+}
+
 static void *store_thread(void *arg)
 {
 	struct store *s = arg;
+	bool failing = false;
 
 	for (;;) {
-		struct chunk *list, *c;
-		uint64_t done = 0;
-		bool new_file = false, ok = true;
+		struct chunk *list, *retry;
+		uint64_t done;
 
 		pthread_mutex_lock(&s->mu);
 		while (s->head == NULL && !s->stop)
@@ -199,7 +265,7 @@ static void *store_thread(void *arg)
 		}
 		pthread_mutex_unlock(&s->mu);
 		/* Let more of the batch arrive, if configured to. */
-		if (s->opt.sync_delay_us)
+		if (s->opt.sync_delay_us && !failing)
 			usleep(s->opt.sync_delay_us);
 		pthread_mutex_lock(&s->mu);
 		list = s->head;
@@ -207,42 +273,40 @@ static void *store_thread(void *arg)
 		s->tail = &s->head;
 		pthread_mutex_unlock(&s->mu);
 
-		for (c = list; c && ok; c = c->next) {
-			ok = write_chunk(s, c, &new_file);
-			if (ok && c->closes_batch)
-				done = c->ticket;
-		}
-		if (ok && s->fd >= 0 && fdatasync(s->fd) != 0)
-			ok = false;
-		if (ok && new_file && fsync(s->dir_fd) != 0)
-			ok = false;
-		if (!ok) {
-			/*
-			 * Nothing of this round counts as synced: put it all
-			 * back and try again in a second (ENOSPC passes).
-			 * Confirms keep waiting meanwhile; none is lost.
-			 */
-			log_error("message store %s: write failed: %s; retrying",
-			    s->dir, strerror(errno));
-			sync_and_close(s);
-			pthread_mutex_lock(&s->mu);
-			for (c = list; c->next; c = c->next)
-				;
-			c->next = s->head;
-			if (s->head == NULL)
-				s->tail = &c->next;
-			s->head = list;
-			pthread_mutex_unlock(&s->mu);
-			sleep(1);
-			continue;
-		}
-		free_chunks(list);
+		retry = write_round(s, list, &done);
+		if (retry && !failing)
+			log_error("message store %s: write failed: %s; "
+			    "retrying every second, confirms wait", s->dir,
+			    strerror(errno));
+		else if (!retry && failing)
+			log_warning("message store %s: writing again", s->dir);
+		failing = retry != NULL;
+		free_chunks(list, retry);
 		if (done) {
 			pthread_mutex_lock(&s->mu);
 			s->synced = done;
 			pthread_mutex_unlock(&s->mu);
 			if (write(s->notify_pipe[1], "", 1) < 0 && errno != EAGAIN)
 				log_warning("store notify: %s", strerror(errno));
+		}
+		if (retry) {
+			bool stopping;
+
+			/* The file is reopened on the next try. */
+			sync_and_close(s);
+			pthread_mutex_lock(&s->mu);
+			stopping = s->stop;
+			pthread_mutex_unlock(&s->mu);
+			if (stopping) {
+				/* Shutting down: nothing of it was confirmed. */
+				log_error("message store %s: stopping with "
+				    "unwritten records; their publishes were "
+				    "not confirmed", s->dir);
+				free_chunks(retry, NULL);
+				break;
+			}
+			put_back(s, retry);
+			sleep(1);
 		}
 	}
 	sync_and_close(s);
@@ -562,7 +626,7 @@ void store_close(struct store *s)
 		pthread_mutex_unlock(&s->mu);
 		pthread_join(s->thread, NULL);
 	}
-	free_chunks(s->head);
+	free_chunks(s->head, NULL);
 	free(s->buf);
 	if (s->flush_ev)
 		event_free(s->flush_ev);
@@ -700,6 +764,9 @@ static void on_record(void *arg, uint64_t offset, uint8_t type,
 	re = find_enq(rm, qid);
 	switch (type) {
 	case REC_ENQ:
+		/* Written twice by a retry after a failed sync: one entry. */
+		if (re)
+			break;
 		if (rm->n_enq == rm->cap_enq) {
 			rm->cap_enq = rm->cap_enq ? 2 * rm->cap_enq : 2;
 			rm->enq = xrealloc(rm->enq, rm->cap_enq * sizeof(*rm->enq));
