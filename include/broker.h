@@ -21,6 +21,12 @@ struct store;
 TAILQ_HEAD(conn_list, conn);
 TAILQ_HEAD(channel_list, channel);
 
+/* Resource alarms, as RabbitMQ's: either blocks publishing connections. */
+enum broker_alarm {
+	ALARM_MEMORY = 1,	/* vm_memory_high_watermark */
+	ALARM_DISK = 2,		/* disk_free_limit */
+};
+
 struct broker {
 	struct event_base *base;
 	const struct warren_config *cfg;
@@ -32,9 +38,10 @@ struct broker {
 	struct strmap *conns_by_id;	/* 8-byte id -> conn (direct reply-to) */
 	uint64_t next_conn_id;
 	struct event *sig_term, *sig_int;
-	struct event *tick;		/* memory alarm, consumer timeouts */
+	struct event *tick;		/* alarms, consumer timeouts */
 	uint64_t memory_limit;		/* message bytes that raise the alarm */
-	bool memory_alarm;		/* publishers are blocked */
+	unsigned alarms;		/* enum broker_alarm bits: publishers
+					   are blocked while any is set */
 	struct store *store;		/* the message store; NULL: none */
 	bool durable_dirty;		/* definitions to save */
 	bool stopping;			/* shutting down: save nothing more */
@@ -50,6 +57,10 @@ void broker_free(struct broker *b);
 struct vhost *broker_find_vhost(struct broker *b, struct bytes name);
 /* Raise or clear the memory alarm (blocks and unblocks publishers). */
 void broker_check_memory(struct broker *b);
+/* Raise or clear the disk alarm from the data directory's free space. */
+void broker_check_disk(struct broker *b);
+/* connection.blocked's reason: RabbitMQ's text for the first alarm set. */
+const char *broker_alarm_reason(const struct broker *b);
 /* ch waits for a store sync (confirms, tx.commit-ok); idempotent. */
 void broker_store_wait(struct broker *b, struct channel *ch);
 /* ch goes away: it waits for nothing any more. */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/statvfs.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -65,25 +66,64 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(b->base, NULL);
 }
 
+/* Set or clear one alarm; publishers are blocked while any is set. */
+static void set_alarm(struct broker *b, enum broker_alarm which, bool on)
+{
+	unsigned before = b->alarms;
+	struct conn *c;
+
+	if (on)
+		b->alarms |= which;
+	else
+		b->alarms &= ~(unsigned)which;
+	if ((before == 0) == (b->alarms == 0))
+		return;
+	TAILQ_FOREACH(c, &b->conns, link)
+		if (b->alarms == 0 || c->published)
+			conn_set_blocked(c, b->alarms != 0);
+}
+
+const char *broker_alarm_reason(const struct broker *b)
+{
+	return b->alarms & ALARM_MEMORY ? "low on memory" : "low on disk";
+}
+
 void broker_check_memory(struct broker *b)
 {
 	uint64_t used = msg_live_bytes();
-	struct conn *c;
+	bool on = b->alarms & ALARM_MEMORY;
 
-	if (!b->memory_alarm && used > b->memory_limit) {
-		b->memory_alarm = true;
+	if (!on && used > b->memory_limit) {
 		log_warning("memory alarm: messages hold %llu bytes, above the "
 		    "high watermark of %llu; blocking publishers",
 		    (unsigned long long)used, (unsigned long long)b->memory_limit);
-		TAILQ_FOREACH(c, &b->conns, link)
-			if (c->published)
-				conn_set_blocked(c, true);
-	} else if (b->memory_alarm && used <= b->memory_limit) {
-		b->memory_alarm = false;
+		set_alarm(b, ALARM_MEMORY, true);
+	} else if (on && used <= b->memory_limit) {
 		log_warning("memory alarm cleared: %llu bytes in messages",
 		    (unsigned long long)used);
-		TAILQ_FOREACH(c, &b->conns, link)
-			conn_set_blocked(c, false);
+		set_alarm(b, ALARM_MEMORY, false);
+	}
+}
+
+void broker_check_disk(struct broker *b)
+{
+	uint64_t limit = b->cfg->disk_free_limit, free_bytes;
+	bool on = b->alarms & ALARM_DISK;
+	struct statvfs sv;
+
+	if (limit == 0 || statvfs(b->cfg->data_dir, &sv) != 0)
+		return;
+	free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
+	if (!on && free_bytes < limit) {
+		log_warning("disk alarm: %llu bytes free in %s, below "
+		    "disk_free_limit of %llu; blocking publishers",
+		    (unsigned long long)free_bytes, b->cfg->data_dir,
+		    (unsigned long long)limit);
+		set_alarm(b, ALARM_DISK, true);
+	} else if (on && free_bytes >= limit) {
+		log_warning("disk alarm cleared: %llu bytes free in %s",
+		    (unsigned long long)free_bytes, b->cfg->data_dir);
+		set_alarm(b, ALARM_DISK, false);
 	}
 }
 
@@ -109,8 +149,8 @@ static void return_freed_memory(void)
 }
 
 /*
- * Every 250 ms: the memory alarm, returning freed memory, and deliveries
- * left unacknowledged past their consumer timeout.
+ * Every 250 ms: the memory and disk alarms, returning freed memory, and
+ * deliveries left unacknowledged past their consumer timeout.
  */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -119,6 +159,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	struct conn *c;
 
 	broker_check_memory(b);
+	broker_check_disk(b);
 	return_freed_memory();
 	/* Durable changes made outside an input turn (x-expires, auto-delete
 	 * when a connection drops). */

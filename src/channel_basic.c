@@ -236,7 +236,7 @@ int chan_basic_publish(struct channel *ch, const struct amqp_method *m,
 	ch->content = CONTENT_HEADER;
 	if (!ch->conn->published) {
 		ch->conn->published = true;
-		if (ch->conn->broker->memory_alarm)
+		if (ch->conn->broker->alarms)
 			conn_set_blocked(ch->conn, true);
 	}
 	return 0;

@@ -44,6 +44,8 @@ static bool set_string(struct load *, const struct config_key *,
     const char *, const char *, char *, size_t);
 static bool set_uint(struct load *, const struct config_key *,
     const char *, const char *, char *, size_t);
+static bool set_bytes(struct load *, const struct config_key *,
+    const char *, const char *, char *, size_t);
 static bool set_listener(struct load *, const struct config_key *,
     const char *, const char *, char *, size_t);
 static bool set_loopback_none(struct load *, const struct config_key *,
@@ -63,6 +65,8 @@ static bool set_verify(struct load *, const struct config_key *,
 				    NULL, d, h }
 #define UINT(k, f, lo, hi, z, d, h) \
 				{ k, set_uint, FIELD(f), lo, hi, z, NULL, d, h }
+#define BYTES(k, f, lo, hi, z, d, h) \
+				{ k, set_bytes, FIELD(f), lo, hi, z, NULL, d, h }
 #define BOOL(k, f, d, h)	{ k, set_bool, FIELD(f), 0, 0, false, \
 				    NULL, d, h }
 #define SPECIAL(k, fn, dk, d, h) \
@@ -106,9 +110,13 @@ static const struct config_key keys[] = {
 	    "134217728", "largest message body accepted, bytes"),
 	UINT("handshake_timeout", handshake_timeout, 1, UINT32_MAX, false,
 	    "10000", "time allowed for the AMQP handshake, milliseconds"),
-	UINT("vm_memory_high_watermark.absolute", memory_high_watermark, 1048576,
-	    UINT64_MAX, true, "0", "message memory above which publishers are "
-	    "blocked, bytes; 0 means 40% of physical memory"),
+	BYTES("vm_memory_high_watermark.absolute", memory_high_watermark,
+	    1048576, UINT64_MAX, true, "0", "message memory above which "
+	    "publishers are blocked, bytes (or with a unit: MB, GiB, ...); 0 "
+	    "means 40% of physical memory"),
+	BYTES("disk_free_limit.absolute", disk_free_limit, 0, UINT64_MAX, true,
+	    "50000000", "free space in warren.data_dir's file system below "
+	    "which publishers are blocked, bytes (or with a unit); 0: no limit"),
 	UINT("consumer_timeout", consumer_timeout, 1, UINT32_MAX, false,
 	    "1800000", "longest a delivery may stay unacknowledged, milliseconds"),
 	SPECIAL("log.console.level", set_log_level, NULL, "info",
@@ -208,6 +216,48 @@ static bool set_uint(struct load *ld, const struct config_key *k,
 		    k->name, k->size);
 	}
 	return true;
+}
+
+/*
+ * A size as RabbitMQ writes it: bytes, or a number with an information
+ * unit (k, KiB, M, MiB, G, GiB: powers of 1024; kB, MB, GB: of 1000).
+ */
+static bool set_bytes(struct load *ld, const struct config_key *k,
+    const char *key, const char *val, char *msg, size_t msglen)
+{
+	static const struct {
+		const char *unit;
+		uint64_t scale;
+	} units[] = {
+		{ "", 1 }, { "k", 1024 }, { "K", 1024 }, { "kiB", 1024 },
+		{ "KiB", 1024 }, { "M", 1 << 20 }, { "MiB", 1 << 20 },
+		{ "G", 1 << 30 }, { "GiB", 1 << 30 }, { "kB", 1000 },
+		{ "KB", 1000 }, { "MB", 1000000 }, { "GB", 1000000000 },
+	};
+	unsigned long long v;
+	char bytes[32], *end;
+
+	if (!isdigit((unsigned char)val[0]))
+		goto bad;
+	errno = 0;
+	v = strtoull(val, &end, 10);
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].unit) != 0)
+			continue;
+		if (units[i].scale == 1)	/* plain bytes, range checked */
+			return set_uint(ld, k, key, val, msg, msglen);
+		if (errno == ERANGE || v > UINT64_MAX / units[i].scale) {
+			snprintf(msg, msglen, "%s is too large", val);
+			return false;
+		}
+		snprintf(bytes, sizeof(bytes), "%llu", v * units[i].scale);
+		return set_uint(ld, k, key, bytes, msg, msglen);
+	}
+bad:
+	snprintf(msg, msglen, "\"%s\" is not a size: bytes, or a number "
+	    "with kB, MB, GB (powers of 1000) or k, M, G, KiB, MiB, GiB "
+	    "(powers of 1024)", val);
+	return false;
 }
 
 static bool parse_port(const char *s, uint16_t *port)

@@ -55,7 +55,8 @@ void conn_set_blocked(struct conn *c, bool blocked)
 	c->blocked = blocked;
 	if (c->blocked_notify) {
 		if (blocked)
-			m.a.connection_blocked.reason = BYTES_LIT("low on memory");
+			m.a.connection_blocked.reason =
+			    bytes_str(broker_alarm_reason(c->broker));
 		conn_send_method(c, 0, &m);
 	}
 	if (blocked) {

@@ -191,6 +191,39 @@ START_TEST(test_range_edges)
 }
 END_TEST
 
+/* Sizes as RabbitMQ writes them: bytes, or with a unit. */
+START_TEST(test_sizes_with_units)
+{
+	static const struct {
+		const char *value;
+		uint64_t bytes;
+	} sizes[] = {
+		{ "0", 0 }, { "123", 123 }, { "2k", 2048 }, { "2K", 2048 },
+		{ "2kiB", 2048 }, { "2KiB", 2048 }, { "2kB", 2000 },
+		{ "2KB", 2000 }, { "50MB", 50000000 }, { "50M", 50u << 20 },
+		{ "50MiB", 50u << 20 }, { "3GB", 3000000000u },
+		{ "3G", UINT64_C(3) << 30 }, { "3GiB", UINT64_C(3) << 30 },
+	};
+	struct warren_config cfg;
+	char line[128];
+
+	config_defaults(&cfg);
+	ck_assert(cfg.disk_free_limit == 50000000);	/* RabbitMQ's default */
+	config_free(&cfg);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		snprintf(line, sizeof(line), "disk_free_limit.absolute = %s\n",
+		    sizes[i].value);
+		load_ok(&cfg, line);
+		ck_assert_msg(cfg.disk_free_limit == sizes[i].bytes, "%s",
+		    sizes[i].value);
+		config_free(&cfg);
+	}
+	load_ok(&cfg, "vm_memory_high_watermark.absolute = 2GiB\n");
+	ck_assert(cfg.memory_high_watermark == UINT64_C(2) << 30);
+	config_free(&cfg);
+}
+END_TEST
+
 START_TEST(test_repeated_keys)
 {
 	struct warren_config cfg;
@@ -445,8 +478,22 @@ static const struct {
 	    "1: vm_memory_high_watermark.absolute: 18446744073709551616 is out "
 	    "of range 0 or 1048576..18446744073709551615" },
 	{ "vm_memory_high_watermark.absolute = 0.4\n",
-	    "1: vm_memory_high_watermark.absolute: \"0.4\" is not an integer "
-	    "in 0 or 1048576..18446744073709551615" },
+	    "1: vm_memory_high_watermark.absolute: \"0.4\" is not a size: "
+	    "bytes, or a number with kB, MB, GB (powers of 1000) or k, M, G, "
+	    "KiB, MiB, GiB (powers of 1024)" },
+	{ "disk_free_limit.absolute = 50 MB\n",
+	    "1: disk_free_limit.absolute: \"50 MB\" is not a size: bytes, or a "
+	    "number with kB, MB, GB (powers of 1000) or k, M, G, KiB, MiB, GiB "
+	    "(powers of 1024)" },
+	{ "disk_free_limit.absolute = 50mb\n",
+	    "1: disk_free_limit.absolute: \"50mb\" is not a size: bytes, or a "
+	    "number with kB, MB, GB (powers of 1000) or k, M, G, KiB, MiB, GiB "
+	    "(powers of 1024)" },
+	{ "disk_free_limit.absolute = 17179869184GiB\n",
+	    "1: disk_free_limit.absolute: 17179869184GiB is too large" },
+	{ "vm_memory_high_watermark.absolute = 1023KiB\n",
+	    "1: vm_memory_high_watermark.absolute: 1047552 is out of range "
+	    "0 or 1048576..18446744073709551615" },
 	{ "heartbeat = 1 0\n",
 	    "1: heartbeat: \"1 0\" is not an integer in 0..65535" },
 	{ "heartbeat = 65536\n",
@@ -571,6 +618,10 @@ START_TEST(test_sample_conf)
 	ck_assert_uint_eq(cfg.handshake_timeout, 10000);
 	ck_assert_int_eq(cfg.log_level, LOG_LVL_INFO);
 	ck_assert_str_eq(cfg.data_dir, "data");
+	ck_assert(cfg.disk_free_limit == 50000000);
+	ck_assert(cfg.store_segment_size == 16777216);
+	ck_assert_uint_eq(cfg.store_sync_delay_us, 0);
+	ck_assert_ptr_null(cfg.load_definitions);
 	config_free(&cfg);
 }
 END_TEST
@@ -584,6 +635,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_empty_file);
 	tcase_add_test(tc, test_full_file);
 	tcase_add_test(tc, test_range_edges);
+	tcase_add_test(tc, test_sizes_with_units);
 	tcase_add_test(tc, test_repeated_keys);
 	tcase_add_test(tc, test_load_twice);
 	tcase_add_test(tc, test_listener_port);

@@ -1,0 +1,215 @@
+#!/usr/bin/python3
+"""A full disk: warrend on a small tmpfs that the test fills.
+
+- Below disk_free_limit.absolute, publishing connections are blocked
+  (connection.blocked "low on disk"), consumers keep draining, and
+  publishing resumes when space comes back.
+- With no limit, a write that fails (ENOSPC) holds the confirms of what
+  it could not store, the broker keeps running, and the writes go through
+  once space is freed; nothing confirmed is lost across a SIGKILL.
+
+Mounting needs root (CI runs as root); elsewhere the tests are skipped
+with the reason printed.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pika  # noqa: E402
+
+from harness import Broker, main, skip_if_external, wait_until  # noqa: E402
+
+PERSISTENT = pika.BasicProperties(delivery_mode=2)
+MiB = 1 << 20
+
+
+def drain(ch, queue):
+    """Every message now in queue, by basic.get (acked), in order."""
+    got = []
+    while True:
+        method, _props, body = ch.basic_get(queue, auto_ack=True)
+        if method is None:
+            return got
+        got.append(body)
+
+
+def fill(mountpoint, leave):
+    """Write a filler file until at most `leave` bytes are free."""
+    path = os.path.join(mountpoint, "filler")
+    chunk = b"\0" * (256 * 1024)
+    with open(path, "ab") as f:
+        while True:
+            st = os.statvfs(mountpoint)
+            free = st.f_bavail * st.f_frsize
+            if free <= leave:
+                break
+            try:
+                f.write(chunk[:max(4096, min(len(chunk), free - leave))])
+                f.flush()
+            except OSError:  # ENOSPC: as full as it gets
+                break
+    return path
+
+
+class Publisher(threading.Thread):
+    """Publishes bodies with confirms on its own connection; `confirmed`
+    lists those whose confirm arrived.  It waits as long as it is
+    blocked."""
+
+    def __init__(self, broker, queue, bodies):
+        super().__init__(daemon=True)
+        self.params = broker.params(blocked_connection_timeout=None)
+        self.queue, self.bodies = queue, bodies
+        self.confirmed, self.error = [], None
+
+    def run(self):
+        try:
+            conn = pika.BlockingConnection(self.params)
+            ch = conn.channel()
+            ch.confirm_delivery()
+            for body in self.bodies:
+                ch.basic_publish("", self.queue, body, PERSISTENT)
+                self.confirmed.append(body)
+            conn.close()
+        except Exception as e:  # reported by the test
+            self.error = e
+
+
+class DiskFull(unittest.TestCase):
+    SIZE = 32 * MiB
+
+    def setUp(self):
+        skip_if_external("mounts a tmpfs as the broker's data directory")
+        if os.geteuid() != 0:
+            self.skipTest("needs root to mount a tmpfs (CI runs as root)")
+        self.mnt = tempfile.mkdtemp(prefix="warren-diskfull-")
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o",
+                            "size=%d" % self.SIZE, "tmpfs", self.mnt],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            os.rmdir(self.mnt)
+            self.skipTest("cannot mount a tmpfs: %s" % r.stderr.strip())
+        self.data = os.path.join(self.mnt, "data")
+        os.mkdir(self.data)
+
+    def tearDown(self):
+        subprocess.run(["umount", "-l", self.mnt], check=False)
+        os.rmdir(self.mnt)
+
+    def wait_events(self, conn, events, what):
+        wait_until(lambda: (conn.process_data_events(0.05), events)[1],
+                   what=what)
+
+    def ten_confirmed(self, b):
+        """Durable queue d with a0..a9 confirmed; a connection to it."""
+        conn = pika.BlockingConnection(b.params())
+        ch = conn.channel()
+        ch.queue_declare("d", durable=True)
+        first = Publisher(b, "d", [b"a%d" % i for i in range(10)])
+        first.run()
+        self.assertIsNone(first.error)
+        return conn, ch
+
+    def test_publishers_blocked_below_disk_free_limit_consumers_drain(self):
+        with Broker(config={"warren.data_dir": self.data,
+                            "disk_free_limit.absolute": "8MiB"}) as b:
+            conn, ch = self.ten_confirmed(b)
+
+            mark = b.log_mark()
+            filler = fill(self.mnt, 4 * MiB)
+            self.assertIsNotNone(b.wait_for_log(
+                lambda line: "disk alarm:" in line, since=mark))
+
+            # A connection that publishes is told why it is blocked.
+            probe = pika.BlockingConnection(
+                b.params(blocked_connection_timeout=None))
+            blocked, unblocked = [], []
+            probe.add_on_connection_blocked_callback(
+                lambda _c, frame: blocked.append(frame.method.reason))
+            probe.add_on_connection_unblocked_callback(
+                lambda _c, _frame: unblocked.append(True))
+            probe.channel().basic_publish("", "nowhere", b"probe")
+            self.wait_events(probe, blocked, "connection.blocked")
+            self.assertEqual(blocked, ["low on disk"])
+
+            pub = Publisher(b, "d", [b"b%d" % i for i in range(20)])
+            pub.start()
+            # Publishes are not read while blocked: nothing gets in.
+            self.assertEqual(pub.confirmed, [])
+            q = ch.queue_declare("d", durable=True, passive=True)
+            self.assertEqual(q.method.message_count, 10)
+            # A connection that only consumes is not blocked.
+            for i in range(5):
+                m, _, body = ch.basic_get("d")
+                self.assertEqual(body, b"a%d" % i)
+                ch.basic_ack(m.delivery_tag)
+
+            mark = b.log_mark()
+            os.unlink(filler)
+            self.assertIsNotNone(b.wait_for_log(
+                lambda line: "disk alarm cleared" in line, since=mark))
+            self.wait_events(probe, unblocked, "connection.unblocked")
+            probe.close()
+            pub.join(60)
+            self.assertFalse(pub.is_alive(), "publisher still blocked")
+            self.assertIsNone(pub.error)
+            self.assertEqual(len(pub.confirmed), 20)
+            conn.close()
+
+            b.restart(kill=True)
+            conn = pika.BlockingConnection(b.params())
+            self.assertEqual(drain(conn.channel(), "d"),
+                             [b"a%d" % i for i in range(5, 10)] +
+                             [b"b%d" % i for i in range(20)])
+            conn.close()
+
+    def test_failed_writes_hold_confirms_until_space_returns(self):
+        with Broker(config={"warren.data_dir": self.data,
+                            "disk_free_limit.absolute": "0",
+                            "warren.store.segment_size": "65536"}) as b:
+            conn, ch = self.ten_confirmed(b)
+
+            filler = fill(self.mnt, 0)
+            mark = b.log_mark()
+            big = b"x" * 20000
+            pub = Publisher(b, "d", [b"b%d-" % i + big for i in range(5)])
+            pub.start()
+            self.assertIsNotNone(b.wait_for_log(
+                lambda line: "write failed" in line, since=mark),
+                "no write failure logged")
+            self.assertTrue(b.alive())
+            # Unconfirmed, but consumers still get what is in the queue.
+            m, _, body = ch.basic_get("d")
+            self.assertEqual(body, b"a0")
+            ch.basic_ack(m.delivery_tag)
+            self.assertNotEqual(len(pub.confirmed), 5)
+
+            mark = b.log_mark()
+            os.unlink(filler)
+            pub.join(60)
+            self.assertFalse(pub.is_alive(), "confirms still held")
+            self.assertIsNone(pub.error)
+            self.assertEqual(len(pub.confirmed), 5)
+            self.assertIsNotNone(b.wait_for_log(
+                lambda line: "writing again" in line, since=mark))
+            # A confirmed publish after the ack: the ack is on disk too.
+            marker = Publisher(b, "d", [b"marker"])
+            marker.run()
+            self.assertIsNone(marker.error)
+            conn.close()
+
+            b.restart(kill=True)
+            conn = pika.BlockingConnection(b.params())
+            self.assertEqual(drain(conn.channel(), "d"),
+                             [b"a%d" % i for i in range(1, 10)] +
+                             [b"b%d-" % i + big for i in range(5)] +
+                             [b"marker"])
+            conn.close()
+
+
+if __name__ == "__main__":
+    main()
