@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,6 +88,7 @@ struct store {
 	/* thread side */
 	int fd;				/* open segment, or -1 */
 	uint64_t fd_seg;
+	off_t fd_size;			/* its length: where a write starts */
 	int dir_fd;
 };
 
@@ -102,17 +104,25 @@ uint64_t store_new_qid(void)
 
 /* ---- the store thread --------------------------------------------------- */
 
-static bool write_all(int fd, const uint8_t *p, size_t n)
+/* Write iov[0..n) whole, however the kernel splits it; iov is consumed. */
+static bool writev_all(int fd, struct iovec *iov, int n)
 {
 	while (n > 0) {
-		ssize_t w = write(fd, p, n);
+		ssize_t w = writev(fd, iov, n);
 
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)
 			return false;
-		p += w;
-		n -= (size_t)w;
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
 	}
 	return true;
 }
@@ -134,16 +144,27 @@ static bool sync_and_close(struct store *s)
 struct round {
 	bool new_file;		/* the directory changed: fsync it */
 	bool sync_failed;	/* something written this round may be lost */
+	uint64_t done;		/* the last ticket written whole */
 };
 
-/* Write one chunk; on failure the file is cut back to where it was. */
-static bool write_chunk(struct store *s, const struct chunk *c,
-    struct round *r)
+/* Chunks written with one writev: the kernel's limit is 1024. */
+#define GATHER_MAX 64
+
+/*
+ * Write c and the chunks after it that go to the same segment (up to
+ * GATHER_MAX) with one writev; *next is the first chunk not written.  On
+ * failure the file is cut back to where it was, so none of them is there.
+ */
+static bool write_chunks(struct store *s, struct chunk *c,
+    struct chunk **next, struct round *r)
 {
+	struct iovec iov[GATHER_MAX];
 	char path[4096];
 	struct stat st;
 	off_t before;
+	int n = 0;
 
+	*next = c;
 	store_segment_path(path, sizeof(path), s->dir, c->seg);
 	if (c->unlink) {
 		if (s->fd >= 0 && s->fd_seg == c->seg &&
@@ -154,6 +175,7 @@ static bool write_chunk(struct store *s, const struct chunk *c,
 		if (unlink(path) != 0 && errno != ENOENT)
 			log_warning("%s: cannot delete: %s", path, strerror(errno));
 		r->new_file = true;	/* the directory changed */
+		*next = c->next;
 		return true;
 	}
 	if (s->fd < 0 || s->fd_seg != c->seg) {
@@ -165,13 +187,20 @@ static bool write_chunk(struct store *s, const struct chunk *c,
 		    0640);
 		if (s->fd < 0)
 			return false;
+		if (fstat(s->fd, &st) != 0) {
+			close(s->fd);
+			s->fd = -1;
+			return false;
+		}
 		s->fd_seg = c->seg;
+		s->fd_size = st.st_size;
 		r->new_file = true;
 	}
-	if (fstat(s->fd, &st) != 0)
-		return false;
-	before = st.st_size;
-	if (!write_all(s->fd, c->data, c->len)) {
+	before = s->fd_size;
+	for (struct chunk *g = c; g && !g->unlink && g->seg == c->seg &&
+	    n < GATHER_MAX; g = g->next)
+		iov[n++] = (struct iovec){ g->data, g->len };
+	if (!writev_all(s->fd, iov, n)) {
 		int saved = errno;
 
 		if (ftruncate(s->fd, before) != 0)
@@ -179,6 +208,12 @@ static bool write_chunk(struct store *s, const struct chunk *c,
 			    path, strerror(errno));
 		errno = saved;
 		return false;
+	}
+	while (n-- > 0) {
+		s->fd_size += (off_t)(*next)->len;
+		if ((*next)->closes_batch)
+			r->done = (*next)->ticket;
+		*next = (*next)->next;
 	}
 	return true;
 }
@@ -221,19 +256,18 @@ static void put_back(struct store *s, struct chunk *c)
 static struct chunk *write_round(struct store *s, struct chunk *list,
     uint64_t *done)
 {
-	struct round r = { false, false };
-	struct chunk *c;
+	struct round r = { false, false, 0 };
+	struct chunk *c = list, *next;
 	int saved = 0;
 
-	*done = 0;
-	for (c = list; c; c = c->next) {
-		if (!write_chunk(s, c, &r)) {
+	while (c) {
+		if (!write_chunks(s, c, &next, &r)) {
 			saved = errno;
 			break;
 		}
-		if (c->closes_batch)
-			*done = c->ticket;
+		c = next;
 	}
+	*done = r.done;
 	if (!r.sync_failed && s->fd >= 0 && fdatasync(s->fd) != 0)
 		r.sync_failed = true;
 	if (!r.sync_failed && r.new_file && fsync(s->dir_fd) != 0)
