@@ -25,6 +25,7 @@ TAILQ_HEAD(channel_list, channel);
 enum broker_alarm {
 	ALARM_MEMORY = 1,	/* vm_memory_high_watermark */
 	ALARM_DISK = 2,		/* disk_free_limit */
+	ALARM_STORE = 4,	/* the message store's writes fail */
 };
 
 struct broker {
@@ -40,6 +41,8 @@ struct broker {
 	struct event *sig_term, *sig_int;
 	struct event *tick;		/* alarms, consumer timeouts */
 	uint64_t memory_limit;		/* message bytes that raise the alarm */
+	uint64_t paging_watermark;	/* above it transient messages page */
+	uint64_t next_tail;		/* names paged-out queue files */
 	unsigned alarms;		/* enum broker_alarm bits: publishers
 					   are blocked while any is set */
 	struct store *store;		/* the message store; NULL: none */
@@ -57,6 +60,8 @@ void broker_free(struct broker *b);
 struct vhost *broker_find_vhost(struct broker *b, struct bytes name);
 /* Raise or clear the memory alarm (blocks and unblocks publishers). */
 void broker_check_memory(struct broker *b);
+/* Set or clear one alarm; publishers are blocked while any is set. */
+void broker_set_alarm(struct broker *b, enum broker_alarm which, bool on);
 /* Raise or clear the disk alarm from the data directory's free space. */
 void broker_check_disk(struct broker *b);
 /* connection.blocked's reason: RabbitMQ's text for the first alarm set. */
@@ -73,6 +78,8 @@ void broker_store_synced(struct broker *b, uint64_t synced);
  * at the latest before the reply leaves); close the store at shutdown.
  */
 bool broker_recover(struct broker *b);
+/* A new file name for a queue's paged-out entries (queue_tail.h). */
+void broker_tail_path(struct broker *b, char *out, size_t len);
 void broker_durable_changed(struct broker *b);
 void broker_save_definitions(struct broker *b);
 void broker_close_store(struct broker *b);

@@ -55,6 +55,8 @@ struct warren_config {
 	int log_level;			/* log.console.level; enum log_level */
 	char *data_dir;			/* warren.data_dir, default "data" */
 	uint64_t disk_free_limit;	/* disk_free_limit.absolute; 0: none */
+	uint64_t paging_watermark;	/* warren.paging_watermark.absolute */
+	uint32_t queue_memory_messages;	/* warren.queue.memory_messages */
 	uint64_t store_segment_size;	/* warren.store.segment_size */
 	uint32_t store_sync_delay_us;	/* warren.store.sync_delay_us */
 	char *load_definitions;		/* imported at start; NULL: none */

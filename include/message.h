@@ -10,6 +10,7 @@
 
 #include "properties.h"
 #include "queue_args.h"
+#include "store_loc.h"
 #include "wire.h"
 
 struct message {
@@ -35,9 +36,7 @@ struct message {
 
 	/* delivery_mode 2: kept by the store when a durable queue holds it */
 	bool persistent;
-	uint32_t store_seg;		/* segment of its MSG record */
-	uint32_t store_refs;		/* durable queues holding it */
-	uint64_t store_id;		/* its id in the store; 0: not stored */
+	struct store_loc stored;	/* its MSG record; id 0: none */
 };
 
 /*

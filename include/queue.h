@@ -17,6 +17,8 @@
 #include "wire.h"
 
 struct message;
+struct queue_tail;
+struct store_recovered;
 struct channel;
 struct vhost;
 struct event;
@@ -55,10 +57,15 @@ struct queue {
 	uint32_t arguments_len;
 	struct queue_args args;
 
-	/* ready messages: one ring per priority level (one if no priorities) */
+	/*
+	 * Ready messages: one ring per priority level (one if no
+	 * priorities), oldest first; past the paging limits a level's newer
+	 * messages wait on disk in its tail (NULL: none yet).
+	 */
 	struct entry_ring *levels;
+	struct queue_tail **tails;	/* n_levels of them, or NULL */
 	uint32_t n_levels;
-	uint32_t count;			/* ready messages */
+	uint32_t count;			/* ready messages, paged out or not */
 	uint64_t bytes;			/* their body bytes */
 	uint64_t next_seq;
 	bool had_consumer;		/* auto-delete waits for the first */
@@ -71,6 +78,7 @@ struct queue {
 	struct event *dispatch_ev;	/* a dispatch pass on the next turn */
 	struct event *expiry_ev;	/* the head's TTL runs out */
 	struct event *idle_ev;		/* x-expires */
+	struct event *refill_ev;	/* paged-out messages not on disk yet */
 };
 
 /* A queue with these arguments (their strings now belong to the queue). */
@@ -105,9 +113,12 @@ void queue_settle(struct queue *q, const struct queue_entry *e,
  * the entry with queue_settle (at once, for no-ack deliveries).
  */
 bool queue_pop(struct queue *q, struct queue_entry *out);
-/* A message the store kept across a restart, back at the tail. */
-void queue_recover_entry(struct queue *q, struct message *msg,
-    uint32_t store_seg, bool delivered);
+/*
+ * A message the store kept across a restart (at msg in its log, enqueued
+ * in segment enq_seg), back at the tail; false if it cannot be read.
+ */
+bool queue_recover_entry(struct queue *q, const struct store_recovered *msg,
+    uint32_t enq_seg, bool delivered);
 /* Drop every ready message; returns how many. */
 uint32_t queue_purge(struct queue *q);
 /* The queue was used (basic.get, redeclare): restart its x-expires clock. */

@@ -25,6 +25,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "store_loc.h"
+
 struct event_base;
 struct message;
 struct store;
@@ -34,8 +36,12 @@ struct store_options {
 	uint32_t sync_delay_us;		/* wait to fill a batch; 0: none */
 };
 
-/* The store has synced every record up to this ticket. */
-typedef void store_synced_fn(void *arg, uint64_t ticket);
+/*
+ * The store has synced every record up to this ticket; failing: its
+ * writes are failing now (the disk is full, an I/O error) and are being
+ * retried.  Called when either changes.
+ */
+typedef void store_synced_fn(void *arg, uint64_t ticket, bool failing);
 
 /*
  * Open (creating) the store in dir.  Call store_recover before appending.
@@ -47,13 +53,21 @@ struct store *store_open(struct event_base *base, const char *dir,
 /* Write and sync what is pending, stop the thread, free. */
 void store_close(struct store *s);
 
+/* A recovered message: where it is, and what a queue needs to place it. */
+struct store_recovered {
+	struct store_loc loc;
+	uint32_t body_len;
+	int64_t ttl;			/* its expiration property, ms; -1 */
+	uint8_t priority;
+};
+
 /*
- * One recovered queue entry, in log order per queue (oldest first).
- * Return true when queue qid exists and took msg (with its own reference:
- * the store drops its own after the call); false drops the entry.
+ * One recovered queue entry, in log order per queue (oldest first);
+ * store_read makes the message when it is wanted.  Return true when queue
+ * qid exists and took it; false drops the entry.
  */
-typedef bool store_recover_fn(void *arg, uint64_t qid, struct message *msg,
-    uint32_t enq_seg, bool delivered);
+typedef bool store_recover_fn(void *arg, uint64_t qid,
+    const struct store_recovered *msg, uint32_t enq_seg, bool delivered);
 
 struct store_recovery {
 	uint64_t segments, records, messages, entries, bytes;
@@ -68,15 +82,34 @@ bool store_recover(struct store *s, store_recover_fn *fn, void *arg,
 /*
  * Queue qid now holds msg: append its MSG record (the first time) and an
  * ENQ.  Returns the ENQ's segment (nonzero), which the queue keeps in its
- * entry and hands back to store_ack; *ticket rises to this batch's.
+ * entry and hands back to store_ack; *ticket rises to this batch's.  The
+ * MSG record stays while any ENQ of it is not acked.
  */
 uint32_t store_enqueue(struct store *s, uint64_t qid, struct message *msg,
     uint64_t *ticket);
-/* Queue qid delivered msg for the first time. */
-void store_delivered(struct store *s, uint64_t qid, const struct message *msg);
-/* Queue qid is done with msg, enqueued in segment enq_seg. */
-void store_ack(struct store *s, uint64_t qid, struct message *msg,
+/* Queue qid delivered message msg_id for the first time. */
+void store_delivered(struct store *s, uint64_t qid, uint64_t msg_id);
+/* Queue qid is done with the message at msg, enqueued in enq_seg. */
+void store_ack(struct store *s, uint64_t qid, const struct store_loc *msg,
     uint32_t enq_seg);
+
+/*
+ * Keep msg's bytes in the log for a queue that pages it out but does not
+ * keep it across restarts (a transient message, or any message in a
+ * transient queue): its MSG record if it has one, else a record that
+ * recovery ignores.  *loc says where; store_release lets it go.
+ */
+void store_hold(struct store *s, struct message *msg, struct store_loc *loc);
+void store_release(struct store *s, const struct store_loc *loc);
+
+/* Whether the record at loc can be read back yet (it is on disk). */
+bool store_readable(const struct store *s, const struct store_loc *loc);
+/*
+ * The message whose record is at loc, read from its segment: a new
+ * message (one reference), remembering loc; NULL (logged) if the record
+ * cannot be read or is damaged.
+ */
+struct message *store_read(struct store *s, const struct store_loc *loc);
 
 /* A fresh random queue id for a durable queue (never 0). */
 uint64_t store_new_qid(void);

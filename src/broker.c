@@ -66,8 +66,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(b->base, NULL);
 }
 
-/* Set or clear one alarm; publishers are blocked while any is set. */
-static void set_alarm(struct broker *b, enum broker_alarm which, bool on)
+void broker_set_alarm(struct broker *b, enum broker_alarm which, bool on)
 {
 	unsigned before = b->alarms;
 	struct conn *c;
@@ -97,11 +96,11 @@ void broker_check_memory(struct broker *b)
 		log_warning("memory alarm: messages hold %llu bytes, above the "
 		    "high watermark of %llu; blocking publishers",
 		    (unsigned long long)used, (unsigned long long)b->memory_limit);
-		set_alarm(b, ALARM_MEMORY, true);
+		broker_set_alarm(b, ALARM_MEMORY, true);
 	} else if (on && used <= b->memory_limit) {
 		log_warning("memory alarm cleared: %llu bytes in messages",
 		    (unsigned long long)used);
-		set_alarm(b, ALARM_MEMORY, false);
+		broker_set_alarm(b, ALARM_MEMORY, false);
 	}
 }
 
@@ -119,11 +118,11 @@ void broker_check_disk(struct broker *b)
 		    "disk_free_limit of %llu; blocking publishers",
 		    (unsigned long long)free_bytes, b->cfg->data_dir,
 		    (unsigned long long)limit);
-		set_alarm(b, ALARM_DISK, true);
+		broker_set_alarm(b, ALARM_DISK, true);
 	} else if (on && free_bytes >= limit) {
 		log_warning("disk alarm cleared: %llu bytes free in %s",
 		    (unsigned long long)free_bytes, b->cfg->data_dir);
-		set_alarm(b, ALARM_DISK, false);
+		broker_set_alarm(b, ALARM_DISK, false);
 	}
 }
 
@@ -263,6 +262,8 @@ bool broker_init(struct broker *b, const struct warren_config *cfg)
 		b->memory_limit = pages > 0 && size > 0 ?
 		    (uint64_t)pages * (uint64_t)size / 10 * 4 : (1ULL << 30);
 	}
+	b->paging_watermark = cfg->paging_watermark ? cfg->paging_watermark :
+	    b->memory_limit / 2;
 	b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
 	event_add(b->tick, &(struct timeval){ 0, 250000 });
 	/* Everything durable is back before the first client arrives. */

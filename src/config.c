@@ -114,6 +114,13 @@ static const struct config_key keys[] = {
 	    1048576, UINT64_MAX, true, "0", "message memory above which "
 	    "publishers are blocked, bytes (or with a unit: MB, GiB, ...); 0 "
 	    "means 40% of physical memory"),
+	BYTES("warren.paging_watermark.absolute", paging_watermark, 0,
+	    UINT64_MAX, true, "0", "message memory above which queues page "
+	    "transient messages out to disk too, bytes (or with a unit); 0 "
+	    "means half of vm_memory_high_watermark"),
+	UINT("warren.queue.memory_messages", queue_memory_messages, 0,
+	    UINT32_MAX, true, "1024", "messages a queue (each priority level) "
+	    "keeps in memory; more wait on disk; 0: all in memory"),
 	BYTES("disk_free_limit.absolute", disk_free_limit, 0, UINT64_MAX, true,
 	    "50000000", "free space in warren.data_dir's file system below "
 	    "which publishers are blocked, bytes (or with a unit); 0: no limit"),

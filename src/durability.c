@@ -8,10 +8,15 @@
  * metadata changed, at the end of the input turn that changed it: before
  * the declare-ok or bind-ok leaves the process, the change is on disk.
  */
+#include <dirent.h>
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "broker.h"
 #include "config.h"
@@ -25,6 +30,7 @@
 
 #define DEFINITIONS_FILE	"definitions.json"
 #define STORE_DIR		"msg_store"
+#define TAILS_DIR		"paged"		/* queue_tail files */
 
 static void data_path(const struct broker *b, const char *name, char *out,
     size_t outlen)
@@ -50,14 +56,26 @@ void broker_save_definitions(struct broker *b)
 		log_error("cannot save definitions: %s", err);
 }
 
-static void on_synced(void *arg, uint64_t ticket)
+static void on_synced(void *arg, uint64_t ticket, bool failing)
 {
-	broker_store_synced(arg, ticket);
+	struct broker *b = arg;
+
+	/* What cannot be stored is refused: block publishers meanwhile. */
+	if (failing != !!(b->alarms & ALARM_STORE)) {
+		if (failing)
+			log_warning("message store cannot write; blocking "
+			    "publishers until it can");
+		else
+			log_warning("message store writes again; unblocking "
+			    "publishers");
+		broker_set_alarm(b, ALARM_STORE, failing);
+	}
+	broker_store_synced(b, ticket);
 }
 
 /* The store's recovered entries go to the queue with their qid. */
-static bool recover_entry(void *arg, uint64_t qid, struct message *msg,
-    uint32_t enq_seg, bool delivered)
+static bool recover_entry(void *arg, uint64_t qid,
+    const struct store_recovered *msg, uint32_t enq_seg, bool delivered)
 {
 	struct strmap *by_qid = arg;
 	uint8_t key[8];
@@ -66,8 +84,7 @@ static bool recover_entry(void *arg, uint64_t qid, struct message *msg,
 	le64_put(key, qid);
 	if ((q = strmap_get(by_qid, (struct bytes){ key, 8 })) == NULL)
 		return false;
-	queue_recover_entry(q, msg, enq_seg, delivered);
-	return true;
+	return queue_recover_entry(q, msg, enq_seg, delivered);
 }
 
 static struct strmap *queues_by_qid(struct broker *b)
@@ -103,6 +120,46 @@ static bool load_definitions(struct broker *b, const char *path)
 	return true;
 }
 
+void broker_tail_path(struct broker *b, char *out, size_t len)
+{
+	snprintf(out, len, "%s/%s/%llu.tail", b->cfg->data_dir, TAILS_DIR,
+	    (unsigned long long)++b->next_tail);
+}
+
+/*
+ * Queues' paged-out entries are rebuilt from the log at every start: an
+ * earlier run's files are stale.  False (logged) if the directory cannot
+ * be made.
+ */
+static bool reset_tails(struct broker *b)
+{
+	char path[4096], file[4400];
+	struct dirent *de;
+	DIR *d;
+
+	data_path(b, TAILS_DIR, path, sizeof(path));
+	if (mkdir(path, 0750) != 0 && errno != EEXIST) {
+		log_error("%s: %s", path, strerror(errno));
+		return false;
+	}
+	if ((d = opendir(path)) == NULL) {
+		log_error("%s: %s", path, strerror(errno));
+		return false;
+	}
+	while ((de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name);
+
+		if (n < 5 || strcmp(de->d_name + n - 5, ".tail") != 0)
+			continue;
+		snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
+		if (unlink(file) != 0)
+			log_warning("%s: cannot delete: %s", file,
+			    strerror(errno));
+	}
+	closedir(d);
+	return true;
+}
+
 bool broker_recover(struct broker *b)
 {
 	const struct warren_config *cfg = b->cfg;
@@ -121,6 +178,8 @@ bool broker_recover(struct broker *b)
 		return false;
 	broker_save_definitions(b);
 
+	if (!reset_tails(b))
+		return false;
 	data_path(b, STORE_DIR, path, sizeof(path));
 	b->store = store_open(b->base, path, &opt, on_synced, b, err,
 	    sizeof(err));
@@ -131,6 +190,10 @@ bool broker_recover(struct broker *b)
 	by_qid = queues_by_qid(b);
 	ok = store_recover(b->store, recover_entry, by_qid, &st);
 	strmap_free(by_qid);
+#ifdef __GLIBC__
+	/* Recovery's index of every message is gone: hand it back. */
+	malloc_trim(0);
+#endif
 	return ok;
 }
 

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "message.h"
 #include "queue.h"
+#include "queue_tail.h"
 #include "store.h"
 #include "vhost.h"
 
@@ -24,7 +25,13 @@
 static void queue_dispatch(evutil_socket_t fd, short what, void *arg);
 static void queue_expiry_cb(evutil_socket_t fd, short what, void *arg);
 static void queue_idle_cb(evutil_socket_t fd, short what, void *arg);
+static void queue_refill_cb(evutil_socket_t fd, short what, void *arg);
 static void arm_expiry(struct queue *q);
+static void expire_heads(struct queue *q);
+static void enforce_length(struct queue *q);
+
+/* Entries a level keeps in memory before transient messages page out. */
+#define PAGE_MIN 64
 
 struct queue *queue_new(struct vhost *vh, struct bytes name,
     struct queue_args *args)
@@ -44,7 +51,8 @@ struct queue *queue_new(struct vhost *vh, struct bytes name,
 	q->dispatch_ev = event_new(base, -1, 0, queue_dispatch, q);
 	q->expiry_ev = evtimer_new(base, queue_expiry_cb, q);
 	q->idle_ev = evtimer_new(base, queue_idle_cb, q);
-	if (!q->dispatch_ev || !q->expiry_ev || !q->idle_ev)
+	q->refill_ev = evtimer_new(base, queue_refill_cb, q);
+	if (!q->dispatch_ev || !q->expiry_ev || !q->idle_ev || !q->refill_ev)
 		fatalx("event_new failed");
 	queue_touch(q);
 	return q;
@@ -64,8 +72,13 @@ void queue_unref(struct queue *q)
 	event_free(q->dispatch_ev);
 	event_free(q->expiry_ev);
 	event_free(q->idle_ev);
-	for (uint32_t i = 0; i < q->n_levels; i++)
+	event_free(q->refill_ev);
+	for (uint32_t i = 0; i < q->n_levels; i++) {
 		ring_free(&q->levels[i]);
+		if (q->tails)
+			tail_free(q->tails[i]);
+	}
+	free(q->tails);
 	free(q->levels);
 	queue_args_free(&q->args);
 	free(q->arguments);
@@ -85,15 +98,6 @@ static uint32_t level_of(const struct queue *q, const struct message *m)
 	uint8_t p = m->priority;
 
 	return p < q->n_levels ? p : q->n_levels - 1;
-}
-
-/* The highest non-empty level, or NULL. */
-static struct entry_ring *top_level(struct queue *q)
-{
-	for (uint32_t i = q->n_levels; i-- > 0; )
-		if (q->levels[i].count)
-			return &q->levels[i];
-	return NULL;
 }
 
 static void account_add(struct queue *q, const struct message *m)
@@ -121,8 +125,159 @@ static void entry_done(struct queue *q, const struct queue_entry *e)
 
 	/* No store: shutting down, and what is in memory stays on disk. */
 	if (e->store_seg && store)
-		store_ack(store, q->store_qid, e->msg, e->store_seg);
+		store_ack(store, q->store_qid, &e->msg->stored, e->store_seg);
 	msg_unref(e->msg);
+}
+
+/* ---- paging ------------------------------------------------------------- */
+
+static uint64_t tail_len(const struct queue *q, uint32_t level)
+{
+	return q->tails && q->tails[level] ? tail_count(q->tails[level]) : 0;
+}
+
+/*
+ * Whether a new entry of this level goes to the tail: always once the
+ * tail has entries (order), else when the ring is full, for a message the
+ * store keeps anyway (paging it out costs no write); a message that would
+ * have to be written only for this (transient) goes out only when message
+ * memory is past the paging watermark.
+ */
+static bool pages_out(const struct queue *q, uint32_t level, bool stored)
+{
+	const struct broker *b = q->vh->broker;
+	uint32_t limit = b->cfg->queue_memory_messages;
+
+	if (tail_len(q, level))
+		return true;
+	if (b->store == NULL || limit == 0)
+		return false;
+	if (stored)
+		return q->levels[level].count >= limit;
+	return q->levels[level].count >= PAGE_MIN &&
+	    msg_live_bytes() > b->paging_watermark;
+}
+
+static struct queue_tail *tail_of(struct queue *q, uint32_t level)
+{
+	char path[4096];
+
+	if (q->tails == NULL)
+		q->tails = xcalloc(q->n_levels, sizeof(*q->tails));
+	if (q->tails[level] == NULL) {
+		broker_tail_path(q->vh->broker, path, sizeof(path));
+		q->tails[level] = tail_new(path);
+	}
+	return q->tails[level];
+}
+
+/*
+ * Page e out to its level's tail; the message is left to the caller.  A
+ * message the store keeps for this queue gets its ENQ, any other is held
+ * in the log for as long as the entry is out.
+ */
+static void page_out(struct queue *q, uint32_t level, struct message *msg,
+    const struct queue_entry *e, uint64_t *ticket)
+{
+	struct store *store = q->vh->broker->store;
+	struct tail_entry te = {
+		.seq = e->seq, .expires_at = e->expires_at,
+		.body_len = (uint32_t)msg->body_len,
+		.redelivered = e->redelivered,
+	};
+
+	if (store_for(q, msg)) {
+		te.enq_seg = store_enqueue(store, q->store_qid, msg, ticket);
+		te.msg = msg->stored;
+	} else {
+		store_hold(store, msg, &te.msg);
+	}
+	tail_push(tail_of(q, level), &te);
+	account_add(q, msg);
+}
+
+/* A tail that emptied gives back its buffers (a later one starts anew). */
+static void drop_empty_tail(struct queue *q, uint32_t level)
+{
+	if (q->tails && q->tails[level] && tail_count(q->tails[level]) == 0) {
+		tail_free(q->tails[level]);
+		q->tails[level] = NULL;
+	}
+}
+
+/* A paged-out entry leaves the queue without being read back. */
+static void tail_entry_done(struct queue *q, const struct tail_entry *te)
+{
+	struct store *store = q->vh->broker->store;
+
+	q->count--;
+	q->bytes -= te->body_len;
+	/* No store: shutting down, and the log stays as it is. */
+	if (store == NULL)
+		return;
+	if (te->enq_seg)
+		store_ack(store, q->store_qid, &te->msg, te->enq_seg);
+	else
+		store_release(store, &te->msg);
+}
+
+/*
+ * Bring a level's paged-out entries back into memory once its ring has
+ * drained to half the limit, in order, up to the limit.  An entry whose
+ * record is not on disk yet is retried shortly.
+ */
+static void refill(struct queue *q, uint32_t level)
+{
+	struct store *store = q->vh->broker->store;
+	struct entry_ring *r = &q->levels[level];
+	uint32_t limit = q->vh->broker->cfg->queue_memory_messages;
+	struct tail_entry te;
+
+	if (tail_len(q, level) == 0 || store == NULL ||
+	    r->count >= (limit + 1) / 2)
+		return;
+	while ((r->count < limit || r->count == 0) &&
+	    tail_peek(q->tails[level], &te)) {
+		struct message *m;
+
+		if (!store_readable(store, &te.msg)) {
+			if (!evtimer_pending(q->refill_ev, NULL))
+				timer_in_ms(q->refill_ev, 1);
+			return;
+		}
+		tail_pop(q->tails[level], &te);
+		if ((m = store_read(store, &te.msg)) == NULL) {
+			/* Logged by store_read: that message is lost. */
+			tail_entry_done(q, &te);
+			continue;
+		}
+		if (te.enq_seg == 0)
+			store_release(store, &te.msg);
+		ring_push(r, (struct queue_entry){ m, te.seq, te.expires_at,
+		    te.redelivered, te.enq_seg });
+	}
+	drop_empty_tail(q, level);
+}
+
+static void queue_refill_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue *q = arg;
+
+	/* What waited for the refill: expiry, length limits, consumers. */
+	expire_heads(q);
+	enforce_length(q);
+	queue_schedule_dispatch(q);
+}
+
+/* The highest level with something ready in memory, or NULL. */
+static struct entry_ring *top_level(struct queue *q)
+{
+	for (uint32_t i = q->n_levels; i-- > 0; ) {
+		refill(q, i);
+		if (q->levels[i].count)
+			return &q->levels[i];
+	}
+	return NULL;
 }
 
 /* Remove the top entry, whatever its state. */
@@ -145,8 +300,12 @@ static void expire_heads(struct queue *q)
 		struct entry_ring *r = &q->levels[i];
 		struct queue_entry *h, e;
 
-		while ((h = ring_head(r)) != NULL && h->expires_at &&
-		    h->expires_at <= now) {
+		for (;;) {
+			refill(q, i);
+			h = ring_head(r);
+			if (h == NULL || h->expires_at == 0 ||
+			    h->expires_at > now)
+				break;
 			ring_pop(r, &e);
 			account_remove(q, e.msg);
 			dead_letter(q, e.msg, DEATH_EXPIRED);
@@ -222,7 +381,7 @@ bool queue_push(struct queue *q, struct message *msg, uint64_t *ticket)
 		if (store && !c->no_ack) {
 			e.store_seg = store_enqueue(store, q->store_qid, msg,
 			    ticket);
-			store_delivered(store, q->store_qid, msg);
+			store_delivered(store, q->store_qid, msg->stored.id);
 		}
 		chan_deliver(c, &e);
 		return true;
@@ -237,13 +396,18 @@ bool queue_push(struct queue *q, struct message *msg, uint64_t *ticket)
 			dead_letter(q, msg, DEATH_MAXLEN);
 		return false;
 	}
-	e.msg = msg_ref(msg);
 	if (ttl > 0)
 		e.expires_at = conn_now_ms() + (uint64_t)ttl;
-	if (store)
-		e.store_seg = store_enqueue(store, q->store_qid, msg, ticket);
-	ring_push(&q->levels[level_of(q, msg)], e);
-	account_add(q, msg);
+	if (pages_out(q, level_of(q, msg), store != NULL)) {
+		page_out(q, level_of(q, msg), msg, &e, ticket);
+	} else {
+		e.msg = msg_ref(msg);
+		if (store)
+			e.store_seg = store_enqueue(store, q->store_qid, msg,
+			    ticket);
+		ring_push(&q->levels[level_of(q, msg)], e);
+		account_add(q, msg);
+	}
 	enforce_length(q);
 	if (ttl > 0 && !evtimer_pending(q->expiry_ev, NULL))
 		arm_expiry(q);
@@ -298,37 +462,68 @@ bool queue_pop(struct queue *q, struct queue_entry *out)
 		return false;
 	/* Out to a consumer: after a crash it comes back redelivered. */
 	if (out->store_seg && !out->redelivered && q->vh->broker->store)
-		store_delivered(q->vh->broker->store, q->store_qid, out->msg);
+		store_delivered(q->vh->broker->store, q->store_qid,
+		    out->msg->stored.id);
 	/* The new head may be due already, or need the timer. */
 	expire_heads(q);
 	return true;
 }
 
-void queue_recover_entry(struct queue *q, struct message *msg,
-    uint32_t store_seg, bool delivered)
+bool queue_recover_entry(struct queue *q, const struct store_recovered *rec,
+    uint32_t enq_seg, bool delivered)
 {
 	int64_t ttl = q->args.message_ttl;
-	struct queue_entry e = { msg_ref(msg), q->next_seq++, 0, delivered,
-	    store_seg };
+	uint32_t level = rec->priority < q->n_levels ? rec->priority :
+	    q->n_levels - 1;
+	struct queue_entry e = { NULL, q->next_seq++, 0, delivered, enq_seg };
 
 	/* Expiry times did not survive the restart: they count from now. */
-	if (msg->ttl >= 0 && (ttl < 0 || msg->ttl < ttl))
-		ttl = msg->ttl;
+	if (rec->ttl >= 0 && (ttl < 0 || rec->ttl < ttl))
+		ttl = rec->ttl;
 	if (ttl >= 0)
 		e.expires_at = conn_now_ms() + (uint64_t)ttl;
-	ring_push(&q->levels[level_of(q, msg)], e);
-	account_add(q, msg);
+	if (q->vh->broker->cfg->queue_memory_messages) {
+		/*
+		 * Not read now: every entry starts paged out and is read
+		 * when the queue is used, so the broker accepts connections
+		 * as soon as the log is scanned, however deep its queues.
+		 */
+		struct tail_entry te = { rec->loc, e.seq, e.expires_at,
+		    enq_seg, rec->body_len, delivered };
+
+		tail_push(tail_of(q, level), &te);
+		q->count++;
+		q->bytes += rec->body_len;
+		/* Something may expire: read the head once started. */
+		if (ttl >= 0 && !evtimer_pending(q->refill_ev, NULL))
+			timer_in_ms(q->refill_ev, 1);
+		return true;
+	}
+	if ((e.msg = store_read(q->vh->broker->store, &rec->loc)) == NULL)
+		return false;
+	ring_push(&q->levels[level], e);
+	account_add(q, e.msg);
 	if (ttl >= 0 && !evtimer_pending(q->expiry_ev, NULL))
 		arm_expiry(q);
+	return true;
 }
 
 uint32_t queue_purge(struct queue *q)
 {
 	uint32_t n = q->count;
 	struct queue_entry e;
+	struct tail_entry te;
 
-	while (take_top(q, &e))
-		entry_done(q, &e);
+	/* Paged-out entries go without being read back. */
+	for (uint32_t i = 0; i < q->n_levels; i++) {
+		while (ring_pop(&q->levels[i], &e)) {
+			account_remove(q, e.msg);
+			entry_done(q, &e);
+		}
+		while (q->tails && q->tails[i] && tail_pop(q->tails[i], &te))
+			tail_entry_done(q, &te);
+		drop_empty_tail(q, i);
+	}
 	if (q->expiry_ev)
 		evtimer_del(q->expiry_ev);
 	return n;
@@ -395,6 +590,7 @@ void queue_delete(struct queue *q)
 	queue_purge(q);
 	event_del(q->dispatch_ev);
 	evtimer_del(q->idle_ev);
+	evtimer_del(q->refill_ev);
 }
 
 void queue_schedule_dispatch(struct queue *q)

@@ -26,7 +26,6 @@
 #include "store.h"
 #include "store_record.h"
 #include "store_segment.h"
-#include "strmap.h"
 #include "wire.h"
 
 enum record_type {
@@ -34,7 +33,11 @@ enum record_type {
 	REC_ENQ = 'E',
 	REC_DLV = 'D',
 	REC_ACK = 'A',
+	REC_TMSG = 'T',		/* a paged-out message recovery ignores */
 };
+
+/* Segments store_read keeps open, most recently opened replacing. */
+#define READERS 4
 
 /* What the loop knows of one segment. */
 struct segment {
@@ -52,6 +55,7 @@ struct chunk {
 	uint64_t ticket;
 	bool closes_batch;		/* the last chunk of its ticket */
 	bool unlink;
+	bool durable;			/* holds records a restart needs */
 };
 
 struct store {
@@ -66,6 +70,7 @@ struct store {
 	struct event *notify_ev;	/* the thread synced something */
 	uint8_t *buf;			/* the batch being filled */
 	size_t len, cap;
+	bool buf_durable;		/* it holds more than TMSG records */
 	uint64_t ticket;		/* the batch's number */
 	uint64_t cur_seg;		/* where appended records go */
 	uint64_t cur_off;		/* bytes in it, written or pending */
@@ -74,6 +79,14 @@ struct store {
 	uint64_t first_seg, n_segs;
 	bool gc_wanted;
 	uint64_t reported;		/* the last ticket passed on */
+	struct {
+		uint64_t seg;
+		int fd;			/* -1: none */
+	} readers[READERS];		/* segments open for store_read */
+	unsigned next_reader;
+	uint8_t *rbuf;			/* what store_read reads into */
+	size_t rbuf_cap;
+	bool reported_failing;
 
 	/* shared with the thread, under mu */
 	pthread_mutex_t mu;
@@ -81,6 +94,7 @@ struct store {
 	struct chunk *head, **tail;
 	bool stop;
 	uint64_t synced;
+	bool failing;			/* writes fail and are being retried */
 	int notify_pipe[2];
 	pthread_t thread;
 	bool thread_started;
@@ -144,6 +158,7 @@ static bool sync_and_close(struct store *s)
 struct round {
 	bool new_file;		/* the directory changed: fsync it */
 	bool sync_failed;	/* something written this round may be lost */
+	bool needs_sync;	/* it wrote records a restart needs */
 	uint64_t done;		/* the last ticket written whole */
 };
 
@@ -211,6 +226,7 @@ static bool write_chunks(struct store *s, struct chunk *c,
 	}
 	while (n-- > 0) {
 		s->fd_size += (off_t)(*next)->len;
+		r->needs_sync |= (*next)->durable;
 		if ((*next)->closes_batch)
 			r->done = (*next)->ticket;
 		*next = (*next)->next;
@@ -256,7 +272,7 @@ static void put_back(struct store *s, struct chunk *c)
 static struct chunk *write_round(struct store *s, struct chunk *list,
     uint64_t *done)
 {
-	struct round r = { false, false, 0 };
+	struct round r = { false, false, false, 0 };
 	struct chunk *c = list, *next;
 	int saved = 0;
 
@@ -268,7 +284,8 @@ static struct chunk *write_round(struct store *s, struct chunk *list,
 		c = next;
 	}
 	*done = r.done;
-	if (!r.sync_failed && s->fd >= 0 && fdatasync(s->fd) != 0)
+	if (!r.sync_failed && r.needs_sync && s->fd >= 0 &&
+	    fdatasync(s->fd) != 0)
 		r.sync_failed = true;
 	if (!r.sync_failed && r.new_file && fsync(s->dir_fd) != 0)
 		r.sync_failed = true;
@@ -314,11 +331,13 @@ static void *store_thread(void *arg)
 			    strerror(errno));
 		else if (!retry && failing)
 			log_warning("message store %s: writing again", s->dir);
-		failing = retry != NULL;
 		free_chunks(list, retry);
-		if (done) {
+		if (done || failing != (retry != NULL)) {
+			failing = retry != NULL;
 			pthread_mutex_lock(&s->mu);
-			s->synced = done;
+			if (done)
+				s->synced = done;
+			s->failing = failing;
 			pthread_mutex_unlock(&s->mu);
 			if (write(s->notify_pipe[1], "", 1) < 0 && errno != EAGAIN)
 				log_warning("store notify: %s", strerror(errno));
@@ -350,10 +369,11 @@ static void *store_thread(void *arg)
 /* ---- loop side: handing batches over ------------------------------------ */
 
 static void hand_over(struct store *s, uint64_t seg, uint8_t *data,
-    size_t len, bool closes_batch, bool unlink_it)
+    size_t len, bool closes_batch, bool unlink_it, bool durable)
 {
 	struct chunk *c = xcalloc(1, sizeof(*c));
 
+	c->durable = durable;
 	c->seg = seg;
 	c->data = data;
 	c->len = len;
@@ -370,9 +390,11 @@ static void hand_over(struct store *s, uint64_t seg, uint8_t *data,
 /* The pending bytes go to the thread as a chunk of segment cur_seg. */
 static void hand_over_buffer(struct store *s, bool closes_batch)
 {
-	hand_over(s, s->cur_seg, s->buf, s->len, closes_batch, false);
+	hand_over(s, s->cur_seg, s->buf, s->len, closes_batch, false,
+	    s->buf_durable);
 	s->buf = NULL;
 	s->len = s->cap = 0;
+	s->buf_durable = false;
 }
 
 static struct segment *seg_at(struct store *s, uint64_t number)
@@ -396,6 +418,130 @@ static struct segment *seg_add(struct store *s, uint64_t number)
 		sg->ack_floor = UINT64_MAX;
 	}
 	return seg_at(s, number);
+}
+
+/*
+ * The parts of a MSG or TMSG record body: [type][u64 id][u8 len][exchange]
+ * [u8 len][routing key][u32 len][content header][body].  False if they do
+ * not add up.
+ */
+static bool msg_record_parts(const uint8_t *p, uint32_t n, uint64_t *id,
+    struct bytes *ex, struct bytes *rk, struct bytes *hdr, struct bytes *body)
+{
+	size_t at = 9;
+	uint32_t hdr_len;
+
+	if (n < 10 + 1 + 4)
+		return false;
+	*id = le64_get(p + 1);
+	*ex = (struct bytes){ p + at + 1, p[at] };
+	at += 1 + ex->len;
+	if (at + 1 > n)
+		return false;
+	*rk = (struct bytes){ p + at + 1, p[at] };
+	at += 1 + rk->len;
+	if (at + 4 > n)
+		return false;
+	hdr_len = le32_get(p + at);
+	at += 4;
+	if (hdr_len > n - at)
+		return false;
+	*hdr = (struct bytes){ p + at, hdr_len };
+	at += hdr_len;
+	*body = (struct bytes){ p + at, n - at };
+	return true;
+}
+
+/* A message record's body into a new message; NULL if it is malformed. */
+static struct message *msg_from_record(const uint8_t *p, uint32_t n)
+{
+	struct bytes ex, rk, hdr, body;
+	struct content_header h;
+	struct message *m;
+	uint64_t id;
+
+	if (!msg_record_parts(p, n, &id, &ex, &rk, &hdr, &body) ||
+	    content_header_parse(hdr, &h) != 0 || h.body_size != body.len)
+		return NULL;
+	m = msg_new(ex, rk, hdr, &h);
+	msg_append_body(m, body.ptr, (uint32_t)body.len);
+	return m;
+}
+
+/* Close the read descriptor of segment seg, if one is open. */
+static void close_reader(struct store *s, uint64_t seg)
+{
+	for (unsigned i = 0; i < READERS; i++)
+		if (s->readers[i].fd >= 0 && s->readers[i].seg == seg) {
+			close(s->readers[i].fd);
+			s->readers[i].fd = -1;
+		}
+}
+
+/* A descriptor to read segment seg from, or -1 (errno set). */
+static int reader_for(struct store *s, uint64_t seg)
+{
+	char path[4096];
+	unsigned i;
+	int fd;
+
+	for (i = 0; i < READERS; i++)
+		if (s->readers[i].fd >= 0 && s->readers[i].seg == seg)
+			return s->readers[i].fd;
+	store_segment_path(path, sizeof(path), s->dir, seg);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	i = s->next_reader++ % READERS;
+	if (s->readers[i].fd >= 0)
+		close(s->readers[i].fd);
+	s->readers[i].seg = seg;
+	s->readers[i].fd = fd;
+	return fd;
+}
+
+struct message *store_read(struct store *s, const struct store_loc *loc)
+{
+	char path[4096];
+	const uint8_t *body;
+	uint32_t body_len;
+	size_t got = 0, rec_size;
+	struct message *m = NULL;
+	int fd = reader_for(s, loc->seg);
+
+	store_segment_path(path, sizeof(path), s->dir, loc->seg);
+	if (fd < 0) {
+		log_error("%s: cannot open: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (loc->len > s->rbuf_cap) {
+		s->rbuf_cap = loc->len;
+		s->rbuf = xrealloc(s->rbuf, s->rbuf_cap);
+	}
+	while (got < loc->len) {
+		ssize_t r = pread(fd, s->rbuf + got, loc->len - got,
+		    (off_t)loc->off + (off_t)got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			log_error("%s: offset %u: cannot read a message: %s",
+			    path, loc->off, r < 0 ? strerror(errno) :
+			    "end of file");
+			return NULL;
+		}
+		got += (size_t)r;
+	}
+	if (store_record_read(s->rbuf, loc->len, &rec_size, &body,
+	    &body_len) == STORE_SCAN_OK && rec_size == loc->len &&
+	    (body[0] == REC_MSG || body[0] == REC_TMSG))
+		m = msg_from_record(body, body_len);
+	if (m == NULL) {
+		log_error("%s: offset %u: damaged message record", path,
+		    loc->off);
+		return NULL;
+	}
+	m->stored = *loc;
+	return m;
 }
 
 /*
@@ -425,7 +571,8 @@ static void collect_garbage(struct store *s)
 		if (older_needed)
 			continue;
 		sg->deleted = true;
-		hand_over(s, number, NULL, 0, false, true);
+		close_reader(s, number);
+		hand_over(s, number, NULL, 0, false, true, false);
 	}
 	while (s->n_segs && s->segs[0].deleted) {
 		memmove(s->segs, s->segs + 1, (s->n_segs - 1) * sizeof(*s->segs));
@@ -450,15 +597,18 @@ static void notify_cb(evutil_socket_t fd, short what, void *arg)
 	struct store *s = arg;
 	char drain[64];
 	uint64_t synced;
+	bool failing;
 
 	while (read(fd, drain, sizeof(drain)) > 0)
 		;
 	pthread_mutex_lock(&s->mu);
 	synced = s->synced;
+	failing = s->failing;
 	pthread_mutex_unlock(&s->mu);
-	if (synced > s->reported) {
+	if (synced > s->reported || failing != s->reported_failing) {
 		s->reported = synced;
-		s->synced_cb(s->cb_arg, synced);
+		s->reported_failing = failing;
+		s->synced_cb(s->cb_arg, synced, failing);
 	}
 }
 
@@ -478,8 +628,12 @@ static void buf_put(struct store *s, const void *p, size_t n)
 	s->len += n;
 }
 
-/* Append one record; returns the segment it lands in. */
-static uint64_t append(struct store *s, const struct iovec *parts, int n)
+/*
+ * Append one record; returns the segment it lands in and, with at, where
+ * it starts there and its size.
+ */
+static uint64_t append_at(struct store *s, const struct iovec *parts, int n,
+    struct store_loc *at)
 {
 	uint8_t hdr[STORE_RECORD_HEADER_SIZE];
 	size_t size = sizeof(hdr);
@@ -496,13 +650,27 @@ static uint64_t append(struct store *s, const struct iovec *parts, int n)
 		s->gc_wanted = true;
 	}
 	store_record_header(hdr, parts, n);
+	/* Records only this run reads back need no sync. */
+	if (((const uint8_t *)parts[0].iov_base)[0] != REC_TMSG)
+		s->buf_durable = true;
 	buf_put(s, hdr, sizeof(hdr));
 	for (int i = 0; i < n; i++)
 		buf_put(s, parts[i].iov_base, parts[i].iov_len);
+	if (at) {
+		at->ticket = s->ticket;
+		at->seg = (uint32_t)s->cur_seg;
+		at->off = (uint32_t)s->cur_off;
+		at->len = (uint32_t)size;
+	}
 	s->cur_off += size;
 	if (!event_pending(s->flush_ev, EV_TIMEOUT, NULL))
 		event_active(s->flush_ev, EV_TIMEOUT, 0);
 	return s->cur_seg;
+}
+
+static uint64_t append(struct store *s, const struct iovec *parts, int n)
+{
+	return append_at(s, parts, n, NULL);
 }
 
 static void live_inc(struct store *s, uint64_t seg)
@@ -533,14 +701,15 @@ static uint64_t append_ref(struct store *s, uint8_t type, uint64_t qid,
 	return append(s, &(struct iovec){ rec, sizeof(rec) }, 1);
 }
 
-static void append_msg(struct store *s, struct message *m)
+/* A message record: MSG with an id, or TMSG (id 0) that recovery skips. */
+static void append_msg(struct store *s, struct message *m, uint8_t type,
+    uint64_t id, struct store_loc *loc)
 {
 	uint8_t head[1 + 8 + 1], rk_len[1], hdr_len[4];
 	struct iovec parts[7];
 
-	m->store_id = s->next_msg_id++;
-	head[0] = REC_MSG;
-	le64_put(head + 1, m->store_id);
+	head[0] = type;
+	le64_put(head + 1, id);
 	head[9] = (uint8_t)m->exchange.len;
 	rk_len[0] = (uint8_t)m->routing_key.len;
 	le32_put(hdr_len, m->header_len);
@@ -551,9 +720,8 @@ static void append_msg(struct store *s, struct message *m)
 	parts[4] = (struct iovec){ hdr_len, 4 };
 	parts[5] = (struct iovec){ m->header, m->header_len };
 	parts[6] = (struct iovec){ m->body, (size_t)m->body_len };
-	m->store_seg = (uint32_t)append(s, parts, 7);
-	m->store_refs = 0;
-	live_inc(s, m->store_seg);
+	append_at(s, parts, 7, loc);
+	loc->id = id;
 }
 
 uint32_t store_enqueue(struct store *s, uint64_t qid, struct message *m,
@@ -561,32 +729,51 @@ uint32_t store_enqueue(struct store *s, uint64_t qid, struct message *m,
 {
 	uint64_t seg;
 
-	if (m->store_id == 0)
-		append_msg(s, m);
-	seg = append_ref(s, REC_ENQ, qid, m->store_id);
+	if (m->stored.id == 0)
+		append_msg(s, m, REC_MSG, s->next_msg_id++, &m->stored);
+	seg = append_ref(s, REC_ENQ, qid, m->stored.id);
+	/* Each ENQ keeps its own record and the message's alive. */
 	live_inc(s, seg);
-	m->store_refs++;
+	live_inc(s, m->stored.seg);
 	if (ticket && *ticket < s->ticket)
 		*ticket = s->ticket;
 	return (uint32_t)seg;
 }
 
-void store_delivered(struct store *s, uint64_t qid, const struct message *m)
+void store_delivered(struct store *s, uint64_t qid, uint64_t msg_id)
 {
-	append_ref(s, REC_DLV, qid, m->store_id);
+	append_ref(s, REC_DLV, qid, msg_id);
 }
 
-void store_ack(struct store *s, uint64_t qid, struct message *m,
+void store_ack(struct store *s, uint64_t qid, const struct store_loc *msg,
     uint32_t enq_seg)
 {
-	uint64_t at = append_ref(s, REC_ACK, qid, m->store_id);
+	uint64_t at = append_ref(s, REC_ACK, qid, msg->id);
 	struct segment *sg = seg_at(s, at);
 
 	if (sg && enq_seg < sg->ack_floor)
 		sg->ack_floor = enq_seg;
 	live_dec(s, enq_seg);
-	if (m->store_refs && --m->store_refs == 0)
-		live_dec(s, m->store_seg);
+	live_dec(s, msg->seg);
+}
+
+void store_hold(struct store *s, struct message *m, struct store_loc *loc)
+{
+	/* A record of it already there (MSG or TMSG) is shared. */
+	if (m->stored.seg == 0)
+		append_msg(s, m, REC_TMSG, 0, &m->stored);
+	*loc = m->stored;
+	live_inc(s, loc->seg);
+}
+
+void store_release(struct store *s, const struct store_loc *loc)
+{
+	live_dec(s, loc->seg);
+}
+
+bool store_readable(const struct store *s, const struct store_loc *loc)
+{
+	return loc->ticket <= s->reported;
 }
 
 uint64_t store_segment_count(const struct store *s)
@@ -620,6 +807,8 @@ struct store *store_open(struct event_base *base, const char *dir,
 	s->ticket = 1;
 	s->next_msg_id = 1;
 	s->fd = -1;
+	for (unsigned i = 0; i < READERS; i++)
+		s->readers[i].fd = -1;
 	s->tail = &s->head;
 	s->notify_pipe[0] = s->notify_pipe[1] = -1;
 	pthread_mutex_init(&s->mu, NULL);
@@ -661,6 +850,10 @@ void store_close(struct store *s)
 		pthread_join(s->thread, NULL);
 	}
 	free_chunks(s->head, NULL);
+	for (unsigned i = 0; i < READERS; i++)
+		if (s->readers[i].fd >= 0)
+			close(s->readers[i].fd);
+	free(s->rbuf);
 	free(s->buf);
 	if (s->flush_ev)
 		event_free(s->flush_ev);
@@ -686,77 +879,112 @@ struct rec_enq {
 	bool delivered, acked;
 };
 
+/*
+ * A message found by recovery, with its ENQs (almost always one: kept in
+ * place; more only for fanout and dead-letter cycles).
+ */
 struct rec_msg {
-	uint64_t id;
-	struct message *msg;
-	uint32_t seg;
-	uint32_t n_enq, cap_enq;
-	struct rec_enq *enq;
+	struct store_recovered r;
+	uint32_t n_enq;
+	struct rec_enq first;
+	struct rec_enq *more;		/* ENQs after the first */
 };
 
+/*
+ * Message ids grow in log order, so recovery's index is an array sorted by
+ * id: records that name a message mostly name the newest one (its ENQ
+ * follows it) or the one after the last looked up (ACKs in queue order),
+ * and a binary search finds the others.
+ */
 struct scan_state {
 	struct store *s;
-	struct strmap *msgs;		/* 8-byte id -> struct rec_msg */
+	struct rec_msg *msgs;
+	size_t n, cap;
+	size_t hint;			/* the last one looked up */
 	uint64_t seg;
 	struct store_recovery *st;
 	const char *path;
 };
 
+/* The index of id in ss->msgs, or where it would go (not found). */
+static size_t msg_index(struct scan_state *ss, uint64_t id, bool *found)
+{
+	size_t lo = 0, hi = ss->n;
+
+	*found = true;
+	if (ss->n && ss->msgs[ss->n - 1].r.loc.id == id)
+		return ss->n - 1;
+	for (size_t h = ss->hint; h < ss->n && h <= ss->hint + 1; h++)
+		if (ss->msgs[h].r.loc.id == id)
+			return ss->hint = h;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (ss->msgs[mid].r.loc.id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = lo < ss->n && ss->msgs[lo].r.loc.id == id;
+	if (*found)
+		ss->hint = lo;
+	return lo;
+}
+
 static struct rec_msg *find_msg(struct scan_state *ss, uint64_t id)
 {
-	uint8_t key[8];
+	bool found;
+	size_t i = msg_index(ss, id, &found);
 
-	le64_put(key, id);
-	return strmap_get(ss->msgs, (struct bytes){ key, 8 });
+	return found ? &ss->msgs[i] : NULL;
+}
+
+/* A new entry for id in order; NULL if id is there already. */
+static struct rec_msg *add_msg(struct scan_state *ss, uint64_t id)
+{
+	size_t i = ss->n;
+	bool found = false;
+
+	if (ss->n && id <= ss->msgs[ss->n - 1].r.loc.id) {
+		/* Written twice (a retried round), or out of order. */
+		i = msg_index(ss, id, &found);
+		if (found)
+			return NULL;
+	}
+	if (ss->n == ss->cap) {
+		ss->cap = ss->cap ? 2 * ss->cap : 4096;
+		ss->msgs = xrealloc(ss->msgs, ss->cap * sizeof(*ss->msgs));
+	}
+	memmove(&ss->msgs[i + 1], &ss->msgs[i], (ss->n - i) * sizeof(*ss->msgs));
+	ss->n++;
+	memset(&ss->msgs[i], 0, sizeof(ss->msgs[i]));
+	ss->msgs[i].r.loc.id = id;
+	return &ss->msgs[i];
+}
+
+static struct rec_enq *enq_at(struct rec_msg *rm, uint32_t i)
+{
+	return i == 0 ? &rm->first : &rm->more[i - 1];
 }
 
 static struct rec_enq *find_enq(struct rec_msg *rm, uint64_t qid)
 {
 	/* The newest first: a message requeued to the same queue twice
 	 * (dead-letter cycles) has the latest ENQ live. */
-	for (uint32_t i = rm->n_enq; i-- > 0; )
-		if (rm->enq[i].qid == qid && !rm->enq[i].acked)
-			return &rm->enq[i];
+	for (uint32_t i = rm->n_enq; i-- > 0; ) {
+		struct rec_enq *re = enq_at(rm, i);
+
+		if (re->qid == qid && !re->acked)
+			return re;
+	}
 	return NULL;
 }
 
-/* A MSG record's body into a message; NULL (logged) if it is malformed. */
-static struct message *parse_msg(struct scan_state *ss, uint64_t offset,
-    const uint8_t *p, uint32_t n, uint64_t *id)
+static void add_enq(struct rec_msg *rm, uint64_t qid, uint32_t seg)
 {
-	struct bytes ex, rk, hdr;
-	struct content_header h;
-	struct message *m;
-	uint32_t hdr_len;
-	size_t at = 9;
-
-	if (n < 10 + 1 + 4)
-		goto bad;
-	*id = le64_get(p + 1);
-	ex = (struct bytes){ p + at + 1, p[at] };
-	at += 1 + ex.len;
-	if (at + 1 > n)
-		goto bad;
-	rk = (struct bytes){ p + at + 1, p[at] };
-	at += 1 + rk.len;
-	if (at + 4 > n)
-		goto bad;
-	hdr_len = le32_get(p + at);
-	at += 4;
-	if (hdr_len > n - at)
-		goto bad;
-	hdr = (struct bytes){ p + at, hdr_len };
-	at += hdr_len;
-	if (content_header_parse(hdr, &h) != 0 || h.body_size != n - at)
-		goto bad;
-	m = msg_new(ex, rk, hdr, &h);
-	msg_append_body(m, p + at, n - (uint32_t)at);
-	return m;
-bad:
-	log_warning("%s: offset %llu: malformed message record, skipped",
-	    ss->path, (unsigned long long)offset);
-	ss->st->corrupt_records++;
-	return NULL;
+	if (rm->n_enq > 0)
+		rm->more = xrealloc(rm->more, rm->n_enq * sizeof(*rm->more));
+	*enq_at(rm, rm->n_enq++) = (struct rec_enq){ qid, seg, false, false };
 }
 
 static void on_record(void *arg, uint64_t offset, uint8_t type,
@@ -768,20 +996,32 @@ static void on_record(void *arg, uint64_t offset, uint8_t type,
 	uint64_t id, qid;
 
 	ss->st->records++;
+	if (type == REC_TMSG)
+		return;		/* paged out for a queue that is gone now */
 	if (type == REC_MSG) {
-		struct message *m = parse_msg(ss, offset, body, len, &id);
-		uint8_t key[8];
+		struct bytes ex, rk, hdr, msg_body;
+		struct content_header h;
 
-		if (m == NULL || find_msg(ss, id)) {
-			msg_unref(m);
+		/* The message is made when it is read back; its queue needs
+		 * only its priority and TTL now. */
+		if (!msg_record_parts(body, len, &id, &ex, &rk, &hdr,
+		    &msg_body) || content_header_parse(hdr, &h) != 0 ||
+		    h.body_size != msg_body.len) {
+			log_warning("%s: offset %llu: malformed message record, "
+			    "skipped", ss->path, (unsigned long long)offset);
+			ss->st->corrupt_records++;
 			return;
 		}
-		rm = xcalloc(1, sizeof(*rm));
-		rm->id = id;
-		rm->msg = m;
-		rm->seg = (uint32_t)ss->seg;
-		le64_put(key, id);
-		strmap_put(ss->msgs, (struct bytes){ key, 8 }, rm);
+		if ((rm = add_msg(ss, id)) == NULL)
+			return;
+		rm->r.loc = (struct store_loc){ id, 0, (uint32_t)ss->seg,
+		    (uint32_t)offset, STORE_RECORD_HEADER_SIZE + len };
+		rm->r.body_len = (uint32_t)msg_body.len;
+		if (!expiration_parse(h.props.expiration,
+		    props_has(&h.props, PROP_expiration), &rm->r.ttl))
+			rm->r.ttl = -1;
+		if (props_has(&h.props, PROP_priority))
+			rm->r.priority = h.props.priority;
 		if (id >= ss->s->next_msg_id)
 			ss->s->next_msg_id = id + 1;
 		return;
@@ -799,14 +1039,8 @@ static void on_record(void *arg, uint64_t offset, uint8_t type,
 	switch (type) {
 	case REC_ENQ:
 		/* Written twice by a retry after a failed sync: one entry. */
-		if (re)
-			break;
-		if (rm->n_enq == rm->cap_enq) {
-			rm->cap_enq = rm->cap_enq ? 2 * rm->cap_enq : 2;
-			rm->enq = xrealloc(rm->enq, rm->cap_enq * sizeof(*rm->enq));
-		}
-		rm->enq[rm->n_enq++] = (struct rec_enq){ qid,
-		    (uint32_t)ss->seg, false, false };
+		if (re == NULL)
+			add_enq(rm, qid, (uint32_t)ss->seg);
 		break;
 	case REC_DLV:
 		if (re)
@@ -824,14 +1058,6 @@ static void on_record(void *arg, uint64_t offset, uint8_t type,
 	}
 }
 
-static int by_id(const void *a, const void *b)
-{
-	const struct rec_msg *x = *(struct rec_msg *const *)a;
-	const struct rec_msg *y = *(struct rec_msg *const *)b;
-
-	return x->id < y->id ? -1 : x->id > y->id;
-}
-
 static uint64_t now_ms(void)
 {
 	struct timespec ts;
@@ -844,43 +1070,33 @@ static uint64_t now_ms(void)
 static void replay(struct scan_state *ss, store_recover_fn *fn, void *arg)
 {
 	struct store *s = ss->s;
-	size_t n = strmap_count(ss->msgs), i = 0;
-	struct rec_msg **all = xcalloc(n ? n : 1, sizeof(*all));
-	struct bytes k;
-	void *v;
 
-	for (size_t it = 0; strmap_next(ss->msgs, &it, &k, &v); )
-		all[i++] = v;
-	qsort(all, n, sizeof(*all), by_id);
-	for (i = 0; i < n; i++) {
-		struct rec_msg *rm = all[i];
-		struct message *m = rm->msg;
+	for (size_t i = 0; i < ss->n; i++) {
+		struct rec_msg *rm = &ss->msgs[i];
+		bool live = false;
 
-		m->store_id = rm->id;
-		m->store_seg = rm->seg;
 		for (uint32_t j = 0; j < rm->n_enq; j++) {
-			struct rec_enq *re = &rm->enq[j];
+			struct rec_enq *re = enq_at(rm, j);
 
 			if (re->acked)
 				continue;
-			if (!fn(arg, re->qid, m, re->seg, re->delivered)) {
+			if (!fn(arg, re->qid, &rm->r, re->seg, re->delivered)) {
 				ss->st->dropped_entries++;
 				continue;
 			}
 			ss->st->entries++;
-			m->store_refs++;
 			live_inc(s, re->seg);
+			live_inc(s, rm->r.loc.seg);
+			live = true;
 		}
-		if (m->store_refs) {
-			live_inc(s, rm->seg);
+		if (live) {
 			ss->st->messages++;
-			ss->st->bytes += m->body_len;
+			ss->st->bytes += rm->r.body_len;
 		}
-		msg_unref(m);
-		free(rm->enq);
-		free(rm);
+		free(rm->more);
 	}
-	free(all);
+	free(ss->msgs);
+	ss->msgs = NULL;
 }
 
 bool store_recover(struct store *s, store_recover_fn *fn, void *arg,
@@ -894,7 +1110,6 @@ bool store_recover(struct store *s, store_recover_fn *fn, void *arg,
 	memset(st, 0, sizeof(*st));
 	if (!store_segment_list(s->dir, &numbers, &n))
 		return false;
-	ss.msgs = strmap_new();
 	for (size_t i = 0; i < n; i++) {
 		struct store_scan_stats sst;
 
@@ -909,7 +1124,6 @@ bool store_recover(struct store *s, store_recover_fn *fn, void *arg,
 		st->skipped_bytes += sst.skipped_bytes;
 	}
 	replay(&ss, fn, arg);
-	strmap_free(ss.msgs);
 	/* New records go to a new segment: old ones are never appended to. */
 	s->cur_seg = n ? numbers[n - 1] + 1 : 1;
 	seg_add(s, s->cur_seg);

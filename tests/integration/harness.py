@@ -559,6 +559,17 @@ def wait_until(predicate, timeout=30.0, interval=0.02, what=None):
         time.sleep(interval)
 
 
+def get_all(ch, queue):
+    """Every message now in queue, taken with basic.get (auto-ack), in
+    order, as (body, redelivered)."""
+    got = []
+    while True:
+        method, _props, body = ch.basic_get(queue, auto_ack=True)
+        if method is None:
+            return got
+        got.append((body, method.redelivered))
+
+
 def wait_message_count(ch, queue, expected, timeout=30.0):
     """Poll a passive queue.declare until message_count == expected.
 

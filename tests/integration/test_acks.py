@@ -10,7 +10,7 @@ import time
 import pika
 import pika.exceptions
 
-from harness import (PikaTestCase, NOT_IMPLEMENTED, PRECONDITION_FAILED, main,
+from harness import (PikaTestCase, NOT_IMPLEMENTED, PRECONDITION_FAILED, get_all, main,
     raw_connect, wait_message_count, wait_until)
 
 
@@ -47,13 +47,7 @@ class AckTestBase(PikaTestCase):
 
     def drain(self, q, ch=None):
         """Everything left in the queue, in order: [(body, redelivered)] (auto-ack)."""
-        ch = ch or self.conn.channel()
-        out = []
-        while True:
-            m, _, body = ch.basic_get(q, auto_ack=True)
-            if m is None:
-                return out
-            out.append((body, m.redelivered))
+        return get_all(ch or self.conn.channel(), q)
 
     def count(self, q):
         return self.conn.channel().queue_declare(queue=q, passive=True).method.message_count

@@ -5,8 +5,9 @@
   (connection.blocked "low on disk"), consumers keep draining, and
   publishing resumes when space comes back.
 - With no limit, a write that fails (ENOSPC) holds the confirms of what
-  it could not store, the broker keeps running, and the writes go through
-  once space is freed; nothing confirmed is lost across a SIGKILL.
+  it could not store and blocks publishers, the broker keeps running, and
+  the writes go through once space is freed; nothing confirmed is lost
+  across a SIGKILL.
 
 Mounting needs root (CI runs as root); elsewhere the tests are skipped
 with the reason printed.
@@ -21,20 +22,15 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pika  # noqa: E402
 
-from harness import Broker, main, skip_if_external, wait_until  # noqa: E402
+from harness import Broker, get_all, main, skip_if_external, wait_until  # noqa: E402
 
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
 MiB = 1 << 20
 
 
 def drain(ch, queue):
-    """Every message now in queue, by basic.get (acked), in order."""
-    got = []
-    while True:
-        method, _props, body = ch.basic_get(queue, auto_ack=True)
-        if method is None:
-            return got
-        got.append(body)
+    """The bodies of every message now in queue, in order (acked)."""
+    return [body for body, _ in get_all(ch, queue)]
 
 
 def fill(mountpoint, leave):
@@ -104,6 +100,19 @@ class DiskFull(unittest.TestCase):
         wait_until(lambda: (conn.process_data_events(0.05), events)[1],
                    what=what)
 
+    def probe(self, b):
+        """A connection that publishes one message (to no queue), and the
+        connection.blocked reasons and unblocks it will see."""
+        probe = pika.BlockingConnection(
+            b.params(blocked_connection_timeout=None))
+        blocked, unblocked = [], []
+        probe.add_on_connection_blocked_callback(
+            lambda _c, frame: blocked.append(frame.method.reason))
+        probe.add_on_connection_unblocked_callback(
+            lambda _c, _frame: unblocked.append(True))
+        probe.channel().basic_publish("", "nowhere", b"probe")
+        return probe, blocked, unblocked
+
     def ten_confirmed(self, b):
         """Durable queue d with a0..a9 confirmed; a connection to it."""
         conn = pika.BlockingConnection(b.params())
@@ -125,14 +134,7 @@ class DiskFull(unittest.TestCase):
                 lambda line: "disk alarm:" in line, since=mark))
 
             # A connection that publishes is told why it is blocked.
-            probe = pika.BlockingConnection(
-                b.params(blocked_connection_timeout=None))
-            blocked, unblocked = [], []
-            probe.add_on_connection_blocked_callback(
-                lambda _c, frame: blocked.append(frame.method.reason))
-            probe.add_on_connection_unblocked_callback(
-                lambda _c, _frame: unblocked.append(True))
-            probe.channel().basic_publish("", "nowhere", b"probe")
+            probe, blocked, unblocked = self.probe(b)
             self.wait_events(probe, blocked, "connection.blocked")
             self.assertEqual(blocked, ["low on disk"])
 
@@ -182,6 +184,10 @@ class DiskFull(unittest.TestCase):
                 lambda line: "write failed" in line, since=mark),
                 "no write failure logged")
             self.assertTrue(b.alive())
+            # What cannot be stored is refused: publishers are blocked.
+            probe, blocked, unblocked = self.probe(b)
+            self.wait_events(probe, blocked, "connection.blocked")
+            self.assertEqual(blocked, ["low on disk"])
             # Unconfirmed, but consumers still get what is in the queue.
             m, _, body = ch.basic_get("d")
             self.assertEqual(body, b"a0")
@@ -196,6 +202,8 @@ class DiskFull(unittest.TestCase):
             self.assertEqual(len(pub.confirmed), 5)
             self.assertIsNotNone(b.wait_for_log(
                 lambda line: "writing again" in line, since=mark))
+            self.wait_events(probe, unblocked, "connection.unblocked")
+            probe.close()
             # A confirmed publish after the ack: the ack is on disk too.
             marker = Publisher(b, "d", [b"marker"])
             marker.run()

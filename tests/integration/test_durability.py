@@ -18,20 +18,11 @@ import unittest
 import pika
 import pika.exceptions
 
-from harness import Broker, main, skip_if_external, wait_until
+from harness import (Broker, get_all as drain, main, skip_if_external,
+                     wait_until)
 
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
 TRANSIENT = pika.BasicProperties(delivery_mode=1)
-
-
-def drain(ch, queue, timeout=30.0):
-    """Every message now in queue, by basic.get (acked), as (body, redelivered)."""
-    got = []
-    while True:
-        method, _props, body = ch.basic_get(queue, auto_ack=True)
-        if method is None:
-            return got
-        got.append((body, method.redelivered))
 
 
 def sync_marker(ch, queue="durability.marker"):

@@ -622,6 +622,8 @@ START_TEST(test_sample_conf)
 	ck_assert(cfg.store_segment_size == 16777216);
 	ck_assert_uint_eq(cfg.store_sync_delay_us, 0);
 	ck_assert_ptr_null(cfg.load_definitions);
+	ck_assert_uint_eq(cfg.queue_memory_messages, 1024);
+	ck_assert(cfg.paging_watermark == 0);
 	config_free(&cfg);
 }
 END_TEST
