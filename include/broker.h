@@ -45,6 +45,7 @@ struct broker {
 	uint64_t next_tail;		/* names paged-out queue files */
 	unsigned alarms;		/* enum broker_alarm bits: publishers
 					   are blocked while any is set */
+	bool store_behind;		/* flow: publishers are not read */
 	struct store *store;		/* the message store; NULL: none */
 	bool durable_dirty;		/* definitions to save */
 	bool stopping;			/* shutting down: save nothing more */
@@ -62,6 +63,8 @@ struct vhost *broker_find_vhost(struct broker *b, struct bytes name);
 void broker_check_memory(struct broker *b);
 /* Set or clear one alarm; publishers are blocked while any is set. */
 void broker_set_alarm(struct broker *b, enum broker_alarm which, bool on);
+/* Flow control on or off: publishing connections are (not) read. */
+void broker_set_flow(struct broker *b, bool on);
 /* Raise or clear the disk alarm from the data directory's free space. */
 void broker_check_disk(struct broker *b);
 /* connection.blocked's reason: RabbitMQ's text for the first alarm set. */

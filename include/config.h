@@ -59,6 +59,7 @@ struct warren_config {
 	uint32_t queue_memory_messages;	/* warren.queue.memory_messages */
 	uint64_t store_segment_size;	/* warren.store.segment_size */
 	uint32_t store_sync_delay_us;	/* warren.store.sync_delay_us */
+	uint64_t store_max_pending;	/* warren.store.max_pending */
 	char *load_definitions;		/* imported at start; NULL: none */
 };
 

@@ -65,7 +65,8 @@ struct conn {
 	bool cancel_notify;		/* client capability consumer_cancel_notify */
 	bool read_paused;		/* output too large: not reading */
 	bool published;			/* has sent basic.publish */
-	bool blocked;			/* memory alarm: not reading */
+	bool blocked;			/* resource alarm: not reading */
+	bool flow;			/* the store is behind: not reading */
 	uint32_t commit_waits;		/* tx.commit-oks awaiting a sync */
 	bool blocked_notify;		/* client capability connection.blocked */
 
@@ -118,6 +119,12 @@ int conn_decode_failed(const struct amqp_method *m, int rc,
  * when the client understands it) or unblock a publishing connection.
  */
 void conn_set_blocked(struct conn *c, bool blocked);
+/*
+ * Flow control: the message store is behind, so stop reading from a
+ * publishing connection, silently (TCP backpressure, as RabbitMQ's credit
+ * flow), until it catches up.
+ */
+void conn_set_flow(struct conn *c, bool flow);
 /* Reply to connection.close from the peer and hang up after writing. */
 void conn_peer_closed(struct conn *c);
 /* Forget a channel after channel.close-ok (either direction). */

@@ -34,21 +34,28 @@ struct store;
 struct store_options {
 	uint64_t segment_size;		/* bytes per segment before rolling */
 	uint32_t sync_delay_us;		/* wait to fill a batch; 0: none */
+	uint64_t max_pending;		/* unwritten bytes before "behind" */
 };
 
-/*
- * The store has synced every record up to this ticket; failing: its
- * writes are failing now (the disk is full, an I/O error) and are being
- * retried.  Called when either changes.
- */
-typedef void store_synced_fn(void *arg, uint64_t ticket, bool failing);
+/* What the store tells its owner, whenever any of it changes. */
+struct store_state {
+	uint64_t synced;		/* every record up to this ticket is
+					 * on disk */
+	bool failing;			/* writes fail (a full disk, an I/O
+					 * error) and are being retried */
+	bool behind;			/* more than max_pending bytes wait to
+					 * be written (until a quarter do) */
+	uint64_t peak_pending;		/* the most that waited since behind
+					 * last changed */
+};
+typedef void store_state_fn(void *arg, const struct store_state *st);
 
 /*
  * Open (creating) the store in dir.  Call store_recover before appending.
  * NULL with a message in err when dir cannot be used.
  */
 struct store *store_open(struct event_base *base, const char *dir,
-    const struct store_options *opt, store_synced_fn *synced, void *arg,
+    const struct store_options *opt, store_state_fn *changed, void *arg,
     char *err, size_t errlen);
 /* Write and sync what is pending, stop the thread, free. */
 void store_close(struct store *s);

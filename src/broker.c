@@ -82,6 +82,16 @@ void broker_set_alarm(struct broker *b, enum broker_alarm which, bool on)
 			conn_set_blocked(c, b->alarms != 0);
 }
 
+void broker_set_flow(struct broker *b, bool on)
+{
+	struct conn *c;
+
+	b->store_behind = on;
+	TAILQ_FOREACH(c, &b->conns, link)
+		if (!on || c->published)
+			conn_set_flow(c, on);
+}
+
 const char *broker_alarm_reason(const struct broker *b)
 {
 	return b->alarms & ALARM_MEMORY ? "low on memory" : "low on disk";

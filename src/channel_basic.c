@@ -238,6 +238,8 @@ int chan_basic_publish(struct channel *ch, const struct amqp_method *m,
 		ch->conn->published = true;
 		if (ch->conn->broker->alarms)
 			conn_set_blocked(ch->conn, true);
+		if (ch->conn->broker->store_behind)
+			conn_set_flow(ch->conn, true);
 	}
 	return 0;
 }

@@ -136,6 +136,10 @@ static const struct config_key keys[] = {
 	UINT("warren.store.sync_delay_us", store_sync_delay_us, 0, 100000,
 	    false, "0", "how long the store waits to fill a batch before it "
 	    "syncs, microseconds; 0: sync as soon as the last sync is done"),
+	BYTES("warren.store.max_pending", store_max_pending, 0, UINT64_MAX,
+	    true, "64MiB", "bytes waiting to be written above which "
+	    "publishers are no longer read until a quarter remain; 0: no "
+	    "limit"),
 	STR("load_definitions", load_definitions, NULL,
 	    "a definitions file (RabbitMQ's JSON) imported at every start"),
 };

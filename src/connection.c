@@ -45,6 +45,18 @@ static const char *const state_names[] = {
 #undef X
 };
 
+/* Read from the socket unless something holds the connection back. */
+static void update_reading(struct conn *c)
+{
+	if (c->blocked || c->flow || c->read_paused) {
+		bufferevent_disable(c->bev, EV_READ);
+	} else {
+		bufferevent_enable(c->bev, EV_READ);
+		/* What arrived meanwhile waits in the input buffer. */
+		event_active(c->resume_ev, EV_TIMEOUT, 0);
+	}
+}
+
 void conn_set_blocked(struct conn *c, bool blocked)
 {
 	struct amqp_method m = { .id = blocked ? AMQP_connection_blocked :
@@ -59,12 +71,15 @@ void conn_set_blocked(struct conn *c, bool blocked)
 			    bytes_str(broker_alarm_reason(c->broker));
 		conn_send_method(c, 0, &m);
 	}
-	if (blocked) {
-		bufferevent_disable(c->bev, EV_READ);
-	} else if (!c->read_paused) {
-		bufferevent_enable(c->bev, EV_READ);
-		event_active(c->resume_ev, EV_TIMEOUT, 0);
-	}
+	update_reading(c);
+}
+
+void conn_set_flow(struct conn *c, bool flow)
+{
+	if (c->flow == flow || (flow && c->state != CONN_RUNNING))
+		return;
+	c->flow = flow;
+	update_reading(c);
 }
 
 void conn_resume_input(struct conn *c)
@@ -453,8 +468,8 @@ static bool conn_process_frames(struct conn *c)
 			bufferevent_disable(c->bev, EV_READ);
 			return true;
 		}
-		if (c->blocked)
-			return true;	/* the memory alarm stops publishers */
+		if (c->blocked || c->flow)
+			return true;	/* alarms and flow stop publishers */
 		if (c->commit_waits)
 			return true;	/* a tx.commit-ok waits for the disk */
 		st = frame_peek(in, c->frame_max, &f);
@@ -541,10 +556,7 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 	}
 	if (c->read_paused) {
 		c->read_paused = false;
-		if (!c->blocked) {
-			bufferevent_enable(bev, EV_READ);
-			event_active(c->resume_ev, EV_TIMEOUT, 0);
-		}
+		update_reading(c);
 	}
 	/* Output drained below the low-water mark: deliveries may resume. */
 	for (uint32_t i = 0; i < c->channels_cap; i++) {
@@ -623,7 +635,7 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (hb_ms == 0)
 		return;
 	/* We are not reading from it: its heartbeats wait in the socket. */
-	if (c->blocked || c->read_paused)
+	if (c->blocked || c->flow || c->read_paused)
 		c->last_recv_ms = now;
 	/* Two missed intervals from the peer: it is gone. */
 	if (now - c->last_recv_ms >= 2 * hb_ms) {

@@ -56,21 +56,31 @@ void broker_save_definitions(struct broker *b)
 		log_error("cannot save definitions: %s", err);
 }
 
-static void on_synced(void *arg, uint64_t ticket, bool failing)
+static void on_store_state(void *arg, const struct store_state *st)
 {
 	struct broker *b = arg;
 
 	/* What cannot be stored is refused: block publishers meanwhile. */
-	if (failing != !!(b->alarms & ALARM_STORE)) {
-		if (failing)
+	if (st->failing != !!(b->alarms & ALARM_STORE)) {
+		if (st->failing)
 			log_warning("message store cannot write; blocking "
 			    "publishers until it can");
 		else
 			log_warning("message store writes again; unblocking "
 			    "publishers");
-		broker_set_alarm(b, ALARM_STORE, failing);
+		broker_set_alarm(b, ALARM_STORE, st->failing);
 	}
-	broker_store_synced(b, ticket);
+	/* A disk slower than the publishers: slow them down, silently. */
+	if (st->behind != b->store_behind) {
+		if (st->behind)
+			log_info("message store is behind; slowing publishers");
+		else
+			log_info("message store caught up; publishers resume "
+			    "(at most %llu bytes waited)",
+			    (unsigned long long)st->peak_pending);
+		broker_set_flow(b, st->behind);
+	}
+	broker_store_synced(b, st->synced);
 }
 
 /* The store's recovered entries go to the queue with their qid. */
@@ -164,7 +174,7 @@ bool broker_recover(struct broker *b)
 {
 	const struct warren_config *cfg = b->cfg;
 	struct store_options opt = { cfg->store_segment_size,
-	    cfg->store_sync_delay_us };
+	    cfg->store_sync_delay_us, cfg->store_max_pending };
 	struct store_recovery st;
 	struct strmap *by_qid;
 	char path[4096], err[512];
@@ -181,7 +191,7 @@ bool broker_recover(struct broker *b)
 	if (!reset_tails(b))
 		return false;
 	data_path(b, STORE_DIR, path, sizeof(path));
-	b->store = store_open(b->base, path, &opt, on_synced, b, err,
+	b->store = store_open(b->base, path, &opt, on_store_state, b, err,
 	    sizeof(err));
 	if (b->store == NULL) {
 		log_error("message store: %s", err);

@@ -61,7 +61,7 @@ struct chunk {
 struct store {
 	char *dir;
 	struct store_options opt;
-	store_synced_fn *synced_cb;
+	store_state_fn *changed_cb;
 	void *cb_arg;
 
 	/* loop side */
@@ -78,7 +78,7 @@ struct store {
 	struct segment *segs;		/* segs[i] is segment first_seg + i */
 	uint64_t first_seg, n_segs;
 	bool gc_wanted;
-	uint64_t reported;		/* the last ticket passed on */
+	struct store_state reported;	/* what the owner was told */
 	struct {
 		uint64_t seg;
 		int fd;			/* -1: none */
@@ -86,7 +86,6 @@ struct store {
 	unsigned next_reader;
 	uint8_t *rbuf;			/* what store_read reads into */
 	size_t rbuf_cap;
-	bool reported_failing;
 
 	/* shared with the thread, under mu */
 	pthread_mutex_t mu;
@@ -95,6 +94,9 @@ struct store {
 	bool stop;
 	uint64_t synced;
 	bool failing;			/* writes fail and are being retried */
+	uint64_t pending;		/* bytes handed over, not yet written */
+	uint64_t peak_pending;		/* the most since behind changed */
+	bool behind;			/* reported behind: wake when caught up */
 	int notify_pipe[2];
 	pthread_t thread;
 	bool thread_started;
@@ -234,15 +236,20 @@ static bool write_chunks(struct store *s, struct chunk *c,
 	return true;
 }
 
-static void free_chunks(struct chunk *c, const struct chunk *until)
+/* Free the chunks from c up to until; returns the bytes they held. */
+static uint64_t free_chunks(struct chunk *c, const struct chunk *until)
 {
+	uint64_t bytes = 0;
+
 	while (c != until) {
 		struct chunk *next = c->next;
 
+		bytes += c->len;
 		free(c->data);
 		free(c);
 		c = next;
 	}
+	return bytes;
 }
 
 /* Put the chunks from c on back at the head of the queue, in order. */
@@ -305,7 +312,8 @@ static void *store_thread(void *arg)
 
 	for (;;) {
 		struct chunk *list, *retry;
-		uint64_t done;
+		uint64_t done, written;
+		bool caught_up;
 
 		pthread_mutex_lock(&s->mu);
 		while (s->head == NULL && !s->stop)
@@ -331,14 +339,16 @@ static void *store_thread(void *arg)
 			    strerror(errno));
 		else if (!retry && failing)
 			log_warning("message store %s: writing again", s->dir);
-		free_chunks(list, retry);
-		if (done || failing != (retry != NULL)) {
+		written = free_chunks(list, retry);
+		pthread_mutex_lock(&s->mu);
+		s->pending -= written;
+		caught_up = s->behind && s->pending < s->opt.max_pending / 4;
+		if (done)
+			s->synced = done;
+		s->failing = retry != NULL;
+		pthread_mutex_unlock(&s->mu);
+		if (done || caught_up || failing != (retry != NULL)) {
 			failing = retry != NULL;
-			pthread_mutex_lock(&s->mu);
-			if (done)
-				s->synced = done;
-			s->failing = failing;
-			pthread_mutex_unlock(&s->mu);
 			if (write(s->notify_pipe[1], "", 1) < 0 && errno != EAGAIN)
 				log_warning("store notify: %s", strerror(errno));
 		}
@@ -372,6 +382,7 @@ static void hand_over(struct store *s, uint64_t seg, uint8_t *data,
     size_t len, bool closes_batch, bool unlink_it, bool durable)
 {
 	struct chunk *c = xcalloc(1, sizeof(*c));
+	bool over;
 
 	c->durable = durable;
 	c->seg = seg;
@@ -383,8 +394,16 @@ static void hand_over(struct store *s, uint64_t seg, uint8_t *data,
 	pthread_mutex_lock(&s->mu);
 	*s->tail = c;
 	s->tail = &c->next;
+	s->pending += len;
+	if (s->pending > s->peak_pending)
+		s->peak_pending = s->pending;
+	over = s->opt.max_pending && !s->behind &&
+	    s->pending > s->opt.max_pending;
 	pthread_cond_signal(&s->cv);
 	pthread_mutex_unlock(&s->mu);
+	/* Tell the owner from the loop, not from deep in an append. */
+	if (over && s->notify_ev)
+		event_active(s->notify_ev, EV_READ, 0);
 }
 
 /* The pending bytes go to the thread as a chunk of segment cur_seg. */
@@ -595,20 +614,27 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 static void notify_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct store *s = arg;
+	struct store_state now;
 	char drain[64];
-	uint64_t synced;
-	bool failing;
+	uint64_t max = s->opt.max_pending;
 
 	while (read(fd, drain, sizeof(drain)) > 0)
 		;
 	pthread_mutex_lock(&s->mu);
-	synced = s->synced;
-	failing = s->failing;
+	now.synced = s->synced;
+	now.failing = s->failing;
+	now.behind = max && (s->reported.behind ? s->pending >= max / 4 :
+	    s->pending > max);
+	s->behind = now.behind;
+	now.peak_pending = s->peak_pending;
+	if (now.behind != s->reported.behind)
+		s->peak_pending = s->pending;
 	pthread_mutex_unlock(&s->mu);
-	if (synced > s->reported || failing != s->reported_failing) {
-		s->reported = synced;
-		s->reported_failing = failing;
-		s->synced_cb(s->cb_arg, synced, failing);
+	if (now.synced != s->reported.synced ||
+	    now.failing != s->reported.failing ||
+	    now.behind != s->reported.behind) {
+		s->reported = now;
+		s->changed_cb(s->cb_arg, &now);
 	}
 }
 
@@ -773,7 +799,7 @@ void store_release(struct store *s, const struct store_loc *loc)
 
 bool store_readable(const struct store *s, const struct store_loc *loc)
 {
-	return loc->ticket <= s->reported;
+	return loc->ticket <= s->reported.synced;
 }
 
 uint64_t store_segment_count(const struct store *s)
@@ -788,7 +814,7 @@ uint64_t store_segment_count(const struct store *s)
 /* ---- open, close -------------------------------------------------------- */
 
 struct store *store_open(struct event_base *base, const char *dir,
-    const struct store_options *opt, store_synced_fn *synced, void *arg,
+    const struct store_options *opt, store_state_fn *changed, void *arg,
     char *err, size_t errlen)
 {
 	struct store *s;
@@ -801,7 +827,7 @@ struct store *store_open(struct event_base *base, const char *dir,
 	s = xcalloc(1, sizeof(*s));
 	s->dir = xstrdup(dir);
 	s->opt = *opt;
-	s->synced_cb = synced;
+	s->changed_cb = changed;
 	s->cb_arg = arg;
 	s->base = base;
 	s->ticket = 1;

@@ -10,6 +10,7 @@ restarts behave exactly as they do in memory.
 """
 import glob
 import os
+import re
 import sys
 import unittest
 
@@ -225,6 +226,51 @@ class Paging(unittest.TestCase):
             b.restart(kill=True)
             conn = pika.BlockingConnection(b.params())
             self.assertEqual(drain(conn.channel(), "pg"), [b"after"])
+            conn.close()
+
+
+class StoreFlow(unittest.TestCase):
+    """A disk slower than the publishers slows them down (TCP
+    backpressure, no connection.blocked) instead of growing memory."""
+
+    def setUp(self):
+        skip_if_external("needs a slow store")
+
+    def test_publishers_wait_for_a_slow_store_and_lose_nothing(self):
+        # Each write round waits 100 ms: the store falls behind at once.
+        with Broker(config={"warren.store.sync_delay_us": 100000,
+                            "warren.store.max_pending": "256KiB"}) as b:
+            conn = pika.BlockingConnection(b.params())
+            blocked = []
+            conn.add_on_connection_blocked_callback(
+                lambda _c, frame: blocked.append(frame.method.reason))
+            ch = conn.channel()
+            ch.queue_declare("flow", durable=True)
+            mark = b.log_mark()
+            body = b"f" * 4096
+            for i in range(3000):
+                ch.basic_publish("", "flow", b"%05d" % i + body, PERSISTENT)
+            # A confirmed publish after them: all of them are in.
+            ch.confirm_delivery()
+            ch.basic_publish("", "flow", b"last", PERSISTENT)
+            self.assertIsNotNone(b.wait_for_log(
+                lambda line: "message store is behind" in line, since=mark))
+            caught_up = [line for line in b.stderr()[mark:].splitlines()
+                         if "message store caught up" in line]
+            self.assertNotEqual(caught_up, [])
+            # The publisher was not read while the store was behind: what
+            # waited for the disk stayed near the limit (12 MB were sent).
+            for line in caught_up:
+                waited = int(re.search(r"at most (\d+) bytes", line).group(1))
+                self.assertLess(waited, 4 << 20, line)
+            self.assertEqual(ch.queue_declare(
+                "flow", durable=True, passive=True).method.message_count, 3001)
+            conn.process_data_events(0)
+            self.assertEqual(blocked, [])
+            got = drain(ch, "flow")
+            self.assertEqual(got[-1], b"last")
+            self.assertEqual([g[:5] for g in got[:-1]],
+                             [b"%05d" % i for i in range(3000)])
             conn.close()
 
 

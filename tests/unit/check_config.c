@@ -624,6 +624,7 @@ START_TEST(test_sample_conf)
 	ck_assert_ptr_null(cfg.load_definitions);
 	ck_assert_uint_eq(cfg.queue_memory_messages, 1024);
 	ck_assert(cfg.paging_watermark == 0);
+	ck_assert(cfg.store_max_pending == 64u << 20);
 	config_free(&cfg);
 }
 END_TEST

@@ -23,12 +23,16 @@ static char dir[256];
 static struct event_base *base;
 static uint64_t synced;
 
-static void on_synced(void *arg, uint64_t ticket, bool failing)
+static bool behind, was_behind;
+
+static void on_synced(void *arg, const struct store_state *st)
 {
 	(void)arg;
-	ck_assert(!failing);
-	ck_assert_uint_ge(ticket, synced);
-	synced = ticket;
+	ck_assert(!st->failing);
+	ck_assert_uint_ge(st->synced, synced);
+	synced = st->synced;
+	behind = st->behind;
+	was_behind |= st->behind;
 }
 
 struct got {
@@ -90,12 +94,20 @@ static struct message *message(const char *body)
 	return m;
 }
 
+static struct store *open_store_with(const struct store_options *opt);
+
 static struct store *open_store(uint64_t segment_size)
 {
-	struct store_options opt = { segment_size, 0 };
+	struct store_options opt = { segment_size, 0, 0 };
+
+	return open_store_with(&opt);
+}
+
+static struct store *open_store_with(const struct store_options *opt)
+{
 	struct store_recovery st;
 	char err[256];
-	struct store *s = store_open(base, dir, &opt, on_synced, NULL, err,
+	struct store *s = store_open(base, dir, opt, on_synced, NULL, err,
 	    sizeof(err));
 
 	ck_assert_msg(s != NULL, "%s", err);
@@ -395,6 +407,44 @@ START_TEST(test_held_messages_are_readable_then_collected)
 }
 END_TEST
 
+/*
+ * Writes that pile up past max_pending make the store report itself
+ * behind (the broker then stops reading publishers) until they are down
+ * to a quarter; a slow disk is played by a 50 ms wait before each round.
+ */
+START_TEST(test_behind_while_writes_pile_up)
+{
+	struct store_options opt = { 1 << 20, 50000, 4096 };
+	struct store *s;
+	struct message *m[200];
+	uint64_t ticket = 0;
+
+	behind = was_behind = false;
+	s = open_store_with(&opt);
+	for (int i = 0; i < 200; i++) {
+		m[i] = message("a hundred bytes or so of message body, so that "
+		    "two hundred of them are well past four kilobytes");
+		store_enqueue(s, 4, m[i], &ticket);
+		/* A turn of the loop: the batch goes to the thread. */
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	}
+	for (int i = 0; i < 1000 && !was_behind; i++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		usleep(1000);
+	}
+	ck_assert(was_behind);
+	wait_synced(ticket);
+	for (int i = 0; i < 5000 && behind; i++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		usleep(1000);
+	}
+	ck_assert(!behind);
+	store_close(s);
+	for (int i = 0; i < 200; i++)
+		msg_unref(m[i]);
+}
+END_TEST
+
 static Suite *store_log_suite(void)
 {
 	Suite *s = suite_create("store_log");
@@ -409,6 +459,7 @@ static Suite *store_log_suite(void)
 	tcase_add_test(tc, test_records_written_twice_recover_once);
 	tcase_add_test(tc, test_read_back_is_byte_exact);
 	tcase_add_test(tc, test_held_messages_are_readable_then_collected);
+	tcase_add_test(tc, test_behind_while_writes_pile_up);
 	suite_add_tcase(s, tc);
 	return s;
 }
