@@ -138,24 +138,24 @@ static uint64_t tail_len(const struct queue *q, uint32_t level)
 
 /*
  * Whether a new entry of this level goes to the tail: always once the
- * tail has entries (order), else when the ring is full, for a message the
- * store keeps anyway (paging it out costs no write); a message that would
- * have to be written only for this (transient) goes out only when message
- * memory is past the paging watermark.
+ * tail has entries (order); past the paging watermark of message memory,
+ * once the ring holds a few; and for a message the store keeps anyway
+ * (paging it out costs no write), once the ring is full.  A transient
+ * message goes out only past the watermark: it has to be written first.
  */
 static bool pages_out(const struct queue *q, uint32_t level, bool stored)
 {
 	const struct broker *b = q->vh->broker;
 	uint32_t limit = b->cfg->queue_memory_messages;
+	uint32_t in_memory = q->levels[level].count;
 
 	if (tail_len(q, level))
 		return true;
 	if (b->store == NULL || limit == 0)
 		return false;
-	if (stored)
-		return q->levels[level].count >= limit;
-	return q->levels[level].count >= PAGE_MIN &&
-	    msg_live_bytes() > b->paging_watermark;
+	if (in_memory >= PAGE_MIN && msg_live_bytes() > b->paging_watermark)
+		return true;
+	return stored && in_memory >= limit;
 }
 
 static struct queue_tail *tail_of(struct queue *q, uint32_t level)

@@ -110,6 +110,22 @@ class Paging(unittest.TestCase):
             self.assertEqual(drain(ch, "t"), bodies)
             conn.close()
 
+    def test_persistent_messages_page_past_the_watermark_too(self):
+        # Far below the per-queue limit, but past the memory watermark.
+        with self.broker(**{"warren.queue.memory_messages": 100000,
+                            "warren.paging_watermark.absolute": "1MiB"}) as b:
+            conn = pika.BlockingConnection(b.params())
+            ch = conn.channel()
+            ch.confirm_delivery()
+            bodies = [(b"w%05d-" % i) + b"x" * 1000 for i in range(3000)]
+            for q in ("w1", "w2"):
+                ch.queue_declare(q, durable=True)
+                publish(ch, q, bodies)
+            self.assertGreater(self.paged_bytes(b), 2 * 1000 * 48)
+            for q in ("w1", "w2"):
+                self.assertEqual(drain(ch, q), bodies)
+            conn.close()
+
     def test_priorities_keep_their_order_when_paged(self):
         with self.broker() as b:
             conn = pika.BlockingConnection(b.params())
