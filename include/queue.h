@@ -19,6 +19,7 @@
 struct message;
 struct queue_tail;
 struct store_recovered;
+struct store_recovered_entry;
 struct channel;
 struct vhost;
 struct event;
@@ -114,11 +115,12 @@ void queue_settle(struct queue *q, const struct queue_entry *e,
  */
 bool queue_pop(struct queue *q, struct queue_entry *out);
 /*
- * A message the store kept across a restart (at msg in its log, enqueued
- * in segment enq_seg), back at the tail; false if it cannot be read.
+ * A message the store kept across a restart (msg: where it is in the log;
+ * entry: this queue's ENQ of it), back at the tail; false if it cannot be
+ * read.
  */
 bool queue_recover_entry(struct queue *q, const struct store_recovered *msg,
-    uint32_t enq_seg, bool delivered);
+    const struct store_recovered_entry *entry);
 /* Drop every ready message; returns how many. */
 uint32_t queue_purge(struct queue *q);
 /* The queue was used (basic.get, redeclare): restart its x-expires clock. */

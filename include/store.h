@@ -6,9 +6,10 @@
  * The log holds four kinds of record:
  *	MSG	a message, once, however many queues hold it: its id, exchange,
  *		routing key, raw content header and body, byte-exact
- *	ENQ	queue qid holds message id
+ *	ENQ	queue qid holds message id, until a wall-clock expiry (or 0)
  *	DLV	queue qid delivered message id (it comes back redelivered)
- *	ACK	queue qid is done with these message ids
+ *	ACK	queue qid is done with message id
+ *	TMSG	a message paged out by a transient queue, skipped at recovery
  * Records are appended by the event loop into the current batch; the store
  * thread writes each batch and syncs it (fdatasync), many batches per sync
  * when the disk is slower than the loop.  A batch's number is its ticket:
@@ -64,8 +65,14 @@ void store_close(struct store *s);
 struct store_recovered {
 	struct store_loc loc;
 	uint32_t body_len;
-	int64_t ttl;			/* its expiration property, ms; -1 */
 	uint8_t priority;
+};
+
+/* One recovered queue entry of a message. */
+struct store_recovered_entry {
+	uint32_t enq_seg;		/* its ENQ's segment */
+	bool delivered;			/* it comes back redelivered */
+	int64_t expires_in;		/* ms from now (0: due); -1: never */
 };
 
 /*
@@ -74,7 +81,8 @@ struct store_recovered {
  * qid exists and took it; false drops the entry.
  */
 typedef bool store_recover_fn(void *arg, uint64_t qid,
-    const struct store_recovered *msg, uint32_t enq_seg, bool delivered);
+    const struct store_recovered *msg,
+    const struct store_recovered_entry *entry);
 
 struct store_recovery {
 	uint64_t segments, records, messages, entries, bytes;
@@ -90,10 +98,12 @@ bool store_recover(struct store *s, store_recover_fn *fn, void *arg,
  * Queue qid now holds msg: append its MSG record (the first time) and an
  * ENQ.  Returns the ENQ's segment (nonzero), which the queue keeps in its
  * entry and hands back to store_ack; *ticket rises to this batch's.  The
- * MSG record stays while any ENQ of it is not acked.
+ * MSG record stays while any ENQ of it is not acked.  ttl_ms: the entry
+ * expires that far from now (kept as a wall-clock time, so that it still
+ * expires on time after a restart); 0: never.
  */
 uint32_t store_enqueue(struct store *s, uint64_t qid, struct message *msg,
-    uint64_t *ticket);
+    uint64_t ttl_ms, uint64_t *ticket);
 /* Queue qid delivered message msg_id for the first time. */
 void store_delivered(struct store *s, uint64_t qid, uint64_t msg_id);
 /* Queue qid is done with the message at msg, enqueued in enq_seg. */

@@ -85,7 +85,8 @@ static void on_store_state(void *arg, const struct store_state *st)
 
 /* The store's recovered entries go to the queue with their qid. */
 static bool recover_entry(void *arg, uint64_t qid,
-    const struct store_recovered *msg, uint32_t enq_seg, bool delivered)
+    const struct store_recovered *msg,
+    const struct store_recovered_entry *entry)
 {
 	struct strmap *by_qid = arg;
 	uint8_t key[8];
@@ -94,7 +95,7 @@ static bool recover_entry(void *arg, uint64_t qid,
 	le64_put(key, qid);
 	if ((q = strmap_get(by_qid, (struct bytes){ key, 8 })) == NULL)
 		return false;
-	return queue_recover_entry(q, msg, enq_seg, delivered);
+	return queue_recover_entry(q, msg, entry);
 }
 
 static struct strmap *queues_by_qid(struct broker *b)

@@ -112,6 +112,16 @@ static void account_remove(struct queue *q, const struct message *m)
 	q->bytes -= m->body_len;
 }
 
+/* What is left of an entry's TTL, for the store; 0: it never expires. */
+static uint64_t ttl_left(uint64_t expires_at)
+{
+	uint64_t now = conn_now_ms();
+
+	if (expires_at == 0)
+		return 0;
+	return expires_at > now ? expires_at - now : 1;
+}
+
 /* The store, when q keeps m across restarts (durable and persistent). */
 static struct store *store_for(const struct queue *q, const struct message *m)
 {
@@ -187,7 +197,8 @@ static void page_out(struct queue *q, uint32_t level, struct message *msg,
 	};
 
 	if (store_for(q, msg)) {
-		te.enq_seg = store_enqueue(store, q->store_qid, msg, ticket);
+		te.enq_seg = store_enqueue(store, q->store_qid, msg,
+		    ttl_left(e->expires_at), ticket);
 		te.msg = msg->stored;
 	} else {
 		store_hold(store, msg, &te.msg);
@@ -380,7 +391,7 @@ bool queue_push(struct queue *q, struct message *msg, uint64_t *ticket)
 		/* Until acked it must survive a crash, delivered once. */
 		if (store && !c->no_ack) {
 			e.store_seg = store_enqueue(store, q->store_qid, msg,
-			    ticket);
+			    ttl_left(e.expires_at), ticket);
 			store_delivered(store, q->store_qid, msg->stored.id);
 		}
 		chan_deliver(c, &e);
@@ -404,7 +415,7 @@ bool queue_push(struct queue *q, struct message *msg, uint64_t *ticket)
 		e.msg = msg_ref(msg);
 		if (store)
 			e.store_seg = store_enqueue(store, q->store_qid, msg,
-			    ticket);
+			    ttl_left(e.expires_at), ticket);
 		ring_push(&q->levels[level_of(q, msg)], e);
 		account_add(q, msg);
 	}
@@ -470,18 +481,16 @@ bool queue_pop(struct queue *q, struct queue_entry *out)
 }
 
 bool queue_recover_entry(struct queue *q, const struct store_recovered *rec,
-    uint32_t enq_seg, bool delivered)
+    const struct store_recovered_entry *re)
 {
-	int64_t ttl = q->args.message_ttl;
 	uint32_t level = rec->priority < q->n_levels ? rec->priority :
 	    q->n_levels - 1;
-	struct queue_entry e = { NULL, q->next_seq++, 0, delivered, enq_seg };
+	struct queue_entry e = { NULL, q->next_seq++, 0, re->delivered,
+	    re->enq_seg };
 
-	/* Expiry times did not survive the restart: they count from now. */
-	if (rec->ttl >= 0 && (ttl < 0 || rec->ttl < ttl))
-		ttl = rec->ttl;
-	if (ttl >= 0)
-		e.expires_at = conn_now_ms() + (uint64_t)ttl;
+	/* It expires when it would have without the restart (or now). */
+	if (re->expires_in >= 0)
+		e.expires_at = conn_now_ms() + (uint64_t)re->expires_in;
 	if (q->vh->broker->cfg->queue_memory_messages) {
 		/*
 		 * Not read now: every entry starts paged out and is read
@@ -489,13 +498,13 @@ bool queue_recover_entry(struct queue *q, const struct store_recovered *rec,
 		 * as soon as the log is scanned, however deep its queues.
 		 */
 		struct tail_entry te = { rec->loc, e.seq, e.expires_at,
-		    enq_seg, rec->body_len, delivered };
+		    re->enq_seg, rec->body_len, re->delivered };
 
 		tail_push(tail_of(q, level), &te);
 		q->count++;
 		q->bytes += rec->body_len;
 		/* Something may expire: read the head once started. */
-		if (ttl >= 0 && !evtimer_pending(q->refill_ev, NULL))
+		if (e.expires_at && !evtimer_pending(q->refill_ev, NULL))
 			timer_in_ms(q->refill_ev, 1);
 		return true;
 	}
@@ -503,7 +512,7 @@ bool queue_recover_entry(struct queue *q, const struct store_recovered *rec,
 		return false;
 	ring_push(&q->levels[level], e);
 	account_add(q, e.msg);
-	if (ttl >= 0 && !evtimer_pending(q->expiry_ev, NULL))
+	if (e.expires_at && !evtimer_pending(q->expiry_ev, NULL))
 		arm_expiry(q);
 	return true;
 }

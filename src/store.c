@@ -36,6 +36,10 @@ enum record_type {
 	REC_TMSG = 'T',		/* a paged-out message recovery ignores */
 };
 
+/* Body sizes: DLV and ACK [type][qid][msg id]; ENQ adds [expires, wall ms]. */
+#define REF_SIZE 17
+#define ENQ_SIZE 25
+
 /* Segments store_read keeps open, most recently opened replacing. */
 #define READERS 4
 
@@ -716,15 +720,28 @@ static void live_dec(struct store *s, uint64_t seg)
 }
 
 /* A record naming a queue and a message: ENQ, DLV. */
+/* A record naming a queue and a message: DLV, ACK; ENQ with its expiry. */
 static uint64_t append_ref(struct store *s, uint8_t type, uint64_t qid,
-    uint64_t msg_id)
+    uint64_t msg_id, uint64_t expires_wall)
 {
-	uint8_t rec[17];
+	uint8_t rec[ENQ_SIZE];
 
 	rec[0] = type;
 	le64_put(rec + 1, qid);
 	le64_put(rec + 9, msg_id);
-	return append(s, &(struct iovec){ rec, sizeof(rec) }, 1);
+	if (type != REC_ENQ)
+		return append(s, &(struct iovec){ rec, REF_SIZE }, 1);
+	le64_put(rec + 17, expires_wall);
+	return append(s, &(struct iovec){ rec, ENQ_SIZE }, 1);
+}
+
+/* Milliseconds of wall-clock time, which survives a restart. */
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* A message record: MSG with an id, or TMSG (id 0) that recovery skips. */
@@ -751,13 +768,14 @@ static void append_msg(struct store *s, struct message *m, uint8_t type,
 }
 
 uint32_t store_enqueue(struct store *s, uint64_t qid, struct message *m,
-    uint64_t *ticket)
+    uint64_t ttl_ms, uint64_t *ticket)
 {
 	uint64_t seg;
 
 	if (m->stored.id == 0)
 		append_msg(s, m, REC_MSG, s->next_msg_id++, &m->stored);
-	seg = append_ref(s, REC_ENQ, qid, m->stored.id);
+	seg = append_ref(s, REC_ENQ, qid, m->stored.id,
+	    ttl_ms ? wall_ms() + ttl_ms : 0);
 	/* Each ENQ keeps its own record and the message's alive. */
 	live_inc(s, seg);
 	live_inc(s, m->stored.seg);
@@ -768,13 +786,13 @@ uint32_t store_enqueue(struct store *s, uint64_t qid, struct message *m,
 
 void store_delivered(struct store *s, uint64_t qid, uint64_t msg_id)
 {
-	append_ref(s, REC_DLV, qid, msg_id);
+	append_ref(s, REC_DLV, qid, msg_id, 0);
 }
 
 void store_ack(struct store *s, uint64_t qid, const struct store_loc *msg,
     uint32_t enq_seg)
 {
-	uint64_t at = append_ref(s, REC_ACK, qid, msg->id);
+	uint64_t at = append_ref(s, REC_ACK, qid, msg->id, 0);
 	struct segment *sg = seg_at(s, at);
 
 	if (sg && enq_seg < sg->ack_floor)
@@ -901,6 +919,7 @@ void store_close(struct store *s)
 
 struct rec_enq {
 	uint64_t qid;
+	uint64_t expires_wall;		/* 0: never */
 	uint32_t seg;
 	bool delivered, acked;
 };
@@ -1006,11 +1025,13 @@ static struct rec_enq *find_enq(struct rec_msg *rm, uint64_t qid)
 	return NULL;
 }
 
-static void add_enq(struct rec_msg *rm, uint64_t qid, uint32_t seg)
+static void add_enq(struct rec_msg *rm, uint64_t qid, uint32_t seg,
+    uint64_t expires_wall)
 {
 	if (rm->n_enq > 0)
 		rm->more = xrealloc(rm->more, rm->n_enq * sizeof(*rm->more));
-	*enq_at(rm, rm->n_enq++) = (struct rec_enq){ qid, seg, false, false };
+	*enq_at(rm, rm->n_enq++) = (struct rec_enq){ qid, expires_wall, seg,
+	    false, false };
 }
 
 static void on_record(void *arg, uint64_t offset, uint8_t type,
@@ -1043,17 +1064,14 @@ static void on_record(void *arg, uint64_t offset, uint8_t type,
 		rm->r.loc = (struct store_loc){ id, 0, (uint32_t)ss->seg,
 		    (uint32_t)offset, STORE_RECORD_HEADER_SIZE + len };
 		rm->r.body_len = (uint32_t)msg_body.len;
-		if (!expiration_parse(h.props.expiration,
-		    props_has(&h.props, PROP_expiration), &rm->r.ttl))
-			rm->r.ttl = -1;
 		if (props_has(&h.props, PROP_priority))
 			rm->r.priority = h.props.priority;
 		if (id >= ss->s->next_msg_id)
 			ss->s->next_msg_id = id + 1;
 		return;
 	}
-	if (len != 17 || (type != REC_ENQ && type != REC_DLV &&
-	    type != REC_ACK)) {
+	if ((type != REC_ENQ && type != REC_DLV && type != REC_ACK) ||
+	    len != (type == REC_ENQ ? ENQ_SIZE : REF_SIZE)) {
 		log_warning("%s: offset %llu: unknown record type %u, skipped",
 		    ss->path, (unsigned long long)offset, type);
 		return;
@@ -1066,7 +1084,7 @@ static void on_record(void *arg, uint64_t offset, uint8_t type,
 	case REC_ENQ:
 		/* Written twice by a retry after a failed sync: one entry. */
 		if (re == NULL)
-			add_enq(rm, qid, (uint32_t)ss->seg);
+			add_enq(rm, qid, (uint32_t)ss->seg, le64_get(body + 17));
 		break;
 	case REC_DLV:
 		if (re)
@@ -1096,6 +1114,7 @@ static uint64_t now_ms(void)
 static void replay(struct scan_state *ss, store_recover_fn *fn, void *arg)
 {
 	struct store *s = ss->s;
+	uint64_t now_wall = wall_ms();
 
 	for (size_t i = 0; i < ss->n; i++) {
 		struct rec_msg *rm = &ss->msgs[i];
@@ -1104,9 +1123,15 @@ static void replay(struct scan_state *ss, store_recover_fn *fn, void *arg)
 		for (uint32_t j = 0; j < rm->n_enq; j++) {
 			struct rec_enq *re = enq_at(rm, j);
 
+			struct store_recovered_entry e = { re->seg,
+			    re->delivered, -1 };
+
 			if (re->acked)
 				continue;
-			if (!fn(arg, re->qid, &rm->r, re->seg, re->delivered)) {
+			if (re->expires_wall)
+				e.expires_in = re->expires_wall > now_wall ?
+				    (int64_t)(re->expires_wall - now_wall) : 0;
+			if (!fn(arg, re->qid, &rm->r, &e)) {
 				ss->st->dropped_entries++;
 				continue;
 			}

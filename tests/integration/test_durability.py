@@ -186,6 +186,37 @@ class Restarts(unittest.TestCase):
                              [True, True, True] + [False] * 5)
             conn.close()
 
+    def test_expiry_counts_from_publish_not_from_restart(self):
+        with Broker() as b:
+            conn = pika.BlockingConnection(b.params())
+            ch = conn.channel()
+            ch.queue_declare("exp.dlq", durable=True)
+            ch.queue_declare("exp", durable=True, arguments={
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": "exp.dlq"})
+            ch.confirm_delivery()
+            published = time.monotonic()
+            ch.basic_publish("", "exp", b"short", pika.BasicProperties(
+                delivery_mode=2, expiration="1500"))
+            ch.basic_publish("", "exp", b"long", pika.BasicProperties(
+                delivery_mode=2, expiration="600000"))
+            conn.close()
+            b.stop(kill=True)
+            # Down for longer than the short TTL.
+            wait_until(lambda: time.monotonic() - published > 2.0,
+                       what="the short TTL to pass")
+            b.start()
+            conn = pika.BlockingConnection(b.params())
+            ch = conn.channel()
+            # Expired while the broker was down: dead-lettered at once,
+            # not 1.5 s after the restart.
+            self.assertEqual(drain(ch, "exp"), [(b"long", False)])
+            wait_until(lambda: ch.queue_declare(
+                "exp.dlq", durable=True, passive=True).method.message_count == 1,
+                what="the expired message dead-lettered")
+            self.assertEqual(drain(ch, "exp.dlq"), [(b"short", False)])
+            conn.close()
+
     def test_log_shrinks_after_backlog_is_consumed(self):
         with Broker(config={"warren.store.segment_size": 65536}) as b:
             conn = pika.BlockingConnection(b.params())

@@ -39,6 +39,7 @@ struct got {
 	uint64_t qid;
 	char body[64];
 	bool delivered;
+	int64_t expires_in;
 };
 static struct got got[4096];
 static size_t n_got;
@@ -47,13 +48,13 @@ static uint64_t drop_qid;
 static struct store *recovering;	/* the store on_entry reads from */
 
 static bool on_entry(void *arg, uint64_t qid,
-    const struct store_recovered *rec, uint32_t enq_seg, bool delivered)
+    const struct store_recovered *rec, const struct store_recovered_entry *re)
 {
 	const struct store_loc *loc = &rec->loc;
 	struct message *m;
 
 	(void)arg;
-	ck_assert_uint_gt(enq_seg, 0);
+	ck_assert_uint_gt(re->enq_seg, 0);
 	if (qid == drop_qid)
 		return false;
 	ck_assert_uint_lt(n_got, sizeof(got) / sizeof(got[0]));
@@ -62,12 +63,12 @@ static bool on_entry(void *arg, uint64_t qid,
 	ck_assert_ptr_nonnull(m);
 	ck_assert_uint_eq(m->stored.id, loc->id);
 	ck_assert_uint_eq(m->body_len, rec->body_len);
-	ck_assert_int_eq(m->ttl, rec->ttl);
 	ck_assert_uint_eq(m->priority, rec->priority);
 	got[n_got].qid = qid;
 	snprintf(got[n_got].body, sizeof(got[n_got].body), "%.*s",
 	    (int)m->body_len, (const char *)m->body);
-	got[n_got].delivered = delivered;
+	got[n_got].delivered = re->delivered;
+	got[n_got].expires_in = re->expires_in;
 	n_got++;
 	msg_unref(m);
 	return true;
@@ -171,7 +172,7 @@ START_TEST(test_unacked_entries_come_back_in_order)
 
 		snprintf(body, sizeof(body), "m%d", i);
 		m[i] = message(body);
-		seg[i] = store_enqueue(s, 7, m[i], &ticket);
+		seg[i] = store_enqueue(s, 7, m[i], 0, &ticket);
 	}
 	store_delivered(s, 7, m[1]->stored.id);
 	store_ack(s, 7, &m[0]->stored, seg[0]);
@@ -197,8 +198,8 @@ START_TEST(test_message_in_two_queues_lives_until_both_ack)
 {
 	struct store *s = open_store(1 << 20);
 	struct message *m = message("shared");
-	uint32_t a = store_enqueue(s, 1, m, NULL);
-	uint32_t b = store_enqueue(s, 2, m, NULL);
+	uint32_t a = store_enqueue(s, 1, m, 0, NULL);
+	uint32_t b = store_enqueue(s, 2, m, 0, NULL);
 
 	store_ack(s, 1, &m->stored, a);
 	store_close(s);
@@ -220,7 +221,7 @@ START_TEST(test_entries_of_unknown_queues_are_dropped_and_collected)
 	for (int i = 0; i < 50; i++) {
 		m = message("for a queue that will be deleted, padded to fill "
 		    "several small segments of the log quickly");
-		store_enqueue(s, 99, m, NULL);
+		store_enqueue(s, 99, m, 0, NULL);
 		msg_unref(m);
 	}
 	store_close(s);
@@ -244,7 +245,7 @@ START_TEST(test_settled_segments_are_deleted_while_running)
 	for (int i = 0; i < 200; i++) {
 		m[i] = message("a body of some size so that 200 of them span many "
 		    "segments of four kilobytes each");
-		seg[i] = store_enqueue(s, 5, m[i], &ticket);
+		seg[i] = store_enqueue(s, 5, m[i], 0, &ticket);
 	}
 	wait_synced(ticket);
 	ck_assert_uint_gt(store_segment_count(s), 5);
@@ -253,7 +254,7 @@ START_TEST(test_settled_segments_are_deleted_while_running)
 	for (int i = 0; i < 199; i++)
 		store_ack(s, 5, &m[i]->stored, seg[i]);
 	ticket = 0;
-	store_enqueue(s, 6, m[199], &ticket);
+	store_enqueue(s, 6, m[199], 0, &ticket);
 	wait_synced(ticket);
 	ck_assert_uint_le(store_segment_count(s), 3);
 	store_close(s);
@@ -311,7 +312,7 @@ START_TEST(test_records_written_twice_recover_once)
 
 		snprintf(body, sizeof(body), "m%d", i);
 		m[i] = message(body);
-		seg[i] = store_enqueue(s, 7, m[i], NULL);
+		seg[i] = store_enqueue(s, 7, m[i], 0, NULL);
 	}
 	store_delivered(s, 7, m[1]->stored.id);
 	store_ack(s, 7, &m[0]->stored, seg[0]);
@@ -337,7 +338,7 @@ START_TEST(test_read_back_is_byte_exact)
 	struct message *m = message("read me back"), *r;
 	uint64_t ticket = 0;
 
-	store_enqueue(s, 3, m, &ticket);
+	store_enqueue(s, 3, m, 0, &ticket);
 	/* Not on disk before its batch is synced. */
 	ck_assert(!store_readable(s, &m->stored));
 	wait_synced(ticket);
@@ -381,7 +382,7 @@ START_TEST(test_held_messages_are_readable_then_collected)
 		ck_assert_uint_gt(loc[i].seg, 0);
 	}
 	/* One more, durable, so there is a ticket to wait for. */
-	store_enqueue(s, 9, m[0], &ticket);
+	store_enqueue(s, 9, m[0], 0, &ticket);
 	wait_synced(ticket);
 	ck_assert_uint_gt(store_segment_count(s), 1);
 	for (int i = 0; i < 40; i++) {
@@ -394,7 +395,7 @@ START_TEST(test_held_messages_are_readable_then_collected)
 	for (int i = 0; i < 40; i++)
 		store_release(s, &loc[i]);
 	ticket = 0;
-	store_enqueue(s, 9, m[39], &ticket);
+	store_enqueue(s, 9, m[39], 0, &ticket);
 	wait_synced(ticket);
 	/* Only what the two ENQs keep (and the newest segment) is left. */
 	ck_assert_uint_le(store_segment_count(s), 3);
@@ -424,7 +425,7 @@ START_TEST(test_behind_while_writes_pile_up)
 	for (int i = 0; i < 200; i++) {
 		m[i] = message("a hundred bytes or so of message body, so that "
 		    "two hundred of them are well past four kilobytes");
-		store_enqueue(s, 4, m[i], &ticket);
+		store_enqueue(s, 4, m[i], 0, &ticket);
 		/* A turn of the loop: the batch goes to the thread. */
 		event_base_loop(base, EVLOOP_NONBLOCK);
 	}
@@ -445,6 +446,29 @@ START_TEST(test_behind_while_writes_pile_up)
 }
 END_TEST
 
+/* An entry's expiry is kept as wall-clock time: after a restart the
+ * remaining time is what was left, and no entry without one gets one. */
+START_TEST(test_expiry_survives_recovery)
+{
+	struct store *s = open_store(1 << 20);
+	struct message *a = message("expires"), *b = message("never");
+
+	store_enqueue(s, 2, a, 60000, NULL);
+	store_enqueue(s, 2, b, 0, NULL);
+	store_close(s);
+	s = open_store(1 << 20);
+	ck_assert_uint_eq(n_got, 2);
+	ck_assert_str_eq(got[0].body, "expires");
+	ck_assert_int_gt(got[0].expires_in, 50000);
+	ck_assert_int_le(got[0].expires_in, 60000);
+	ck_assert_str_eq(got[1].body, "never");
+	ck_assert_int_eq(got[1].expires_in, -1);
+	store_close(s);
+	msg_unref(a);
+	msg_unref(b);
+}
+END_TEST
+
 static Suite *store_log_suite(void)
 {
 	Suite *s = suite_create("store_log");
@@ -460,6 +484,7 @@ static Suite *store_log_suite(void)
 	tcase_add_test(tc, test_read_back_is_byte_exact);
 	tcase_add_test(tc, test_held_messages_are_readable_then_collected);
 	tcase_add_test(tc, test_behind_while_writes_pile_up);
+	tcase_add_test(tc, test_expiry_survives_recovery);
 	suite_add_tcase(s, tc);
 	return s;
 }
