@@ -47,6 +47,7 @@ struct broker {
 					   are blocked while any is set */
 	bool store_behind;		/* flow: publishers are not read */
 	struct store *store;		/* the message store; NULL: none */
+	int lock_fd;			/* holds data_dir/warrend.lock; -1 */
 	bool durable_dirty;		/* definitions to save */
 	bool stopping;			/* shutting down: save nothing more */
 	struct channel_list store_waiters;	/* waiting for a sync */

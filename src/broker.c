@@ -247,6 +247,7 @@ static void stop_listening(struct broker *b)
 bool broker_init(struct broker *b, const struct warren_config *cfg)
 {
 	memset(b, 0, sizeof(*b));
+	b->lock_fd = -1;
 	b->cfg = cfg;
 	TAILQ_INIT(&b->conns);
 	TAILQ_INIT(&b->store_waiters);
@@ -355,6 +356,9 @@ void broker_free(struct broker *b)
 		event_free(b->tick);
 	if (b->base)
 		event_base_free(b->base);
+	/* Last: the data directory is ours until everything is written. */
+	if (b->lock_fd >= 0)
+		close(b->lock_fd);
 }
 
 struct vhost *broker_find_vhost(struct broker *b, struct bytes name)

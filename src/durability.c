@@ -15,6 +15,8 @@
 #endif
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,6 +33,7 @@
 #define DEFINITIONS_FILE	"definitions.json"
 #define STORE_DIR		"msg_store"
 #define TAILS_DIR		"paged"		/* queue_tail files */
+#define LOCK_FILE		"warrend.lock"
 
 static void data_path(const struct broker *b, const char *name, char *out,
     size_t outlen)
@@ -171,6 +174,39 @@ static bool reset_tails(struct broker *b)
 	return true;
 }
 
+/*
+ * One broker per data directory: a second one would interleave its
+ * writes with ours.  The lock (flock on data_dir/warrend.lock, which
+ * holds the owner's pid) goes with the process, however it ends.
+ */
+static bool lock_data_dir(struct broker *b)
+{
+	char path[4096], pid[32];
+	ssize_t n;
+	int fd;
+
+	data_path(b, LOCK_FILE, path, sizeof(path));
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) < 0) {
+		log_error("%s: %s", path, strerror(errno));
+		return false;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		n = pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		log_error("%s: %s is in use by another warrend%s%s", path,
+		    b->cfg->data_dir, *pid ? ", pid " : "", pid);
+		close(fd);
+		return false;
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+		log_warning("%s: cannot write our pid: %s", path,
+		    strerror(errno));
+	b->lock_fd = fd;
+	return true;
+}
+
 bool broker_recover(struct broker *b)
 {
 	const struct warren_config *cfg = b->cfg;
@@ -182,6 +218,8 @@ bool broker_recover(struct broker *b)
 	struct stat sb;
 	bool ok;
 
+	if (!lock_data_dir(b))
+		return false;
 	data_path(b, DEFINITIONS_FILE, path, sizeof(path));
 	if (stat(path, &sb) == 0 && !load_definitions(b, path))
 		return false;

@@ -11,6 +11,7 @@ crash stays gone.  A damaged segment costs only the damaged record.
 import glob
 import os
 import random
+import subprocess
 import threading
 import time
 import unittest
@@ -18,8 +19,8 @@ import unittest
 import pika
 import pika.exceptions
 
-from harness import (Broker, get_all as drain, main, skip_if_external,
-                     wait_until)
+from harness import (Broker, find_warrend, free_port, get_all as drain, main,
+                     skip_if_external, wait_until)
 
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
 TRANSIENT = pika.BasicProperties(delivery_mode=1)
@@ -184,6 +185,24 @@ class Restarts(unittest.TestCase):
                              [b"m%d" % i for i in range(5, 10)])
             self.assertEqual([r for _, r in got],
                              [True, True, True] + [False] * 5)
+            conn.close()
+
+    def test_a_second_broker_on_the_same_data_dir_refuses_to_start(self):
+        with Broker() as b:
+            conf = os.path.join(b.tmpdir, "second.conf")
+            with open(conf, "w") as f:
+                f.write("listeners.tcp.default = 127.0.0.1:%d\n"
+                        % free_port())
+                f.write("warren.data_dir = %s\n" % b.data_dir)
+            second = subprocess.run([find_warrend(), "-c", conf],
+                                    capture_output=True, text=True,
+                                    timeout=60)
+            self.assertEqual(second.returncode, 1)
+            self.assertIn("is in use by another warrend, pid %d"
+                          % b.proc.pid, second.stderr)
+            # The first one is untouched and still serves.
+            conn = pika.BlockingConnection(b.params())
+            conn.channel().queue_declare("still.here", durable=True)
             conn.close()
 
     def test_expiry_counts_from_publish_not_from_restart(self):
