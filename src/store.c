@@ -40,6 +40,14 @@ enum record_type {
 #define REF_SIZE 17
 #define ENQ_SIZE 25
 
+/*
+ * Written batch buffers kept for new batches: allocating and freeing one
+ * per loop turn made the heap grow and shrink (brk, page faults) at every
+ * turn.  Larger ones are freed.
+ */
+#define SPARES 4
+#define SPARE_MAX (1u << 20)
+
 /* Segments store_read keeps open, most recently opened replacing. */
 #define READERS 4
 
@@ -55,7 +63,7 @@ struct chunk {
 	struct chunk *next;
 	uint64_t seg;
 	uint8_t *data;
-	size_t len;
+	size_t len, cap;		/* bytes in data, and its size */
 	uint64_t ticket;
 	bool closes_batch;		/* the last chunk of its ticket */
 	bool unlink;
@@ -99,6 +107,11 @@ struct store {
 	uint64_t synced;
 	bool failing;			/* writes fail and are being retried */
 	uint64_t pending;		/* bytes handed over, not yet written */
+	struct {
+		uint8_t *data;
+		size_t cap;
+	} spare[SPARES];		/* written buffers, for the next batch */
+	unsigned n_spare;
 	uint64_t peak_pending;		/* the most since behind changed */
 	bool behind;			/* reported behind: wake when caught up */
 	int notify_pipe[2];
@@ -240,19 +253,30 @@ static bool write_chunks(struct store *s, struct chunk *c,
 	return true;
 }
 
-/* Free the chunks from c up to until; returns the bytes they held. */
-static uint64_t free_chunks(struct chunk *c, const struct chunk *until)
+/*
+ * Free the chunks from c up to until, keeping a few buffers as spares;
+ * returns the bytes they held.
+ */
+static uint64_t free_chunks(struct store *s, struct chunk *c,
+    const struct chunk *until)
 {
 	uint64_t bytes = 0;
 
+	pthread_mutex_lock(&s->mu);
 	while (c != until) {
 		struct chunk *next = c->next;
 
 		bytes += c->len;
-		free(c->data);
+		if (c->data && c->cap <= SPARE_MAX && s->n_spare < SPARES) {
+			s->spare[s->n_spare].data = c->data;
+			s->spare[s->n_spare++].cap = c->cap;
+		} else {
+			free(c->data);
+		}
 		free(c);
 		c = next;
 	}
+	pthread_mutex_unlock(&s->mu);
 	return bytes;
 }
 
@@ -343,7 +367,7 @@ static void *store_thread(void *arg)
 			    strerror(errno));
 		else if (!retry && failing)
 			log_warning("message store %s: writing again", s->dir);
-		written = free_chunks(list, retry);
+		written = free_chunks(s, list, retry);
 		pthread_mutex_lock(&s->mu);
 		s->pending -= written;
 		caught_up = s->behind && s->pending < s->opt.max_pending / 4;
@@ -369,7 +393,7 @@ static void *store_thread(void *arg)
 				log_error("message store %s: stopping with "
 				    "unwritten records; their publishes were "
 				    "not confirmed", s->dir);
-				free_chunks(retry, NULL);
+				free_chunks(s, retry, NULL);
 				break;
 			}
 			put_back(s, retry);
@@ -383,12 +407,13 @@ static void *store_thread(void *arg)
 /* ---- loop side: handing batches over ------------------------------------ */
 
 static void hand_over(struct store *s, uint64_t seg, uint8_t *data,
-    size_t len, bool closes_batch, bool unlink_it, bool durable)
+    size_t len, size_t cap, bool closes_batch, bool unlink_it, bool durable)
 {
 	struct chunk *c = xcalloc(1, sizeof(*c));
 	bool over;
 
 	c->durable = durable;
+	c->cap = cap;
 	c->seg = seg;
 	c->data = data;
 	c->len = len;
@@ -413,7 +438,7 @@ static void hand_over(struct store *s, uint64_t seg, uint8_t *data,
 /* The pending bytes go to the thread as a chunk of segment cur_seg. */
 static void hand_over_buffer(struct store *s, bool closes_batch)
 {
-	hand_over(s, s->cur_seg, s->buf, s->len, closes_batch, false,
+	hand_over(s, s->cur_seg, s->buf, s->len, s->cap, closes_batch, false,
 	    s->buf_durable);
 	s->buf = NULL;
 	s->len = s->cap = 0;
@@ -595,7 +620,7 @@ static void collect_garbage(struct store *s)
 			continue;
 		sg->deleted = true;
 		close_reader(s, number);
-		hand_over(s, number, NULL, 0, false, true, false);
+		hand_over(s, number, NULL, 0, 0, false, true, false);
 	}
 	while (s->n_segs && s->segs[0].deleted) {
 		memmove(s->segs, s->segs + 1, (s->n_segs - 1) * sizeof(*s->segs));
@@ -646,6 +671,16 @@ static void notify_cb(evutil_socket_t fd, short what, void *arg)
 
 static void buf_put(struct store *s, const void *p, size_t n)
 {
+	if (s->buf == NULL) {
+		/* A new batch: a written buffer if one is spare. */
+		pthread_mutex_lock(&s->mu);
+		if (s->n_spare) {
+			s->n_spare--;
+			s->buf = s->spare[s->n_spare].data;
+			s->cap = s->spare[s->n_spare].cap;
+		}
+		pthread_mutex_unlock(&s->mu);
+	}
 	if (s->len + n > s->cap) {
 		size_t cap = s->cap ? s->cap : 65536;
 
@@ -893,7 +928,9 @@ void store_close(struct store *s)
 		pthread_mutex_unlock(&s->mu);
 		pthread_join(s->thread, NULL);
 	}
-	free_chunks(s->head, NULL);
+	free_chunks(s, s->head, NULL);
+	for (unsigned i = 0; i < s->n_spare; i++)
+		free(s->spare[i].data);
 	for (unsigned i = 0; i < READERS; i++)
 		if (s->readers[i].fd >= 0)
 			close(s->readers[i].fd);
