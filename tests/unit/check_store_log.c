@@ -429,13 +429,13 @@ START_TEST(test_behind_while_writes_pile_up)
 		/* A turn of the loop: the batch goes to the thread. */
 		event_base_loop(base, EVLOOP_NONBLOCK);
 	}
-	for (int i = 0; i < 1000 && !was_behind; i++) {
+	for (int i = 0; i < 30000 && !was_behind; i++) {
 		event_base_loop(base, EVLOOP_NONBLOCK);
 		usleep(1000);
 	}
 	ck_assert(was_behind);
 	wait_synced(ticket);
-	for (int i = 0; i < 5000 && behind; i++) {
+	for (int i = 0; i < 30000 && behind; i++) {
 		event_base_loop(base, EVLOOP_NONBLOCK);
 		usleep(1000);
 	}
