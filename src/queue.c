@@ -30,7 +30,7 @@ static void arm_expiry(struct queue *q);
 static void expire_heads(struct queue *q);
 static void enforce_length(struct queue *q);
 
-/* Entries a level keeps in memory before transient messages page out. */
+/* Entries a level keeps in memory once past the paging watermark. */
 #define PAGE_MIN 64
 
 struct queue *queue_new(struct vhost *vh, struct bytes name,
@@ -379,6 +379,7 @@ bool queue_push(struct queue *q, struct message *msg, uint64_t *ticket)
 	int64_t ttl = q->args.message_ttl;
 	struct queue_entry e = { NULL, q->next_seq++, 0, false, 0 };
 	struct store *store = store_for(q, msg);
+	uint32_t level = level_of(q, msg);
 	struct consumer *c;
 
 	if (msg->ttl >= 0 && (ttl < 0 || msg->ttl < ttl))
@@ -409,14 +410,14 @@ bool queue_push(struct queue *q, struct message *msg, uint64_t *ticket)
 	}
 	if (ttl > 0)
 		e.expires_at = conn_now_ms() + (uint64_t)ttl;
-	if (pages_out(q, level_of(q, msg), store != NULL)) {
-		page_out(q, level_of(q, msg), msg, &e, ticket);
+	if (pages_out(q, level, store != NULL)) {
+		page_out(q, level, msg, &e, ticket);
 	} else {
 		e.msg = msg_ref(msg);
 		if (store)
 			e.store_seg = store_enqueue(store, q->store_qid, msg,
 			    ttl_left(e.expires_at), ticket);
-		ring_push(&q->levels[level_of(q, msg)], e);
+		ring_push(&q->levels[level], e);
 		account_add(q, msg);
 	}
 	enforce_length(q);
