@@ -61,6 +61,15 @@ static inline bool msg_has_prop(const struct message *m,
 /* Every property, parsed from the stored header (strings point into it). */
 void msg_props(const struct message *m, struct basic_properties *out);
 
+/*
+ * The body received so far (body_len bytes), possibly shared with other
+ * copies.  Code outside message.c reads bodies only through here.
+ */
+static inline const uint8_t *msg_body(const struct message *m)
+{
+	return m->body;
+}
+
 /* Append body bytes; the caller keeps body_len <= body_size. */
 void msg_append_body(struct message *m, const uint8_t *p, uint32_t n);
 static inline bool msg_complete(const struct message *m)

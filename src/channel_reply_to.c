@@ -16,6 +16,7 @@
 #include "channel.h"
 #include "log.h"
 #include "message.h"
+#include "message_edit.h"
 #include "method.h"
 
 #define REPLY_TO "amq.rabbitmq.reply-to"
@@ -56,26 +57,16 @@ int chan_reply_to_consume(struct channel *ch, struct consumer *c,
 int chan_reply_to_rewrite(struct channel *ch, struct message **msgp,
     struct amqp_error *err)
 {
-	struct message *old = *msgp, *msg;
+	struct message *old = *msgp;
 	struct content_header h;
-	struct wbuf hdr;
 
 	if (ch->reply_consumer == NULL)
 		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
 		    "fast reply consumer does not exist");
-	if (content_header_parse((struct bytes){ old->header, old->header_len },
-	    &h) != 0)
-		fatalx("stored content header no longer parses");
+	msg_content_header(old, &h);
 	h.props.reply_to = bytes_str(ch->reply_key);
-	wbuf_init(&hdr);
-	content_header_encode(&hdr, &h);
-	content_header_parse((struct bytes){ hdr.p, (uint32_t)hdr.len }, &h);
-	msg = msg_new(old->exchange, old->routing_key,
-	    (struct bytes){ hdr.p, (uint32_t)hdr.len }, &h);
-	msg_append_body(msg, old->body, (uint32_t)old->body_len);
-	wbuf_free(&hdr);
+	*msgp = msg_rewrite(old, old->exchange, old->routing_key, &h);
 	msg_unref(old);
-	*msgp = msg;
 	return 0;
 }
 

@@ -21,6 +21,7 @@
 #include "field_table.h"
 #include "log.h"
 #include "message.h"
+#include "message_edit.h"
 #include "queue.h"
 #include "vhost.h"
 
@@ -228,7 +229,7 @@ static void dead_letter_one(struct queue *q, struct message *msg,
 	struct route_result r;
 	struct message *dead;
 	struct death *deaths;
-	struct wbuf headers, hdr;
+	struct wbuf headers;
 	uint32_t n_deaths;
 	struct bytes rk;
 
@@ -240,23 +241,15 @@ static void dead_letter_one(struct queue *q, struct message *msg,
 		    "message dropped", q->name, q->args.dlx);
 		return;
 	}
-	if (content_header_parse((struct bytes){ msg->header, msg->header_len },
-	    &h) != 0)
-		fatalx("stored content header no longer parses");
-
+	msg_content_header(msg, &h);
 	wbuf_init(&headers);
 	n_deaths = build_headers(&headers, q, msg, &h.props, why, &deaths);
 	h.props.headers = (struct bytes){ headers.p, (uint32_t)headers.len };
 	h.props.flags |= PROP_FLAG(PROP_headers);
 	h.props.flags &= (uint16_t)~PROP_FLAG(PROP_expiration);
-	wbuf_init(&hdr);
-	content_header_encode(&hdr, &h);
-	if (content_header_parse((struct bytes){ hdr.p, (uint32_t)hdr.len }, &h) != 0)
-		fatalx("dead-letter header does not parse");
 	rk = q->args.dl_routing_key ? bytes_str(q->args.dl_routing_key) :
 	    msg->routing_key;
-	dead = msg_new_header(msg, bytes_str(dlx->name), rk,
-	    (struct bytes){ hdr.p, (uint32_t)hdr.len }, &h);
+	dead = msg_rewrite(msg, bytes_str(dlx->name), rk, &h);
 
 	exchange_route(dlx, dead, &r);
 	for (uint32_t i = 0; i < r.n; i++) {
@@ -271,6 +264,5 @@ static void dead_letter_one(struct queue *q, struct message *msg,
 	route_result_free(&r);
 	msg_unref(dead);
 	free(deaths);
-	wbuf_free(&hdr);
 	wbuf_free(&headers);
 }

@@ -100,10 +100,10 @@ void frame_put_content(struct evbuffer *out, uint16_t channel,
 		put_frame_header(out, AMQP_FRAME_BODY, channel, (uint32_t)n);
 		/* Small chunks are cheaper copied than referenced. */
 		if (n < 512) {
-			evbuffer_add(out, msg->body + off, n);
+			evbuffer_add(out, msg_body(msg) + off, n);
 		} else {
 			msg_ref(msg);
-			evbuffer_add_reference(out, msg->body + off, n,
+			evbuffer_add_reference(out, msg_body(msg) + off, n,
 			    body_ref_done, msg);
 		}
 		evbuffer_add(out, &frame_end, 1);

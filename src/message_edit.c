@@ -6,17 +6,43 @@
 #include "message.h"
 #include "message_edit.h"
 
+void msg_content_header(const struct message *msg, struct content_header *h)
+{
+	if (content_header_parse((struct bytes){ msg->header, msg->header_len },
+	    h) != 0)
+		fatalx("stored content header no longer parses");
+}
+
+struct message *msg_rewrite(const struct message *msg, struct bytes exchange,
+    struct bytes routing_key, const struct content_header *h)
+{
+	struct content_header parsed;
+	struct message *copy;
+	struct wbuf hdr;
+
+	wbuf_init(&hdr);
+	content_header_encode(&hdr, h);
+	/* The copy points into its own header: parse what was encoded. */
+	if (content_header_parse((struct bytes){ hdr.p, (uint32_t)hdr.len },
+	    &parsed) != 0)
+		fatalx("rewritten content header does not parse");
+	copy = msg_new_header(msg, exchange, routing_key,
+	    (struct bytes){ hdr.p, (uint32_t)hdr.len }, &parsed);
+	wbuf_free(&hdr);
+	return copy;
+}
+
 struct message *msg_without_header(const struct message *msg,
     const char *key)
 {
 	struct field_table *t = ftable_decode(msg->headers);
 	struct content_header h;
-	struct wbuf headers, hdr;
 	struct message *copy;
+	struct wbuf headers;
 
-	if (t == NULL || content_header_parse((struct bytes){ msg->header,
-	    msg->header_len }, &h) != 0)
-		fatalx("stored message header no longer parses");
+	if (t == NULL)
+		fatalx("stored message headers no longer parse");
+	msg_content_header(msg, &h);
 	wbuf_init(&headers);
 	for (uint32_t i = 0; i < t->n; i++) {
 		if (bytes_eq_str(t->entries[i].key, key))
@@ -25,13 +51,7 @@ struct message *msg_without_header(const struct message *msg,
 		fvalue_encode(&headers, &t->entries[i].value);
 	}
 	h.props.headers = (struct bytes){ headers.p, (uint32_t)headers.len };
-	wbuf_init(&hdr);
-	content_header_encode(&hdr, &h);
-	if (content_header_parse((struct bytes){ hdr.p, (uint32_t)hdr.len }, &h))
-		fatalx("edited message header does not parse");
-	copy = msg_new_header(msg, msg->exchange, msg->routing_key,
-	    (struct bytes){ hdr.p, (uint32_t)hdr.len }, &h);
-	wbuf_free(&hdr);
+	copy = msg_rewrite(msg, msg->exchange, msg->routing_key, &h);
 	wbuf_free(&headers);
 	ftable_free(t);
 	return copy;

@@ -797,7 +797,7 @@ static void append_msg(struct store *s, struct message *m, uint8_t type,
 	parts[3] = (struct iovec){ (void *)m->routing_key.ptr, m->routing_key.len };
 	parts[4] = (struct iovec){ hdr_len, 4 };
 	parts[5] = (struct iovec){ m->header, m->header_len };
-	parts[6] = (struct iovec){ m->body, (size_t)m->body_len };
+	parts[6] = (struct iovec){ (void *)msg_body(m), (size_t)m->body_len };
 	append_at(s, parts, 7, loc);
 	loc->id = id;
 }
