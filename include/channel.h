@@ -122,6 +122,12 @@ int chan_handle_frame(struct channel *ch, const struct frame *f,
 /* Soft error: send channel.close and wait for close-ok. */
 void chan_fail(struct channel *ch, const struct amqp_error *err);
 
+/*
+ * What queues call on AMQP consumers (basic.consume) and the direct
+ * reply-to consumer: the consumer_ops of queue.h.
+ */
+extern const struct consumer_ops chan_consumer_ops;
+
 /* Queue dispatch asks these. */
 bool chan_consumer_has_credit(const struct consumer *c);
 /* Send basic.deliver + content; c->q is NULL for direct reply-to. */
@@ -210,8 +216,6 @@ bool chan_is_reply_key(struct bytes name);
 void chan_send_return(struct channel *ch, struct message *msg);
 /* The queue went away under a consumer: tell the client (basic.cancel). */
 void chan_consumer_cancelled(struct consumer *c);
-/* Delete q, cancelling its consumers (queue.delete, exclusive owner gone). */
-void chan_delete_queue(struct queue *q);
 /* "amq.gen-" / "amq.ctag-" plus 22 random url-safe characters. */
 void chan_random_name(const char *prefix, char *out, size_t outlen);
 /* Settle delivery tag (or up to it, if multiple). */

@@ -10,6 +10,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
+#include "amqp_error.h"
 #include "amqp.h"
 #include "wire.h"
 
@@ -35,18 +36,6 @@ enum conn_state {
 	CONN_STATES(X)
 #undef X
 };
-
-/* An AMQP exception on its way to channel.close or connection.close. */
-struct amqp_error {
-	int code;
-	uint32_t method_id;		/* the method that caused it, or 0 */
-	bool connection_level;		/* close the connection whatever the code */
-	char text[256];
-};
-
-/* Fill err and return code: `return amqp_fail(err, AMQP_NOT_FOUND, ...);` */
-int amqp_fail(struct amqp_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 struct conn {
 	uint64_t id;
@@ -102,6 +91,8 @@ bool conn_output_congested(struct conn *c);
 
 void conn_enter_state(struct conn *c, enum conn_state s);
 uint64_t conn_now_ms(void);
+/* Arm timer ev to fire in ms milliseconds. */
+void evtimer_in_ms(struct event *ev, uint64_t ms);
 
 /* Handshake methods on channel 0 (connection_handshake.c). */
 bool conn_protocol_header_accepted(const uint8_t hdr[8]);

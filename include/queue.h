@@ -1,8 +1,14 @@
 /*
- * A queue: ready messages in FIFO order, the consumers attached to it, and
- * the dispatch that hands messages to consumers with credit, round-robin.
+ * A queue: what every queue has (a name, bindings, the consumers attached
+ * to it, the dispatch that hands messages to consumers with credit,
+ * round-robin, x-expires), and a queue type that keeps its messages.  The
+ * classic type (queue_classic.c) is a FIFO per priority level whose
+ * backlog pages out to disk; stream queues will be another type.
  * Dispatch runs from a libevent callback, a bounded batch per loop turn, so
  * one busy queue cannot starve other queues or connections.
+ *
+ * Consumers are anything that implements consumer_ops: AMQP consumers
+ * and direct reply-to (channel.c), and the unit tests' own.
  */
 #ifndef WARREN_QUEUE_H
 #define WARREN_QUEUE_H
@@ -16,6 +22,7 @@
 #include "queue_args.h"
 #include "wire.h"
 
+struct amqp_error;
 struct message;
 struct queue_tail;
 struct store_recovered;
@@ -31,9 +38,30 @@ enum settle_how {
 	SETTLE_REJECT,		/* dropped, or dead-lettered as "rejected" */
 };
 
+struct consumer;
+struct queue_entry;
+
+/* What a queue asks of a consumer. */
+struct consumer_ops {
+	/* May it take one more message now? */
+	bool (*has_credit)(const struct consumer *c);
+	/*
+	 * Take entry e (the queue keeps its reference; a consumer that
+	 * holds on to the message takes its own).  A no-ack consumer's
+	 * entry is settled as acked by the queue right after.
+	 */
+	void (*deliver)(struct consumer *c, const struct queue_entry *e);
+	/*
+	 * The queue is going away: tell whoever consumes and detach (by
+	 * queue_remove_consumer) before returning.
+	 */
+	void (*cancelled)(struct consumer *c);
+};
+
 struct consumer {
+	const struct consumer_ops *ops;
 	struct queue *q;
-	struct channel *ch;
+	struct channel *ch;		/* AMQP consumers: their channel */
 	char *tag;
 	bool no_ack;
 	bool exclusive;
@@ -45,8 +73,44 @@ struct consumer {
 };
 TAILQ_HEAD(consumer_list, consumer);
 
+/* A queue's numbers, as queue.declare-ok and (later) the management API
+ * report them. */
+struct queue_stats {
+	uint64_t messages;		/* ready, in memory or paged out */
+	uint64_t bytes;			/* their body bytes */
+	uint64_t paged_out;		/* of them, waiting on disk */
+	uint32_t consumers;
+};
+
+/*
+ * A queue type: how a queue keeps, hands out and settles its messages.
+ * The public queue_* functions below call these; only queue.c calls them
+ * directly.
+ */
+struct queue_type {
+	const char *name;		/* x-queue-type */
+	void (*init)(struct queue *q);	/* q->state from q->args */
+	void (*destroy)(struct queue *q);	/* after purge */
+	bool (*push)(struct queue *q, struct message *msg, uint64_t *ticket);
+	bool (*pop)(struct queue *q, struct queue_entry *out);
+	void (*settle)(struct queue *q, const struct queue_entry *e,
+	    enum settle_how how);
+	uint32_t (*purge)(struct queue *q);
+	bool (*recover_entry)(struct queue *q,
+	    const struct store_recovered *msg,
+	    const struct store_recovered_entry *entry);
+	/* May c (its fields filled from basic.consume) attach to q? */
+	int (*check_consumer)(struct queue *q, const struct consumer *c,
+	    struct amqp_error *err);
+	void (*stats)(const struct queue *q, struct queue_stats *out);
+};
+
+extern const struct queue_type queue_classic;
+
 struct queue {
 	unsigned refs;			/* the vhost's, plus one per delivery */
+	const struct queue_type *type;
+	void *state;			/* the type's */
 	char *name;
 	struct vhost *vh;
 	bool deleted;
@@ -58,17 +122,9 @@ struct queue {
 	uint32_t arguments_len;
 	struct queue_args args;
 
-	/*
-	 * Ready messages: one ring per priority level (one if no
-	 * priorities), oldest first; past the paging limits a level's newer
-	 * messages wait on disk in its tail (NULL: none yet).
-	 */
-	struct entry_ring *levels;
-	struct queue_tail **tails;	/* n_levels of them, or NULL */
-	uint32_t n_levels;
+	/* Kept up to date by the type, read by everyone. */
 	uint32_t count;			/* ready messages, paged out or not */
 	uint64_t bytes;			/* their body bytes */
-	uint64_t next_seq;
 	bool had_consumer;		/* auto-delete waits for the first */
 
 	struct binding_list inbound;	/* bindings to this queue */
@@ -77,9 +133,7 @@ struct queue {
 	struct consumer_list consumers;
 	uint32_t n_consumers;
 	struct event *dispatch_ev;	/* a dispatch pass on the next turn */
-	struct event *expiry_ev;	/* the head's TTL runs out */
 	struct event *idle_ev;		/* x-expires */
-	struct event *refill_ev;	/* paged-out messages not on disk yet */
 };
 
 /* A queue with these arguments (their strings now belong to the queue). */
@@ -87,7 +141,11 @@ struct queue *queue_new(struct vhost *vh, struct bytes name,
     struct queue_args *args);
 struct queue *queue_ref(struct queue *q);
 void queue_unref(struct queue *q);
-/* Detach from the vhost: cancel consumers, drop ready messages. */
+/*
+ * The queue is going away (queue.delete, x-expires, auto-delete, its
+ * exclusive owner gone, vhost deleted): cancel its consumers through
+ * their operations, drop ready messages.  Called by vhost_remove_queue.
+ */
 void queue_delete(struct queue *q);
 
 /*
@@ -123,6 +181,10 @@ bool queue_recover_entry(struct queue *q, const struct store_recovered *msg,
     const struct store_recovered_entry *entry);
 /* Drop every ready message; returns how many. */
 uint32_t queue_purge(struct queue *q);
+void queue_stats(const struct queue *q, struct queue_stats *out);
+/* Whether c may attach (exclusive consumers, the type's own rules). */
+int queue_check_consumer(struct queue *q, const struct consumer *c,
+    struct amqp_error *err);
 /* The queue was used (basic.get, redeclare): restart its x-expires clock. */
 void queue_touch(struct queue *q);
 
@@ -132,6 +194,11 @@ void queue_remove_consumer(struct queue *q, struct consumer *c);
 
 /* Ask for a dispatch pass on the next loop turn (cheap, idempotent). */
 void queue_schedule_dispatch(struct queue *q);
+/*
+ * For queue types: the consumer that should take the next message (it
+ * then moves behind its equals), or NULL when none has credit.
+ */
+struct consumer *queue_next_consumer(struct queue *q);
 
 /* The consumer timeout in ms that applies to deliveries from q. */
 uint64_t queue_consumer_timeout(const struct queue *q);

@@ -99,7 +99,7 @@ void chan_consumer_free(struct consumer *c, bool queue_going)
 	free(c);
 	if (q && !queue_going && q->auto_delete && q->n_consumers == 0 &&
 	    !q->deleted)
-		chan_delete_queue(q);
+		vhost_remove_queue(q->vh, q);
 }
 
 void chan_free(struct channel *ch)
@@ -386,3 +386,9 @@ void chan_check_consumer_timeouts(struct channel *ch, uint64_t now)
 		return;
 	}
 }
+
+const struct consumer_ops chan_consumer_ops = {
+	.has_credit = chan_consumer_has_credit,
+	.deliver = chan_deliver,
+	.cancelled = chan_consumer_cancelled,
+};

@@ -154,15 +154,8 @@ int chan_basic_consume(struct channel *ch, const struct amqp_method *m,
 		if ((rc = chan_find_queue(ch, a->queue, &q, err)) != 0)
 			return rc;
 	}
-	if (q && a->exclusive && q->n_consumers)
-		return amqp_fail(err, AMQP_ACCESS_REFUSED,
-		    "queue '%s' in vhost '%s' in exclusive use", q->name,
-		    q->vh->name);
-	if (q && q->n_consumers && TAILQ_FIRST(&q->consumers)->exclusive)
-		return amqp_fail(err, AMQP_ACCESS_REFUSED,
-		    "queue '%s' in vhost '%s' in exclusive use", q->name,
-		    q->vh->name);
 	c = xcalloc(1, sizeof(*c));
+	c->ops = &chan_consumer_ops;
 	c->ch = ch;
 	if (a->consumer_tag.len) {
 		c->tag = bytes_strdup(a->consumer_tag);
@@ -174,7 +167,9 @@ int chan_basic_consume(struct channel *ch, const struct amqp_method *m,
 	c->exclusive = a->exclusive;
 	c->priority = priority;
 	c->prefetch = ch->prefetch_consumer;
-	if (q == NULL && (rc = chan_reply_to_consume(ch, c, err)) != 0) {
+	rc = q ? queue_check_consumer(q, c, err) :
+	    chan_reply_to_consume(ch, c, err);
+	if (rc != 0) {
 		free(c->tag);
 		free(c);
 		return rc;

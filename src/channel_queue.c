@@ -94,24 +94,18 @@ int chan_queue_declare(struct channel *ch, const struct amqp_method *m,
 		queue_touch(q);
 	snprintf(ch->last_queue, sizeof(ch->last_queue), "%s", q->name);
 	if (!a->no_wait) {
+		struct queue_stats st;
+
+		queue_stats(q, &st);
 		ok.a.queue_declare_ok.queue = bytes_str(q->name);
-		ok.a.queue_declare_ok.message_count = q->count;
-		ok.a.queue_declare_ok.consumer_count = q->n_consumers;
+		ok.a.queue_declare_ok.message_count = (uint32_t)st.messages;
+		ok.a.queue_declare_ok.consumer_count = st.consumers;
 		conn_send_method(ch->conn, ch->number, &ok);
 	}
 	return 0;
 }
 
 /* Delete q, telling its consumers with basic.cancel. */
-void chan_delete_queue(struct queue *q)
-{
-	struct consumer *c;
-
-	while ((c = TAILQ_FIRST(&q->consumers)) != NULL)
-		chan_consumer_cancelled(c);
-	vhost_remove_queue(q->vh, q);
-}
-
 int chan_queue_delete(struct channel *ch, const struct amqp_method *m,
     struct amqp_error *err)
 {
@@ -135,7 +129,7 @@ int chan_queue_delete(struct channel *ch, const struct amqp_method *m,
 			    "queue '%s' in vhost '%s' is not empty", q->name,
 			    q->vh->name);
 		count = q->count;
-		chan_delete_queue(q);
+		vhost_remove_queue(q->vh, q);
 	}
 	if (!a->no_wait) {
 		ok.a.queue_delete_ok.message_count = count;

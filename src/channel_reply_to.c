@@ -98,7 +98,7 @@ bool chan_reply_to_route(struct channel *ch, struct message *msg)
 	    target->reply_consumer == NULL ||
 	    strcmp(target->reply_key, key) != 0)
 		return false;
-	chan_deliver(target->reply_consumer,
+	target->reply_consumer->ops->deliver(target->reply_consumer,
 	    &(struct queue_entry){ .msg = msg });
 	return true;
 }

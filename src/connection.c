@@ -94,17 +94,6 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_resume_cb(evutil_socket_t fd, short what, void *arg);
 
-int amqp_fail(struct amqp_error *err, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	err->code = code;
-	va_start(ap, fmt);
-	vsnprintf(err->text, sizeof(err->text), fmt, ap);
-	va_end(ap);
-	return code;
-}
-
 uint64_t conn_now_ms(void)
 {
 	struct timespec ts;
@@ -115,11 +104,11 @@ uint64_t conn_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void timer_in_ms(struct conn *c, uint64_t ms)
+void evtimer_in_ms(struct event *ev, uint64_t ms)
 {
 	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
 
-	evtimer_add(c->timer, &tv);
+	evtimer_add(ev, &tv);
 }
 
 void conn_enter_state(struct conn *c, enum conn_state s)
@@ -190,7 +179,7 @@ void conn_accept(struct broker *b, int fd, const struct sockaddr *sa,
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, OUTPUT_HIGH_WATER / 2, 0);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	timer_in_ms(c, b->cfg->handshake_timeout);
+	evtimer_in_ms(c->timer, b->cfg->handshake_timeout);
 	log_info("conn %llu: accepted from %s%s", (unsigned long long)c->id,
 	    c->peer, c->tls ? " (TLS)" : "");
 }
@@ -207,7 +196,7 @@ static void drop_exclusive_queues(struct conn *c)
 		struct queue *q = v;
 
 		if (q->exclusive && q->owner_conn == c->id)
-			chan_delete_queue(q);
+			vhost_remove_queue(q->vh, q);
 	}
 }
 
@@ -264,7 +253,7 @@ static void conn_flush_and_free(struct conn *c, const char *reason)
 		conn_free(c, c->close_reason);
 		return;
 	}
-	timer_in_ms(c, CLOSE_TIMEOUT_MS);
+	evtimer_in_ms(c->timer, CLOSE_TIMEOUT_MS);
 }
 
 static void send_close(struct conn *c, int code, const char *text,
@@ -296,7 +285,7 @@ void conn_fail(struct conn *c, const struct amqp_error *err)
 	}
 	send_close(c, err->code, err->text, err->method_id);
 	conn_enter_state(c, CONN_CLOSING);
-	timer_in_ms(c, CLOSE_TIMEOUT_MS);
+	evtimer_in_ms(c->timer, CLOSE_TIMEOUT_MS);
 }
 
 void conn_close(struct conn *c, int code, const char *text)
@@ -649,12 +638,12 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (now - c->last_send_ms >= hb_ms / 2)
 		frame_put_heartbeat(conn_output(c));
-	timer_in_ms(c, hb_ms / 2 ? hb_ms / 2 : 1);
+	evtimer_in_ms(c->timer, hb_ms / 2 ? hb_ms / 2 : 1);
 }
 
 void conn_arm_heartbeat(struct conn *c)
 {
 	evtimer_del(c->timer);
 	if (c->heartbeat)
-		timer_in_ms(c, (uint64_t)c->heartbeat * 500);
+		evtimer_in_ms(c->timer, (uint64_t)c->heartbeat * 500);
 }
