@@ -74,8 +74,10 @@ const char *broker_alarm_reason(const struct broker *b);
 void broker_store_wait(struct broker *b, struct channel *ch);
 /* ch goes away: it waits for nothing any more. */
 void broker_store_unwait(struct broker *b, struct channel *ch);
-/* The store has synced every record up to ticket synced. */
-void broker_store_synced(struct broker *b, uint64_t synced);
+/* The store has synced every record up to ticket synced; write_failed:
+ * its writes fail (confirms still waiting are nacked). */
+void broker_store_synced(struct broker *b, uint64_t synced,
+    bool write_failed);
 /*
  * durability.c: load the definitions and recover the message store (before
  * listening); durable metadata changed (saved by broker_save_definitions,

@@ -184,9 +184,12 @@ void chan_tx_unmark(struct channel *ch);
 void chan_confirm_publish(struct channel *ch, bool accepted, uint64_t ticket);
 /* Send the acks batched since the last flush (end of the input turn). */
 void chan_confirm_flush(struct channel *ch);
-/* The store synced up to ticket synced: release confirms; true when none
- * still wait. */
-bool chan_confirm_synced(struct channel *ch, uint64_t synced);
+/*
+ * The store synced up to ticket synced: release confirms, nacking those
+ * still waiting when its writes failed; true when none still wait.
+ */
+bool chan_confirm_synced(struct channel *ch, uint64_t synced,
+    bool write_failed);
 /* The same for a tx.commit-ok waiting on the store; true when done. */
 bool chan_tx_synced(struct channel *ch, uint64_t synced);
 /*

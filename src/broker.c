@@ -309,8 +309,11 @@ void broker_store_unwait(struct broker *b, struct channel *ch)
 	}
 }
 
-/* The store synced everything up to ticket synced. */
-void broker_store_synced(struct broker *b, uint64_t synced)
+/*
+ * The store synced everything up to ticket synced; write_failed: its
+ * writes fail, and confirms still waiting are nacked.
+ */
+void broker_store_synced(struct broker *b, uint64_t synced, bool write_failed)
 {
 	struct channel *ch, *next;
 
@@ -318,7 +321,7 @@ void broker_store_synced(struct broker *b, uint64_t synced)
 		bool confirms_done;
 
 		next = TAILQ_NEXT(ch, store_link);
-		confirms_done = chan_confirm_synced(ch, synced);
+		confirms_done = chan_confirm_synced(ch, synced, write_failed);
 
 		if (chan_tx_synced(ch, synced) && confirms_done)
 			broker_store_unwait(b, ch);

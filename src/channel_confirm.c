@@ -5,7 +5,12 @@
  * only when the store has synced it, which the routing reports as a sync
  * ticket.  Publishes waiting for a ticket, and every publish after them (a
  * confirm is cumulative), wait in the channel's confirm queue; the store's
- * completion releases them in order (chan_confirm_synced).
+ * completion releases them in order (chan_confirm_synced).  When the
+ * store's writes fail (a full disk, EIO), every publish still waiting for
+ * a sync is nacked, and so is every one that needs the store until it
+ * writes again: the message may still be delivered (and stored once the
+ * disk has room), but the broker no longer vouches for it, and the
+ * publisher can retry.  Nothing already confirmed is affected.
  *
  * Confirms are batched: the acks released while one batch of input (or
  * one sync completion) is handled go out as a single basic.ack with
@@ -111,6 +116,11 @@ static void wait_push(struct channel *ch, uint64_t seq, uint64_t ticket,
 void chan_confirm_publish(struct channel *ch, bool accepted, uint64_t ticket)
 {
 	ch->publish_seq++;
+	/* The store cannot write: what needs it is nacked, not held. */
+	if (ticket && (ch->conn->broker->alarms & ALARM_STORE)) {
+		accepted = false;
+		ticket = 0;
+	}
 	if (ticket == 0 && ch->cwait_count == 0) {
 		release(ch, ch->publish_seq, accepted);
 		if (accepted)
@@ -126,14 +136,15 @@ void chan_confirm_flush(struct channel *ch)
 	send_ready_acks(ch);
 }
 
-bool chan_confirm_synced(struct channel *ch, uint64_t synced)
+bool chan_confirm_synced(struct channel *ch, uint64_t synced,
+    bool write_failed)
 {
 	while (ch->cwait_count) {
 		struct confirm_wait *w = &ch->cwait[ch->cwait_head];
 
-		if (w->ticket > synced)
+		if (w->ticket > synced && !write_failed)
 			break;
-		release(ch, w->seq, w->accepted);
+		release(ch, w->seq, w->accepted && w->ticket <= synced);
 		ch->cwait_head = (ch->cwait_head + 1) % ch->cwait_cap;
 		ch->cwait_count--;
 	}

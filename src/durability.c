@@ -67,7 +67,8 @@ static void on_store_state(void *arg, const struct store_state *st)
 	if (st->failing != !!(b->alarms & ALARM_STORE)) {
 		if (st->failing)
 			log_warning("message store cannot write; blocking "
-			    "publishers until it can");
+			    "publishers and nacking what needs the store "
+			    "until it can");
 		else
 			log_warning("message store writes again; unblocking "
 			    "publishers");
@@ -83,7 +84,7 @@ static void on_store_state(void *arg, const struct store_state *st)
 			    (unsigned long long)st->peak_pending);
 		broker_set_flow(b, st->behind);
 	}
-	broker_store_synced(b, st->synced);
+	broker_store_synced(b, st->synced, st->failing);
 }
 
 /* The store's recovered entries go to the queue with their qid. */

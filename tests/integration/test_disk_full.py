@@ -4,10 +4,10 @@
 - Below disk_free_limit.absolute, publishing connections are blocked
   (connection.blocked "low on disk"), consumers keep draining, and
   publishing resumes when space comes back.
-- With no limit, a write that fails (ENOSPC) holds the confirms of what
-  it could not store and blocks publishers, the broker keeps running, and
-  the writes go through once space is freed; nothing confirmed is lost
-  across a SIGKILL.
+- With no limit, a write that fails (ENOSPC) nacks the publishes that
+  needed it (under confirms) and blocks publishers, the broker keeps
+  running, consumers keep draining, and once space is freed publishing
+  and confirms resume; nothing confirmed is lost across a SIGKILL.
 
 Mounting needs root (CI runs as root); elsewhere the tests are skipped
 with the reason printed.
@@ -21,6 +21,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pika  # noqa: E402
+import pika.exceptions  # noqa: E402
 
 from harness import Broker, get_all, main, skip_if_external, wait_until  # noqa: E402
 
@@ -70,6 +71,33 @@ class Publisher(threading.Thread):
             for body in self.bodies:
                 ch.basic_publish("", self.queue, body, PERSISTENT)
                 self.confirmed.append(body)
+            conn.close()
+        except Exception as e:  # reported by the test
+            self.error = e
+
+
+class TallyingPublisher(threading.Thread):
+    """Publishes bodies with confirms, one at a time, and sorts each into
+    `confirmed` or `nacked` (pika raises NackError for a nack); it goes
+    on after a nack, as a retrying producer would."""
+
+    def __init__(self, broker, queue, bodies):
+        super().__init__(daemon=True)
+        self.params = broker.params(blocked_connection_timeout=None)
+        self.queue, self.bodies = queue, bodies
+        self.confirmed, self.nacked, self.error = [], [], None
+
+    def run(self):
+        try:
+            conn = pika.BlockingConnection(self.params)
+            ch = conn.channel()
+            ch.confirm_delivery()
+            for body in self.bodies:
+                try:
+                    ch.basic_publish("", self.queue, body, PERSISTENT)
+                    self.confirmed.append(body)
+                except pika.exceptions.NackError:
+                    self.nacked.append(body)
             conn.close()
         except Exception as e:  # reported by the test
             self.error = e
@@ -169,7 +197,7 @@ class DiskFull(unittest.TestCase):
                              [b"b%d" % i for i in range(20)])
             conn.close()
 
-    def test_failed_writes_hold_confirms_until_space_returns(self):
+    def test_failed_writes_nack_and_resume_when_space_returns(self):
         with Broker(config={"warren.data_dir": self.data,
                             "disk_free_limit.absolute": "0",
                             "warren.store.segment_size": "65536"}) as b:
@@ -178,46 +206,54 @@ class DiskFull(unittest.TestCase):
             filler = fill(self.mnt, 0)
             mark = b.log_mark()
             big = b"x" * 20000
-            pub = Publisher(b, "d", [b"b%d-" % i + big for i in range(5)])
+            bodies = [b"b%d-" % i + big for i in range(5)]
+            pub = TallyingPublisher(b, "d", bodies)
             pub.start()
             self.assertIsNotNone(b.wait_for_log(
                 lambda line: "write failed" in line, since=mark),
                 "no write failure logged")
+            # What could not be written is nacked, not confirmed.
+            wait_until(lambda: pub.nacked, what="a nack for the failed write")
+            self.assertEqual(pub.confirmed, [])
             self.assertTrue(b.alive())
-            # What cannot be stored is refused: publishers are blocked.
+            # Publishers are blocked while the store cannot write.
             probe, blocked, unblocked = self.probe(b)
             self.wait_events(probe, blocked, "connection.blocked")
             self.assertEqual(blocked, ["low on disk"])
-            # Unconfirmed, but consumers still get what is in the queue.
+            # Consumers still get what is in the queue.
             m, _, body = ch.basic_get("d")
             self.assertEqual(body, b"a0")
             ch.basic_ack(m.delivery_tag)
-            self.assertNotEqual(len(pub.confirmed), 5)
 
             mark = b.log_mark()
             os.unlink(filler)
             pub.join(60)
-            self.assertFalse(pub.is_alive(), "confirms still held")
+            self.assertFalse(pub.is_alive(), "publisher still waiting")
             self.assertIsNone(pub.error)
-            self.assertEqual(len(pub.confirmed), 5)
+            self.assertEqual(sorted(pub.confirmed + pub.nacked),
+                             sorted(bodies))
             self.assertIsNotNone(b.wait_for_log(
                 lambda line: "writing again" in line, since=mark))
             self.wait_events(probe, unblocked, "connection.unblocked")
             probe.close()
-            # A confirmed publish after the ack: the ack is on disk too.
+            # Publishing works again: confirmed, and on disk.
             marker = Publisher(b, "d", [b"marker"])
             marker.run()
             self.assertIsNone(marker.error)
+            self.assertEqual(marker.confirmed, [b"marker"])
             conn.close()
 
             b.restart(kill=True)
             conn = pika.BlockingConnection(b.params())
-            self.assertEqual(drain(conn.channel(), "d"),
-                             [b"a%d" % i for i in range(1, 10)] +
-                             [b"b%d-" % i + big for i in range(5)] +
-                             [b"marker"])
+            after = drain(conn.channel(), "d")
+            # Every confirmed message survives, in order; a nacked one
+            # may (the broker no longer vouched for it) or may not.
+            confirmed = ([b"a%d" % i for i in range(1, 10)] +
+                         pub.confirmed + [b"marker"])
+            self.assertEqual([m for m in after if m in confirmed], confirmed)
+            self.assertTrue(set(after) <= set(confirmed + pub.nacked))
+            self.assertNotIn(b"a0", after, "acked a0 came back")
             conn.close()
-
 
 if __name__ == "__main__":
     main()
