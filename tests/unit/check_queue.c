@@ -66,6 +66,7 @@ static void teardown(void)
 	strmap_free(b->vhosts);
 	event_base_free(b->base);
 	free(b);
+	config_free(&cfg);
 	/* Every message the test made is gone: nothing leaked a reference. */
 	ck_assert_uint_eq(msg_live_bytes(), 0);
 }
