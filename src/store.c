@@ -363,8 +363,8 @@ static void *store_thread(void *arg)
 		retry = write_round(s, list, &done);
 		if (retry && !failing)
 			log_error("message store %s: write failed: %s; "
-			    "retrying every second, confirms wait", s->dir,
-			    strerror(errno));
+			    "retrying every second, publishes waiting for "
+			    "it nacked", s->dir, strerror(errno));
 		else if (!retry && failing)
 			log_warning("message store %s: writing again", s->dir);
 		written = free_chunks(s, list, retry);
