@@ -1,5 +1,5 @@
 /*
- * SASL PLAIN and AMQPLAIN against the users in the configuration.
+ * SASL PLAIN and AMQPLAIN against the broker's users (users.h).
  */
 #ifndef WARREN_AUTH_H
 #define WARREN_AUTH_H
@@ -8,6 +8,7 @@
 
 #include "wire.h"
 
+struct user_db;
 struct warren_config;
 struct amqp_error;
 
@@ -19,8 +20,8 @@ extern const char auth_mechanisms[];
  * to a malloc'd user name; otherwise return the reply code (filled in err):
  * 503 for an unknown mechanism, 403 for refused credentials.
  */
-int auth_check(const struct warren_config *cfg, struct bytes mechanism,
-    struct bytes response, bool from_loopback, char **user,
-    struct amqp_error *err);
+int auth_check(const struct user_db *users, const struct warren_config *cfg,
+    struct bytes mechanism, struct bytes response, bool from_loopback,
+    char **user, struct amqp_error *err);
 
 #endif

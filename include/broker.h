@@ -14,6 +14,7 @@ struct event_base;
 struct evconnlistener;
 struct warren_config;
 struct vhost;
+struct user_db;
 struct conn;
 struct channel;
 struct store;
@@ -51,6 +52,7 @@ struct broker {
 	bool durable_dirty;		/* definitions to save */
 	bool stopping;			/* shutting down: save nothing more */
 	struct channel_list store_waiters;	/* waiting for a sync */
+	struct user_db *users;		/* users and their permissions */
 };
 
 /* Set up the loop and listener; false (with a log line) on failure. */
@@ -60,6 +62,14 @@ void broker_run(struct broker *b);
 void broker_free(struct broker *b);
 
 struct vhost *broker_find_vhost(struct broker *b, struct bytes name);
+/* The vhost called name, created (with its amq.* exchanges) if need be. */
+struct vhost *broker_add_vhost(struct broker *b, const char *name);
+/*
+ * First start (or no user left): the config's default user, tagged
+ * administrator, with every permission on the default vhost, which is
+ * created too, as RabbitMQ seeds an empty database.
+ */
+void broker_seed_access(struct broker *b);
 /* Raise or clear the memory alarm (blocks and unblocks publishers). */
 void broker_check_memory(struct broker *b);
 /* Set or clear one alarm; publishers are blocked while any is set. */

@@ -6,9 +6,10 @@
  *
  * Export holds what RabbitMQ would: durable, non-exclusive queues; durable
  * exchanges but the default and the amq.* ones; bindings between those
- * (or to and from amq.*), never from the default exchange.  Users,
- * permissions, parameters and policies are exported empty and ignored on
- * import (with a warning when present).
+ * (or to and from amq.*), never from the default exchange; every vhost,
+ * user, permission and topic permission (definitions_access.c).
+ * Parameters and policies are exported empty and ignored on import (with
+ * a warning when present).
  *
  * Arguments tables become JSON as RabbitMQ shows them: strings, numbers,
  * booleans, tables as objects, arrays as arrays; a byte array as a string
@@ -40,12 +41,14 @@ struct broker;
 json_t *definitions_export(struct broker *b);
 
 /*
- * Declare what defs describes: exchanges, then queues, then bindings,
- * each with the checks of the AMQP declare (declare.h).  What exists and
+ * Make what defs describes: users, vhosts, permissions, topic
+ * permissions, then exchanges, queues and bindings, each with the checks
+ * of the AMQP declare (declare.h).  Users and permissions replace what
+ * exists of the same name.  What exists and
  * is equivalent is left alone; what exists but differs is left alone with
  * a warning (as RabbitMQ, whose import does not redeclare).  Skipped with
- * a warning: entries of vhosts that do not exist (Warren does not create
- * vhosts), the default exchange, amq.* exchanges.  Exclusive queues are
+ * a warning: entries of vhosts that neither exist nor are in "vhosts",
+ * the default exchange, amq.* exchanges.  Exclusive queues are
  * never imported.  An invalid entry stops the import: false, with err
  * naming it ("queues[3] \"name\": ..."), and nothing of that entry made;
  * the entries before it stay.

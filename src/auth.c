@@ -1,12 +1,11 @@
 /*
  * Authentication.  PLAIN's response is "authzid NUL user NUL password";
  * AMQPLAIN's is a field table (without its length prefix) holding LOGIN
- * and PASSWORD.  Passwords are compared in constant time.
+ * and PASSWORD.  Users and their password hashes are the broker's user
+ * database (users.c), which compares them in constant time.
  */
 #include <stdlib.h>
 #include <string.h>
-
-#include <openssl/crypto.h>
 
 #include "amqp.h"
 #include "auth.h"
@@ -14,6 +13,7 @@
 #include "connection.h"
 #include "field_table.h"
 #include "log.h"
+#include "users.h"
 
 /* In RabbitMQ 3.10's order. */
 const char auth_mechanisms[] = "AMQPLAIN PLAIN";
@@ -52,17 +52,11 @@ static bool parse_amqplain(struct bytes r, struct bytes *user,
 	return ok;
 }
 
-static bool secret_eq(struct bytes given, const char *expected)
+int auth_check(const struct user_db *users, const struct warren_config *cfg,
+    struct bytes mechanism, struct bytes response, bool from_loopback,
+    char **user, struct amqp_error *err)
 {
-	size_t n = strlen(expected);
-
-	return given.len == n && CRYPTO_memcmp(given.ptr, expected, n) == 0;
-}
-
-int auth_check(const struct warren_config *cfg, struct bytes mechanism,
-    struct bytes response, bool from_loopback, char **user,
-    struct amqp_error *err)
-{
+	const struct user *found;
 	struct bytes u, p;
 	bool parsed;
 	char *name;
@@ -82,8 +76,8 @@ int auth_check(const struct warren_config *cfg, struct bytes mechanism,
 		return amqp_fail(err, AMQP_ACCESS_REFUSED,
 		    "malformed %s response", mechanism.len == 5 ? "PLAIN" : "AMQPLAIN");
 	name = bytes_strdup(u);
-	if (strcmp(name, cfg->default_user) != 0 ||
-	    !secret_eq(p, cfg->default_pass)) {
+	if ((found = userdb_find(users, u)) == NULL ||
+	    !user_password_ok(found, p)) {
 		log_warning("login refused for user '%s' (mechanism %.*s)", name,
 		    (int)mechanism.len, (const char *)mechanism.ptr);
 		free(name);

@@ -24,6 +24,7 @@
 #include "store.h"
 #include "strmap.h"
 #include "tls.h"
+#include "users.h"
 #include "vhost.h"
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
@@ -259,8 +260,7 @@ bool broker_init(struct broker *b, const struct warren_config *cfg)
 		return false;
 	}
 	b->vhosts = strmap_new();
-	strmap_put(b->vhosts, bytes_str(cfg->default_vhost),
-	    vhost_new(b, cfg->default_vhost));
+	b->users = userdb_new();
 	b->sig_term = evsignal_new(b->base, SIGTERM, on_signal, b);
 	b->sig_int = evsignal_new(b->base, SIGINT, on_signal, b);
 	event_add(b->sig_term, NULL);
@@ -350,6 +350,7 @@ void broker_free(struct broker *b)
 			vhost_free(v);
 		strmap_free(b->vhosts);
 	}
+	userdb_free(b->users);
 	strmap_free(b->conns_by_id);
 	if (b->sig_term)
 		event_free(b->sig_term);
@@ -367,4 +368,35 @@ void broker_free(struct broker *b)
 struct vhost *broker_find_vhost(struct broker *b, struct bytes name)
 {
 	return strmap_get(b->vhosts, name);
+}
+
+struct vhost *broker_add_vhost(struct broker *b, const char *name)
+{
+	struct vhost *vh = strmap_get(b->vhosts, bytes_str(name));
+
+	if (vh == NULL) {
+		vh = vhost_new(b, name);
+		strmap_put(b->vhosts, bytes_str(vh->name), vh);
+		broker_durable_changed(b);
+	}
+	return vh;
+}
+
+void broker_seed_access(struct broker *b)
+{
+	const struct warren_config *cfg = b->cfg;
+	char err[256];
+
+	if (strmap_count(b->vhosts) == 0)
+		broker_add_vhost(b, cfg->default_vhost);
+	if (strmap_count(b->users->users) != 0)
+		return;
+	log_info("creating user '%s' (administrator) with full access to "
+	    "vhost '%s'", cfg->default_user, cfg->default_vhost);
+	if (userdb_put(b->users, cfg->default_user, cfg->default_pass,
+	    "administrator", err, sizeof(err)) != 0 ||
+	    userdb_set_permissions(b->users, cfg->default_user,
+	    cfg->default_vhost, ".*", ".*", ".*", err, sizeof(err)) != 0)
+		log_error("cannot create the default user: %s", err);
+	broker_durable_changed(b);
 }

@@ -12,6 +12,7 @@
 #include "field_table.h"
 #include "log.h"
 #include "method.h"
+#include "users.h"
 #include "vhost.h"
 
 static void put_server_properties(struct wbuf *b)
@@ -90,8 +91,8 @@ static int on_start_ok(struct conn *c, const struct amqp_connection_start_ok *a,
 	struct amqp_method m = { .id = AMQP_connection_tune };
 	int rc;
 
-	rc = auth_check(cfg, a->mechanism, a->response, c->peer_is_loopback,
-	    &c->user, err);
+	rc = auth_check(c->broker->users, cfg, a->mechanism, a->response,
+	    c->peer_is_loopback, &c->user, err);
 	if (rc)
 		return rc;
 	c->cancel_notify = client_capability(a->client_properties,
@@ -152,6 +153,15 @@ static int on_open(struct conn *c, const struct amqp_connection_open *a,
 	if (vh == NULL)
 		return amqp_fail(err, AMQP_NOT_ALLOWED, "vhost '%.*s' not found",
 		    (int)a->virtual_host.len, (const char *)a->virtual_host.ptr);
+	/* Any permissions at all on the vhost let a user in (RabbitMQ). */
+	if (userdb_permissions(c->broker->users, c->user, vh->name) == NULL) {
+		log_warning("conn %llu: %s: access to vhost '%s' refused for "
+		    "user '%s'", (unsigned long long)c->id, c->peer, vh->name,
+		    c->user);
+		return amqp_fail(err, AMQP_NOT_ALLOWED,
+		    "access to vhost '%s' refused for user '%s'", vh->name,
+		    c->user);
+	}
 	c->vh = vh;
 	conn_send_method(c, 0, &m);
 	conn_enter_state(c, CONN_RUNNING);

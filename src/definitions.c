@@ -20,6 +20,7 @@
 #include "connection.h"
 #include "declare.h"
 #include "definitions.h"
+#include "definitions_access.h"
 #include "exchange.h"
 #include "field_table.h"
 #include "log.h"
@@ -38,8 +39,7 @@
 
 /* Sections Warren exports empty and ignores on import. */
 static const char *const unsupported[] = {
-	"users", "permissions", "topic_permissions", "parameters",
-	"global_parameters", "policies",
+	"parameters", "global_parameters", "policies",
 };
 #define N_UNSUPPORTED (sizeof(unsupported) / sizeof(unsupported[0]))
 
@@ -453,7 +453,12 @@ json_t *definitions_export(struct broker *b)
 	json_object_set_new(d, "product_version", json_string(PACKAGE_VERSION));
 	for (size_t i = 0; i < N_UNSUPPORTED; i++)
 		json_object_set_new(d, unsupported[i], json_array());
+	json_object_set_new(d, "users", access_export_users(b->users));
 	json_object_set_new(d, "vhosts", vhosts);
+	json_object_set_new(d, "permissions",
+	    access_export_permissions(b->users));
+	json_object_set_new(d, "topic_permissions",
+	    access_export_topic_permissions(b->users));
 	json_object_set_new(d, "queues", queues);
 	json_object_set_new(d, "exchanges", exchanges);
 	json_object_set_new(d, "bindings", bindings);
@@ -565,8 +570,8 @@ static struct vhost *import_vhost(struct import *im, const char *name)
 
 	if (vh == NULL && strmap_get(im->missing, bytes_str(name)) == NULL) {
 		strmap_put(im->missing, bytes_str(name), im);
-		log_warning("definitions: vhost '%s' does not exist and Warren "
-		    "does not create vhosts: its definitions are skipped", name);
+		log_warning("definitions: vhost '%s' does not exist (nor is it "
+		    "in \"vhosts\"): its definitions are skipped", name);
 	}
 	return vh;
 }
@@ -652,8 +657,40 @@ static bool import_vhost_entry(struct import *im, json_t *e, char *why,
 
 	if (!member_str(e, "name", NULL, &name, why, whylen))
 		return false;
-	import_vhost(im, name);
+	if (*name == '\0') {
+		snprintf(why, whylen, "a vhost name must not be empty");
+		return false;
+	}
+	broker_add_vhost(im->b, name);
 	return true;
+}
+
+static bool import_user(struct import *im, json_t *e, char *why,
+    size_t whylen)
+{
+	return access_import_user(im->b->users, e, why, whylen);
+}
+
+/* Permissions on a vhost that does not exist are skipped (warned). */
+static bool vhost_exists(struct import *im, json_t *e)
+{
+	json_t *v = json_object_get(e, "vhost");
+
+	return !json_is_string(v) || import_vhost(im, json_string_value(v));
+}
+
+static bool import_permission(struct import *im, json_t *e, char *why,
+    size_t whylen)
+{
+	return !vhost_exists(im, e) ||
+	    access_import_permission(im->b->users, e, why, whylen);
+}
+
+static bool import_topic_permission(struct import *im, json_t *e, char *why,
+    size_t whylen)
+{
+	return !vhost_exists(im, e) ||
+	    access_import_topic_permission(im->b->users, e, why, whylen);
 }
 
 /* What queue and exchange entries share; arguments go to im->args. */
@@ -799,7 +836,10 @@ static const struct {
 	const char *key;
 	bool (*import)(struct import *, json_t *, char *, size_t);
 } sections[] = {
+	{ "users", import_user },
 	{ "vhosts", import_vhost_entry },
+	{ "permissions", import_permission },
+	{ "topic_permissions", import_topic_permission },
 	{ "exchanges", import_exchange },
 	{ "queues", import_queue },
 	{ "bindings", import_binding },

@@ -226,6 +226,7 @@ bool broker_recover(struct broker *b)
 		return false;
 	if (cfg->load_definitions && !load_definitions(b, cfg->load_definitions))
 		return false;
+	broker_seed_access(b);
 	broker_save_definitions(b);
 
 	if (!reset_tails(b))

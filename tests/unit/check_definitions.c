@@ -39,6 +39,7 @@
 #include "field_table.h"
 #include "queue.h"
 #include "strmap.h"
+#include "users.h"
 #include "vhost.h"
 
 /* ---- a broker with just what the vhosts need ---------------------------- */
@@ -53,6 +54,7 @@ static struct broker *broker_make(void)
 	TAILQ_INIT(&b->conns);
 	TAILQ_INIT(&b->store_waiters);
 	strmap_put(b->vhosts, BYTES_LIT("/"), vhost_new(b, "/"));
+	b->users = userdb_new();
 	return b;
 }
 
@@ -64,6 +66,7 @@ static void broker_drop(struct broker *b)
 	for (size_t it = 0; strmap_next(b->vhosts, &it, &k, &v); )
 		vhost_free(v);
 	strmap_free(b->vhosts);
+	userdb_free(b->users);
 	event_base_free(b->base);
 	free(b);
 }
@@ -510,21 +513,23 @@ START_TEST(test_import_skips)
 	    "{\"vhosts\":[{\"name\":\"/\"},{\"name\":\"elsewhere\"}],"
 	    "\"queues\":["
 	    "{\"name\":\"ex\",\"vhost\":\"/\",\"exclusive\":true},"
-	    "{\"name\":\"far\",\"vhost\":\"elsewhere\"},"
+	    "{\"name\":\"far\",\"vhost\":\"nowhere\"},"
 	    "{\"name\":\"busy\",\"vhost\":\"/\",\"durable\":true,"
 	    "\"arguments\":{\"x-max-length\":10}}],"
 	    "\"exchanges\":["
 	    "{\"name\":\"amq.direct\",\"vhost\":\"/\",\"type\":\"fanout\"},"
 	    "{\"name\":\"\",\"vhost\":\"/\",\"type\":\"direct\"},"
-	    "{\"name\":\"farx\",\"vhost\":\"elsewhere\",\"type\":\"direct\"}],"
+	    "{\"name\":\"farx\",\"vhost\":\"nowhere\",\"type\":\"direct\"}],"
 	    "\"bindings\":["
 	    "{\"source\":\"\",\"vhost\":\"/\",\"destination\":\"busy\","
 	    "\"destination_type\":\"queue\",\"routing_key\":\"busy\"},"
-	    "{\"source\":\"farx\",\"vhost\":\"elsewhere\",\"destination\":"
+	    "{\"source\":\"farx\",\"vhost\":\"nowhere\",\"destination\":"
 	    "\"far\",\"destination_type\":\"queue\"}]}", err, sizeof(err)),
 	    "%s", err);
 	ck_assert_ptr_null(findq(b, "ex"));
-	ck_assert_ptr_null(broker_find_vhost(b, BYTES_LIT("elsewhere")));
+	/* A vhost in "vhosts" is made; entries of any other are skipped. */
+	ck_assert_ptr_nonnull(broker_find_vhost(b, BYTES_LIT("elsewhere")));
+	ck_assert_ptr_null(broker_find_vhost(b, BYTES_LIT("nowhere")));
 	/* Existing and different: left as it was. */
 	ck_assert_ptr_eq(findq(b, "busy"), q);
 	ck_assert_int_eq(q->args.max_length, 5);
