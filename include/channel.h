@@ -149,9 +149,6 @@ chan_method_fn chan_queue_declare, chan_queue_delete, chan_queue_purge,
 chan_method_fn chan_exchange_declare, chan_exchange_delete, chan_exchange_bind;
 chan_method_fn chan_confirm_select, chan_tx_select, chan_tx_commit,
     chan_tx_rollback;
-/* Exchange lookup shared by handlers: 404 when missing. */
-int chan_find_exchange(struct channel *ch, struct bytes name,
-    struct exchange **out, struct amqp_error *err);
 /* ch->pending is complete: route it and let it go. */
 int chan_publish_complete(struct channel *ch, struct amqp_error *err);
 /*
@@ -224,9 +221,6 @@ void chan_random_name(const char *prefix, char *out, size_t outlen);
 /* Settle delivery tag (or up to it, if multiple). */
 int chan_settle(struct channel *ch, uint64_t tag, bool multiple,
     enum settle_how how, struct amqp_error *err);
-/* 405 when q is another connection's exclusive queue. */
-int chan_check_exclusive(struct channel *ch, struct queue *q,
-    struct amqp_error *err);
 /* Queue lookup shared by handlers: 404 when missing, 405 when locked. */
 int chan_find_queue(struct channel *ch, struct bytes name, struct queue **out,
     struct amqp_error *err);

@@ -18,6 +18,7 @@
 #include "message.h"
 #include "message_edit.h"
 #include "method.h"
+#include "operations.h"
 #include "vhost.h"
 
 int chan_find_queue(struct channel *ch, struct bytes name, struct queue **out,
@@ -31,12 +32,7 @@ int chan_find_queue(struct channel *ch, struct bytes name, struct queue **out,
 	if (name.len == 0)
 		return amqp_fail(err, AMQP_NOT_FOUND,
 		    "no previously declared queue");
-	*out = vhost_find_queue(vh, name);
-	if (*out == NULL)
-		return amqp_fail(err, AMQP_NOT_FOUND,
-		    "no queue '%.*s' in vhost '%s'", (int)name.len,
-		    (const char *)name.ptr, vh->name);
-	return chan_check_exclusive(ch, *out, err);
+	return op_find_queue(vh, name, ch->conn->id, out, err);
 }
 
 int chan_basic_qos(struct channel *ch, const struct amqp_method *m,
@@ -299,7 +295,8 @@ int chan_publish_complete(struct channel *ch, struct amqp_error *err)
 
 	ch->pending = NULL;
 	err->method_id = AMQP_basic_publish;
-	if ((rc = chan_find_exchange(ch, msg->exchange, &x, err)) != 0)
+	if ((rc = op_find_exchange(ch->conn->vh, msg->exchange, &x,
+	    err)) != 0)
 		goto done;
 	if (x->internal) {
 		rc = amqp_fail(err, AMQP_ACCESS_REFUSED,

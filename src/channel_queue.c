@@ -11,25 +11,13 @@
 #include "declare.h"
 #include "log.h"
 #include "method.h"
+#include "operations.h"
 #include "vhost.h"
 
 
 static bool has_reserved_prefix(struct bytes name)
 {
 	return name.len >= 4 && memcmp(name.ptr, "amq.", 4) == 0;
-}
-
-int chan_check_exclusive(struct channel *ch, struct queue *q,
-    struct amqp_error *err)
-{
-	if (q->exclusive && q->owner_conn != ch->conn->id)
-		return amqp_fail(err, AMQP_RESOURCE_LOCKED,
-		    "cannot obtain exclusive access to locked queue '%s' in "
-		    "vhost '%s'. It could be originally declared on another "
-		    "connection or the exclusive property value does not "
-		    "match that of the original declaration.", q->name,
-		    q->vh->name);
-	return 0;
 }
 
 int chan_queue_declare(struct channel *ch, const struct amqp_method *m,
@@ -68,7 +56,7 @@ int chan_queue_declare(struct channel *ch, const struct amqp_method *m,
 		return amqp_fail(err, AMQP_NOT_FOUND, "no queue '%.*s' in vhost '%s'",
 		    (int)name.len, (const char *)name.ptr, vh->name);
 	if (q) {
-		if ((rc = chan_check_exclusive(ch, q, err)) != 0)
+		if ((rc = op_check_owner(q, ch->conn->id, err)) != 0)
 			return rc;
 		/* Redeclaring must not change exclusivity either way. */
 		if (!a->passive && a->exclusive != q->exclusive)
@@ -105,36 +93,22 @@ int chan_queue_declare(struct channel *ch, const struct amqp_method *m,
 	return 0;
 }
 
-/* Delete q, telling its consumers with basic.cancel. */
 int chan_queue_delete(struct channel *ch, const struct amqp_method *m,
     struct amqp_error *err)
 {
 	const struct amqp_queue_delete *a = &m->a.queue_delete;
 	struct amqp_method ok = { .id = AMQP_queue_delete_ok };
 	struct bytes name = a->queue.len ? a->queue : bytes_str(ch->last_queue);
-	struct queue *q = vhost_find_queue(ch->conn->vh, name);
-	uint32_t count = 0;
+	uint32_t count;
 	int rc;
 
 	/* Deleting a queue that does not exist succeeds, as in RabbitMQ. */
-	if (q) {
-		if ((rc = chan_check_exclusive(ch, q, err)) != 0)
-			return rc;
-		if (a->if_unused && q->n_consumers)
-			return amqp_fail(err, AMQP_PRECONDITION_FAILED,
-			    "queue '%s' in vhost '%s' in use", q->name,
-			    q->vh->name);
-		if (a->if_empty && q->count)
-			return amqp_fail(err, AMQP_PRECONDITION_FAILED,
-			    "queue '%s' in vhost '%s' is not empty", q->name,
-			    q->vh->name);
-		count = q->count;
-		vhost_remove_queue(q->vh, q);
-	}
-	if (!a->no_wait) {
-		ok.a.queue_delete_ok.message_count = count;
-		conn_send_method(ch->conn, ch->number, &ok);
-	}
+	rc = op_delete_queue(ch->conn->vh, name, a->if_unused, a->if_empty,
+	    ch->conn->id, false, &count, err);
+	if (rc || a->no_wait)
+		return rc;
+	ok.a.queue_delete_ok.message_count = count;
+	conn_send_method(ch->conn, ch->number, &ok);
 	return 0;
 }
 
