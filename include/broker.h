@@ -15,6 +15,7 @@ struct evconnlistener;
 struct warren_config;
 struct vhost;
 struct user_db;
+struct mgmt;
 struct conn;
 struct channel;
 struct store;
@@ -53,6 +54,7 @@ struct broker {
 	bool stopping;			/* shutting down: save nothing more */
 	struct channel_list store_waiters;	/* waiting for a sync */
 	struct user_db *users;		/* users and their permissions */
+	struct mgmt *mgmt;		/* the management API; NULL: none */
 };
 
 /* Set up the loop and listener; false (with a log line) on failure. */
@@ -64,6 +66,11 @@ void broker_free(struct broker *b);
 struct vhost *broker_find_vhost(struct broker *b, struct bytes name);
 /* The vhost called name, created (with its amq.* exchanges) if need be. */
 struct vhost *broker_add_vhost(struct broker *b, const char *name);
+/*
+ * Delete vh: its connections are closed (320), its queues deleted (their
+ * stored messages with them), its exchanges and permissions forgotten.
+ */
+void broker_delete_vhost(struct broker *b, struct vhost *vh);
 /*
  * First start (or no user left): the config's default user, tagged
  * administrator, with every permission on the default vhost, which is

@@ -32,6 +32,10 @@ struct warren_config {
 	bool ssl_verify_peer;		/* ssl_options.verify = verify_peer */
 	bool ssl_fail_if_no_peer_cert;
 
+	/* The HTTP management API: management.tcp.ip / .port (0: none). */
+	char *mgmt_ip;			/* default "127.0.0.1" */
+	uint16_t mgmt_port;		/* default 15672 */
+
 	char *default_user;		/* default "guest" */
 	char *default_pass;		/* default "guest" */
 	char *default_vhost;		/* default "/" */

@@ -82,6 +82,12 @@ void conn_close(struct conn *c, int code, const char *text);
 void conn_fail(struct conn *c, const struct amqp_error *err);
 /* Drop the connection now (socket gone or peer misbehaving after close). */
 void conn_free(struct conn *c, const char *reason);
+/*
+ * c's vhost is being deleted: connection.close 320 CONNECTION_FORCED with
+ * text, and everything c holds in the vhost (channels, consumers,
+ * exclusive queues) goes now; c->vh becomes NULL.
+ */
+void conn_drop_vhost(struct conn *c, const char *text);
 
 struct evbuffer *conn_output(struct conn *c);
 void conn_send_method(struct conn *c, uint16_t channel,

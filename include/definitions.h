@@ -35,6 +35,8 @@
 
 #include <jansson.h>
 
+#include "wire.h"
+
 struct broker;
 
 /* The definitions object; the caller owns the reference. */
@@ -70,5 +72,14 @@ bool definitions_save(struct broker *b, const char *path, char *err,
  */
 bool definitions_load_file(struct broker *b, const char *path, char *err,
     size_t errlen);
+
+/* A raw arguments table as RabbitMQ's JSON shows it (an object). */
+json_t *definitions_args_to_json(const uint8_t *raw, uint32_t len);
+/*
+ * A JSON object (or NULL: none) as the raw arguments table RabbitMQ's
+ * import makes of it, into out (reset first); false with why set.
+ */
+bool definitions_json_to_args(json_t *obj, struct wbuf *out, char *why,
+    size_t whylen);
 
 #endif

@@ -79,6 +79,7 @@ struct queue_stats {
 	uint64_t messages;		/* ready, in memory or paged out */
 	uint64_t bytes;			/* their body bytes */
 	uint64_t paged_out;		/* of them, waiting on disk */
+	uint64_t unacked;		/* delivered, not yet settled */
 	uint32_t consumers;
 };
 
@@ -125,6 +126,7 @@ struct queue {
 	/* Kept up to date by the type, read by everyone. */
 	uint32_t count;			/* ready messages, paged out or not */
 	uint64_t bytes;			/* their body bytes */
+	uint32_t unacked;		/* in channels' ledgers (channel_ledger.c) */
 	bool had_consumer;		/* auto-delete waits for the first */
 
 	struct binding_list inbound;	/* bindings to this queue */

@@ -30,4 +30,16 @@ size_t strmap_count(const struct strmap *m);
 int strmap_next(const struct strmap *m, size_t *it, struct bytes *key,
     void **value);
 
+/* An entry, as strmap_sorted lists them. */
+struct strmap_entry {
+	struct bytes key;
+	void *value;
+};
+
+/*
+ * Every entry, ordered by key (bytewise, shorter first on a tie), so the
+ * same contents always list the same way; the array is the caller's.
+ */
+struct strmap_entry *strmap_sorted(const struct strmap *m, size_t *n);
+
 #endif

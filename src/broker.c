@@ -21,6 +21,7 @@
 #include "connection.h"
 #include "log.h"
 #include "message.h"
+#include "mgmt.h"
 #include "store.h"
 #include "strmap.h"
 #include "tls.h"
@@ -278,7 +279,7 @@ bool broker_init(struct broker *b, const struct warren_config *cfg)
 	b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
 	event_add(b->tick, &(struct timeval){ 0, 250000 });
 	/* Everything durable is back before the first client arrives. */
-	return broker_recover(b) && listen_all(b);
+	return broker_recover(b) && listen_all(b) && mgmt_start(b);
 }
 
 void broker_run(struct broker *b)
@@ -287,6 +288,7 @@ void broker_run(struct broker *b)
 
 	event_base_dispatch(b->base);
 	stop_listening(b);
+	mgmt_stop(b);
 	/* Closing connections requeues in memory only: the disk keeps all. */
 	broker_close_store(b);
 	while ((c = TAILQ_FIRST(&b->conns)) != NULL)
@@ -340,6 +342,7 @@ void broker_free(struct broker *b)
 	void *v;
 
 	stop_listening(b);
+	mgmt_stop(b);
 	/* A failed start: nothing of the store may be acked while freeing. */
 	b->stopping = true;
 	store_close(b->store);
@@ -380,6 +383,28 @@ struct vhost *broker_add_vhost(struct broker *b, const char *name)
 		broker_durable_changed(b);
 	}
 	return vh;
+}
+
+void broker_delete_vhost(struct broker *b, struct vhost *vh)
+{
+	struct conn *c, *next;
+	struct bytes k;
+	char text[300];
+	void *v;
+
+	log_info("deleting vhost '%s'", vh->name);
+	snprintf(text, sizeof(text), "vhost '%s' is deleted", vh->name);
+	for (c = TAILQ_FIRST(&b->conns); c; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (c->vh == vh)
+			conn_drop_vhost(c, text);
+	}
+	for (size_t it = 0; strmap_next(vh->queues, &it, &k, &v); it = 0)
+		vhost_remove_queue(vh, v);
+	userdb_vhost_deleted(b->users, vh->name);
+	strmap_del(b->vhosts, bytes_str(vh->name));
+	vhost_free(vh);
+	broker_durable_changed(b);
 }
 
 void broker_seed_access(struct broker *b)

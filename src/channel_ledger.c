@@ -35,6 +35,7 @@ void chan_ledger_append(struct channel *ch, struct delivery d)
 	if (ch->ledger_count == ch->ledger_cap)
 		ledger_resize(ch, ch->ledger_cap ? ch->ledger_cap * 2 : 64);
 	d.tag = ch->next_tag++;
+	d.q->unacked++;
 	*chan_ledger_at(ch, ch->ledger_count++) = d;
 }
 
@@ -122,6 +123,7 @@ static void settle_one(struct channel *ch, struct delivery *d,
 	d->e.msg = NULL;
 	d->q = NULL;
 	ch->unacked--;
+	q->unacked--;
 	if (d->consumer) {
 		d->consumer->unacked--;
 		if (d->consumer->q)

@@ -200,6 +200,26 @@ static void drop_exclusive_queues(struct conn *c)
 	}
 }
 
+void conn_drop_vhost(struct conn *c, const char *text)
+{
+	enum conn_state was;
+
+	conn_close(c, AMQP_CONNECTION_FORCED, text);
+	/* Its channels and exclusive queues go now, not at close-ok. */
+	was = c->state;
+	c->state = CONN_FLUSHING;
+	for (uint32_t i = 0; i < c->channels_cap; i++) {
+		if (c->channels[i]) {
+			chan_free(c->channels[i]);
+			c->channels[i] = NULL;
+		}
+	}
+	c->n_channels = 0;
+	drop_exclusive_queues(c);
+	c->vh = NULL;
+	c->state = was;
+}
+
 void conn_free(struct conn *c, const char *reason)
 {
 	uint32_t i;

@@ -274,33 +274,6 @@ static bool put_table(struct wbuf *b, json_t *obj, int depth, char *why,
 
 /* ---- export ------------------------------------------------------------- */
 
-struct named {
-	struct bytes key;
-	void *v;
-};
-
-static int named_cmp(const void *a, const void *b)
-{
-	const struct named *x = a, *y = b;
-	uint32_t n = x->key.len < y->key.len ? x->key.len : y->key.len;
-	int c = n ? memcmp(x->key.ptr, y->key.ptr, n) : 0;
-
-	return c ? c : (x->key.len > y->key.len) - (x->key.len < y->key.len);
-}
-
-/* m's entries by key: the same state always exports the same text. */
-static struct named *sorted(const struct strmap *m, size_t *n)
-{
-	struct named *v = xcalloc(strmap_count(m) + 1, sizeof(*v));
-	size_t i = 0;
-
-	for (size_t it = 0; strmap_next(m, &it, &v[i].key, &v[i].v); )
-		i++;
-	qsort(v, i, sizeof(*v), named_cmp);
-	*n = i;
-	return v;
-}
-
 static bool queue_exported(const struct queue *q)
 {
 	return q->durable && !q->exclusive;
@@ -347,10 +320,10 @@ static void append(json_t *list, json_t *o, bool ok, const char *what,
 static void export_queues(struct vhost *vh, json_t *list)
 {
 	size_t n;
-	struct named *qs = sorted(vh->queues, &n);
+	struct strmap_entry *qs = strmap_sorted(vh->queues, &n);
 
 	for (size_t i = 0; i < n; i++) {
-		struct queue *q = qs[i].v;
+		struct queue *q = qs[i].value;
 		json_t *o;
 		char id[24];
 		bool ok;
@@ -413,10 +386,10 @@ static void export_exchanges(struct vhost *vh, json_t *exchanges,
     json_t *bindings)
 {
 	size_t n;
-	struct named *xs = sorted(vh->exchanges, &n);
+	struct strmap_entry *xs = strmap_sorted(vh->exchanges, &n);
 
 	for (size_t i = 0; i < n; i++) {
-		struct exchange *x = xs[i].v;
+		struct exchange *x = xs[i].value;
 		struct binding *b;
 
 		if (!x->durable || x->name[0] == '\0')
@@ -435,10 +408,10 @@ json_t *definitions_export(struct broker *b)
 	json_t *queues = json_array(), *exchanges = json_array();
 	json_t *bindings = json_array();
 	size_t n;
-	struct named *vs = sorted(b->vhosts, &n);
+	struct strmap_entry *vs = strmap_sorted(b->vhosts, &n);
 
 	for (size_t i = 0; i < n; i++) {
-		struct vhost *vh = vs[i].v;
+		struct vhost *vh = vs[i].value;
 		json_t *o = json_object();
 
 		append(vhosts, o, set_str(o, "name", vh->name), "vhost",
@@ -463,6 +436,24 @@ json_t *definitions_export(struct broker *b)
 	json_object_set_new(d, "exchanges", exchanges);
 	json_object_set_new(d, "bindings", bindings);
 	return d;
+}
+
+json_t *definitions_args_to_json(const uint8_t *raw, uint32_t len)
+{
+	return args_json(raw, len);
+}
+
+bool definitions_json_to_args(json_t *obj, struct wbuf *out, char *why,
+    size_t whylen)
+{
+	wbuf_reset(out);
+	if (obj == NULL)
+		return true;
+	if (!json_is_object(obj)) {
+		snprintf(why, whylen, "'arguments' must be an object");
+		return false;
+	}
+	return put_table(out, obj, 1, why, whylen);
 }
 
 /* ---- import ------------------------------------------------------------- */

@@ -532,6 +532,7 @@ static void classic_stats(const struct queue *q, struct queue_stats *out)
 	for (uint32_t i = 0; i < cq(q)->n_levels; i++)
 		out->paged_out += tail_len(q, i);
 	out->consumers = q->n_consumers;
+	out->unacked = q->unacked;
 }
 
 const struct queue_type queue_classic = {

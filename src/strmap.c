@@ -195,3 +195,24 @@ int strmap_next(const struct strmap *m, size_t *it, struct bytes *key,
 	}
 	return 0;
 }
+
+static int entry_cmp(const void *a, const void *b)
+{
+	const struct strmap_entry *x = a, *y = b;
+	uint32_t n = x->key.len < y->key.len ? x->key.len : y->key.len;
+	int c = n ? memcmp(x->key.ptr, y->key.ptr, n) : 0;
+
+	return c ? c : (x->key.len > y->key.len) - (x->key.len < y->key.len);
+}
+
+struct strmap_entry *strmap_sorted(const struct strmap *m, size_t *n)
+{
+	struct strmap_entry *v = xcalloc(strmap_count(m) + 1, sizeof(*v));
+	size_t i = 0;
+
+	for (size_t it = 0; strmap_next(m, &it, &v[i].key, &v[i].value); )
+		i++;
+	qsort(v, i, sizeof(*v), entry_cmp);
+	*n = i;
+	return v;
+}

@@ -85,6 +85,7 @@ default_pass = guest
 default_vhost = /
 log.console.level = info
 warren.data_dir = $TMP/data
+management.tcp.port = 0
 EOF
 	"$WARREND" -c "$TMP/warren.conf" </dev/null >"$TMP/stderr.log" 2>&1 &
 	PID=$!

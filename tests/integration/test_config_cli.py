@@ -38,6 +38,7 @@ class ConfigCliTest(unittest.TestCase):
         return ["# test config",
                 "listeners.tcp.default = %s:%d" % (HOST, self.port),
                 "warren.data_dir = %s" % os.path.join(self.tmp, "data"),
+                "management.tcp.port = 0",
                 ""]
 
     def run_warrend(self, args, timeout=RUN_TIMEOUT):

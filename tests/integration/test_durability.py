@@ -194,6 +194,7 @@ class Restarts(unittest.TestCase):
                 f.write("listeners.tcp.default = 127.0.0.1:%d\n"
                         % free_port())
                 f.write("warren.data_dir = %s\n" % b.data_dir)
+                f.write("management.tcp.port = 0\n")
             second = subprocess.run([find_warrend(), "-c", conf],
                                     capture_output=True, text=True,
                                     timeout=60)

@@ -520,6 +520,7 @@ START_TEST(ledger_ack_and_requeue)
 {
 	struct queue *q = make_queue("q", default_args());
 	struct channel *ch = make_channel();
+	struct queue_stats st;
 	struct amqp_error err;
 	char text[8];
 
@@ -529,6 +530,8 @@ START_TEST(ledger_ack_and_requeue)
 	}
 	ledger_take(ch, q, 5);			/* tags 1..5 */
 	ck_assert_uint_eq(q->count, 0);
+	queue_stats(q, &st);
+	ck_assert_uint_eq(st.unacked, 5);
 	ck_assert_int_eq(chan_settle(ch, 2, false, SETTLE_ACK, &err), 0);
 	/* Twice is an unknown tag, as RabbitMQ says (406). */
 	ck_assert_int_eq(chan_settle(ch, 2, false, SETTLE_ACK, &err),
@@ -538,6 +541,8 @@ START_TEST(ledger_ack_and_requeue)
 	/* Up to 4: 1, 3 and 4 go back, in their queue order. */
 	ck_assert_int_eq(chan_settle(ch, 4, true, SETTLE_REQUEUE, &err), 0);
 	ck_assert_uint_eq(ch->unacked, 1);
+	queue_stats(q, &st);
+	ck_assert_uint_eq(st.unacked, 1);
 	ck_assert_uint_eq(q->count, 3);
 	pop_expect(q, "m1", true);
 	pop_expect(q, "m3", true);

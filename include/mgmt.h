@@ -1,0 +1,24 @@
+/*
+ * The HTTP management API: RabbitMQ's paths and JSON (rabbitmq_management)
+ * on libevent's evhttp, in the broker's own loop, so handlers read and
+ * change the broker directly and never race the AMQP side.
+ *
+ * mgmt.c is the server: the listener, HTTP basic auth against the broker's
+ * users, access by tags as RabbitMQ grants it, the route table, path and
+ * query decoding, JSON replies and errors.  The handlers are in
+ * mgmt_access.c (whoami, users, vhosts, permissions) and mgmt_objects.c
+ * (overview, queues, exchanges, definitions, health checks); they share
+ * mgmt_handlers.h.
+ */
+#ifndef WARREN_MGMT_H
+#define WARREN_MGMT_H
+
+#include <stdbool.h>
+
+struct broker;
+
+/* Listen on management.tcp.ip:port (no-op when the port is 0). */
+bool mgmt_start(struct broker *b);
+void mgmt_stop(struct broker *b);
+
+#endif

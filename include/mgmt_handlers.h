@@ -1,0 +1,73 @@
+/*
+ * What the management API's handlers share (see mgmt.h).
+ */
+#ifndef WARREN_MGMT_HANDLERS_H
+#define WARREN_MGMT_HANDLERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+struct broker;
+struct evhttp_request;
+struct evkeyvalq;
+struct user;
+struct vhost;
+struct amqp_error;
+
+#define MGMT_MAX_SEGMENTS 8
+
+/* Who may call a route, by RabbitMQ's user tags. */
+enum mgmt_access {
+	ACCESS_MANAGEMENT,	/* any of management, policymaker, monitoring,
+				 * administrator; vhosts it has permissions on */
+	ACCESS_MONITORING,	/* monitoring or administrator: all vhosts */
+	ACCESS_ADMIN,		/* administrator */
+};
+
+struct mgmt_req {
+	struct broker *b;
+	struct evhttp_request *r;
+	const struct user *user;
+	bool sees_all_vhosts;		/* monitoring or administrator */
+	char *seg[MGMT_MAX_SEGMENTS];	/* decoded path segments after /api */
+	int n_seg;
+	json_t *body;			/* PUT/POST: the parsed JSON, or NULL */
+	struct evkeyvalq *query;	/* ?key=value pairs */
+};
+
+typedef void mgmt_handler(struct mgmt_req *q);
+
+/* A reply: the JSON (its reference taken), or no content for NULL. */
+void mgmt_reply(struct mgmt_req *q, int status, json_t *json);
+/* An error reply in RabbitMQ's form {"error": ..., "reason": ...}. */
+void mgmt_error(struct mgmt_req *q, int status, const char *error,
+    const char *reason);
+/* An AMQP refusal as its HTTP status (404, 400, 405 ...). */
+void mgmt_amqp_error(struct mgmt_req *q, const struct amqp_error *err);
+void mgmt_not_found(struct mgmt_req *q);
+/* A query parameter, or NULL. */
+const char *mgmt_query(struct mgmt_req *q, const char *key);
+
+/* The vhost named by segment i, if it exists and q's user may see it
+ * (else a 404 is sent and NULL returned). */
+struct vhost *mgmt_vhost(struct mgmt_req *q, int i);
+/* The vhosts q's user may see, sorted by name (the array is the caller's). */
+struct vhost **mgmt_visible_vhosts(struct mgmt_req *q, size_t *n);
+/* Whether q's user may see vh (monitoring and administrators: all). */
+bool mgmt_may_see(const struct mgmt_req *q, const struct vhost *vh);
+/* The body member key as a string (default dflt; NULL: required). */
+bool mgmt_body_str(struct mgmt_req *q, const char *key, const char *dflt,
+    const char **out);
+bool mgmt_body_bool(struct mgmt_req *q, const char *key, bool dflt,
+    bool *out);
+
+mgmt_handler mgmt_whoami, mgmt_users, mgmt_user, mgmt_user_permissions;
+mgmt_handler mgmt_vhosts, mgmt_vhost_one, mgmt_vhost_permissions;
+mgmt_handler mgmt_permissions, mgmt_permission, mgmt_topic_permissions;
+mgmt_handler mgmt_overview, mgmt_queues, mgmt_queue, mgmt_queue_contents;
+mgmt_handler mgmt_exchanges, mgmt_exchange, mgmt_definitions;
+mgmt_handler mgmt_health_alarms, mgmt_aliveness;
+
+#endif

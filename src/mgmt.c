@@ -1,0 +1,430 @@
+/*
+ * The management API's server (see mgmt.h): listener, authentication,
+ * routes, replies.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/evp.h>
+
+#include "amqp.h"
+#include "amqp_error.h"
+#include "broker.h"
+#include "config.h"
+#include "log.h"
+#include "mgmt.h"
+#include "mgmt_handlers.h"
+#include "strmap.h"
+#include "users.h"
+#include "vhost.h"
+
+/* Larger bodies get 413 from evhttp (RabbitMQ's default limit is 20 MB). */
+#define MGMT_MAX_BODY (20u << 20)
+
+enum { GET = 1, PUT = 2, POST = 4, DELETE = 8 };
+
+struct route {
+	unsigned methods;
+	const char *path[MGMT_MAX_SEGMENTS];	/* "*": any one segment */
+	enum mgmt_access access;
+	mgmt_handler *fn;
+};
+
+#define M ACCESS_MANAGEMENT
+#define A ACCESS_ADMIN
+static const struct route routes[] = {
+	{ GET, { "overview" }, M, mgmt_overview },
+	{ GET, { "whoami" }, M, mgmt_whoami },
+	{ GET, { "users" }, A, mgmt_users },
+	{ GET | PUT | DELETE, { "users", "*" }, A, mgmt_user },
+	{ GET, { "users", "*", "permissions" }, A, mgmt_user_permissions },
+	{ GET, { "vhosts" }, M, mgmt_vhosts },
+	{ GET | PUT | DELETE, { "vhosts", "*" }, M, mgmt_vhost_one },
+	{ GET, { "vhosts", "*", "permissions" }, A, mgmt_vhost_permissions },
+	{ GET, { "permissions" }, A, mgmt_permissions },
+	{ GET | PUT | DELETE, { "permissions", "*", "*" }, A, mgmt_permission },
+	{ GET, { "topic-permissions" }, A, mgmt_topic_permissions },
+	{ GET, { "queues" }, M, mgmt_queues },
+	{ GET, { "queues", "*" }, M, mgmt_queues },
+	{ GET | PUT | DELETE, { "queues", "*", "*" }, M, mgmt_queue },
+	{ DELETE, { "queues", "*", "*", "contents" }, M, mgmt_queue_contents },
+	{ GET, { "exchanges" }, M, mgmt_exchanges },
+	{ GET, { "exchanges", "*" }, M, mgmt_exchanges },
+	{ GET | PUT | DELETE, { "exchanges", "*", "*" }, M, mgmt_exchange },
+	{ GET | POST, { "definitions" }, A, mgmt_definitions },
+	{ GET, { "health", "checks", "alarms" }, M, mgmt_health_alarms },
+	{ GET, { "aliveness-test", "*" }, M, mgmt_aliveness },
+};
+#undef M
+#undef A
+
+struct mgmt {
+	struct evhttp *http;
+};
+
+/* ---- replies ------------------------------------------------------------ */
+
+void mgmt_reply(struct mgmt_req *q, int status, json_t *json)
+{
+	struct evbuffer *out = evhttp_request_get_output_buffer(q->r);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(q->r);
+	char *text;
+
+	evhttp_add_header(h, "Cache-Control", "no-cache");
+	if (json == NULL) {
+		evhttp_send_reply(q->r, status, NULL, NULL);
+		return;
+	}
+	evhttp_add_header(h, "Content-Type", "application/json");
+	text = json_dumps(json, JSON_COMPACT);
+	json_decref(json);
+	if (text) {
+		evbuffer_add(out, text, strlen(text));
+		free(text);
+	}
+	evhttp_send_reply(q->r, status, NULL, NULL);
+}
+
+void mgmt_error(struct mgmt_req *q, int status, const char *error,
+    const char *reason)
+{
+	mgmt_reply(q, status, json_pack("{s:s, s:s}", "error", error,
+	    "reason", reason));
+}
+
+void mgmt_not_found(struct mgmt_req *q)
+{
+	mgmt_error(q, HTTP_NOTFOUND, "Object Not Found", "Not Found");
+}
+
+void mgmt_amqp_error(struct mgmt_req *q, const struct amqp_error *err)
+{
+	switch (err->code) {
+	case AMQP_NOT_FOUND:
+		mgmt_error(q, HTTP_NOTFOUND, "Object Not Found", err->text);
+		return;
+	case AMQP_ACCESS_REFUSED:
+		mgmt_error(q, 403, "access_refused", err->text);
+		return;
+	default:
+		mgmt_error(q, HTTP_BADREQUEST, "bad_request", err->text);
+	}
+}
+
+const char *mgmt_query(struct mgmt_req *q, const char *key)
+{
+	return evhttp_find_header(q->query, key);
+}
+
+/* ---- access --------------------------------------------------------------- */
+
+bool mgmt_may_see(const struct mgmt_req *q, const struct vhost *vh)
+{
+	return q->sees_all_vhosts ||
+	    userdb_permissions(q->b->users, q->user->name, vh->name) != NULL;
+}
+
+struct vhost **mgmt_visible_vhosts(struct mgmt_req *q, size_t *n)
+{
+	size_t count, i = 0;
+	struct strmap_entry *all = strmap_sorted(q->b->vhosts, &count);
+	struct vhost **out = xcalloc(count + 1, sizeof(*out));
+
+	for (size_t j = 0; j < count; j++)
+		if (mgmt_may_see(q, all[j].value))
+			out[i++] = all[j].value;
+	free(all);
+	*n = i;
+	return out;
+}
+
+struct vhost *mgmt_vhost(struct mgmt_req *q, int i)
+{
+	struct vhost *vh = broker_find_vhost(q->b, bytes_str(q->seg[i]));
+
+	if (vh == NULL || !mgmt_may_see(q, vh)) {
+		mgmt_not_found(q);
+		return NULL;
+	}
+	return vh;
+}
+
+bool mgmt_body_str(struct mgmt_req *q, const char *key, const char *dflt,
+    const char **out)
+{
+	json_t *v = json_object_get(q->body, key);
+	char why[128];
+
+	if (v == NULL && dflt != NULL) {
+		*out = dflt;
+		return true;
+	}
+	if (!json_is_string(v)) {
+		snprintf(why, sizeof(why), "'%s' must be a string", key);
+		mgmt_error(q, HTTP_BADREQUEST, "bad_request", why);
+		return false;
+	}
+	*out = json_string_value(v);
+	return true;
+}
+
+bool mgmt_body_bool(struct mgmt_req *q, const char *key, bool dflt,
+    bool *out)
+{
+	json_t *v = json_object_get(q->body, key);
+	char why[128];
+
+	if (v != NULL && !json_is_boolean(v)) {
+		snprintf(why, sizeof(why), "'%s' must be true or false", key);
+		mgmt_error(q, HTTP_BADREQUEST, "bad_request", why);
+		return false;
+	}
+	*out = v ? json_is_true(v) : dflt;
+	return true;
+}
+
+/* The user of an "Authorization: Basic ..." header, or NULL. */
+static const struct user *authenticate(struct broker *b, const char *header)
+{
+	unsigned char decoded[512];
+	const struct user *u;
+	const char *colon;
+	size_t n, len;
+	int got;
+
+	if (header == NULL || strncasecmp(header, "Basic ", 6) != 0)
+		return NULL;
+	header += 6;
+	n = strlen(header);
+	if (n == 0 || n % 4 != 0 || n / 4 * 3 >= sizeof(decoded))
+		return NULL;
+	if ((got = EVP_DecodeBlock(decoded, (const unsigned char *)header,
+	    (int)n)) < 0)
+		return NULL;
+	len = (size_t)got;
+	while (len > 0 && n > 0 && header[--n] == '=')
+		len--;
+	if ((colon = memchr(decoded, ':', len)) == NULL)
+		return NULL;
+	u = userdb_find(b->users, (struct bytes){ decoded,
+	    (uint32_t)(colon - (const char *)decoded) });
+	if (u == NULL || !user_password_ok(u, (struct bytes){
+	    (const uint8_t *)colon + 1,
+	    (uint32_t)(len - (size_t)(colon + 1 - (const char *)decoded)) }))
+		return NULL;
+	return u;
+}
+
+static bool allowed(const struct user *u, enum mgmt_access need)
+{
+	bool admin = user_has_tag(u, "administrator");
+	bool monitoring = admin || user_has_tag(u, "monitoring");
+
+	switch (need) {
+	case ACCESS_ADMIN:
+		return admin;
+	case ACCESS_MONITORING:
+		return monitoring;
+	case ACCESS_MANAGEMENT:
+		break;
+	}
+	return monitoring || user_has_tag(u, "management") ||
+	    user_has_tag(u, "policymaker");
+}
+
+/* ---- requests ------------------------------------------------------------- */
+
+static unsigned method_bit(enum evhttp_cmd_type cmd)
+{
+	switch (cmd) {
+	case EVHTTP_REQ_GET:
+	case EVHTTP_REQ_HEAD:
+		return GET;
+	case EVHTTP_REQ_PUT:
+		return PUT;
+	case EVHTTP_REQ_POST:
+		return POST;
+	case EVHTTP_REQ_DELETE:
+		return DELETE;
+	default:
+		return 0;
+	}
+}
+
+/* Split and decode the path after "/api/"; false if it is not one. */
+static bool split_path(struct mgmt_req *q, const char *path)
+{
+	const char *p;
+
+	if (path == NULL || strncmp(path, "/api/", 5) != 0)
+		return false;
+	p = path + 5;
+	while (*p) {
+		size_t n = strcspn(p, "/"), len;
+		char *raw, *seg;
+
+		if (q->n_seg == MGMT_MAX_SEGMENTS)
+			return false;
+		raw = xmalloc(n + 1);
+		memcpy(raw, p, n);
+		raw[n] = '\0';
+		seg = evhttp_uridecode(raw, 0, &len);
+		free(raw);
+		/* A NUL inside a name is never a valid name. */
+		if (seg == NULL || strlen(seg) != len) {
+			free(seg);
+			return false;
+		}
+		q->seg[q->n_seg++] = seg;
+		p += n;
+		if (*p == '/' && *++p == '\0')
+			break;		/* a trailing slash */
+	}
+	return q->n_seg > 0;
+}
+
+static const struct route *find_route(const struct mgmt_req *q,
+    bool *path_known)
+{
+	*path_known = false;
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		const struct route *rt = &routes[i];
+		int n = 0;
+
+		while (n < MGMT_MAX_SEGMENTS && rt->path[n])
+			n++;
+		if (n != q->n_seg)
+			continue;
+		for (n = 0; n < q->n_seg; n++)
+			if (strcmp(rt->path[n], "*") != 0 &&
+			    strcmp(rt->path[n], q->seg[n]) != 0)
+				break;
+		if (n == q->n_seg) {
+			*path_known = true;
+			if (rt->methods &
+			    method_bit(evhttp_request_get_command(q->r)))
+				return rt;
+		}
+	}
+	return NULL;
+}
+
+static bool read_body(struct mgmt_req *q)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(q->r);
+	size_t n = evbuffer_get_length(in);
+	json_error_t jerr;
+	char why[256];
+
+	if (n == 0)
+		return true;
+	q->body = json_loadb((const char *)evbuffer_pullup(in, -1), n, 0,
+	    &jerr);
+	if (q->body == NULL || !json_is_object(q->body)) {
+		snprintf(why, sizeof(why), "not a JSON object: %s",
+		    q->body ? "another JSON value" : jerr.text);
+		mgmt_error(q, HTTP_BADREQUEST, "bad_request", why);
+		return false;
+	}
+	return true;
+}
+
+static void on_request(struct evhttp_request *r, void *arg)
+{
+	struct broker *b = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r);
+	struct evkeyvalq query;
+	struct mgmt_req q = { .b = b, .r = r, .query = &query };
+	const struct route *rt;
+	bool path_known;
+
+	TAILQ_INIT(&query);
+	if (evhttp_uri_get_query(uri) &&
+	    evhttp_parse_query_str(evhttp_uri_get_query(uri), &query) != 0) {
+		mgmt_error(&q, HTTP_BADREQUEST, "bad_request",
+		    "malformed query string");
+		goto done;
+	}
+	if (!split_path(&q, evhttp_uri_get_path(uri))) {
+		mgmt_not_found(&q);
+		goto done;
+	}
+	q.user = authenticate(b, evhttp_find_header(
+	    evhttp_request_get_input_headers(r), "Authorization"));
+	if (q.user == NULL || !allowed(q.user, ACCESS_MANAGEMENT)) {
+		evhttp_add_header(evhttp_request_get_output_headers(r),
+		    "WWW-Authenticate", "Basic realm=\"RabbitMQ Management\"");
+		mgmt_error(&q, 401, "not_authorized", q.user ?
+		    "Not management user" : "Login failed");
+		goto done;
+	}
+	q.sees_all_vhosts = allowed(q.user, ACCESS_MONITORING);
+	if ((rt = find_route(&q, &path_known)) == NULL) {
+		if (path_known)
+			mgmt_error(&q, 405, "Method Not Allowed",
+			    "Method Not Allowed");
+		else
+			mgmt_not_found(&q);
+		goto done;
+	}
+	if (!allowed(q.user, rt->access)) {
+		mgmt_error(&q, 401, "not_authorized", "Not administrator user");
+		goto done;
+	}
+	if (read_body(&q))
+		rt->fn(&q);
+	/*
+	 * A change is on disk before its reply: the reply is only queued
+	 * so far, and leaves on a later loop turn.
+	 */
+	broker_save_definitions(b);
+done:
+	evhttp_clear_headers(&query);
+	json_decref(q.body);
+	for (int i = 0; i < q.n_seg; i++)
+		free(q.seg[i]);
+}
+
+bool mgmt_start(struct broker *b)
+{
+	const struct warren_config *cfg = b->cfg;
+	struct mgmt *m;
+
+	if (cfg->mgmt_port == 0)
+		return true;
+	m = xcalloc(1, sizeof(*m));
+	if ((m->http = evhttp_new(b->base)) == NULL) {
+		free(m);
+		log_error("evhttp_new failed");
+		return false;
+	}
+	evhttp_set_max_body_size(m->http, MGMT_MAX_BODY);
+	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
+	    EVHTTP_REQ_PUT | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
+	evhttp_set_gencb(m->http, on_request, b);
+	if (evhttp_bind_socket(m->http, cfg->mgmt_ip, cfg->mgmt_port) != 0) {
+		log_error("management API: cannot listen on %s:%u",
+		    cfg->mgmt_ip, cfg->mgmt_port);
+		evhttp_free(m->http);
+		free(m);
+		return false;
+	}
+	log_info("management API listening on %s:%u", cfg->mgmt_ip,
+	    cfg->mgmt_port);
+	b->mgmt = m;
+	return true;
+}
+
+void mgmt_stop(struct broker *b)
+{
+	if (b->mgmt == NULL)
+		return;
+	evhttp_free(b->mgmt->http);
+	free(b->mgmt);
+	b->mgmt = NULL;
+}

@@ -1,0 +1,455 @@
+/*
+ * Management API: the overview, queues, exchanges, definitions and health
+ * checks (RabbitMQ's /api/overview, /api/queues, /api/exchanges,
+ * /api/definitions, /api/health/checks/alarms, /api/aliveness-test),
+ * through the same operations the AMQP channel uses (declare.c,
+ * operations.c), acting for an administrator (OP_ADMIN).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/http.h>
+
+#include "amqp.h"
+#include "amqp_error.h"
+#include "broker.h"
+#include "config.h"
+#include "connection.h"
+#include "declare.h"
+#include "definitions.h"
+#include "exchange.h"
+#include "log.h"
+#include "message.h"
+#include "mgmt_handlers.h"
+#include "operations.h"
+#include "queue.h"
+#include "strmap.h"
+#include "vhost.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "?"
+#endif
+/* The RabbitMQ version whose API this one follows. */
+#define API_VERSION "3.10.8"
+
+static const char *node_name(void)
+{
+	static char name[300];
+	char host[256];
+
+	if (name[0] == '\0') {
+		if (gethostname(host, sizeof(host)) != 0)
+			snprintf(host, sizeof(host), "localhost");
+		host[sizeof(host) - 1] = '\0';
+		snprintf(name, sizeof(name), "warren@%s", host);
+	}
+	return name;
+}
+
+/* For a list route: the one vhost of segment 1, or every visible one. */
+static struct vhost **listed_vhosts(struct mgmt_req *q, size_t *n)
+{
+	struct vhost *vh, **one;
+
+	if (q->n_seg < 2)
+		return mgmt_visible_vhosts(q, n);
+	if ((vh = mgmt_vhost(q, 1)) == NULL)
+		return NULL;
+	one = xcalloc(1, sizeof(*one));
+	one[0] = vh;
+	*n = 1;
+	return one;
+}
+
+static bool query_true(struct mgmt_req *q, const char *key)
+{
+	const char *v = mgmt_query(q, key);
+
+	return v && strcmp(v, "true") == 0;
+}
+
+/* ---- overview and health ------------------------------------------------ */
+
+void mgmt_overview(struct mgmt_req *q)
+{
+	uint64_t n_queues = 0, n_exchanges = 0, consumers = 0, ready = 0;
+	uint64_t unacked = 0, conns = 0, channels = 0;
+	const struct warren_config *cfg = q->b->cfg;
+	size_t n;
+	struct vhost **vhs = mgmt_visible_vhosts(q, &n);
+	struct conn *c;
+	json_t *listeners;
+
+	for (size_t i = 0; i < n; i++) {
+		struct bytes k;
+		void *v;
+
+		n_exchanges += strmap_count(vhs[i]->exchanges);
+		for (size_t it = 0; strmap_next(vhs[i]->queues, &it, &k, &v); ) {
+			struct queue_stats st;
+
+			queue_stats(v, &st);
+			n_queues++;
+			consumers += st.consumers;
+			ready += st.messages;
+			unacked += st.unacked;
+		}
+	}
+	TAILQ_FOREACH(c, &q->b->conns, link) {
+		if (c->vh && (q->sees_all_vhosts || mgmt_may_see(q, c->vh))) {
+			conns++;
+			channels += c->n_channels;
+		}
+	}
+	free(vhs);
+	listeners = json_pack("[{s:s, s:s, s:s, s:i}]", "node", node_name(),
+	    "protocol", "amqp", "ip_address", cfg->tcp_addr, "port",
+	    (int)cfg->tcp_port);
+	if (cfg->ssl_port)
+		json_array_append_new(listeners, json_pack("{s:s, s:s, s:s, "
+		    "s:i}", "node", node_name(), "protocol", "amqp/ssl",
+		    "ip_address", cfg->ssl_addr, "port", (int)cfg->ssl_port));
+	json_array_append_new(listeners, json_pack("{s:s, s:s, s:s, s:i}",
+	    "node", node_name(), "protocol", "http", "ip_address",
+	    cfg->mgmt_ip, "port", (int)cfg->mgmt_port));
+	mgmt_reply(q, HTTP_OK, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, "
+	    "s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I}, s:o}",
+	    "management_version", API_VERSION, "rabbitmq_version", API_VERSION,
+	    "product_name", "Warren", "product_version", PACKAGE_VERSION,
+	    "cluster_name", node_name(), "node", node_name(),
+	    "object_totals", "connections", (json_int_t)conns, "channels",
+	    (json_int_t)channels, "exchanges", (json_int_t)n_exchanges,
+	    "queues", (json_int_t)n_queues, "consumers", (json_int_t)consumers,
+	    "queue_totals", "messages", (json_int_t)(ready + unacked),
+	    "messages_ready", (json_int_t)ready, "messages_unacknowledged",
+	    (json_int_t)unacked, "listeners", listeners));
+}
+
+void mgmt_health_alarms(struct mgmt_req *q)
+{
+	static const struct {
+		unsigned bit;
+		const char *resource;
+	} kinds[] = {
+		{ ALARM_MEMORY, "memory" },
+		{ ALARM_DISK, "disk" },
+		{ ALARM_STORE, "disk" },
+	};
+	json_t *alarms = json_array();
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (q->b->alarms & kinds[i].bit)
+			json_array_append_new(alarms, json_pack("{s:s, s:s}",
+			    "node", node_name(), "resource", kinds[i].resource));
+	if (json_array_size(alarms) == 0) {
+		json_decref(alarms);
+		mgmt_reply(q, HTTP_OK, json_pack("{s:s}", "status", "ok"));
+		return;
+	}
+	mgmt_reply(q, 503, json_pack("{s:s, s:s, s:o}", "status", "failed",
+	    "reason", "There are alarms in effect in the cluster", "alarms",
+	    alarms));
+}
+
+/*
+ * RabbitMQ's aliveness test: declare the queue "aliveness-test", put a
+ * message through it and take it back out.
+ */
+void mgmt_aliveness(struct mgmt_req *q)
+{
+	static const char body[] = "test_message";
+	struct vhost *vh = mgmt_vhost(q, 1);
+	const struct queue_decl d = { .durable = false };
+	struct content_header h = { .class_id = 60 }, parsed;
+	struct amqp_error err;
+	struct queue_entry e;
+	struct message *m;
+	struct queue *qu;
+	struct wbuf w;
+	bool ok;
+
+	if (vh == NULL)
+		return;
+	if (declare_queue(vh, BYTES_LIT("aliveness-test"), &d, &qu, &err)) {
+		mgmt_amqp_error(q, &err);
+		return;
+	}
+	queue_purge(qu);
+	h.body_size = sizeof(body) - 1;
+	wbuf_init(&w);
+	content_header_encode(&w, &h);
+	content_header_parse((struct bytes){ w.p, (uint32_t)w.len }, &parsed);
+	m = msg_new(BYTES_LIT(""), BYTES_LIT("aliveness-test"),
+	    (struct bytes){ w.p, (uint32_t)w.len }, &parsed);
+	msg_append_body(m, (const uint8_t *)body, sizeof(body) - 1);
+	wbuf_free(&w);
+	ok = queue_push(qu, m, NULL) && qu->n_consumers == 0 &&
+	    queue_pop(qu, &e);
+	msg_unref(m);
+	if (ok) {
+		ok = e.msg->body_len == sizeof(body) - 1 &&
+		    memcmp(msg_body(e.msg), body, sizeof(body) - 1) == 0;
+		queue_settle(qu, &e, SETTLE_ACK);
+	}
+	if (ok)
+		mgmt_reply(q, HTTP_OK, json_pack("{s:s}", "status", "ok"));
+	else
+		mgmt_reply(q, 503, json_pack("{s:s, s:s}", "status", "failed",
+		    "reason", "the test message did not come back"));
+}
+
+/* ---- queues ---------------------------------------------------------------- */
+
+static json_t *queue_json(const struct queue *qu)
+{
+	struct queue_stats st;
+
+	queue_stats(qu, &st);
+	return json_pack("{s:s, s:s, s:b, s:b, s:b, s:o, s:s, s:s, s:s, "
+	    "s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "name", qu->name, "vhost", qu->vh->name, "durable", qu->durable,
+	    "auto_delete", qu->auto_delete, "exclusive", qu->exclusive,
+	    "arguments", definitions_args_to_json(qu->arguments,
+	    qu->arguments_len), "type", qu->type->name, "state", "running",
+	    "node", node_name(),
+	    "messages", (json_int_t)(st.messages + st.unacked),
+	    "messages_ready", (json_int_t)st.messages,
+	    "messages_unacknowledged", (json_int_t)st.unacked,
+	    "messages_paged_out", (json_int_t)st.paged_out,
+	    "message_bytes_ready", (json_int_t)st.bytes,
+	    "consumers", (json_int_t)st.consumers);
+}
+
+/*
+ * A list route's reply: every object in map_of(vhost) of the listed
+ * vhosts, by vhost and then by name, as to_json shows it.
+ */
+static void reply_list(struct mgmt_req *q,
+    struct strmap *(*map_of)(struct vhost *),
+    json_t *(*to_json)(void *obj, const struct vhost *vh))
+{
+	size_t n;
+	struct vhost **vhs = listed_vhosts(q, &n);
+	json_t *list;
+
+	if (vhs == NULL)
+		return;
+	list = json_array();
+	for (size_t i = 0; i < n; i++) {
+		size_t count;
+		struct strmap_entry *all = strmap_sorted(map_of(vhs[i]), &count);
+
+		for (size_t j = 0; j < count; j++)
+			json_array_append_new(list, to_json(all[j].value,
+			    vhs[i]));
+		free(all);
+	}
+	free(vhs);
+	mgmt_reply(q, HTTP_OK, list);
+}
+
+static struct strmap *queues_of(struct vhost *vh)
+{
+	return vh->queues;
+}
+
+static json_t *listed_queue(void *obj, const struct vhost *vh)
+{
+	(void)vh;
+	return queue_json(obj);
+}
+
+void mgmt_queues(struct mgmt_req *q)
+{
+	reply_list(q, queues_of, listed_queue);
+}
+
+/* The body's "arguments" as a raw table in args; false: 400 sent. */
+static bool body_arguments(struct mgmt_req *q, struct wbuf *args)
+{
+	char why[256];
+
+	if (definitions_json_to_args(json_object_get(q->body, "arguments"),
+	    args, why, sizeof(why)))
+		return true;
+	mgmt_error(q, HTTP_BADREQUEST, "bad_request", why);
+	return false;
+}
+
+/* A declare's outcome: 201 made, 204 there already, or its refusal. */
+static void reply_declared(struct mgmt_req *q, int rc,
+    const struct amqp_error *err, bool existed)
+{
+	if (rc)
+		mgmt_amqp_error(q, err);
+	else
+		mgmt_reply(q, existed ? HTTP_NOCONTENT : 201, NULL);
+}
+
+static void put_queue(struct mgmt_req *q, struct vhost *vh, bool existed)
+{
+	struct queue_decl d = { 0 };
+	struct amqp_error err;
+	struct queue *qu;
+	struct wbuf args;
+
+	if (!mgmt_body_bool(q, "durable", true, &d.durable) ||
+	    !mgmt_body_bool(q, "auto_delete", false, &d.auto_delete))
+		return;
+	wbuf_init(&args);
+	if (body_arguments(q, &args)) {
+		d.arguments = (struct bytes){ args.p, (uint32_t)args.len };
+		reply_declared(q, declare_queue(vh, bytes_str(q->seg[2]), &d,
+		    &qu, &err), &err, existed);
+	}
+	wbuf_free(&args);
+}
+
+void mgmt_queue(struct mgmt_req *q)
+{
+	struct vhost *vh = mgmt_vhost(q, 1);
+	struct bytes name = bytes_str(q->seg[2]);
+	struct amqp_error err;
+	struct queue *qu;
+	uint32_t count;
+
+	if (vh == NULL)
+		return;
+	qu = vhost_find_queue(vh, name);
+	switch (evhttp_request_get_command(q->r)) {
+	case EVHTTP_REQ_PUT:
+		put_queue(q, vh, qu != NULL);
+		return;
+	case EVHTTP_REQ_DELETE:
+		if (op_delete_queue(vh, name, query_true(q, "if-unused"),
+		    query_true(q, "if-empty"), OP_ADMIN, true, &count, &err))
+			mgmt_amqp_error(q, &err);
+		else
+			mgmt_reply(q, HTTP_NOCONTENT, NULL);
+		return;
+	default:
+		if (qu == NULL)
+			mgmt_not_found(q);
+		else
+			mgmt_reply(q, HTTP_OK, queue_json(qu));
+	}
+}
+
+void mgmt_queue_contents(struct mgmt_req *q)
+{
+	struct vhost *vh = mgmt_vhost(q, 1);
+	struct amqp_error err;
+	uint32_t count;
+
+	if (vh == NULL)
+		return;
+	if (op_purge_queue(vh, bytes_str(q->seg[2]), OP_ADMIN, &count, &err))
+		mgmt_amqp_error(q, &err);
+	else
+		mgmt_reply(q, HTTP_NOCONTENT, NULL);
+}
+
+/* ---- exchanges ------------------------------------------------------------ */
+
+static json_t *exchange_json(const struct exchange *x, const char *vhost)
+{
+	return json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:o}", "name",
+	    x->name, "vhost", vhost, "type", x->type->name, "durable",
+	    x->durable, "auto_delete", x->auto_delete, "internal",
+	    x->internal, "arguments", definitions_args_to_json(x->arguments,
+	    x->arguments_len));
+}
+
+static struct strmap *exchanges_of(struct vhost *vh)
+{
+	return vh->exchanges;
+}
+
+static json_t *listed_exchange(void *obj, const struct vhost *vh)
+{
+	return exchange_json(obj, vh->name);
+}
+
+void mgmt_exchanges(struct mgmt_req *q)
+{
+	reply_list(q, exchanges_of, listed_exchange);
+}
+
+static void put_exchange(struct mgmt_req *q, struct vhost *vh, bool existed)
+{
+	struct exchange_decl d = { 0 };
+	struct amqp_error err;
+	struct exchange *x;
+	const char *type;
+	struct wbuf args;
+
+	if (!mgmt_body_str(q, "type", NULL, &type) ||
+	    !mgmt_body_bool(q, "durable", true, &d.durable) ||
+	    !mgmt_body_bool(q, "auto_delete", false, &d.auto_delete) ||
+	    !mgmt_body_bool(q, "internal", false, &d.internal))
+		return;
+	d.type = bytes_str(type);
+	wbuf_init(&args);
+	if (body_arguments(q, &args)) {
+		d.arguments = (struct bytes){ args.p, (uint32_t)args.len };
+		reply_declared(q, declare_exchange(vh, bytes_str(q->seg[2]),
+		    &d, &x, &err), &err, existed);
+	}
+	wbuf_free(&args);
+}
+
+void mgmt_exchange(struct mgmt_req *q)
+{
+	struct vhost *vh = mgmt_vhost(q, 1);
+	/* The default exchange is "amq.default" in the API's paths. */
+	struct bytes name = strcmp(q->seg[2], "amq.default") == 0 ?
+	    BYTES_LIT("") : bytes_str(q->seg[2]);
+	struct amqp_error err;
+	struct exchange *x;
+
+	if (vh == NULL)
+		return;
+	x = vhost_find_exchange(vh, name);
+	switch (evhttp_request_get_command(q->r)) {
+	case EVHTTP_REQ_PUT:
+		put_exchange(q, vh, x != NULL);
+		return;
+	case EVHTTP_REQ_DELETE:
+		if (op_delete_exchange(vh, name, query_true(q, "if-unused"),
+		    true, &err))
+			mgmt_amqp_error(q, &err);
+		else
+			mgmt_reply(q, HTTP_NOCONTENT, NULL);
+		return;
+	default:
+		if (x == NULL)
+			mgmt_not_found(q);
+		else
+			mgmt_reply(q, HTTP_OK, exchange_json(x, vh->name));
+	}
+}
+
+/* ---- definitions ------------------------------------------------------------ */
+
+void mgmt_definitions(struct mgmt_req *q)
+{
+	char err[512];
+
+	if (evhttp_request_get_command(q->r) != EVHTTP_REQ_POST) {
+		mgmt_reply(q, HTTP_OK, definitions_export(q->b));
+		return;
+	}
+	if (q->body == NULL) {
+		mgmt_error(q, HTTP_BADREQUEST, "bad_request",
+		    "the definitions must be a JSON object");
+		return;
+	}
+	if (!definitions_import(q->b, q->body, err, sizeof(err))) {
+		mgmt_error(q, HTTP_BADREQUEST, "bad_request", err);
+		return;
+	}
+	broker_durable_changed(q->b);
+	mgmt_reply(q, HTTP_NOCONTENT, NULL);
+}

@@ -1,0 +1,344 @@
+#!/usr/bin/python3
+"""The HTTP management API: RabbitMQ's paths, JSON, status codes and
+access rules, checked against what pika sees on the AMQP side.
+
+- Basic auth against the broker's users; tags decide access (401 without
+  credentials, with wrong ones, without a management tag, and for
+  administrator-only paths without the administrator tag); management
+  users see only vhosts they have permissions on.
+- /api/whoami, /api/overview (object and message totals follow AMQP
+  activity), /api/health/checks/alarms, /api/aliveness-test.
+- Vhosts, users and permissions: create (201), update (204), read, delete;
+  a vhost deleted under a connection closes it with 320; all of it
+  survives kill -9.
+- Queues and exchanges: declare with arguments (equivalence checked as on
+  AMQP), message counts (ready, unacknowledged), purge, delete with
+  if-empty, the default exchange as amq.default, amq.* undeletable.
+- /api/definitions: export, and import of a RabbitMQ 3.10.8 export.
+- Bad input (malformed JSON, wrong types, unknown paths and methods, NUL
+  in a name) gets a 4xx with a JSON error, and the broker goes on.
+"""
+import base64
+import json
+import os
+import sys
+import unittest
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pika  # noqa: E402
+import pika.exceptions  # noqa: E402
+
+from harness import Broker, main, skip_if_external, wait_until  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RABBIT_DEFS = os.path.join(HERE, "..", "data", "rabbitmq-3.10-definitions.json")
+
+
+class Api:
+    def __init__(self, broker, user="guest", password="guest"):
+        self.base = "http://127.0.0.1:%d/api" % broker.mgmt_port
+        self.user, self.password = user, password
+
+    def __call__(self, method, path, body=None, raw=None, auth=True):
+        """(status, parsed JSON or None, headers)."""
+        data = raw if raw is not None else (
+            json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if auth:
+            token = base64.b64encode(("%s:%s" % (self.user, self.password)).encode())
+            req.add_header("Authorization", "Basic " + token.decode())
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                status, text, headers = r.status, r.read(), r.headers
+        except urllib.error.HTTPError as e:
+            status, text, headers = e.code, e.read(), e.headers
+        return status, (json.loads(text) if text else None), headers
+
+    def ok(self, method, path, body=None, expect=(200, 201, 204)):
+        status, reply, _ = self(method, path, body)
+        if status not in expect:
+            raise AssertionError("%s %s: %d %r" % (method, path, status, reply))
+        return reply
+
+
+class MgmtApi(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        skip_if_external("talks to warrend's management port")
+        cls.cm = Broker()
+        cls.broker = cls.cm.__enter__()
+        cls.api = Api(cls.broker)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cm.__exit__(None, None, None)
+
+    def tearDown(self):
+        self.assertTrue(self.broker.alive(), "warrend died")
+
+    def amqp(self, user="guest", password="guest", vhost="/"):
+        return pika.BlockingConnection(self.broker.params(
+            user=user, password=password, vhost=vhost))
+
+    # ---- authentication and access ------------------------------------------
+    def test_auth_required_and_checked(self):
+        status, reply, headers = self.api("GET", "/overview", auth=False)
+        self.assertEqual(status, 401)
+        self.assertIn("Basic", headers["WWW-Authenticate"])
+        self.assertEqual(reply["error"], "not_authorized")
+        status, _, _ = Api(self.broker, "guest", "wrong")("GET", "/overview")
+        self.assertEqual(status, 401)
+
+    def test_tags_decide_access(self):
+        api = self.api
+        api.ok("PUT", "/users/plain", {"password": "pw", "tags": ""})
+        api.ok("PUT", "/users/mgr", {"password": "pw", "tags": "management"})
+        api.ok("PUT", "/vhosts/mgr-only")
+        api.ok("PUT", "/permissions/mgr-only/mgr",
+               {"configure": ".*", "write": ".*", "read": ".*"})
+        try:
+            status, reply, _ = Api(self.broker, "plain", "pw")("GET", "/overview")
+            self.assertEqual((status, reply["reason"]), (401, "Not management user"))
+            mgr = Api(self.broker, "mgr", "pw")
+            self.assertEqual(mgr.ok("GET", "/whoami"),
+                             {"name": "mgr", "tags": ["management"]})
+            status, _, _ = mgr("GET", "/users")
+            self.assertEqual(status, 401)
+            # Only the vhosts it has permissions on.
+            self.assertEqual([v["name"] for v in mgr.ok("GET", "/vhosts")],
+                             ["mgr-only"])
+            status, _, _ = mgr("GET", "/queues/%2F")
+            self.assertEqual(status, 404)
+            status, _, _ = mgr("PUT", "/vhosts/new-one")
+            self.assertEqual(status, 401)
+        finally:
+            api.ok("DELETE", "/vhosts/mgr-only")
+            api.ok("DELETE", "/users/plain")
+            api.ok("DELETE", "/users/mgr")
+
+    def test_whoami(self):
+        self.assertEqual(self.api.ok("GET", "/whoami"),
+                         {"name": "guest", "tags": ["administrator"]})
+
+    # ---- overview, health --------------------------------------------------
+    def test_overview_follows_amqp(self):
+        before = self.api.ok("GET", "/overview")
+        self.assertEqual(before["product_name"], "Warren")
+        self.assertEqual(before["rabbitmq_version"], "3.10.8")
+        conn = self.amqp()
+        ch = conn.channel()
+        ch.queue_declare("ov-q")
+        ch.confirm_delivery()
+        for i in range(3):
+            ch.basic_publish("", "ov-q", b"m%d" % i)
+        ch.basic_consume("ov-q", lambda *a: None)  # holds all 3 unacked
+        conn.process_data_events(0.2)
+        after = self.api.ok("GET", "/overview")
+        t0, t1 = before["object_totals"], after["object_totals"]
+        self.assertEqual(t1["queues"], t0["queues"] + 1)
+        self.assertEqual(t1["consumers"], t0["consumers"] + 1)
+        self.assertGreaterEqual(t1["connections"], 1)
+        wait_until(lambda: self.api.ok("GET", "/queues/%2F/ov-q")[
+            "messages_unacknowledged"] == 3, what="3 unacked")
+        totals = self.api.ok("GET", "/overview")["queue_totals"]
+        self.assertGreaterEqual(totals["messages_unacknowledged"], 3)
+        conn.close()
+        self.api.ok("DELETE", "/queues/%2F/ov-q")
+
+    def test_health_and_aliveness(self):
+        self.assertEqual(self.api.ok("GET", "/health/checks/alarms"),
+                         {"status": "ok"})
+        self.assertEqual(self.api.ok("GET", "/aliveness-test/%2F"),
+                         {"status": "ok"})
+        status, _, _ = self.api("GET", "/aliveness-test/no-such-vhost")
+        self.assertEqual(status, 404)
+
+    # ---- vhosts, users, permissions ------------------------------------------
+    def test_vhost_lifecycle_and_connection_forced(self):
+        api = self.api
+        status, _, _ = api("PUT", "/vhosts/v1")
+        self.assertEqual(status, 201)
+        status, _, _ = api("PUT", "/vhosts/v1")
+        self.assertEqual(status, 204)
+        self.assertIn("v1", [v["name"] for v in api.ok("GET", "/vhosts")])
+        # No permissions yet: 530 at connection.open.
+        with self.assertRaises(pika.exceptions.ProbableAccessDeniedError):
+            self.amqp(vhost="v1")
+        status, _, _ = api("PUT", "/permissions/v1/guest",
+                           {"configure": ".*", "write": ".*", "read": ".*"})
+        self.assertEqual(status, 201)
+        self.assertEqual(api.ok("GET", "/permissions/v1/guest")["configure"], ".*")
+        conn = self.amqp(vhost="v1")
+        conn.channel().queue_declare("in-v1")
+        self.assertEqual([q["name"] for q in api.ok("GET", "/queues/v1")], ["in-v1"])
+        # Each vhost its own amq.* exchanges.
+        names = [x["name"] for x in api.ok("GET", "/exchanges/v1")]
+        self.assertEqual(names, ["", "amq.direct", "amq.fanout", "amq.headers",
+                                 "amq.match", "amq.rabbitmq.trace", "amq.topic"])
+        api.ok("DELETE", "/vhosts/v1")
+        with self.assertRaises(pika.exceptions.ConnectionClosedByBroker) as cm:
+            conn.process_data_events(0)
+            wait_until(lambda: (conn.process_data_events(0.05), False)[1],
+                       timeout=10)
+        self.assertEqual(cm.exception.reply_code, 320)
+        status, _, _ = api("GET", "/vhosts/v1")
+        self.assertEqual(status, 404)
+        status, _, _ = api("GET", "/permissions/v1/guest")
+        self.assertEqual(status, 404)
+
+    def test_users_and_passwords(self):
+        api = self.api
+        self.assertEqual(api("PUT", "/users/carol", {"tags": "x"})[0], 400)
+        self.assertEqual(api("PUT", "/users/carol",
+                             {"password": "c-pw", "tags": "management,monitoring"})[0], 201)
+        u = api.ok("GET", "/users/carol")
+        self.assertEqual(u["tags"], ["management", "monitoring"])
+        self.assertEqual(u["hashing_algorithm"], "rabbit_password_hashing_sha256")
+        self.assertNotIn("c-pw", json.dumps(u))
+        api.ok("PUT", "/permissions/%2F/carol",
+               {"configure": "", "write": "", "read": ".*"})
+        self.amqp("carol", "c-pw").close()
+        # A hash from RabbitMQ: alice-secret (rabbitmqctl add_user).
+        self.assertEqual(api("PUT", "/users/carol", {
+            "password_hash": "b+CvgCflk8WC8PMD+QMi+f0sRs4fv0CQvmIzc5TzVuwBd4Gb",
+            "hashing_algorithm": "rabbit_password_hashing_sha256",
+            "tags": ""})[0], 204)
+        self.amqp("carol", "alice-secret").close()
+        with self.assertRaises(pika.exceptions.ProbableAuthenticationError):
+            self.amqp("carol", "c-pw")
+        self.assertEqual([p["user"] for p in api.ok("GET", "/users/carol/permissions")],
+                         ["carol"])
+        self.assertIn("carol", [u["name"] for u in api.ok("GET", "/users")])
+        status, reply, _ = api("PUT", "/permissions/%2F/carol",
+                               {"configure": "(", "write": "", "read": ""})
+        self.assertEqual(status, 400)
+        self.assertIn("configure", reply["reason"])
+        self.assertEqual(api("DELETE", "/users/carol")[0], 204)
+        self.assertEqual(api("GET", "/users/carol")[0], 404)
+        self.assertEqual(api("DELETE", "/users/carol")[0], 404)
+        self.assertNotIn("carol", [p["user"] for p in api.ok("GET", "/permissions")])
+        with self.assertRaises(pika.exceptions.ProbableAuthenticationError):
+            self.amqp("carol", "alice-secret")
+
+    # ---- queues and exchanges -------------------------------------------------
+    def test_queue_declare_counts_purge_delete(self):
+        api = self.api
+        self.assertEqual(api("PUT", "/queues/%2F/api-q",
+                             {"durable": True, "arguments": {"x-max-length": 5}})[0], 201)
+        self.assertEqual(api("PUT", "/queues/%2F/api-q",
+                             {"durable": True, "arguments": {"x-max-length": 5}})[0], 204)
+        status, reply, _ = api("PUT", "/queues/%2F/api-q",
+                               {"durable": True, "arguments": {"x-max-length": 6}})
+        self.assertEqual(status, 400)
+        self.assertIn("x-max-length", reply["reason"])
+        conn = self.amqp()
+        ch = conn.channel()
+        # The same queue on the AMQP side, equivalent arguments.
+        ch.queue_declare("api-q", durable=True, arguments={"x-max-length": 5})
+        ch.confirm_delivery()
+        for i in range(7):
+            ch.basic_publish("", "api-q", b"m%d" % i)
+        q = api.ok("GET", "/queues/%2F/api-q")
+        self.assertEqual((q["messages_ready"], q["messages"], q["consumers"]), (5, 5, 0))
+        self.assertEqual(q["arguments"], {"x-max-length": 5})
+        self.assertEqual((q["durable"], q["type"], q["vhost"]), (True, "classic", "/"))
+        ch.basic_qos(prefetch_count=2)
+        ch.basic_consume("api-q", lambda *a: None)
+        wait_until(lambda: api.ok("GET", "/queues/%2F/api-q")[
+            "messages_unacknowledged"] == 2, what="2 unacked")
+        q = api.ok("GET", "/queues/%2F/api-q")
+        self.assertEqual((q["messages_ready"], q["messages"], q["consumers"]), (3, 5, 1))
+        self.assertEqual(api("DELETE", "/queues/%2F/api-q?if-empty=true")[0], 400)
+        self.assertEqual(api("DELETE", "/queues/%2F/api-q/contents")[0], 204)
+        self.assertEqual(api.ok("GET", "/queues/%2F/api-q")["messages_ready"], 0)
+        self.assertEqual(api("DELETE", "/queues/%2F/api-q?if-unused=true")[0], 400)
+        self.assertEqual(api("DELETE", "/queues/%2F/api-q")[0], 204)
+        self.assertEqual(api("GET", "/queues/%2F/api-q")[0], 404)
+        self.assertEqual(api("DELETE", "/queues/%2F/api-q")[0], 404)
+        conn.close()
+
+    def test_exchanges(self):
+        api = self.api
+        self.assertEqual(api("PUT", "/exchanges/%2F/api-x", {"type": "topic"})[0], 201)
+        x = api.ok("GET", "/exchanges/%2F/api-x")
+        self.assertEqual((x["type"], x["durable"], x["internal"]), ("topic", True, False))
+        status, _, _ = api("PUT", "/exchanges/%2F/api-x", {"type": "fanout"})
+        self.assertEqual(status, 400)
+        conn = self.amqp()
+        conn.channel().exchange_declare("api-x", "topic", durable=True, passive=True)
+        conn.close()
+        self.assertEqual(api.ok("GET", "/exchanges/%2F/amq.default")["name"], "")
+        status, reply, _ = api("DELETE", "/exchanges/%2F/amq.direct")
+        self.assertEqual(status, 403)
+        self.assertEqual(api("PUT", "/exchanges/%2F/bad", {"type": "nope"})[0], 400)
+        self.assertEqual(api("DELETE", "/exchanges/%2F/api-x")[0], 204)
+        self.assertEqual(api("DELETE", "/exchanges/%2F/api-x")[0], 404)
+
+    # ---- definitions ---------------------------------------------------------
+    def test_definitions_export_and_rabbitmq_import(self):
+        api = self.api
+        d = api.ok("GET", "/definitions")
+        self.assertIn("guest", [u["name"] for u in d["users"]])
+        self.assertIn("/", [v["name"] for v in d["vhosts"]])
+        with open(RABBIT_DEFS) as f:
+            rabbit = json.load(f)
+        self.assertEqual(api("POST", "/definitions", rabbit)[0], 204)
+        conn = self.amqp("alice", "alice-secret", "tenant-a")
+        conn.channel().queue_declare("alice-work", passive=True)
+        conn.close()
+        self.assertEqual(api.ok("GET", "/queues/tenant-a/alice-work")["arguments"],
+                         {"x-max-length": 1000, "x-queue-mode": "lazy"})
+        # The guest password hash came from RabbitMQ too: still "guest".
+        self.amqp().close()
+        api.ok("DELETE", "/vhosts/tenant-a")
+        for user in ("alice", "bob"):
+            api.ok("DELETE", "/users/" + user)
+
+    # ---- bad input ------------------------------------------------------------
+    def test_bad_input_gets_4xx(self):
+        api = self.api
+        status, reply, _ = api("PUT", "/queues/%2F/bad", raw=b"{not json")
+        self.assertEqual(status, 400)
+        self.assertEqual(reply["error"], "bad_request")
+        self.assertEqual(api("PUT", "/queues/%2F/bad", raw=b"[1,2]")[0], 400)
+        self.assertEqual(api("PUT", "/queues/%2F/bad", {"durable": "yes"})[0], 400)
+        self.assertEqual(api("PUT", "/queues/%2F/bad", {"arguments": 5})[0], 400)
+        self.assertEqual(api("PUT", "/queues/%2F/bad",
+                             {"arguments": {"x-max-length": "many"}})[0], 400)
+        self.assertEqual(api("GET", "/nope")[0], 404)
+        self.assertEqual(api("GET", "/queues/%2F/q/x/y/z/w")[0], 404)
+        self.assertEqual(api("GET", "/queues/%2F/a%00b")[0], 404)
+        self.assertEqual(api("DELETE", "/overview")[0], 405)
+        self.assertEqual(api("POST", "/definitions", {"queues": 3})[0], 400)
+        self.assertEqual(api("GET", "/queues/no-such-vhost")[0], 404)
+        status, _, _ = api("PUT", "/queues/%2F/bad", {})
+        self.assertEqual(status, 201)
+        api.ok("DELETE", "/queues/%2F/bad")
+
+
+class MgmtPersistence(unittest.TestCase):
+    def setUp(self):
+        skip_if_external("restarts warrend")
+
+    def test_api_changes_survive_kill(self):
+        with Broker() as b:
+            api = Api(b)
+            api.ok("PUT", "/vhosts/kept")
+            api.ok("PUT", "/users/dave", {"password": "d-pw", "tags": "monitoring"})
+            api.ok("PUT", "/permissions/kept/dave",
+                   {"configure": ".*", "write": ".*", "read": ".*"})
+            api.ok("PUT", "/queues/kept/dq", {"durable": True})
+            b.restart(kill=True)
+            pika.BlockingConnection(b.params(user="dave", password="d-pw",
+                                             vhost="kept")).close()
+            self.assertEqual(Api(b, "dave", "d-pw").ok("GET", "/whoami")["tags"],
+                             ["monitoring"])
+            self.assertEqual(api.ok("GET", "/queues/kept/dq")["durable"], True)
+
+
+if __name__ == "__main__":
+    main()
