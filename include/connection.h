@@ -51,6 +51,9 @@ struct conn {
 	uint16_t heartbeat;		/* seconds; 0: off */
 	char *user;
 	struct vhost *vh;
+	uint8_t *client_props;		/* start-ok's client-properties, raw */
+	uint32_t client_props_len;
+	uint64_t connected_at;		/* wall clock, ms */
 	bool cancel_notify;		/* client capability consumer_cancel_notify */
 	bool read_paused;		/* output too large: not reading */
 	bool published;			/* has sent basic.publish */

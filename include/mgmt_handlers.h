@@ -57,6 +57,10 @@ struct vhost *mgmt_vhost(struct mgmt_req *q, int i);
 struct vhost **mgmt_visible_vhosts(struct mgmt_req *q, size_t *n);
 /* Whether q's user may see vh (monitoring and administrators: all). */
 bool mgmt_may_see(const struct mgmt_req *q, const struct vhost *vh);
+/* "warren@HOST", where RabbitMQ says "rabbit@HOST". */
+const char *mgmt_node_name(void);
+/* An exchange named in a path ("amq.default" is the default exchange). */
+const char *mgmt_exchange_name(const char *segment);
 /* The body member key as a string (default dflt; NULL: required). */
 bool mgmt_body_str(struct mgmt_req *q, const char *key, const char *dflt,
     const char **out);
@@ -69,5 +73,9 @@ mgmt_handler mgmt_permissions, mgmt_permission, mgmt_topic_permissions;
 mgmt_handler mgmt_overview, mgmt_queues, mgmt_queue, mgmt_queue_contents;
 mgmt_handler mgmt_exchanges, mgmt_exchange, mgmt_definitions;
 mgmt_handler mgmt_health_alarms, mgmt_aliveness;
+mgmt_handler mgmt_bindings, mgmt_object_bindings, mgmt_bindings_between;
+mgmt_handler mgmt_binding;
+mgmt_handler mgmt_connections, mgmt_connection, mgmt_channels;
+mgmt_handler mgmt_consumers;
 
 #endif

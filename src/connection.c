@@ -150,6 +150,7 @@ void conn_accept(struct broker *b, int fd, const struct sockaddr *sa,
 
 	c->id = b->next_conn_id++;
 	c->broker = b;
+	c->connected_at = (uint64_t)time(NULL) * 1000;
 	format_peer(c, sa);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (ssl != NULL) {
@@ -241,6 +242,7 @@ void conn_free(struct conn *c, const char *reason)
 	event_free(c->resume_ev);
 	bufferevent_free(c->bev);
 	wbuf_free(&c->scratch);
+	free(c->client_props);
 	free(c->user);
 	free(c);
 }

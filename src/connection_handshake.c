@@ -95,6 +95,11 @@ static int on_start_ok(struct conn *c, const struct amqp_connection_start_ok *a,
 	    c->peer_is_loopback, &c->user, err);
 	if (rc)
 		return rc;
+	free(c->client_props);
+	c->client_props = xmalloc(a->client_properties.len + 1);
+	memcpy(c->client_props, a->client_properties.ptr,
+	    a->client_properties.len);
+	c->client_props_len = a->client_properties.len;
 	c->cancel_notify = client_capability(a->client_properties,
 	    "consumer_cancel_notify");
 	c->blocked_notify = client_capability(a->client_properties,

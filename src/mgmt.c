@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -56,6 +57,26 @@ static const struct route routes[] = {
 	{ GET, { "exchanges" }, M, mgmt_exchanges },
 	{ GET, { "exchanges", "*" }, M, mgmt_exchanges },
 	{ GET | PUT | DELETE, { "exchanges", "*", "*" }, M, mgmt_exchange },
+	{ GET, { "exchanges", "*", "*", "bindings", "source" }, M,
+	    mgmt_object_bindings },
+	{ GET, { "exchanges", "*", "*", "bindings", "destination" }, M,
+	    mgmt_object_bindings },
+	{ GET, { "queues", "*", "*", "bindings" }, M, mgmt_object_bindings },
+	{ GET, { "bindings" }, M, mgmt_bindings },
+	{ GET, { "bindings", "*" }, M, mgmt_bindings },
+	{ GET | POST, { "bindings", "*", "e", "*", "q", "*" }, M,
+	    mgmt_bindings_between },
+	{ GET | POST, { "bindings", "*", "e", "*", "e", "*" }, M,
+	    mgmt_bindings_between },
+	{ GET | DELETE, { "bindings", "*", "e", "*", "q", "*", "*" }, M,
+	    mgmt_binding },
+	{ GET | DELETE, { "bindings", "*", "e", "*", "e", "*", "*" }, M,
+	    mgmt_binding },
+	{ GET, { "connections" }, M, mgmt_connections },
+	{ GET | DELETE, { "connections", "*" }, M, mgmt_connection },
+	{ GET, { "channels" }, M, mgmt_channels },
+	{ GET, { "consumers" }, M, mgmt_consumers },
+	{ GET, { "consumers", "*" }, M, mgmt_consumers },
 	{ GET | POST, { "definitions" }, A, mgmt_definitions },
 	{ GET, { "health", "checks", "alarms" }, M, mgmt_health_alarms },
 	{ GET, { "aliveness-test", "*" }, M, mgmt_aliveness },
@@ -152,6 +173,25 @@ struct vhost *mgmt_vhost(struct mgmt_req *q, int i)
 		return NULL;
 	}
 	return vh;
+}
+
+const char *mgmt_node_name(void)
+{
+	static char name[300];
+	char host[256];
+
+	if (name[0] == '\0') {
+		if (gethostname(host, sizeof(host)) != 0)
+			snprintf(host, sizeof(host), "localhost");
+		host[sizeof(host) - 1] = '\0';
+		snprintf(name, sizeof(name), "warren@%s", host);
+	}
+	return name;
+}
+
+const char *mgmt_exchange_name(const char *segment)
+{
+	return strcmp(segment, "amq.default") == 0 ? "" : segment;
 }
 
 bool mgmt_body_str(struct mgmt_req *q, const char *key, const char *dflt,

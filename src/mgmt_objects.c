@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <event2/http.h>
 
@@ -33,20 +32,6 @@
 #endif
 /* The RabbitMQ version whose API this one follows. */
 #define API_VERSION "3.10.8"
-
-static const char *node_name(void)
-{
-	static char name[300];
-	char host[256];
-
-	if (name[0] == '\0') {
-		if (gethostname(host, sizeof(host)) != 0)
-			snprintf(host, sizeof(host), "localhost");
-		host[sizeof(host) - 1] = '\0';
-		snprintf(name, sizeof(name), "warren@%s", host);
-	}
-	return name;
-}
 
 /* For a list route: the one vhost of segment 1, or every visible one. */
 static struct vhost **listed_vhosts(struct mgmt_req *q, size_t *n)
@@ -104,21 +89,21 @@ void mgmt_overview(struct mgmt_req *q)
 		}
 	}
 	free(vhs);
-	listeners = json_pack("[{s:s, s:s, s:s, s:i}]", "node", node_name(),
+	listeners = json_pack("[{s:s, s:s, s:s, s:i}]", "node", mgmt_node_name(),
 	    "protocol", "amqp", "ip_address", cfg->tcp_addr, "port",
 	    (int)cfg->tcp_port);
 	if (cfg->ssl_port)
 		json_array_append_new(listeners, json_pack("{s:s, s:s, s:s, "
-		    "s:i}", "node", node_name(), "protocol", "amqp/ssl",
+		    "s:i}", "node", mgmt_node_name(), "protocol", "amqp/ssl",
 		    "ip_address", cfg->ssl_addr, "port", (int)cfg->ssl_port));
 	json_array_append_new(listeners, json_pack("{s:s, s:s, s:s, s:i}",
-	    "node", node_name(), "protocol", "http", "ip_address",
+	    "node", mgmt_node_name(), "protocol", "http", "ip_address",
 	    cfg->mgmt_ip, "port", (int)cfg->mgmt_port));
 	mgmt_reply(q, HTTP_OK, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, "
 	    "s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I}, s:o}",
 	    "management_version", API_VERSION, "rabbitmq_version", API_VERSION,
 	    "product_name", "Warren", "product_version", PACKAGE_VERSION,
-	    "cluster_name", node_name(), "node", node_name(),
+	    "cluster_name", mgmt_node_name(), "node", mgmt_node_name(),
 	    "object_totals", "connections", (json_int_t)conns, "channels",
 	    (json_int_t)channels, "exchanges", (json_int_t)n_exchanges,
 	    "queues", (json_int_t)n_queues, "consumers", (json_int_t)consumers,
@@ -142,7 +127,7 @@ void mgmt_health_alarms(struct mgmt_req *q)
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
 		if (q->b->alarms & kinds[i].bit)
 			json_array_append_new(alarms, json_pack("{s:s, s:s}",
-			    "node", node_name(), "resource", kinds[i].resource));
+			    "node", mgmt_node_name(), "resource", kinds[i].resource));
 	if (json_array_size(alarms) == 0) {
 		json_decref(alarms);
 		mgmt_reply(q, HTTP_OK, json_pack("{s:s}", "status", "ok"));
@@ -213,7 +198,7 @@ static json_t *queue_json(const struct queue *qu)
 	    "auto_delete", qu->auto_delete, "exclusive", qu->exclusive,
 	    "arguments", definitions_args_to_json(qu->arguments,
 	    qu->arguments_len), "type", qu->type->name, "state", "running",
-	    "node", node_name(),
+	    "node", mgmt_node_name(),
 	    "messages", (json_int_t)(st.messages + st.unacked),
 	    "messages_ready", (json_int_t)st.messages,
 	    "messages_unacknowledged", (json_int_t)st.unacked,
@@ -403,9 +388,7 @@ static void put_exchange(struct mgmt_req *q, struct vhost *vh, bool existed)
 void mgmt_exchange(struct mgmt_req *q)
 {
 	struct vhost *vh = mgmt_vhost(q, 1);
-	/* The default exchange is "amq.default" in the API's paths. */
-	struct bytes name = strcmp(q->seg[2], "amq.default") == 0 ?
-	    BYTES_LIT("") : bytes_str(q->seg[2]);
+	struct bytes name = bytes_str(mgmt_exchange_name(q->seg[2]));
 	struct amqp_error err;
 	struct exchange *x;
 

@@ -278,6 +278,98 @@ class MgmtApi(unittest.TestCase):
         self.assertEqual(api("DELETE", "/exchanges/%2F/api-x")[0], 204)
         self.assertEqual(api("DELETE", "/exchanges/%2F/api-x")[0], 404)
 
+    def test_bindings(self):
+        api = self.api
+        api.ok("PUT", "/exchanges/%2F/bx", {"type": "direct"})
+        api.ok("PUT", "/exchanges/%2F/bx2", {"type": "fanout"})
+        api.ok("PUT", "/queues/%2F/bq", {"durable": False})
+        status, _, headers = api("POST", "/bindings/%2F/e/bx/q/bq",
+                                 {"routing_key": "k1"})
+        self.assertEqual((status, headers["Location"]), (201, "k1"))
+        status, _, headers = api("POST", "/bindings/%2F/e/bx/q/bq",
+                                 {"routing_key": "k2", "arguments": {"a": 1}})
+        self.assertEqual(status, 201)
+        props = headers["Location"]
+        self.assertTrue(props.startswith("k2~"), props)
+        api.ok("POST", "/bindings/%2F/e/bx/e/bx2", {"routing_key": "to-x"})
+        between = api.ok("GET", "/bindings/%2F/e/bx/q/bq")
+        self.assertEqual([(b["routing_key"], b["arguments"]) for b in between],
+                         [("k1", {}), ("k2", {"a": 1})])
+        # The queue's bindings include the default exchange's, as RabbitMQ.
+        qb = api.ok("GET", "/queues/%2F/bq/bindings")
+        self.assertEqual([(b["source"], b["routing_key"]) for b in qb],
+                         [("", "bq"), ("bx", "k1"), ("bx", "k2")])
+        src = api.ok("GET", "/exchanges/%2F/bx/bindings/source")
+        self.assertEqual([(b["destination"], b["destination_type"]) for b in src],
+                         [("bq", "queue"), ("bq", "queue"), ("bx2", "exchange")])
+        dst = api.ok("GET", "/exchanges/%2F/bx2/bindings/destination")
+        self.assertEqual([b["source"] for b in dst], ["bx"])
+        self.assertIn(("bx", "bq", "k1"), [(b["source"], b["destination"],
+                                            b["routing_key"])
+                                           for b in api.ok("GET", "/bindings")])
+        # They route on the AMQP side.
+        conn = self.amqp()
+        ch = conn.channel()
+        ch.confirm_delivery()
+        ch.basic_publish("bx", "k1", b"via-k1", mandatory=True)
+        m, _, body = ch.basic_get("bq", auto_ack=True)
+        self.assertEqual(body, b"via-k1")
+        # One binding by its properties key; delete it.
+        self.assertEqual(api.ok("GET", "/bindings/%2F/e/bx/q/bq/" + props)["arguments"],
+                         {"a": 1})
+        self.assertEqual(api("DELETE", "/bindings/%2F/e/bx/q/bq/k1")[0], 204)
+        self.assertEqual(api("DELETE", "/bindings/%2F/e/bx/q/bq/k1")[0], 404)
+        with self.assertRaises(pika.exceptions.UnroutableError):
+            ch.basic_publish("bx", "k1", b"nowhere", mandatory=True)
+        conn.close()
+        self.assertEqual(api("POST", "/bindings/%2F/e/bx/q/no-such-q", {})[0], 404)
+        self.assertEqual(api("POST", "/bindings/%2F/e/amq.default/q/bq", {})[0], 403)
+        for path in ("/exchanges/%2F/bx", "/exchanges/%2F/bx2", "/queues/%2F/bq"):
+            api.ok("DELETE", path)
+
+    def test_connections_channels_consumers(self):
+        api = self.api
+        props = {"connection_name": "api-test-client"}
+        conn = pika.BlockingConnection(self.broker.params(client_properties=props))
+        ch = conn.channel()
+        ch.basic_qos(prefetch_count=7)
+        ch.confirm_delivery()
+        ch.queue_declare("cq", exclusive=True)
+        ch.basic_consume("cq", lambda *a: None, consumer_tag="ctag-1")
+        mine = [c for c in api.ok("GET", "/connections")
+                if c["client_properties"].get("connection_name") == "api-test-client"]
+        self.assertEqual(len(mine), 1)
+        c = mine[0]
+        self.assertEqual((c["user"], c["vhost"], c["channels"], c["protocol"]),
+                         ("guest", "/", 1, "AMQP 0-9-1"))
+        self.assertEqual(c["name"], "%s:%d -> %s:%d" % (
+            c["peer_host"], c["peer_port"], c["host"], c["port"]))
+        self.assertEqual(c["port"], self.broker.port)
+        name = urllib.request.quote(c["name"], safe="")
+        self.assertEqual(api.ok("GET", "/connections/" + name)["name"], c["name"])
+        chans = [x for x in api.ok("GET", "/channels")
+                 if x["connection_details"]["name"] == c["name"]]
+        self.assertEqual(len(chans), 1)
+        self.assertEqual((chans[0]["number"], chans[0]["prefetch_count"],
+                          chans[0]["confirm"], chans[0]["consumer_count"]),
+                         (1, 7, True, 1))
+        cons = [x for x in api.ok("GET", "/consumers/%2F")
+                if x["consumer_tag"] == "ctag-1"]
+        self.assertEqual(len(cons), 1)
+        self.assertEqual((cons[0]["queue"]["name"], cons[0]["ack_required"],
+                          cons[0]["prefetch_count"]), ("cq", True, 7))
+        # Closing it through the API: 320 CONNECTION_FORCED with the reason.
+        req_status = api("DELETE", "/connections/" + name)[0]
+        self.assertEqual(req_status, 204)
+        with self.assertRaises(pika.exceptions.ConnectionClosedByBroker) as cm:
+            wait_until(lambda: (conn.process_data_events(0.05), False)[1],
+                       timeout=10)
+        self.assertEqual(cm.exception.reply_code, 320)
+        wait_until(lambda: api("GET", "/connections/" + name)[0] == 404,
+                   what="connection gone")
+        # Its exclusive queue went with it.
+        self.assertEqual(api("GET", "/queues/%2F/cq")[0], 404)
+
     # ---- definitions ---------------------------------------------------------
     def test_definitions_export_and_rabbitmq_import(self):
         api = self.api

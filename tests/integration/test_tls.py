@@ -377,8 +377,8 @@ class TLSConfigErrorTest(BrokerTestCase):
             f.write("listeners.tcp.default = %s:%d\n" % (HOST, free_port()))
             f.write("listeners.ssl.default = %s:%d\n" % (HOST, free_port()))
             f.write("warren.data_dir = %s\n" % self.dir)
-            f.write("management.tcp.port = 0\n")
             f.write("".join(l + "\n" for l in lines))
+            f.write("management.tcp.port = 0\n")
         p = subprocess.run([find_warrend(), "-c", conf], capture_output=True,
                            timeout=10, text=True)
         self.assertNotEqual(p.returncode, 0, "warrend started: %s" % p.stderr)
