@@ -76,6 +76,6 @@ mgmt_handler mgmt_health_alarms, mgmt_aliveness;
 mgmt_handler mgmt_bindings, mgmt_object_bindings, mgmt_bindings_between;
 mgmt_handler mgmt_binding;
 mgmt_handler mgmt_connections, mgmt_connection, mgmt_channels;
-mgmt_handler mgmt_consumers;
+mgmt_handler mgmt_consumers, mgmt_publish, mgmt_get;
 
 #endif

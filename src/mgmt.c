@@ -57,6 +57,8 @@ static const struct route routes[] = {
 	{ GET, { "exchanges" }, M, mgmt_exchanges },
 	{ GET, { "exchanges", "*" }, M, mgmt_exchanges },
 	{ GET | PUT | DELETE, { "exchanges", "*", "*" }, M, mgmt_exchange },
+	{ POST, { "exchanges", "*", "*", "publish" }, M, mgmt_publish },
+	{ POST, { "queues", "*", "*", "get" }, M, mgmt_get },
 	{ GET, { "exchanges", "*", "*", "bindings", "source" }, M,
 	    mgmt_object_bindings },
 	{ GET, { "exchanges", "*", "*", "bindings", "destination" }, M,

@@ -370,6 +370,55 @@ class MgmtApi(unittest.TestCase):
         # Its exclusive queue went with it.
         self.assertEqual(api("GET", "/queues/%2F/cq")[0], 404)
 
+    def test_publish_and_get(self):
+        api = self.api
+        api.ok("PUT", "/queues/%2F/pg", {"durable": False})
+        status, reply, _ = api("POST", "/exchanges/%2F/amq.default/publish", {
+            "routing_key": "pg", "payload": "hello", "payload_encoding": "string",
+            "properties": {"content_type": "text/plain", "priority": 3,
+                           "headers": {"h": 1}, "message_id": "m-1"}})
+        self.assertEqual((status, reply), (200, {"routed": True}))
+        api.ok("POST", "/exchanges/%2F/amq.default/publish", {
+            "routing_key": "pg", "payload": base64.b64encode(b"\x00\xff").decode(),
+            "payload_encoding": "base64", "properties": {}})
+        self.assertEqual(api.ok("POST", "/exchanges/%2F/amq.direct/publish", {
+            "routing_key": "unbound", "payload": "x", "properties": {}}),
+            {"routed": False})
+        # What pika sees of the first is what was published.
+        conn = self.amqp()
+        ch = conn.channel()
+        m, props, body = ch.basic_get("pg")
+        self.assertEqual(body, b"hello")
+        self.assertEqual((props.content_type, props.priority, props.headers,
+                          props.message_id), ("text/plain", 3, {"h": 1}, "m-1"))
+        ch.basic_nack(m.delivery_tag, requeue=True)
+        conn.close()
+        # Get with requeue: both, in order, left in the queue.
+        got = api.ok("POST", "/queues/%2F/pg/get",
+                     {"count": 5, "ackmode": "ack_requeue_true", "encoding": "auto"})
+        self.assertEqual([g["payload"] for g in got],
+                         ["hello", base64.b64encode(b"\x00\xff").decode()])
+        self.assertEqual([g["payload_encoding"] for g in got], ["string", "base64"])
+        self.assertEqual(got[0]["properties"]["headers"], {"h": 1})
+        self.assertTrue(got[0]["redelivered"])
+        self.assertEqual(got[0]["message_count"], 1)
+        self.assertEqual(api.ok("GET", "/queues/%2F/pg")["messages_ready"], 2)
+        got = api.ok("POST", "/queues/%2F/pg/get",
+                     {"count": 1, "ackmode": "ack_requeue_false", "truncate": 2})
+        self.assertEqual((got[0]["payload"], got[0]["payload_bytes"]), ("he", 5))
+        self.assertEqual(api.ok("GET", "/queues/%2F/pg")["messages_ready"], 1)
+        self.assertEqual(api("POST", "/queues/%2F/pg/get",
+                             {"count": 1, "ackmode": "maybe"})[0], 400)
+        self.assertEqual(api("POST", "/queues/%2F/pg/get", {"ackmode": "ack_requeue_true"})[0], 400)
+        self.assertEqual(api("POST", "/exchanges/%2F/amq.default/publish",
+                             {"routing_key": "pg", "payload": "x",
+                              "properties": {"priority": 999}})[0], 400)
+        self.assertEqual(api("POST", "/exchanges/%2F/amq.rabbitmq.trace/publish",
+                             {"routing_key": "x", "payload": "x", "properties": {}})[0], 403)
+        self.assertEqual(api("POST", "/exchanges/%2F/nope/publish",
+                             {"routing_key": "x", "payload": "x"})[0], 404)
+        api.ok("DELETE", "/queues/%2F/pg")
+
     # ---- definitions ---------------------------------------------------------
     def test_definitions_export_and_rabbitmq_import(self):
         api = self.api

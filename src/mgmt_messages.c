@@ -1,0 +1,315 @@
+/*
+ * Management API: publishing and getting messages, as RabbitMQ's
+ * POST /api/exchanges/{vhost}/{name}/publish and
+ * POST /api/queues/{vhost}/{name}/get do it: for trying things out and for
+ * operators, not for throughput.  A publish routes through the exchange
+ * like an AMQP one (persistent messages are stored, alternate exchanges
+ * and dead-lettering apply); a get takes up to count messages at once and
+ * then settles them all as ackmode says, so requeued ones are not fetched
+ * twice.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/http.h>
+#include <openssl/evp.h>
+
+#include "amqp_error.h"
+#include "definitions.h"
+#include "exchange.h"
+#include "log.h"
+#include "message.h"
+#include "message_edit.h"
+#include "mgmt_handlers.h"
+#include "operations.h"
+#include "properties.h"
+#include "queue.h"
+#include "vhost.h"
+
+#define MAX_GET 10000
+
+/* ---- properties as JSON (RabbitMQ's names) -------------------------------- */
+
+static json_t *props_json(const struct basic_properties *p)
+{
+	json_t *o = json_object();
+
+#define JSON_shortstr(v)  json_stringn((const char *)(v).ptr, (v).len)
+#define JSON_octet(v)     json_integer(v)
+#define JSON_timestamp(v) json_integer((json_int_t)(v))
+#define JSON_table(v)     definitions_args_to_json((v).ptr, (v).len)
+#define X(name, type)							\
+	if (props_has(p, PROP_##name))					\
+		json_object_set_new(o, #name, JSON_##type(p->name));
+	BASIC_PROPERTIES(X)
+#undef X
+#undef JSON_shortstr
+#undef JSON_octet
+#undef JSON_timestamp
+#undef JSON_table
+	return o;
+}
+
+static bool prop_shortstr(json_t *v, struct bytes *out)
+{
+	if (!json_is_string(v) || json_string_length(v) > 255)
+		return false;
+	*out = (struct bytes){ (const uint8_t *)json_string_value(v),
+	    (uint32_t)json_string_length(v) };
+	return true;
+}
+
+static bool prop_octet(json_t *v, uint8_t *out)
+{
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    json_integer_value(v) > 255)
+		return false;
+	*out = (uint8_t)json_integer_value(v);
+	return true;
+}
+
+static bool prop_timestamp(json_t *v, uint64_t *out)
+{
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return false;
+	*out = (uint64_t)json_integer_value(v);
+	return true;
+}
+
+/* headers: the table's bytes live in *table until the header is encoded. */
+static bool prop_table(json_t *v, struct bytes *out, struct wbuf *table)
+{
+	char why[200];
+
+	if (!definitions_json_to_args(v, table, why, sizeof(why)))
+		return false;
+	*out = (struct bytes){ table->p, (uint32_t)table->len };
+	return true;
+}
+
+/* "properties" of a publish into p; false with why naming the property. */
+static bool props_from_json(json_t *o, struct basic_properties *p,
+    struct wbuf *table, char *why, size_t whylen)
+{
+	json_t *v;
+
+	memset(p, 0, sizeof(*p));
+	if (o != NULL && !json_is_object(o)) {
+		snprintf(why, whylen, "'properties' must be an object");
+		return false;
+	}
+#define PARSE_shortstr(v, f) prop_shortstr(v, &(f))
+#define PARSE_octet(v, f) prop_octet(v, &(f))
+#define PARSE_timestamp(v, f) prop_timestamp(v, &(f))
+#define PARSE_table(v, f) prop_table(v, &(f), table)
+#define X(name, type)							\
+	if ((v = json_object_get(o, #name)) != NULL) {			\
+		if (!PARSE_##type(v, p->name)) {			\
+			snprintf(why, whylen, "property '%s' is not "	\
+			    "valid", #name);				\
+			return false;					\
+		}							\
+		p->flags |= PROP_FLAG(PROP_##name);			\
+	}
+	BASIC_PROPERTIES(X)
+#undef X
+#undef PARSE_shortstr
+#undef PARSE_octet
+#undef PARSE_timestamp
+#undef PARSE_table
+	return true;
+}
+
+/* ---- publish ---------------------------------------------------------------- */
+
+/* The payload as bytes (malloc'd into *buf); false: not valid. */
+static bool payload_bytes(json_t *body, uint8_t **buf, size_t *len)
+{
+	json_t *payload = json_object_get(body, "payload");
+	json_t *enc = json_object_get(body, "payload_encoding");
+	const char *text;
+	size_t n, pad = 0;
+	int got;
+
+	if (!json_is_string(payload) || (enc && !json_is_string(enc)))
+		return false;
+	text = json_string_value(payload);
+	n = json_string_length(payload);
+	if (enc == NULL || strcmp(json_string_value(enc), "string") == 0) {
+		*buf = xmalloc(n + 1);
+		memcpy(*buf, text, n);
+		*len = n;
+		return true;
+	}
+	if (strcmp(json_string_value(enc), "base64") != 0 || n % 4 != 0)
+		return false;
+	*buf = xmalloc(n / 4 * 3 + 1);
+	if ((got = EVP_DecodeBlock(*buf, (const unsigned char *)text,
+	    (int)n)) < 0) {
+		free(*buf);
+		return false;
+	}
+	while (pad < 2 && n > pad && text[n - 1 - pad] == '=')
+		pad++;
+	*len = (size_t)got - pad;
+	return true;
+}
+
+void mgmt_publish(struct mgmt_req *q)
+{
+	struct vhost *vh = mgmt_vhost(q, 1);
+	struct content_header h = { .class_id = 60 }, parsed;
+	struct bytes xname = bytes_str(mgmt_exchange_name(q->seg[2]));
+	struct route_result r;
+	struct amqp_error err;
+	struct wbuf table, hdr;
+	struct exchange *x;
+	struct message *m;
+	const char *key;
+	uint8_t *payload = NULL;
+	size_t len = 0;
+	char why[256];
+
+	if (vh == NULL)
+		return;
+	if (op_find_exchange(vh, xname, &x, &err)) {
+		mgmt_amqp_error(q, &err);
+		return;
+	}
+	if (x->internal) {
+		mgmt_error(q, 403, "access_refused", "cannot publish to an "
+		    "internal exchange");
+		return;
+	}
+	if (q->body == NULL || !mgmt_body_str(q, "routing_key", NULL, &key))
+		return;
+	if (!payload_bytes(q->body, &payload, &len)) {
+		mgmt_error(q, HTTP_BADREQUEST, "bad_request", "'payload' must "
+		    "be a string, with payload_encoding string or base64");
+		return;
+	}
+	wbuf_init(&table);
+	if (!props_from_json(json_object_get(q->body, "properties"), &h.props,
+	    &table, why, sizeof(why))) {
+		mgmt_error(q, HTTP_BADREQUEST, "bad_request", why);
+		goto out;
+	}
+	h.body_size = len;
+	wbuf_init(&hdr);
+	content_header_encode(&hdr, &h);
+	if (content_header_parse((struct bytes){ hdr.p, (uint32_t)hdr.len },
+	    &parsed) != 0) {
+		wbuf_free(&hdr);
+		mgmt_error(q, HTTP_BADREQUEST, "bad_request",
+		    "the properties do not make a valid content header");
+		goto out;
+	}
+	m = msg_new(xname, bytes_str(key), (struct bytes){ hdr.p,
+	    (uint32_t)hdr.len }, &parsed);
+	wbuf_free(&hdr);
+	msg_append_body(m, payload, (uint32_t)len);
+	exchange_route(x, m, &r);
+	for (uint32_t i = 0; i < r.n; i++)
+		queue_push(r.queues[i], m, NULL);
+	mgmt_reply(q, HTTP_OK, json_pack("{s:b}", "routed", r.n > 0));
+	route_result_free(&r);
+	msg_unref(m);
+out:
+	wbuf_free(&table);
+	free(payload);
+}
+
+/* ---- get ---------------------------------------------------------------- */
+
+static json_t *message_json(const struct queue_entry *e, uint32_t left,
+    bool base64, size_t truncate)
+{
+	const struct message *m = e->msg;
+	struct basic_properties p;
+	size_t n = m->body_len < truncate ? m->body_len : truncate;
+	bool text = !base64 && memchr(msg_body(m), 0, n) == NULL;
+	json_t *payload;
+
+	/* "auto" shows a body as text when it is (UTF-8 without NULs). */
+	payload = text ? json_stringn((const char *)msg_body(m), n) : NULL;
+	if (payload == NULL) {
+		char *b64 = xmalloc(4 * ((n + 2) / 3) + 1);
+
+		EVP_EncodeBlock((unsigned char *)b64, msg_body(m), (int)n);
+		payload = json_string(b64);
+		free(b64);
+		text = false;
+	}
+	msg_props(m, &p);
+	return json_pack("{s:I, s:b, s:s%, s:s%, s:i, s:o, s:o, s:s}",
+	    "payload_bytes", (json_int_t)m->body_len, "redelivered",
+	    e->redelivered, "exchange", (const char *)m->exchange.ptr,
+	    (size_t)m->exchange.len, "routing_key",
+	    (const char *)m->routing_key.ptr, (size_t)m->routing_key.len,
+	    "message_count", (int)left, "properties", props_json(&p),
+	    "payload", payload, "payload_encoding", text ? "string" : "base64");
+}
+
+void mgmt_get(struct mgmt_req *q)
+{
+	struct vhost *vh = mgmt_vhost(q, 1);
+	json_t *count_j, *truncate_j, *list;
+	const char *ackmode, *encoding;
+	enum settle_how how;
+	struct amqp_error err;
+	struct queue_entry *taken;
+	struct queue *qu;
+	json_int_t count;
+	size_t truncate = SIZE_MAX, n = 0;
+
+	if (vh == NULL)
+		return;
+	if (op_find_queue(vh, bytes_str(q->seg[2]), OP_ADMIN, &qu, &err)) {
+		mgmt_amqp_error(q, &err);
+		return;
+	}
+	count_j = json_object_get(q->body, "count");
+	truncate_j = json_object_get(q->body, "truncate");
+	if (!json_is_integer(count_j) || json_integer_value(count_j) < 1 ||
+	    (truncate_j && (!json_is_integer(truncate_j) ||
+	    json_integer_value(truncate_j) < 0))) {
+		mgmt_error(q, HTTP_BADREQUEST, "bad_request",
+		    "'count' must be a positive integer (and 'truncate' one "
+		    "not negative)");
+		return;
+	}
+	if (!mgmt_body_str(q, "ackmode", NULL, &ackmode) ||
+	    !mgmt_body_str(q, "encoding", "auto", &encoding))
+		return;
+	if (strcmp(ackmode, "ack_requeue_true") == 0 ||
+	    strcmp(ackmode, "reject_requeue_true") == 0)
+		how = SETTLE_REQUEUE;
+	else if (strcmp(ackmode, "ack_requeue_false") == 0)
+		how = SETTLE_ACK;
+	else if (strcmp(ackmode, "reject_requeue_false") == 0)
+		how = SETTLE_REJECT;
+	else {
+		mgmt_error(q, HTTP_BADREQUEST, "bad_request", "'ackmode' must "
+		    "be ack_requeue_true, ack_requeue_false, "
+		    "reject_requeue_true or reject_requeue_false");
+		return;
+	}
+	if (truncate_j)
+		truncate = (size_t)json_integer_value(truncate_j);
+	count = json_integer_value(count_j);
+	if (count > MAX_GET)
+		count = MAX_GET;
+	taken = xcalloc((size_t)count, sizeof(*taken));
+	list = json_array();
+	while (n < (size_t)count && queue_pop(qu, &taken[n])) {
+		json_array_append_new(list, message_json(&taken[n], qu->count,
+		    strcmp(encoding, "base64") == 0, truncate));
+		n++;
+	}
+	/* All taken first: a requeued message is not fetched again. */
+	for (size_t i = 0; i < n; i++)
+		queue_settle(qu, &taken[i], how);
+	free(taken);
+	mgmt_reply(q, HTTP_OK, list);
+}
