@@ -66,6 +66,10 @@ bool mgmt_body_str(struct mgmt_req *q, const char *key, const char *dflt,
     const char **out);
 bool mgmt_body_bool(struct mgmt_req *q, const char *key, bool dflt,
     bool *out);
+/* An integer in [min, max] (or a decimal string); dflt when absent,
+ * which makes the key required when dflt is out of range. */
+bool mgmt_body_int(struct mgmt_req *q, const char *key, long long dflt,
+    long long min, long long max, long long *out);
 
 mgmt_handler mgmt_whoami, mgmt_users, mgmt_user, mgmt_user_permissions;
 mgmt_handler mgmt_vhosts, mgmt_vhost_one, mgmt_vhost_permissions;

@@ -2,6 +2,7 @@
  * The management API's server (see mgmt.h): listener, authentication,
  * routes, replies.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,19 +216,54 @@ bool mgmt_body_str(struct mgmt_req *q, const char *key, const char *dflt,
 	return true;
 }
 
+/*
+ * RabbitMQ's API takes "true"/"false" and decimal strings where it means
+ * booleans and integers, and rabbitmqadmin sends them so.
+ */
 bool mgmt_body_bool(struct mgmt_req *q, const char *key, bool dflt,
     bool *out)
 {
 	json_t *v = json_object_get(q->body, key);
+	const char *s = json_is_string(v) ? json_string_value(v) : NULL;
 	char why[128];
 
-	if (v != NULL && !json_is_boolean(v)) {
-		snprintf(why, sizeof(why), "'%s' must be true or false", key);
-		mgmt_error(q, HTTP_BADREQUEST, "bad_request", why);
-		return false;
+	if (v == NULL || json_is_boolean(v)) {
+		*out = v ? json_is_true(v) : dflt;
+		return true;
 	}
-	*out = v ? json_is_true(v) : dflt;
-	return true;
+	if (s && (strcmp(s, "true") == 0 || strcmp(s, "false") == 0)) {
+		*out = strcmp(s, "true") == 0;
+		return true;
+	}
+	snprintf(why, sizeof(why), "'%s' must be true or false", key);
+	mgmt_error(q, HTTP_BADREQUEST, "bad_request", why);
+	return false;
+}
+
+bool mgmt_body_int(struct mgmt_req *q, const char *key, long long dflt,
+    long long min, long long max, long long *out)
+{
+	json_t *v = json_object_get(q->body, key);
+	char why[160], *end;
+
+	if (v == NULL) {
+		*out = dflt;		/* out of range: the key is required */
+	} else if (json_is_integer(v)) {
+		*out = json_integer_value(v);
+	} else if (json_is_string(v) && *json_string_value(v)) {
+		errno = 0;
+		*out = strtoll(json_string_value(v), &end, 10);
+		if (*end != '\0' || errno != 0)
+			*out = min - 1;
+	} else {
+		*out = min - 1;
+	}
+	if (*out >= min && *out <= max)
+		return true;
+	snprintf(why, sizeof(why), "'%s' must be an integer from %lld to %lld",
+	    key, min, max);
+	mgmt_error(q, HTTP_BADREQUEST, "bad_request", why);
+	return false;
 }
 
 /* The user of an "Authorization: Basic ..." header, or NULL. */

@@ -8,6 +8,7 @@
  * then settles them all as ackmode says, so requeued ones are not fetched
  * twice.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,14 +255,14 @@ static json_t *message_json(const struct queue_entry *e, uint32_t left,
 void mgmt_get(struct mgmt_req *q)
 {
 	struct vhost *vh = mgmt_vhost(q, 1);
-	json_t *count_j, *truncate_j, *list;
+	long long count, truncate;
+	json_t *list;
 	const char *ackmode, *encoding;
 	enum settle_how how;
 	struct amqp_error err;
 	struct queue_entry *taken;
 	struct queue *qu;
-	json_int_t count;
-	size_t truncate = SIZE_MAX, n = 0;
+	size_t n = 0;
 
 	if (vh == NULL)
 		return;
@@ -269,16 +270,9 @@ void mgmt_get(struct mgmt_req *q)
 		mgmt_amqp_error(q, &err);
 		return;
 	}
-	count_j = json_object_get(q->body, "count");
-	truncate_j = json_object_get(q->body, "truncate");
-	if (!json_is_integer(count_j) || json_integer_value(count_j) < 1 ||
-	    (truncate_j && (!json_is_integer(truncate_j) ||
-	    json_integer_value(truncate_j) < 0))) {
-		mgmt_error(q, HTTP_BADREQUEST, "bad_request",
-		    "'count' must be a positive integer (and 'truncate' one "
-		    "not negative)");
+	if (!mgmt_body_int(q, "count", -1, 1, MAX_GET, &count) ||
+	    !mgmt_body_int(q, "truncate", LLONG_MAX, 0, LLONG_MAX, &truncate))
 		return;
-	}
 	if (!mgmt_body_str(q, "ackmode", NULL, &ackmode) ||
 	    !mgmt_body_str(q, "encoding", "auto", &encoding))
 		return;
@@ -295,16 +289,11 @@ void mgmt_get(struct mgmt_req *q)
 		    "reject_requeue_true or reject_requeue_false");
 		return;
 	}
-	if (truncate_j)
-		truncate = (size_t)json_integer_value(truncate_j);
-	count = json_integer_value(count_j);
-	if (count > MAX_GET)
-		count = MAX_GET;
 	taken = xcalloc((size_t)count, sizeof(*taken));
 	list = json_array();
 	while (n < (size_t)count && queue_pop(qu, &taken[n])) {
 		json_array_append_new(list, message_json(&taken[n], qu->count,
-		    strcmp(encoding, "base64") == 0, truncate));
+		    strcmp(encoding, "base64") == 0, (size_t)truncate));
 		n++;
 	}
 	/* All taken first: a requeued message is not fetched again. */
