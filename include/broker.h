@@ -30,6 +30,26 @@ enum broker_alarm {
 	ALARM_STORE = 4,	/* the message store's writes fail */
 };
 
+/*
+ * Counters that only grow, for RabbitMQ's global metrics
+ * (rabbitmq_global_*, rabbitmq_*_opened_total ...) and the management
+ * API's totals.
+ */
+struct broker_counters {
+	uint64_t messages_received;	/* publishes taken for routing */
+	uint64_t messages_routed;	/* ... that reached a queue */
+	uint64_t unroutable_returned;	/* mandatory, returned */
+	uint64_t unroutable_dropped;
+	uint64_t messages_confirmed;	/* publisher confirms (basic.ack) */
+	uint64_t messages_delivered;	/* to consumers, no-ack included */
+	uint64_t messages_get;		/* basic.get (and the API's get) */
+	uint64_t messages_redelivered;	/* delivered again after a requeue */
+	uint64_t messages_acknowledged;	/* acks from consumers */
+	uint64_t connections_opened, connections_closed;
+	uint64_t channels_opened, channels_closed;
+	uint64_t queues_created, queues_deleted;
+};
+
 struct broker {
 	struct event_base *base;
 	const struct warren_config *cfg;
@@ -55,6 +75,10 @@ struct broker {
 	struct channel_list store_waiters;	/* waiting for a sync */
 	struct user_db *users;		/* users and their permissions */
 	struct mgmt *mgmt;		/* the management API; NULL: none */
+	struct broker_counters counters;
+	/* publish, deliver-or-get and ack per second (broker.c's tick) */
+	double rates[3];
+	uint64_t rate_base[3], rates_at_ms;
 };
 
 /* Set up the loop and listener; false (with a log line) on failure. */

@@ -73,14 +73,24 @@ struct consumer {
 };
 TAILQ_HEAD(consumer_list, consumer);
 
-/* A queue's numbers, as queue.declare-ok and (later) the management API
- * report them. */
+/* What went through a queue since it was made; only grows. */
+struct queue_counters {
+	uint64_t published;		/* accepted by push */
+	uint64_t delivered;		/* to consumers and basic.get */
+	uint64_t acked;			/* acked by consumers */
+};
+
+/* A queue's numbers, as queue.declare-ok and the management API report
+ * them, read through queue_stats. */
 struct queue_stats {
 	uint64_t messages;		/* ready, in memory or paged out */
 	uint64_t bytes;			/* their body bytes */
 	uint64_t paged_out;		/* of them, waiting on disk */
 	uint64_t unacked;		/* delivered, not yet settled */
 	uint32_t consumers;
+	struct queue_counters counters;
+	/* The counters' rates over the last sampling interval, per second. */
+	double publish_rate, deliver_rate, ack_rate;
 };
 
 /*
@@ -127,6 +137,10 @@ struct queue {
 	uint32_t count;			/* ready messages, paged out or not */
 	uint64_t bytes;			/* their body bytes */
 	uint32_t unacked;		/* in channels' ledgers (channel_ledger.c) */
+	struct queue_counters counters;
+	struct queue_counters rate_base;	/* at the last sample */
+	uint64_t rate_base_ms;
+	double rates[3];		/* publish, deliver, ack per second */
 	bool had_consumer;		/* auto-delete waits for the first */
 
 	struct binding_list inbound;	/* bindings to this queue */
@@ -184,6 +198,8 @@ bool queue_recover_entry(struct queue *q, const struct store_recovered *msg,
 /* Drop every ready message; returns how many. */
 uint32_t queue_purge(struct queue *q);
 void queue_stats(const struct queue *q, struct queue_stats *out);
+/* Turn the counters since the last sample into rates (now: monotonic ms). */
+void queue_sample_rates(struct queue *q, uint64_t now);
 /* Whether c may attach (exclusive consumers, the type's own rules). */
 int queue_check_consumer(struct queue *q, const struct consumer *c,
     struct amqp_error *err);

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "message.h"
 #include "mgmt.h"
+#include "queue.h"
 #include "store.h"
 #include "strmap.h"
 #include "tls.h"
@@ -163,6 +164,34 @@ static void return_freed_memory(void)
  * Every 250 ms: the memory and disk alarms, returning freed memory, and
  * deliveries left unacknowledged past their consumer timeout.
  */
+/*
+ * Rates for the management API, over RabbitMQ's statistics interval:
+ * every queue's, and the broker's publish / deliver-or-get / ack rates.
+ */
+#define RATE_INTERVAL_MS 5000
+
+static void sample_rates(struct broker *b, uint64_t now)
+{
+	const struct broker_counters *c = &b->counters;
+	uint64_t totals[3] = { c->messages_received, c->messages_delivered +
+	    c->messages_get, c->messages_acknowledged };
+	double secs = (double)(now - b->rates_at_ms) / 1000.0;
+	struct bytes k, qk;
+	void *v, *q;
+
+	for (int i = 0; i < 3; i++) {
+		b->rates[i] = (double)(totals[i] - b->rate_base[i]) / secs;
+		b->rate_base[i] = totals[i];
+	}
+	b->rates_at_ms = now;
+	for (size_t it = 0; strmap_next(b->vhosts, &it, &k, &v); ) {
+		struct vhost *vh = v;
+
+		for (size_t qi = 0; strmap_next(vh->queues, &qi, &qk, &q); )
+			queue_sample_rates(q, now);
+	}
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct broker *b = arg;
@@ -175,6 +204,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	/* Durable changes made outside an input turn (x-expires, auto-delete
 	 * when a connection drops). */
 	broker_save_definitions(b);
+	if (now - b->rates_at_ms >= RATE_INTERVAL_MS)
+		sample_rates(b, now);
 
 	TAILQ_FOREACH(c, &b->conns, link) {
 		if (c->state != CONN_RUNNING)
@@ -276,6 +307,7 @@ bool broker_init(struct broker *b, const struct warren_config *cfg)
 	}
 	b->paging_watermark = cfg->paging_watermark ? cfg->paging_watermark :
 	    b->memory_limit / 2;
+	b->rates_at_ms = conn_now_ms();
 	b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
 	event_add(b->tick, &(struct timeval){ 0, 250000 });
 	/* Everything durable is back before the first client arrives. */

@@ -76,6 +76,7 @@ struct channel *chan_new(struct conn *c, uint16_t number)
 
 	ch->conn = c;
 	ch->number = number;
+	c->broker->counters.channels_opened++;
 	ch->state = CHAN_OPEN;
 	ch->next_tag = 1;
 	TAILQ_INIT(&ch->consumers);
@@ -107,6 +108,7 @@ void chan_free(struct channel *ch)
 	struct channel **link;
 	struct consumer *c;
 
+	ch->conn->broker->counters.channels_closed++;
 	/* Off the connection's list of pending confirms. */
 	for (link = &ch->conn->confirm_dirty; *link; link = &(*link)->confirm_next_dirty)
 		if (*link == ch) {
@@ -156,6 +158,9 @@ void chan_deliver(struct consumer *c, const struct queue_entry *e)
 	a->consumer_tag = bytes_str(c->tag);
 	a->delivery_tag = ch->next_tag;
 	a->redelivered = e->redelivered;
+	ch->conn->broker->counters.messages_delivered++;
+	if (e->redelivered)
+		ch->conn->broker->counters.messages_redelivered++;
 	a->exchange = msg->exchange;
 	a->routing_key = msg->routing_key;
 	if (c->no_ack) {

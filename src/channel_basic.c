@@ -252,6 +252,7 @@ bool chan_route(struct channel *ch, struct exchange *x, struct message *msg,
     bool mandatory, uint64_t *ticket)
 {
 	struct route_result r;
+	struct broker_counters *counters = &ch->conn->broker->counters;
 	bool routed, accepted = true;
 
 	if (x->name[0] == '\0' && chan_is_reply_key(msg->routing_key)) {
@@ -271,6 +272,13 @@ bool chan_route(struct channel *ch, struct exchange *x, struct message *msg,
 		routed = r.n > 0;
 		route_result_free(&r);
 	}
+	counters->messages_received++;
+	if (routed)
+		counters->messages_routed++;
+	else if (mandatory)
+		counters->unroutable_returned++;
+	else
+		counters->unroutable_dropped++;
 	if (!routed && mandatory)
 		chan_send_return(ch, msg);
 	return accepted;
@@ -340,6 +348,9 @@ int chan_basic_get(struct channel *ch, const struct amqp_method *m,
 	}
 	ok->delivery_tag = ch->next_tag;
 	ok->redelivered = e.redelivered;
+	ch->conn->broker->counters.messages_get++;
+	if (e.redelivered)
+		ch->conn->broker->counters.messages_redelivered++;
 	ok->exchange = e.msg->exchange;
 	ok->routing_key = e.msg->routing_key;
 	ok->message_count = q->count;

@@ -61,6 +61,8 @@ static void send_ready_acks(struct channel *ch)
 		return;
 	send_confirm(ch, AMQP_basic_ack, ch->confirm_ready,
 	    ch->confirm_ready - ch->confirm_sent > 1);
+	ch->conn->broker->counters.messages_confirmed +=
+	    ch->confirm_ready - ch->confirm_sent;
 	ch->confirm_sent = ch->confirm_ready;
 }
 

@@ -7,8 +7,10 @@
  */
 #include <stdlib.h>
 
+#include "broker.h"
 #include "channel.h"
 #include "channel_ledger.h"
+#include "connection.h"
 #include "log.h"
 #include "queue.h"
 
@@ -124,6 +126,10 @@ static void settle_one(struct channel *ch, struct delivery *d,
 	d->q = NULL;
 	ch->unacked--;
 	q->unacked--;
+	if (how == SETTLE_ACK) {
+		ch->conn->broker->counters.messages_acknowledged++;
+		q->counters.acked++;
+	}
 	if (d->consumer) {
 		d->consumer->unacked--;
 		if (d->consumer->q)

@@ -151,6 +151,7 @@ void conn_accept(struct broker *b, int fd, const struct sockaddr *sa,
 	c->id = b->next_conn_id++;
 	c->broker = b;
 	c->connected_at = (uint64_t)time(NULL) * 1000;
+	b->counters.connections_opened++;
 	format_peer(c, sa);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (ssl != NULL) {
@@ -235,6 +236,7 @@ void conn_free(struct conn *c, const char *reason)
 	log_info("conn %llu: closed %s user=%s vhost=%s: %s",
 	    (unsigned long long)c->id, c->peer, c->user ? c->user : "-",
 	    c->vh ? c->vh->name : "-", reason);
+	c->broker->counters.connections_closed++;
 	TAILQ_REMOVE(&c->broker->conns, c, link);
 	strmap_del(c->broker->conns_by_id, (struct bytes){
 	    (const uint8_t *)&c->id, sizeof(c->id) });

@@ -57,6 +57,43 @@ static bool query_true(struct mgmt_req *q, const char *key)
 
 /* ---- overview and health ------------------------------------------------ */
 
+/*
+ * RabbitMQ's message_stats: a count for each name, and for the first
+ * n_rates its rate too (the others are counted, not sampled).
+ */
+static json_t *message_stats(const char *const *names,
+    const uint64_t *counts, const double *rates, size_t n_rates, size_t n)
+{
+	json_t *o = json_object();
+	char key[64];
+
+	for (size_t i = 0; i < n; i++) {
+		json_object_set_new(o, names[i], json_integer(
+		    (json_int_t)counts[i]));
+		if (i >= n_rates)
+			continue;
+		snprintf(key, sizeof(key), "%s_details", names[i]);
+		json_object_set_new(o, key, json_pack("{s:f}", "rate",
+		    rates[i]));
+	}
+	return o;
+}
+
+static const char *const rate_names[] = { "publish", "deliver_get", "ack" };
+
+/* The broker's message_stats (RabbitMQ's names), over every vhost. */
+static json_t *overview_stats(const struct broker *b)
+{
+	static const char *const names[] = { "publish", "deliver_get", "ack",
+	    "confirm", "redeliver", "return_unroutable", "drop_unroutable" };
+	const struct broker_counters *c = &b->counters;
+	const uint64_t counts[] = { c->messages_received,
+	    c->messages_delivered + c->messages_get, c->messages_acknowledged,
+	    c->messages_confirmed, c->messages_redelivered,
+	    c->unroutable_returned, c->unroutable_dropped };
+	return message_stats(names, counts, b->rates, 3, 7);
+}
+
 void mgmt_overview(struct mgmt_req *q)
 {
 	uint64_t n_queues = 0, n_exchanges = 0, consumers = 0, ready = 0;
@@ -100,7 +137,7 @@ void mgmt_overview(struct mgmt_req *q)
 	    "node", mgmt_node_name(), "protocol", "http", "ip_address",
 	    cfg->mgmt_ip, "port", (int)cfg->mgmt_port));
 	mgmt_reply(q, HTTP_OK, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, "
-	    "s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I}, s:o}",
+	    "s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I}, s:o, s:o}",
 	    "management_version", API_VERSION, "rabbitmq_version", API_VERSION,
 	    "product_name", "Warren", "product_version", PACKAGE_VERSION,
 	    "cluster_name", mgmt_node_name(), "node", mgmt_node_name(),
@@ -109,7 +146,8 @@ void mgmt_overview(struct mgmt_req *q)
 	    "queues", (json_int_t)n_queues, "consumers", (json_int_t)consumers,
 	    "queue_totals", "messages", (json_int_t)(ready + unacked),
 	    "messages_ready", (json_int_t)ready, "messages_unacknowledged",
-	    (json_int_t)unacked, "listeners", listeners));
+	    (json_int_t)unacked, "listeners", listeners, "message_stats",
+	    overview_stats(q->b)));
 }
 
 void mgmt_health_alarms(struct mgmt_req *q)
@@ -190,10 +228,18 @@ void mgmt_aliveness(struct mgmt_req *q)
 static json_t *queue_json(const struct queue *qu)
 {
 	struct queue_stats st;
+	uint64_t counts[3];
+	double rates[3];
 
 	queue_stats(qu, &st);
+	counts[0] = st.counters.published;
+	counts[1] = st.counters.delivered;
+	counts[2] = st.counters.acked;
+	rates[0] = st.publish_rate;
+	rates[1] = st.deliver_rate;
+	rates[2] = st.ack_rate;
 	return json_pack("{s:s, s:s, s:b, s:b, s:b, s:o, s:s, s:s, s:s, "
-	    "s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
 	    "name", qu->name, "vhost", qu->vh->name, "durable", qu->durable,
 	    "auto_delete", qu->auto_delete, "exclusive", qu->exclusive,
 	    "arguments", definitions_args_to_json(qu->arguments,
@@ -204,7 +250,8 @@ static json_t *queue_json(const struct queue *qu)
 	    "messages_unacknowledged", (json_int_t)st.unacked,
 	    "messages_paged_out", (json_int_t)st.paged_out,
 	    "message_bytes_ready", (json_int_t)st.bytes,
-	    "consumers", (json_int_t)st.consumers);
+	    "consumers", (json_int_t)st.consumers,
+	    "message_stats", message_stats(rate_names, counts, rates, 3, 3));
 }
 
 /*

@@ -69,12 +69,20 @@ void queue_unref(struct queue *q)
 
 bool queue_push(struct queue *q, struct message *msg, uint64_t *ticket)
 {
-	return q->type->push(q, msg, ticket);
+	bool accepted = q->type->push(q, msg, ticket);
+
+	if (accepted)
+		q->counters.published++;
+	return accepted;
 }
 
 bool queue_pop(struct queue *q, struct queue_entry *out)
 {
-	return q->type->pop(q, out);
+	bool got = q->type->pop(q, out);
+
+	if (got)
+		q->counters.delivered++;
+	return got;
 }
 
 void queue_settle(struct queue *q, const struct queue_entry *e,
@@ -97,6 +105,26 @@ bool queue_recover_entry(struct queue *q, const struct store_recovered *msg,
 void queue_stats(const struct queue *q, struct queue_stats *out)
 {
 	q->type->stats(q, out);
+	out->counters = q->counters;
+	out->publish_rate = q->rates[0];
+	out->deliver_rate = q->rates[1];
+	out->ack_rate = q->rates[2];
+}
+
+void queue_sample_rates(struct queue *q, uint64_t now)
+{
+	double secs = (double)(now - q->rate_base_ms) / 1000.0;
+
+	if (q->rate_base_ms != 0 && secs > 0) {
+		q->rates[0] = (double)(q->counters.published -
+		    q->rate_base.published) / secs;
+		q->rates[1] = (double)(q->counters.delivered -
+		    q->rate_base.delivered) / secs;
+		q->rates[2] = (double)(q->counters.acked -
+		    q->rate_base.acked) / secs;
+	}
+	q->rate_base = q->counters;
+	q->rate_base_ms = now;
 }
 
 int queue_check_consumer(struct queue *q, const struct consumer *c,

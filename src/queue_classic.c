@@ -380,6 +380,7 @@ static bool classic_push(struct queue *q, struct message *msg, uint64_t *ticket)
 			    ttl_left(e.expires_at), ticket);
 			store_delivered(store, q->store_qid, msg->stored.id);
 		}
+		q->counters.delivered++;
 		c->ops->deliver(c, &e);
 		return true;
 	}

@@ -73,6 +73,7 @@ struct queue *vhost_add_queue(struct vhost *vh, struct bytes name,
 {
 	struct queue *q = queue_new(vh, name, args);
 
+	vh->broker->counters.queues_created++;
 	strmap_put(vh->queues, name, q);
 	return q;
 }
@@ -86,6 +87,7 @@ void vhost_remove_queue(struct vhost *vh, struct queue *q)
 	if (q->store_qid)
 		broker_durable_changed(vh->broker);
 	strmap_del(vh->queues, bytes_str(q->name));
+	vh->broker->counters.queues_deleted++;
 	queue_delete(q);
 	queue_unref(q);
 }

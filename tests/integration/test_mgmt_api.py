@@ -419,6 +419,38 @@ class MgmtApi(unittest.TestCase):
                              {"routing_key": "x", "payload": "x"})[0], 404)
         api.ok("DELETE", "/queues/%2F/pg")
 
+    def test_message_stats_counts_and_rates(self):
+        api = self.api
+        before = api.ok("GET", "/overview")["message_stats"]
+        conn = self.amqp()
+        ch = conn.channel()
+        ch.queue_declare("ms-q")
+        ch.confirm_delivery()
+        for i in range(4):
+            ch.basic_publish("", "ms-q", b"m%d" % i)
+        ch.basic_publish("", "ms-nowhere", b"dropped")
+        for _ in range(3):
+            m, _, _ = ch.basic_get("ms-q")
+            ch.basic_ack(m.delivery_tag)
+        ch.basic_get("ms-q", auto_ack=True)
+        stats = api.ok("GET", "/queues/%2F/ms-q")["message_stats"]
+        self.assertEqual((stats["publish"], stats["deliver_get"], stats["ack"]),
+                         (4, 4, 3))
+        after = api.ok("GET", "/overview")["message_stats"]
+        self.assertEqual(after["publish"] - before["publish"], 5)
+        self.assertEqual(after["drop_unroutable"] - before["drop_unroutable"], 1)
+        self.assertEqual(after["ack"] - before["ack"], 3)
+        self.assertEqual(after["confirm"] - before["confirm"], 5)
+        # Rates come from RabbitMQ's 5 s sampling: keep publishing until
+        # a sample sees it.
+        def rate_seen():
+            ch.basic_publish("", "ms-q", b"more")
+            return api.ok("GET", "/queues/%2F/ms-q")["message_stats"][
+                "publish_details"]["rate"] > 0
+        wait_until(rate_seen, timeout=30, interval=0.2, what="a publish rate")
+        conn.close()
+        api.ok("DELETE", "/queues/%2F/ms-q")
+
     # ---- definitions ---------------------------------------------------------
     def test_definitions_export_and_rabbitmq_import(self):
         api = self.api

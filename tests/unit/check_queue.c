@@ -493,11 +493,15 @@ END_TEST
 
 /* ---- the ledger ------------------------------------------------------------ */
 
+/* A channel of a connection that is only its broker (for counters). */
 static struct channel *make_channel(void)
 {
 	struct channel *ch = calloc(1, sizeof(*ch));
 
 	ck_assert_ptr_nonnull(ch);
+	ch->conn = calloc(1, sizeof(*ch->conn));
+	ck_assert_ptr_nonnull(ch->conn);
+	ch->conn->broker = b;
 	ch->next_tag = 1;
 	TAILQ_INIT(&ch->consumers);
 	return ch;
@@ -552,7 +556,11 @@ START_TEST(ledger_ack_and_requeue)
 	ck_assert_uint_eq(ch->unacked, 0);
 	ck_assert_uint_eq(ch->ledger_count, 0);
 	ck_assert_uint_eq(q->count, 0);
+	/* Acks are counted for the queue and the broker; requeues are not. */
+	ck_assert_uint_eq(q->counters.acked, 2);
+	ck_assert_uint_eq(b->counters.messages_acknowledged, 2);
 	free(ch->ledger);
+	free(ch->conn);
 	free(ch);
 }
 END_TEST
@@ -577,6 +585,7 @@ START_TEST(ledger_follows_unacked)
 	ck_assert_uint_eq(ch->ledger_count, 0);
 	ck_assert_uint_eq(q->count, 0);
 	free(ch->ledger);
+	free(ch->conn);
 	free(ch);
 }
 END_TEST
