@@ -35,6 +35,9 @@ struct warren_config {
 	/* The HTTP management API: management.tcp.ip / .port (0: none). */
 	char *mgmt_ip;			/* default "127.0.0.1" */
 	uint16_t mgmt_port;		/* default 15672 */
+	/* Prometheus metrics: prometheus.tcp.ip / .port (0: none). */
+	char *prometheus_ip;		/* default "127.0.0.1" */
+	uint16_t prometheus_port;	/* default 15692 */
 
 	char *default_user;		/* default "guest" */
 	char *default_pass;		/* default "guest" */

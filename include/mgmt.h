@@ -17,7 +17,10 @@
 
 struct broker;
 
-/* Listen on management.tcp.ip:port (no-op when the port is 0). */
+/*
+ * Listen on management.tcp.ip:port and on prometheus.tcp.ip:port (for
+ * /metrics); either is off when its port is 0.
+ */
 bool mgmt_start(struct broker *b);
 void mgmt_stop(struct broker *b);
 

@@ -134,4 +134,19 @@ uint64_t store_new_qid(void);
 /* For tests and stats: the number of segment files, the synced ticket. */
 uint64_t store_segment_count(const struct store *s);
 
+/* Upper bounds of the sync-latency histogram's buckets, in seconds. */
+#define STORE_SYNC_BUCKETS 12
+extern const double store_sync_bucket_le[STORE_SYNC_BUCKETS];
+
+/* What the store has done, for the metrics; counters only grow. */
+struct store_metrics {
+	uint64_t segments;		/* segment files now */
+	uint64_t bytes_written;		/* to segment files */
+	uint64_t pending;		/* handed to the writer, not written */
+	uint64_t syncs;			/* fdatasyncs that succeeded */
+	uint64_t sync_le[STORE_SYNC_BUCKETS];	/* syncs within each bound */
+	double sync_seconds;		/* their total time */
+};
+void store_get_metrics(struct store *s, struct store_metrics *out);
+
 #endif

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "log.h"
 #include "mgmt.h"
+#include "metrics.h"
 #include "mgmt_handlers.h"
 #include "strmap.h"
 #include "users.h"
@@ -88,7 +89,8 @@ static const struct route routes[] = {
 #undef A
 
 struct mgmt {
-	struct evhttp *http;
+	struct evhttp *http;		/* the API; NULL: off */
+	struct evhttp *metrics;		/* Prometheus; NULL: off */
 };
 
 /* ---- replies ------------------------------------------------------------ */
@@ -468,33 +470,64 @@ done:
 		free(q.seg[i]);
 }
 
+/* /metrics and /metrics/per-object, without authentication (RabbitMQ's). */
+static void on_metrics(struct evhttp_request *r, void *arg)
+{
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(r));
+	struct evbuffer *out = evhttp_request_get_output_buffer(r);
+	bool per_object;
+
+	if (path && strcmp(path, "/metrics") == 0)
+		per_object = false;
+	else if (path && strcmp(path, "/metrics/per-object") == 0)
+		per_object = true;
+	else {
+		evhttp_send_error(r, HTTP_NOTFOUND, NULL);
+		return;
+	}
+	metrics_render(arg, per_object, out);
+	evhttp_add_header(evhttp_request_get_output_headers(r),
+	    "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+	evhttp_send_reply(r, HTTP_OK, NULL, NULL);
+}
+
+/* An HTTP server on ip:port calling cb; NULL (logged) if it cannot be. */
+static struct evhttp *serve(struct broker *b, const char *what,
+    const char *ip, uint16_t port, void (*cb)(struct evhttp_request *,
+    void *))
+{
+	struct evhttp *http = evhttp_new(b->base);
+
+	if (http == NULL) {
+		log_error("%s: evhttp_new failed", what);
+		return NULL;
+	}
+	evhttp_set_max_body_size(http, MGMT_MAX_BODY);
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
+	    EVHTTP_REQ_PUT | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
+	evhttp_set_gencb(http, cb, b);
+	if (evhttp_bind_socket(http, ip, port) != 0) {
+		log_error("%s: cannot listen on %s:%u", what, ip, port);
+		evhttp_free(http);
+		return NULL;
+	}
+	log_info("%s listening on %s:%u", what, ip, port);
+	return http;
+}
+
 bool mgmt_start(struct broker *b)
 {
 	const struct warren_config *cfg = b->cfg;
-	struct mgmt *m;
+	struct mgmt *m = xcalloc(1, sizeof(*m));
 
-	if (cfg->mgmt_port == 0)
-		return true;
-	m = xcalloc(1, sizeof(*m));
-	if ((m->http = evhttp_new(b->base)) == NULL) {
-		free(m);
-		log_error("evhttp_new failed");
-		return false;
-	}
-	evhttp_set_max_body_size(m->http, MGMT_MAX_BODY);
-	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
-	    EVHTTP_REQ_PUT | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
-	evhttp_set_gencb(m->http, on_request, b);
-	if (evhttp_bind_socket(m->http, cfg->mgmt_ip, cfg->mgmt_port) != 0) {
-		log_error("management API: cannot listen on %s:%u",
-		    cfg->mgmt_ip, cfg->mgmt_port);
-		evhttp_free(m->http);
-		free(m);
-		return false;
-	}
-	log_info("management API listening on %s:%u", cfg->mgmt_ip,
-	    cfg->mgmt_port);
 	b->mgmt = m;
+	if (cfg->mgmt_port && (m->http = serve(b, "management API",
+	    cfg->mgmt_ip, cfg->mgmt_port, on_request)) == NULL)
+		return false;
+	if (cfg->prometheus_port && (m->metrics = serve(b,
+	    "Prometheus metrics", cfg->prometheus_ip, cfg->prometheus_port,
+	    on_metrics)) == NULL)
+		return false;
 	return true;
 }
 
@@ -502,7 +535,10 @@ void mgmt_stop(struct broker *b)
 {
 	if (b->mgmt == NULL)
 		return;
-	evhttp_free(b->mgmt->http);
+	if (b->mgmt->http)
+		evhttp_free(b->mgmt->http);
+	if (b->mgmt->metrics)
+		evhttp_free(b->mgmt->metrics);
 	free(b->mgmt);
 	b->mgmt = NULL;
 }

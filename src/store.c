@@ -113,6 +113,9 @@ struct store {
 	} spare[SPARES];		/* written buffers, for the next batch */
 	unsigned n_spare;
 	uint64_t peak_pending;		/* the most since behind changed */
+	uint64_t bytes_written;
+	uint64_t syncs, sync_le[STORE_SYNC_BUCKETS];
+	double sync_seconds;
 	bool behind;			/* reported behind: wake when caught up */
 	int notify_pipe[2];
 	pthread_t thread;
@@ -295,6 +298,35 @@ static void put_back(struct store *s, struct chunk *c)
 	pthread_mutex_unlock(&s->mu);
 }
 
+const double store_sync_bucket_le[STORE_SYNC_BUCKETS] = {
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+	0.1, 0.5, 1,
+};
+
+/* One fdatasync took secs: into the histogram (thread side). */
+static void record_sync(struct store *s, double secs)
+{
+	pthread_mutex_lock(&s->mu);
+	s->syncs++;
+	s->sync_seconds += secs;
+	for (int i = 0; i < STORE_SYNC_BUCKETS; i++)
+		if (secs <= store_sync_bucket_le[i])
+			s->sync_le[i]++;
+	pthread_mutex_unlock(&s->mu);
+}
+
+void store_get_metrics(struct store *s, struct store_metrics *out)
+{
+	out->segments = store_segment_count(s);
+	pthread_mutex_lock(&s->mu);
+	out->bytes_written = s->bytes_written;
+	out->pending = s->pending;
+	out->syncs = s->syncs;
+	memcpy(out->sync_le, s->sync_le, sizeof(out->sync_le));
+	out->sync_seconds = s->sync_seconds;
+	pthread_mutex_unlock(&s->mu);
+}
+
 /*
  * Write the list and sync it.  Returns the first chunk that must be
  * written again (NULL: all done) and sets *done to the last ticket now on
@@ -319,9 +351,18 @@ static struct chunk *write_round(struct store *s, struct chunk *list,
 		c = next;
 	}
 	*done = r.done;
-	if (!r.sync_failed && r.needs_sync && s->fd >= 0 &&
-	    fdatasync(s->fd) != 0)
-		r.sync_failed = true;
+	if (!r.sync_failed && r.needs_sync && s->fd >= 0) {
+		struct timespec t0, t1;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		if (fdatasync(s->fd) != 0)
+			r.sync_failed = true;
+		else {
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			record_sync(s, (double)(t1.tv_sec - t0.tv_sec) +
+			    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+		}
+	}
 	if (!r.sync_failed && r.new_file && fsync(s->dir_fd) != 0)
 		r.sync_failed = true;
 	if (r.sync_failed) {
@@ -370,6 +411,7 @@ static void *store_thread(void *arg)
 		written = free_chunks(s, list, retry);
 		pthread_mutex_lock(&s->mu);
 		s->pending -= written;
+		s->bytes_written += written;
 		caught_up = s->behind && s->pending < s->opt.max_pending / 4;
 		if (done)
 			s->synced = done;

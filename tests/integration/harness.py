@@ -199,6 +199,7 @@ class Broker:
         self.external = False
         self.config_path = None
         self.mgmt_port = None
+        self.prometheus_port = None
         self.data_dir = None
         self.stderr_path = None
         self.returncode = None
@@ -268,6 +269,9 @@ class Broker:
         if "management.tcp.port" not in self.config:
             self.mgmt_port = free_port()
             lines.append("management.tcp.port = %d" % self.mgmt_port)
+        if "prometheus.tcp.port" not in self.config:
+            self.prometheus_port = free_port()
+            lines.append("prometheus.tcp.port = %d" % self.prometheus_port)
         for k, v in self.config.items():
             if v is not None:
                 lines.append("%s = %s" % (k, v))

@@ -86,6 +86,7 @@ default_vhost = /
 log.console.level = info
 warren.data_dir = $TMP/data
 management.tcp.port = 0
+prometheus.tcp.port = 0
 EOF
 	"$WARREND" -c "$TMP/warren.conf" </dev/null >"$TMP/stderr.log" 2>&1 &
 	PID=$!

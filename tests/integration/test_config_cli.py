@@ -39,6 +39,7 @@ class ConfigCliTest(unittest.TestCase):
                 "listeners.tcp.default = %s:%d" % (HOST, self.port),
                 "warren.data_dir = %s" % os.path.join(self.tmp, "data"),
                 "management.tcp.port = 0",
+                "prometheus.tcp.port = 0",
                 ""]
 
     def run_warrend(self, args, timeout=RUN_TIMEOUT):

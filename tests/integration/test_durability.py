@@ -195,6 +195,7 @@ class Restarts(unittest.TestCase):
                         % free_port())
                 f.write("warren.data_dir = %s\n" % b.data_dir)
                 f.write("management.tcp.port = 0\n")
+                f.write("prometheus.tcp.port = 0\n")
             second = subprocess.run([find_warrend(), "-c", conf],
                                     capture_output=True, text=True,
                                     timeout=60)

@@ -379,6 +379,7 @@ class TLSConfigErrorTest(BrokerTestCase):
             f.write("warren.data_dir = %s\n" % self.dir)
             f.write("".join(l + "\n" for l in lines))
             f.write("management.tcp.port = 0\n")
+            f.write("prometheus.tcp.port = 0\n")
         p = subprocess.run([find_warrend(), "-c", conf], capture_output=True,
                            timeout=10, text=True)
         self.assertNotEqual(p.returncode, 0, "warrend started: %s" % p.stderr)

@@ -1,0 +1,285 @@
+/*
+ * Prometheus metrics in the text exposition format (see metrics.h), with
+ * rabbitmq_prometheus's names where the concept is the same, so RabbitMQ's
+ * published Grafana dashboards read Warren, and warren_* for what is
+ * Warren's own (the message store, its sync latency).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "broker.h"
+#include "config.h"
+#include "connection.h"
+#include "message.h"
+#include "metrics.h"
+#include "queue.h"
+#include "store.h"
+#include "strmap.h"
+#include "vhost.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "?"
+#endif
+
+static void header(struct evbuffer *out, const char *name, const char *type,
+    const char *help)
+{
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help,
+	    name, type);
+}
+
+/* One sample without labels, under its own HELP and TYPE. */
+static void sample(struct evbuffer *out, const char *name, const char *type,
+    const char *help, uint64_t value)
+{
+	header(out, name, type, help);
+	evbuffer_add_printf(out, "%s %llu\n", name, (unsigned long long)value);
+}
+
+/* A label value, escaped as the exposition format wants. */
+static void label_value(struct evbuffer *out, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			evbuffer_add_printf(out, "\\%c", *s);
+		else if (*s == '\n')
+			evbuffer_add(out, "\\n", 2);
+		else
+			evbuffer_add(out, s, 1);
+	}
+}
+
+struct queue_totals {
+	uint64_t queues, ready, unacked, consumers, bytes, paged_out;
+};
+
+static void each_queue(struct broker *b,
+    void (*fn)(struct queue *, struct queue_stats *, void *), void *arg)
+{
+	struct bytes k, qk;
+	void *v, *q;
+
+	for (size_t it = 0; strmap_next(b->vhosts, &it, &k, &v); ) {
+		struct vhost *vh = v;
+
+		for (size_t qi = 0; strmap_next(vh->queues, &qi, &qk, &q); ) {
+			struct queue_stats st;
+
+			queue_stats(q, &st);
+			fn(q, &st, arg);
+		}
+	}
+}
+
+static void add_totals(struct queue *q, struct queue_stats *st, void *arg)
+{
+	struct queue_totals *t = arg;
+
+	(void)q;
+	t->queues++;
+	t->ready += st->messages;
+	t->unacked += st->unacked;
+	t->consumers += st->consumers;
+	t->bytes += st->bytes;
+	t->paged_out += st->paged_out;
+}
+
+static uint64_t resident_bytes(void)
+{
+	unsigned long pages = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (f == NULL)
+		return 0;
+	if (fscanf(f, "%lu %lu", &pages, &resident) != 2)
+		resident = 0;
+	fclose(f);
+	return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static void broker_metrics(struct broker *b, struct evbuffer *out)
+{
+	const struct broker_counters *c = &b->counters;
+	uint64_t channels = 0, conns = 0, disk_free = 0;
+	struct queue_totals t = { 0 };
+	struct statvfs sv;
+	struct conn *cn;
+	char host[256] = "localhost";
+
+	TAILQ_FOREACH(cn, &b->conns, link) {
+		conns++;
+		channels += cn->n_channels;
+	}
+	each_queue(b, add_totals, &t);
+	gethostname(host, sizeof(host) - 1);
+
+	header(out, "rabbitmq_build_info", "untyped",
+	    "The broker's version (the RabbitMQ whose behaviour it follows)");
+	evbuffer_add_printf(out, "rabbitmq_build_info{rabbitmq_version="
+	    "\"3.10.8\",product_name=\"Warren\",product_version=\"%s\"} 1\n",
+	    PACKAGE_VERSION);
+	header(out, "rabbitmq_identity_info", "untyped", "The node's name");
+	evbuffer_add_printf(out, "rabbitmq_identity_info{rabbitmq_node="
+	    "\"warren@%s\",rabbitmq_cluster=\"warren@%s\"} 1\n", host, host);
+
+	sample(out, "rabbitmq_connections", "gauge", "Connections open",
+	    conns);
+	sample(out, "rabbitmq_channels", "gauge", "Channels open", channels);
+	sample(out, "rabbitmq_consumers", "gauge", "Consumers", t.consumers);
+	sample(out, "rabbitmq_queues", "gauge", "Queues", t.queues);
+	sample(out, "rabbitmq_queue_messages_ready", "gauge",
+	    "Messages ready to be delivered", t.ready);
+	sample(out, "rabbitmq_queue_messages_unacked", "gauge",
+	    "Messages delivered and not yet acknowledged", t.unacked);
+	sample(out, "rabbitmq_queue_messages", "gauge",
+	    "Messages ready or unacknowledged", t.ready + t.unacked);
+	sample(out, "rabbitmq_queue_messages_ready_bytes", "gauge",
+	    "Body bytes of the ready messages", t.bytes);
+	sample(out, "rabbitmq_queue_messages_paged_out", "gauge",
+	    "Ready messages kept on disk, not in memory", t.paged_out);
+	sample(out, "rabbitmq_queue_consumers", "gauge",
+	    "Consumers of queues", t.consumers);
+
+	sample(out, "rabbitmq_connections_opened_total", "counter",
+	    "Connections opened", c->connections_opened);
+	sample(out, "rabbitmq_connections_closed_total", "counter",
+	    "Connections closed", c->connections_closed);
+	sample(out, "rabbitmq_channels_opened_total", "counter",
+	    "Channels opened", c->channels_opened);
+	sample(out, "rabbitmq_channels_closed_total", "counter",
+	    "Channels closed", c->channels_closed);
+	sample(out, "rabbitmq_queues_created_total", "counter",
+	    "Queues created", c->queues_created);
+	sample(out, "rabbitmq_queues_deleted_total", "counter",
+	    "Queues deleted", c->queues_deleted);
+
+	sample(out, "rabbitmq_global_messages_received_total", "counter",
+	    "Messages published to the broker", c->messages_received);
+	sample(out, "rabbitmq_global_messages_routed_total", "counter",
+	    "Messages routed to at least one queue", c->messages_routed);
+	sample(out, "rabbitmq_global_messages_unroutable_dropped_total",
+	    "counter", "Unroutable messages dropped", c->unroutable_dropped);
+	sample(out, "rabbitmq_global_messages_unroutable_returned_total",
+	    "counter", "Unroutable messages returned to publishers",
+	    c->unroutable_returned);
+	sample(out, "rabbitmq_global_messages_confirmed_total", "counter",
+	    "Messages confirmed to publishers", c->messages_confirmed);
+	sample(out, "rabbitmq_global_messages_delivered_total", "counter",
+	    "Messages delivered to consumers or fetched with basic.get",
+	    c->messages_delivered + c->messages_get);
+	sample(out, "rabbitmq_global_messages_delivered_get_total", "counter",
+	    "Messages fetched with basic.get", c->messages_get);
+	sample(out, "rabbitmq_global_messages_redelivered_total", "counter",
+	    "Messages delivered again after a requeue",
+	    c->messages_redelivered);
+	sample(out, "rabbitmq_global_messages_acknowledged_total", "counter",
+	    "Messages acknowledged by consumers", c->messages_acknowledged);
+
+	sample(out, "rabbitmq_process_resident_memory_bytes", "gauge",
+	    "Resident memory of the broker process", resident_bytes());
+	sample(out, "rabbitmq_resident_memory_limit_bytes", "gauge",
+	    "Message memory above which publishers are blocked",
+	    b->memory_limit);
+	if (statvfs(b->cfg->data_dir, &sv) == 0)
+		disk_free = (uint64_t)sv.f_bavail * sv.f_frsize;
+	sample(out, "rabbitmq_disk_space_available_bytes", "gauge",
+	    "Free space in the data directory's file system", disk_free);
+	sample(out, "rabbitmq_disk_space_available_limit_bytes", "gauge",
+	    "Free space below which publishers are blocked",
+	    b->cfg->disk_free_limit);
+	sample(out, "rabbitmq_alarms_memory_used_watermark", "gauge",
+	    "1 while the memory alarm is in effect",
+	    (b->alarms & ALARM_MEMORY) != 0);
+	sample(out, "rabbitmq_alarms_free_disk_space_watermark", "gauge",
+	    "1 while the disk alarm is in effect",
+	    (b->alarms & ALARM_DISK) != 0);
+	sample(out, "warren_message_bytes", "gauge",
+	    "Bytes held by messages in memory", msg_live_bytes());
+	sample(out, "warren_alarm_store_write_failing", "gauge",
+	    "1 while the message store's writes fail",
+	    (b->alarms & ALARM_STORE) != 0);
+	sample(out, "warren_store_behind", "gauge",
+	    "1 while publishers wait for the message store to catch up",
+	    b->store_behind);
+}
+
+static void store_metrics(struct store *s, struct evbuffer *out)
+{
+	struct store_metrics m;
+
+	if (s == NULL)
+		return;
+	store_get_metrics(s, &m);
+	sample(out, "warren_store_segments", "gauge",
+	    "Segment files in the message store", m.segments);
+	sample(out, "warren_store_written_bytes_total", "counter",
+	    "Bytes written to the message store", m.bytes_written);
+	sample(out, "warren_store_pending_bytes", "gauge",
+	    "Bytes waiting to be written to the message store", m.pending);
+	header(out, "warren_store_sync_seconds", "histogram",
+	    "Time the message store's fdatasync calls took");
+	for (int i = 0; i < STORE_SYNC_BUCKETS; i++)
+		evbuffer_add_printf(out, "warren_store_sync_seconds_bucket"
+		    "{le=\"%g\"} %llu\n", store_sync_bucket_le[i],
+		    (unsigned long long)m.sync_le[i]);
+	evbuffer_add_printf(out, "warren_store_sync_seconds_bucket"
+	    "{le=\"+Inf\"} %llu\n", (unsigned long long)m.syncs);
+	evbuffer_add_printf(out, "warren_store_sync_seconds_sum %.9f\n",
+	    m.sync_seconds);
+	evbuffer_add_printf(out, "warren_store_sync_seconds_count %llu\n",
+	    (unsigned long long)m.syncs);
+}
+
+/* ---- per object ------------------------------------------------------------ */
+
+static const struct {
+	const char *name, *help;
+} per_queue[] = {
+	{ "rabbitmq_queue_messages_ready", "Messages ready to be delivered" },
+	{ "rabbitmq_queue_messages_unacked",
+	    "Messages delivered and not yet acknowledged" },
+	{ "rabbitmq_queue_messages", "Messages ready or unacknowledged" },
+	{ "rabbitmq_queue_consumers", "Consumers of the queue" },
+	{ "rabbitmq_queue_messages_published_total",
+	    "Messages the queue accepted" },
+};
+
+struct per_queue_arg {
+	struct evbuffer *out;
+	size_t which;
+};
+
+static void queue_sample(struct queue *q, struct queue_stats *st, void *arg)
+{
+	struct per_queue_arg *a = arg;
+	uint64_t v[] = { st->messages, st->unacked, st->messages + st->unacked,
+	    st->consumers, st->counters.published };
+
+	evbuffer_add_printf(a->out, "%s{vhost=\"", per_queue[a->which].name);
+	label_value(a->out, q->vh->name);
+	evbuffer_add_printf(a->out, "\",queue=\"");
+	label_value(a->out, q->name);
+	evbuffer_add_printf(a->out, "\"} %llu\n",
+	    (unsigned long long)v[a->which]);
+}
+
+void metrics_render(struct broker *b, bool per_object, struct evbuffer *out)
+{
+	if (!per_object) {
+		broker_metrics(b, out);
+		store_metrics(b->store, out);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(per_queue) / sizeof(per_queue[0]); i++) {
+		struct per_queue_arg a = { out, i };
+
+		header(out, per_queue[i].name, i == 4 ? "counter" : "gauge",
+		    per_queue[i].help);
+		each_queue(b, queue_sample, &a);
+	}
+}
