@@ -127,85 +127,101 @@ static void broker_metrics(struct broker *b, struct evbuffer *out)
 	evbuffer_add_printf(out, "rabbitmq_identity_info{rabbitmq_node="
 	    "\"warren@%s\",rabbitmq_cluster=\"warren@%s\"} 1\n", host, host);
 
-	sample(out, "rabbitmq_connections", "gauge", "Connections open",
-	    conns);
-	sample(out, "rabbitmq_channels", "gauge", "Channels open", channels);
-	sample(out, "rabbitmq_consumers", "gauge", "Consumers", t.consumers);
-	sample(out, "rabbitmq_queues", "gauge", "Queues", t.queues);
-	sample(out, "rabbitmq_queue_messages_ready", "gauge",
-	    "Messages ready to be delivered", t.ready);
-	sample(out, "rabbitmq_queue_messages_unacked", "gauge",
-	    "Messages delivered and not yet acknowledged", t.unacked);
-	sample(out, "rabbitmq_queue_messages", "gauge",
-	    "Messages ready or unacknowledged", t.ready + t.unacked);
-	sample(out, "rabbitmq_queue_messages_ready_bytes", "gauge",
-	    "Body bytes of the ready messages", t.bytes);
-	sample(out, "rabbitmq_queue_messages_paged_out", "gauge",
-	    "Ready messages kept on disk, not in memory", t.paged_out);
-	sample(out, "rabbitmq_queue_consumers", "gauge",
-	    "Consumers of queues", t.consumers);
-
-	sample(out, "rabbitmq_connections_opened_total", "counter",
-	    "Connections opened", c->connections_opened);
-	sample(out, "rabbitmq_connections_closed_total", "counter",
-	    "Connections closed", c->connections_closed);
-	sample(out, "rabbitmq_channels_opened_total", "counter",
-	    "Channels opened", c->channels_opened);
-	sample(out, "rabbitmq_channels_closed_total", "counter",
-	    "Channels closed", c->channels_closed);
-	sample(out, "rabbitmq_queues_created_total", "counter",
-	    "Queues created", c->queues_created);
-	sample(out, "rabbitmq_queues_deleted_total", "counter",
-	    "Queues deleted", c->queues_deleted);
-
-	sample(out, "rabbitmq_global_messages_received_total", "counter",
-	    "Messages published to the broker", c->messages_received);
-	sample(out, "rabbitmq_global_messages_routed_total", "counter",
-	    "Messages routed to at least one queue", c->messages_routed);
-	sample(out, "rabbitmq_global_messages_unroutable_dropped_total",
-	    "counter", "Unroutable messages dropped", c->unroutable_dropped);
-	sample(out, "rabbitmq_global_messages_unroutable_returned_total",
-	    "counter", "Unroutable messages returned to publishers",
-	    c->unroutable_returned);
-	sample(out, "rabbitmq_global_messages_confirmed_total", "counter",
-	    "Messages confirmed to publishers", c->messages_confirmed);
-	sample(out, "rabbitmq_global_messages_delivered_total", "counter",
-	    "Messages delivered to consumers or fetched with basic.get",
-	    c->messages_delivered + c->messages_get);
-	sample(out, "rabbitmq_global_messages_delivered_get_total", "counter",
-	    "Messages fetched with basic.get", c->messages_get);
-	sample(out, "rabbitmq_global_messages_redelivered_total", "counter",
-	    "Messages delivered again after a requeue",
-	    c->messages_redelivered);
-	sample(out, "rabbitmq_global_messages_acknowledged_total", "counter",
-	    "Messages acknowledged by consumers", c->messages_acknowledged);
-
-	sample(out, "rabbitmq_process_resident_memory_bytes", "gauge",
-	    "Resident memory of the broker process", resident_bytes());
-	sample(out, "rabbitmq_resident_memory_limit_bytes", "gauge",
-	    "Message memory above which publishers are blocked",
-	    b->memory_limit);
 	if (statvfs(b->cfg->data_dir, &sv) == 0)
 		disk_free = (uint64_t)sv.f_bavail * sv.f_frsize;
-	sample(out, "rabbitmq_disk_space_available_bytes", "gauge",
-	    "Free space in the data directory's file system", disk_free);
-	sample(out, "rabbitmq_disk_space_available_limit_bytes", "gauge",
-	    "Free space below which publishers are blocked",
-	    b->cfg->disk_free_limit);
-	sample(out, "rabbitmq_alarms_memory_used_watermark", "gauge",
-	    "1 while the memory alarm is in effect",
-	    (b->alarms & ALARM_MEMORY) != 0);
-	sample(out, "rabbitmq_alarms_free_disk_space_watermark", "gauge",
-	    "1 while the disk alarm is in effect",
-	    (b->alarms & ALARM_DISK) != 0);
-	sample(out, "warren_message_bytes", "gauge",
-	    "Bytes held by messages in memory", msg_live_bytes());
-	sample(out, "warren_alarm_store_write_failing", "gauge",
-	    "1 while the message store's writes fail",
-	    (b->alarms & ALARM_STORE) != 0);
-	sample(out, "warren_store_behind", "gauge",
-	    "1 while publishers wait for the message store to catch up",
-	    b->store_behind);
+	{
+		const struct {
+			const char *name, *type, *help;
+			uint64_t value;
+		} rows[] = {
+		{ "rabbitmq_connections", "gauge",
+		    "Connections open", conns },
+		{ "rabbitmq_channels", "gauge",
+		    "Channels open", channels },
+		{ "rabbitmq_consumers", "gauge",
+		    "Consumers", t.consumers },
+		{ "rabbitmq_queues", "gauge",
+		    "Queues", t.queues },
+		{ "rabbitmq_queue_messages_ready", "gauge",
+		    "Messages ready to be delivered", t.ready },
+		{ "rabbitmq_queue_messages_unacked", "gauge",
+		    "Messages delivered and not yet acknowledged", t.unacked },
+		{ "rabbitmq_queue_messages", "gauge",
+		    "Messages ready or unacknowledged", t.ready + t.unacked },
+		{ "rabbitmq_queue_messages_ready_bytes", "gauge",
+		    "Body bytes of the ready messages", t.bytes },
+		{ "rabbitmq_queue_messages_paged_out", "gauge",
+		    "Ready messages kept on disk, not in memory", t.paged_out },
+		{ "rabbitmq_queue_consumers", "gauge",
+		    "Consumers of queues", t.consumers },
+		{ "rabbitmq_connections_opened_total", "counter",
+		    "Connections opened", c->connections_opened },
+		{ "rabbitmq_connections_closed_total", "counter",
+		    "Connections closed", c->connections_closed },
+		{ "rabbitmq_channels_opened_total", "counter",
+		    "Channels opened", c->channels_opened },
+		{ "rabbitmq_channels_closed_total", "counter",
+		    "Channels closed", c->channels_closed },
+		{ "rabbitmq_queues_created_total", "counter",
+		    "Queues created", c->queues_created },
+		{ "rabbitmq_queues_deleted_total", "counter",
+		    "Queues deleted", c->queues_deleted },
+		{ "rabbitmq_global_messages_received_total", "counter",
+		    "Messages published to the broker", c->messages_received },
+		{ "rabbitmq_global_messages_routed_total", "counter",
+		    "Messages routed to at least one queue",
+		    c->messages_routed },
+		{ "rabbitmq_global_messages_unroutable_dropped_total",
+		    "counter",
+		    "Unroutable messages dropped", c->unroutable_dropped },
+		{ "rabbitmq_global_messages_unroutable_returned_total",
+		    "counter",
+		    "Unroutable messages returned to publishers",
+		    c->unroutable_returned },
+		{ "rabbitmq_global_messages_confirmed_total", "counter",
+		    "Messages confirmed to publishers", c->messages_confirmed },
+		{ "rabbitmq_global_messages_delivered_total", "counter",
+		    "Messages delivered to consumers or fetched with basic.get",
+		    c->messages_delivered + c->messages_get },
+		{ "rabbitmq_global_messages_delivered_get_total", "counter",
+		    "Messages fetched with basic.get", c->messages_get },
+		{ "rabbitmq_global_messages_redelivered_total", "counter",
+		    "Messages delivered again after a requeue",
+		    c->messages_redelivered },
+		{ "rabbitmq_global_messages_acknowledged_total", "counter",
+		    "Messages acknowledged by consumers",
+		    c->messages_acknowledged },
+		{ "rabbitmq_process_resident_memory_bytes", "gauge",
+		    "Resident memory of the broker process", resident_bytes() },
+		{ "rabbitmq_resident_memory_limit_bytes", "gauge",
+		    "Message memory above which publishers are blocked",
+		    b->memory_limit },
+		{ "rabbitmq_disk_space_available_bytes", "gauge",
+		    "Free space in the data directory's file system",
+		    disk_free },
+		{ "rabbitmq_disk_space_available_limit_bytes", "gauge",
+		    "Free space below which publishers are blocked",
+		    b->cfg->disk_free_limit },
+		{ "rabbitmq_alarms_memory_used_watermark", "gauge",
+		    "1 while the memory alarm is in effect",
+		    (b->alarms & ALARM_MEMORY) != 0 },
+		{ "rabbitmq_alarms_free_disk_space_watermark", "gauge",
+		    "1 while the disk alarm is in effect",
+		    (b->alarms & ALARM_DISK) != 0 },
+		{ "warren_message_bytes", "gauge",
+		    "Bytes held by messages in memory", msg_live_bytes() },
+		{ "warren_alarm_store_write_failing", "gauge",
+		    "1 while the message store's writes fail",
+		    (b->alarms & ALARM_STORE) != 0 },
+		{ "warren_store_behind", "gauge",
+		    "1 while publishers wait for the message store to catch up",
+		    b->store_behind },
+		};
+
+		for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+			sample(out, rows[i].name, rows[i].type, rows[i].help,
+			    rows[i].value);
+	}
 }
 
 static void store_metrics(struct store *s, struct evbuffer *out)
