@@ -102,25 +102,15 @@ static void put_user(struct mgmt_req *q, bool existed)
 	}
 	if (!body_tags(q, tags, sizeof(tags)))
 		return;
-	if (hash) {
-		/* The tags through the csv route, then the hash as given. */
-		rc = userdb_put(q->b->users, name, NULL, tags, err,
-		    sizeof(err));
-		if (rc == 0) {
-			struct user *u = userdb_find(q->b->users,
-			    bytes_str(name));
-			const char **t = xcalloc(u->n_tags + 1, sizeof(*t));
-
-			for (uint32_t i = 0; i < u->n_tags; i++)
-				t[i] = u->tags[i];
-			rc = userdb_put_hash(q->b->users, name, hash, algorithm,
-			    t, u->n_tags, err, sizeof(err));
-			free(t);
-		}
-	} else {
+	/* The hash first: nothing changes if it is refused. */
+	if (hash)
+		rc = userdb_put_hash(q->b->users, name, hash, algorithm, NULL, 0,
+		    err, sizeof(err));
+	else
+		rc = 0;
+	if (rc == 0)
 		rc = userdb_put(q->b->users, name, password, tags, err,
 		    sizeof(err));
-	}
 	if (rc != 0) {
 		if (!existed)
 			userdb_delete(q->b->users, name);
