@@ -47,6 +47,22 @@ void mgmt_error(struct mgmt_req *q, int status, const char *error,
 /* An AMQP refusal as its HTTP status (404, 400, 405 ...). */
 void mgmt_amqp_error(struct mgmt_req *q, const struct amqp_error *err);
 void mgmt_not_found(struct mgmt_req *q);
+/* One object of a list reply, found again by name when it is rendered. */
+struct mgmt_item {
+	char *vhost, *name;		/* owned by the list */
+};
+/* The item's JSON, or NULL when it is gone by the time it is rendered. */
+typedef json_t *mgmt_item_json(struct broker *b, const struct mgmt_item *it);
+
+/*
+ * Reply with a list of items (taking them over), filtered and paged as the
+ * query asks (RabbitMQ's name, use_regex, page, page_size), rendered and
+ * sent a slice per loop turn, so a list of 10,000 queues never holds the
+ * AMQP side up for more than a slice.
+ */
+void mgmt_reply_items(struct mgmt_req *q, struct mgmt_item *items,
+    size_t n, mgmt_item_json *fn);
+
 /* A query parameter, or NULL. */
 const char *mgmt_query(struct mgmt_req *q, const char *key);
 

@@ -256,30 +256,33 @@ static json_t *queue_json(const struct queue *qu)
 
 /*
  * A list route's reply: every object in map_of(vhost) of the listed
- * vhosts, by vhost and then by name, as to_json shows it.
+ * vhosts, by vhost and then by name, rendered by fn a slice at a time.
  */
 static void reply_list(struct mgmt_req *q,
-    struct strmap *(*map_of)(struct vhost *),
-    json_t *(*to_json)(void *obj, const struct vhost *vh))
+    struct strmap *(*map_of)(struct vhost *), mgmt_item_json *fn)
 {
-	size_t n;
+	size_t n, total = 0, cap = 0;
 	struct vhost **vhs = listed_vhosts(q, &n);
-	json_t *list;
+	struct mgmt_item *items = NULL;
 
 	if (vhs == NULL)
 		return;
-	list = json_array();
 	for (size_t i = 0; i < n; i++) {
 		size_t count;
 		struct strmap_entry *all = strmap_sorted(map_of(vhs[i]), &count);
 
-		for (size_t j = 0; j < count; j++)
-			json_array_append_new(list, to_json(all[j].value,
-			    vhs[i]));
+		if (total + count > cap) {
+			cap = (total + count) * 2 + 16;
+			items = xrealloc(items, cap * sizeof(*items));
+		}
+		for (size_t j = 0; j < count; j++) {
+			items[total].vhost = xstrdup(vhs[i]->name);
+			items[total++].name = bytes_strdup(all[j].key);
+		}
 		free(all);
 	}
 	free(vhs);
-	mgmt_reply(q, HTTP_OK, list);
+	mgmt_reply_items(q, items, total, fn);
 }
 
 static struct strmap *queues_of(struct vhost *vh)
@@ -287,15 +290,18 @@ static struct strmap *queues_of(struct vhost *vh)
 	return vh->queues;
 }
 
-static json_t *listed_queue(void *obj, const struct vhost *vh)
+static json_t *queue_item(struct broker *b, const struct mgmt_item *it)
 {
-	(void)vh;
-	return queue_json(obj);
+	struct vhost *vh = broker_find_vhost(b, bytes_str(it->vhost));
+	struct queue *qu = vh ? vhost_find_queue(vh, bytes_str(it->name)) :
+	    NULL;
+
+	return qu ? queue_json(qu) : NULL;
 }
 
 void mgmt_queues(struct mgmt_req *q)
 {
-	reply_list(q, queues_of, listed_queue);
+	reply_list(q, queues_of, queue_item);
 }
 
 /* The body's "arguments" as a raw table in args; false: 400 sent. */
@@ -399,14 +405,18 @@ static struct strmap *exchanges_of(struct vhost *vh)
 	return vh->exchanges;
 }
 
-static json_t *listed_exchange(void *obj, const struct vhost *vh)
+static json_t *exchange_item(struct broker *b, const struct mgmt_item *it)
 {
-	return exchange_json(obj, vh->name);
+	struct vhost *vh = broker_find_vhost(b, bytes_str(it->vhost));
+	struct exchange *x = vh ? vhost_find_exchange(vh,
+	    bytes_str(it->name)) : NULL;
+
+	return x ? exchange_json(x, vh->name) : NULL;
 }
 
 void mgmt_exchanges(struct mgmt_req *q)
 {
-	reply_list(q, exchanges_of, listed_exchange);
+	reply_list(q, exchanges_of, exchange_item);
 }
 
 static void put_exchange(struct mgmt_req *q, struct vhost *vh, bool existed)
