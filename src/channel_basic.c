@@ -273,6 +273,7 @@ bool chan_route(struct channel *ch, struct exchange *x, struct message *msg,
 		route_result_free(&r);
 	}
 	counters->messages_received++;
+	ch->n_published++;
 	if (routed)
 		counters->messages_routed++;
 	else if (mandatory)
@@ -349,6 +350,7 @@ int chan_basic_get(struct channel *ch, const struct amqp_method *m,
 	ok->delivery_tag = ch->next_tag;
 	ok->redelivered = e.redelivered;
 	ch->conn->broker->counters.messages_get++;
+	ch->n_delivered++;
 	if (e.redelivered)
 		ch->conn->broker->counters.messages_redelivered++;
 	ok->exchange = e.msg->exchange;

@@ -128,6 +128,7 @@ static void settle_one(struct channel *ch, struct delivery *d,
 	q->unacked--;
 	if (how == SETTLE_ACK) {
 		ch->conn->broker->counters.messages_acknowledged++;
+		ch->n_acked++;
 		q->counters.acked++;
 	}
 	if (d->consumer) {

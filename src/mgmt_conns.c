@@ -7,6 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <linux/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,25 @@ static json_t *connection_details(struct conn *c)
 	    json_pack("{s:s}", "name", name));
 }
 
+/*
+ * recv_oct and send_oct, from the kernel's own count (TCP_INFO): nothing
+ * is counted on the hot path for them.
+ */
+static void socket_octets(struct conn *c, json_t *o)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_INFO, &ti,
+	    &len) != 0)
+		return;
+	json_object_set_new(o, "recv_oct", json_integer(
+	    (json_int_t)ti.tcpi_bytes_received));
+	json_object_set_new(o, "send_oct", json_integer(
+	    (json_int_t)ti.tcpi_bytes_acked));
+}
+
 static json_t *connection_json(struct conn *c)
 {
 	char name[200], local[80];
@@ -105,6 +125,7 @@ static json_t *connection_json(struct conn *c)
 	    definitions_args_to_json(c->client_props, c->client_props_len));
 	host_port(c->peer, "peer_host", "peer_port", o);
 	host_port(local, "host", "port", o);
+	socket_octets(c, o);
 	return o;
 }
 
@@ -187,6 +208,9 @@ static json_t *channel_json(struct channel *ch)
 	json_object_set_new(o, "transactional", json_boolean(ch->tx_mode));
 	json_object_set_new(o, "state", json_string(ch->state == CHAN_OPEN ?
 	    "running" : "closing"));
+	json_object_set_new(o, "message_stats", json_pack("{s:I, s:I, s:I}",
+	    "publish", (json_int_t)ch->n_published, "deliver_get",
+	    (json_int_t)ch->n_delivered, "ack", (json_int_t)ch->n_acked));
 	return o;
 }
 

@@ -347,8 +347,12 @@ class MgmtApi(unittest.TestCase):
         self.assertEqual(c["port"], self.broker.port)
         name = urllib.request.quote(c["name"], safe="")
         self.assertEqual(api.ok("GET", "/connections/" + name)["name"], c["name"])
+        self.assertGreater(c["recv_oct"], 100)   # at least the handshake
+        self.assertGreater(c["send_oct"], 100)
+        ch.basic_publish("", "cq", b"counted")
         chans = [x for x in api.ok("GET", "/channels")
                  if x["connection_details"]["name"] == c["name"]]
+        self.assertEqual(chans[0]["message_stats"]["publish"], 1)
         self.assertEqual(len(chans), 1)
         self.assertEqual((chans[0]["number"], chans[0]["prefetch_count"],
                           chans[0]["confirm"], chans[0]["consumer_count"]),
