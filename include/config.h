@@ -35,6 +35,10 @@ struct warren_config {
 	/* The HTTP management API: management.tcp.ip / .port (0: none). */
 	char *mgmt_ip;			/* default "127.0.0.1" */
 	uint16_t mgmt_port;		/* default 15672 */
+	/* The API over HTTPS: management.ssl.* (port 0: none). */
+	char *mgmt_ssl_ip;		/* default "127.0.0.1" */
+	uint16_t mgmt_ssl_port;
+	char *mgmt_ssl_certfile, *mgmt_ssl_keyfile, *mgmt_ssl_cacertfile;
 	/* Prometheus metrics: prometheus.tcp.ip / .port (0: none). */
 	char *prometheus_ip;		/* default "127.0.0.1" */
 	uint16_t prometheus_port;	/* default 15692 */

@@ -5,16 +5,27 @@
 #ifndef WARREN_TLS_H
 #define WARREN_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <openssl/ssl.h>
 
 struct warren_config;
 
+/* The files and checks of one TLS listener. */
+struct tls_files {
+	const char *prefix;		/* of its config keys: "ssl_options" */
+	const char *certfile, *keyfile, *cacertfile;	/* cacertfile: NULL */
+	bool verify_peer, fail_if_no_peer_cert;
+};
+
 /*
- * The server context for cfg (certificate, key, client verification), or
- * NULL with a message naming the file and OpenSSL's reason in err.
+ * A server context (TLS 1.2 and 1.3; certificate, key, client
+ * verification), or NULL with a message naming the key, the file and
+ * OpenSSL's reason in err.
  */
+SSL_CTX *tls_context(const struct tls_files *f, char *err, size_t errlen);
+/* The AMQPS listener's, from the ssl_options.* keys. */
 SSL_CTX *tls_server_context(const struct warren_config *cfg, char *err,
     size_t errlen);
 

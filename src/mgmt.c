@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -24,6 +26,7 @@
 #include "metrics.h"
 #include "mgmt_handlers.h"
 #include "strmap.h"
+#include "tls.h"
 #include "users.h"
 #include "vhost.h"
 
@@ -91,6 +94,8 @@ static const struct route routes[] = {
 
 struct mgmt {
 	struct evhttp *http;		/* the API; NULL: off */
+	struct evhttp *https;		/* the API over TLS; NULL: off */
+	SSL_CTX *tls;
 	struct evhttp *metrics;		/* Prometheus; NULL: off */
 };
 
@@ -516,6 +521,40 @@ static struct evhttp *serve(struct broker *b, const char *what,
 	return http;
 }
 
+/* Each HTTPS connection gets a TLS bufferevent on the API's context. */
+static struct bufferevent *tls_bev(struct event_base *base, void *arg)
+{
+	SSL *ssl = SSL_new(arg);
+
+	if (ssl == NULL)
+		return NULL;
+	return bufferevent_openssl_socket_new(base, -1, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+}
+
+static bool start_https(struct broker *b, struct mgmt *m)
+{
+	const struct warren_config *cfg = b->cfg;
+	const struct tls_files f = { "management.ssl", cfg->mgmt_ssl_certfile,
+	    cfg->mgmt_ssl_keyfile, cfg->mgmt_ssl_cacertfile, false, false };
+	char err[512];
+
+	if (cfg->mgmt_ssl_certfile == NULL || cfg->mgmt_ssl_keyfile == NULL) {
+		log_error("management.ssl.port needs management.ssl.certfile "
+		    "and management.ssl.keyfile");
+		return false;
+	}
+	if ((m->tls = tls_context(&f, err, sizeof(err))) == NULL) {
+		log_error("%s", err);
+		return false;
+	}
+	if ((m->https = serve(b, "management API (HTTPS)", cfg->mgmt_ssl_ip,
+	    cfg->mgmt_ssl_port, on_request)) == NULL)
+		return false;
+	evhttp_set_bevcb(m->https, tls_bev, m->tls);
+	return true;
+}
+
 bool mgmt_start(struct broker *b)
 {
 	const struct warren_config *cfg = b->cfg;
@@ -524,6 +563,8 @@ bool mgmt_start(struct broker *b)
 	b->mgmt = m;
 	if (cfg->mgmt_port && (m->http = serve(b, "management API",
 	    cfg->mgmt_ip, cfg->mgmt_port, on_request)) == NULL)
+		return false;
+	if (cfg->mgmt_ssl_port && !start_https(b, m))
 		return false;
 	if (cfg->prometheus_port && (m->metrics = serve(b,
 	    "Prometheus metrics", cfg->prometheus_ip, cfg->prometheus_port,
@@ -540,6 +581,9 @@ void mgmt_stop(struct broker *b)
 		evhttp_free(b->mgmt->http);
 	if (b->mgmt->metrics)
 		evhttp_free(b->mgmt->metrics);
+	if (b->mgmt->https)
+		evhttp_free(b->mgmt->https);
+	SSL_CTX_free(b->mgmt->tls);
 	free(b->mgmt);
 	b->mgmt = NULL;
 }

@@ -37,8 +37,18 @@ static SSL_CTX *fail(SSL_CTX *ctx, const char *what, const char *file,
 SSL_CTX *tls_server_context(const struct warren_config *cfg, char *err,
     size_t errlen)
 {
+	const struct tls_files f = { "ssl_options", cfg->ssl_certfile,
+	    cfg->ssl_keyfile, cfg->ssl_cacertfile, cfg->ssl_verify_peer,
+	    cfg->ssl_fail_if_no_peer_cert };
+
+	return tls_context(&f, err, errlen);
+}
+
+SSL_CTX *tls_context(const struct tls_files *f, char *err, size_t errlen)
+{
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	int mode = SSL_VERIFY_NONE;
+	char what[64];
 
 	if (ctx == NULL)
 		return fail(NULL, "cannot create a TLS context", "", err, errlen);
@@ -47,30 +57,29 @@ SSL_CTX *tls_server_context(const struct warren_config *cfg, char *err,
 	 * an error (AMQP's framing already shows a cut-off message). */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
 	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF);
-	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->ssl_certfile) != 1)
-		return fail(ctx, "ssl_options.certfile", cfg->ssl_certfile, err,
-		    errlen);
-	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->ssl_keyfile,
+	snprintf(what, sizeof(what), "%s.certfile", f->prefix);
+	if (SSL_CTX_use_certificate_chain_file(ctx, f->certfile) != 1)
+		return fail(ctx, what, f->certfile, err, errlen);
+	snprintf(what, sizeof(what), "%s.keyfile", f->prefix);
+	if (SSL_CTX_use_PrivateKey_file(ctx, f->keyfile,
 	    SSL_FILETYPE_PEM) != 1)
-		return fail(ctx, "ssl_options.keyfile", cfg->ssl_keyfile, err,
-		    errlen);
+		return fail(ctx, what, f->keyfile, err, errlen);
 	if (SSL_CTX_check_private_key(ctx) != 1)
-		return fail(ctx, "ssl_options.keyfile", cfg->ssl_keyfile, err,
-		    errlen);
-	if (cfg->ssl_cacertfile != NULL) {
+		return fail(ctx, what, f->keyfile, err, errlen);
+	if (f->cacertfile != NULL) {
 		STACK_OF(X509_NAME) *names;
 
-		if (SSL_CTX_load_verify_locations(ctx, cfg->ssl_cacertfile,
+		snprintf(what, sizeof(what), "%s.cacertfile", f->prefix);
+		if (SSL_CTX_load_verify_locations(ctx, f->cacertfile,
 		    NULL) != 1 ||
-		    (names = SSL_load_client_CA_file(cfg->ssl_cacertfile)) == NULL)
-			return fail(ctx, "ssl_options.cacertfile",
-			    cfg->ssl_cacertfile, err, errlen);
+		    (names = SSL_load_client_CA_file(f->cacertfile)) == NULL)
+			return fail(ctx, what, f->cacertfile, err, errlen);
 		/* The CAs a client may pick its certificate for. */
 		SSL_CTX_set_client_CA_list(ctx, names);
 	}
-	if (cfg->ssl_verify_peer) {
+	if (f->verify_peer) {
 		mode = SSL_VERIFY_PEER;
-		if (cfg->ssl_fail_if_no_peer_cert)
+		if (f->fail_if_no_peer_cert)
 			mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
 	}
 	SSL_CTX_set_verify(ctx, mode, NULL);

@@ -21,7 +21,10 @@ access rules, checked against what pika sees on the AMQP side.
 import base64
 import json
 import os
+import shutil
+import ssl
 import sys
+import tempfile
 import unittest
 import urllib.error
 import urllib.request
@@ -30,7 +33,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pika  # noqa: E402
 import pika.exceptions  # noqa: E402
 
-from harness import Broker, main, skip_if_external, wait_until  # noqa: E402
+from harness import (Broker, BrokerError, free_port, main,  # noqa: E402
+                     skip_if_external, wait_until)
+from test_tls import make_pki  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RABBIT_DEFS = os.path.join(HERE, "..", "data", "rabbitmq-3.10-definitions.json")
@@ -546,6 +551,47 @@ class MgmtApi(unittest.TestCase):
         status, _, _ = api("PUT", "/queues/%2F/bad", {})
         self.assertEqual(status, 201)
         api.ok("DELETE", "/queues/%2F/bad")
+
+
+class MgmtHttps(unittest.TestCase):
+    """management.ssl.*: the same API over TLS, checked by a client that
+    verifies the certificate against the test CA."""
+
+    def setUp(self):
+        skip_if_external("starts warrend with management.ssl.*")
+        if shutil.which("openssl") is None:
+            raise AssertionError("the openssl command is needed (Debian package openssl)")
+        self.pki_dir = tempfile.mkdtemp(prefix="warren-mgmt-tls-")
+        self.pki = make_pki(self.pki_dir)
+
+    def tearDown(self):
+        shutil.rmtree(self.pki_dir, ignore_errors=True)
+
+    def test_api_over_https(self):
+        port = free_port()
+        with Broker(config={"management.ssl.port": port,
+                            "management.ssl.certfile": self.pki["server.pem"],
+                            "management.ssl.keyfile": self.pki["server.key"],
+                            "management.ssl.cacertfile": self.pki["ca.pem"]}) as b:
+            ctx = ssl.create_default_context(cafile=self.pki["ca.pem"])
+            req = urllib.request.Request("https://127.0.0.1:%d/api/whoami" % port)
+            req.add_header("Authorization", "Basic " +
+                           base64.b64encode(b"guest:guest").decode())
+            with urllib.request.urlopen(req, context=ctx, timeout=30) as r:
+                self.assertEqual(json.loads(r.read())["name"], "guest")
+            # A client that does not trust the CA is refused by TLS.
+            with self.assertRaises(urllib.error.URLError):
+                urllib.request.urlopen(req, context=ssl.create_default_context(),
+                                       timeout=30)
+            # Plain HTTP still works on its own port.
+            self.assertEqual(Api(b).ok("GET", "/whoami")["name"], "guest")
+
+    def test_missing_key_is_a_clear_error(self):
+        with self.assertRaises(BrokerError) as cm:
+            with Broker(config={"management.ssl.port": free_port(),
+                                "management.ssl.certfile": self.pki["server.pem"]}):
+                pass
+        self.assertIn("management.ssl.keyfile", str(cm.exception))
 
 
 class MgmtPersistence(unittest.TestCase):
