@@ -87,6 +87,17 @@ static const struct route routes[] = {
 	{ GET, { "consumers", "*" }, M, mgmt_consumers },
 	{ GET | POST, { "definitions" }, A, mgmt_definitions },
 	{ GET, { "health", "checks", "alarms" }, M, mgmt_health_alarms },
+	{ GET, { "health", "checks", "local-alarms" }, M, mgmt_health_alarms },
+	{ GET, { "health", "checks", "port-listener", "*" }, M,
+	    mgmt_health_listener },
+	{ GET, { "health", "checks", "protocol-listener", "*" }, M,
+	    mgmt_health_listener },
+	{ GET, { "health", "checks", "virtual-hosts" }, M,
+	    mgmt_health_vhosts },
+	{ GET, { "health", "checks", "node-is-quorum-critical" }, M,
+	    mgmt_health_vhosts },
+	{ GET, { "health", "checks", "node-is-mirror-sync-critical" }, M,
+	    mgmt_health_vhosts },
 	{ GET, { "aliveness-test", "*" }, M, mgmt_aliveness },
 };
 #undef M

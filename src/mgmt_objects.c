@@ -177,6 +177,53 @@ void mgmt_health_alarms(struct mgmt_req *q)
 }
 
 /*
+ * port-listener/{port} and protocol-listener/{protocol}: is there a
+ * listener there (the ones warrend started; it exits if one cannot be).
+ */
+void mgmt_health_listener(struct mgmt_req *q)
+{
+	const struct warren_config *cfg = q->b->cfg;
+	const struct {
+		const char *protocol;
+		unsigned port;
+	} listeners[] = {
+		{ "amqp", cfg->tcp_port }, { "amqp/ssl", cfg->ssl_port },
+		{ "http", cfg->mgmt_port }, { "https", cfg->mgmt_ssl_port },
+		{ "http/prometheus", cfg->prometheus_port },
+	};
+	bool by_port = strcmp(q->seg[2], "port-listener") == 0;
+	const char *want = q->seg[3];
+	char *end;
+	unsigned long port = strtoul(want, &end, 10);
+
+	for (size_t i = 0; i < sizeof(listeners) / sizeof(listeners[0]); i++) {
+		if (listeners[i].port == 0)
+			continue;
+		if (by_port ? *end == '\0' && port == listeners[i].port :
+		    strcmp(want, listeners[i].protocol) == 0) {
+			mgmt_reply(q, HTTP_OK, by_port ? json_pack("{s:s, s:i}",
+			    "status", "ok", "port", (int)port) :
+			    json_pack("{s:s, s:s}", "status", "ok", "protocol",
+			    want));
+			return;
+		}
+	}
+	mgmt_reply(q, 503, json_pack("{s:s, s:s}", "status", "failed",
+	    "reason", by_port ? "no listener on that port" :
+	    "no listener for that protocol"));
+}
+
+/*
+ * virtual-hosts: every vhost is running (a vhost exists only while it
+ * serves); node-is-quorum-critical and node-is-mirror-sync-critical: a
+ * single node with neither quorum nor mirrored queues never is.
+ */
+void mgmt_health_vhosts(struct mgmt_req *q)
+{
+	mgmt_reply(q, HTTP_OK, json_pack("{s:s}", "status", "ok"));
+}
+
+/*
  * RabbitMQ's aliveness test: declare the queue "aliveness-test", put a
  * message through it and take it back out.
  */

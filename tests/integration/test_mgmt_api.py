@@ -161,6 +161,15 @@ class MgmtApi(unittest.TestCase):
                          {"status": "ok"})
         status, _, _ = self.api("GET", "/aliveness-test/no-such-vhost")
         self.assertEqual(status, 404)
+        self.assertEqual(self.api.ok("GET", "/health/checks/port-listener/%d"
+                                     % self.broker.port)["status"], "ok")
+        status, reply, _ = self.api("GET", "/health/checks/port-listener/1")
+        self.assertEqual((status, reply["status"]), (503, "failed"))
+        self.assertEqual(self.api.ok("GET", "/health/checks/protocol-listener/amqp")[
+            "status"], "ok")
+        self.assertEqual(self.api("GET", "/health/checks/protocol-listener/stomp")[0], 503)
+        for check in ("virtual-hosts", "local-alarms", "node-is-quorum-critical"):
+            self.assertEqual(self.api.ok("GET", "/health/checks/" + check)["status"], "ok")
 
     # ---- vhosts, users, permissions ------------------------------------------
     def test_vhost_lifecycle_and_connection_forced(self):
