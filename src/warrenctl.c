@@ -760,11 +760,20 @@ static void verb_help(const struct verb *v)
 	    v->usage, v->help);
 }
 
+/* The rc file's values live for the whole run. */
+static char host[256], user[256], password[256], vhost[256];
+
+static const char *keep(char *dst, size_t len, const char *val)
+{
+	snprintf(dst, len, "%s", val);
+	return dst;
+}
+
 /* "key = value" lines of the rc file into c (what is not set already). */
 static int read_rc(struct ctl *c, const bool *set)
 {
 	const char *path = getenv("WARRENCTL_RC"), *home = getenv("HOME");
-	char buf[512], def[512], line[1024];
+	char def[512], line[1024];
 	int lineno = 0;
 	FILE *f;
 
@@ -795,17 +804,16 @@ static int read_rc(struct ctl *c, const bool *set)
 		while (eq > k && (eq[-1] == ' ' || eq[-1] == '\t'))
 			eq--;
 		*eq = '\0';
-		snprintf(buf, sizeof(buf), "%s", val);
 		if (strcmp(k, "host") == 0 && !set[0])
-			c->host = strdup(buf);
+			c->host = keep(host, sizeof(host), val);
 		else if (strcmp(k, "port") == 0 && !set[1])
-			c->port = (unsigned)atoi(buf);
+			c->port = (unsigned)atoi(val);
 		else if (strcmp(k, "user") == 0 && !set[2])
-			c->user = strdup(buf);
+			c->user = keep(user, sizeof(user), val);
 		else if (strcmp(k, "password") == 0 && !set[3])
-			c->password = strdup(buf);
+			c->password = keep(password, sizeof(password), val);
 		else if (strcmp(k, "vhost") == 0 && !set[4])
-			c->vhost = strdup(buf);
+			c->vhost = keep(vhost, sizeof(vhost), val);
 		else if (strcmp(k, "host") && strcmp(k, "port") &&
 		    strcmp(k, "user") && strcmp(k, "password") &&
 		    strcmp(k, "vhost")) {
