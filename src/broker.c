@@ -311,7 +311,8 @@ bool broker_init(struct broker *b, const struct warren_config *cfg)
 	b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
 	event_add(b->tick, &(struct timeval){ 0, 250000 });
 	/* Everything durable is back before the first client arrives. */
-	return broker_recover(b) && listen_all(b) && mgmt_start(b);
+	/* The AMQP listener last: once it accepts, everything else does. */
+	return broker_recover(b) && mgmt_start(b) && listen_all(b);
 }
 
 void broker_run(struct broker *b)

@@ -759,7 +759,8 @@ void mgmt_reply_items(struct mgmt_req *q, struct mgmt_item *items,
 	    kept - first) : kept;
 	free_items(items, 0, first);
 	free_items(items, first + count, kept);
-	memmove(items, items + first, count * sizeof(*items));
+	if (count)
+		memmove(items, items + first, count * sizeof(*items));
 
 	s = xcalloc(1, sizeof(*s));
 	s->r = q->r;
