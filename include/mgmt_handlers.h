@@ -90,6 +90,7 @@ bool mgmt_body_int(struct mgmt_req *q, const char *key, long long dflt,
 mgmt_handler mgmt_whoami, mgmt_users, mgmt_user, mgmt_user_permissions;
 mgmt_handler mgmt_vhosts, mgmt_vhost_one, mgmt_vhost_permissions;
 mgmt_handler mgmt_permissions, mgmt_permission, mgmt_topic_permissions;
+mgmt_handler mgmt_topic_permission, mgmt_vhost_definitions;
 mgmt_handler mgmt_overview, mgmt_queues, mgmt_queue, mgmt_queue_contents;
 mgmt_handler mgmt_exchanges, mgmt_exchange, mgmt_definitions;
 mgmt_handler mgmt_health_alarms, mgmt_health_listener, mgmt_health_vhosts;

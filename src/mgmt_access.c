@@ -239,6 +239,61 @@ void mgmt_topic_permissions(struct mgmt_req *q)
 	mgmt_reply(q, HTTP_OK, access_export_topic_permissions(q->b->users));
 }
 
+/* /api/topic-permissions/{vhost}/{user}: list, set one exchange's, or
+ * clear them all. */
+void mgmt_topic_permission(struct mgmt_req *q)
+{
+	const char *vhost = q->seg[1], *user = q->seg[2];
+	const char *exchange, *write, *read;
+	struct user_db *db = q->b->users;
+	json_t *list;
+	char err[256];
+
+	if (mgmt_vhost(q, 1) == NULL)
+		return;
+	switch (evhttp_request_get_command(q->r)) {
+	case EVHTTP_REQ_PUT:
+		if (!mgmt_body_str(q, "exchange", NULL, &exchange) ||
+		    !mgmt_body_str(q, "write", NULL, &write) ||
+		    !mgmt_body_str(q, "read", NULL, &read))
+			return;
+		if (userdb_set_topic_permissions(db, user, vhost, exchange,
+		    write, read, err, sizeof(err)) != 0) {
+			mgmt_error(q, HTTP_BADREQUEST, "bad_request", err);
+			return;
+		}
+		broker_durable_changed(q->b);
+		mgmt_reply(q, 201, NULL);
+		return;
+	case EVHTTP_REQ_DELETE:
+		if (!userdb_clear_topic_permissions(db, user, vhost, NULL)) {
+			mgmt_not_found(q);
+			return;
+		}
+		broker_durable_changed(q->b);
+		mgmt_reply(q, HTTP_NOCONTENT, NULL);
+		return;
+	default:
+		list = json_array();
+		for (uint32_t i = 0; i < db->n_topic_perms; i++) {
+			const struct topic_permission *p = &db->topic_perms[i];
+
+			if (strcmp(p->vhost, vhost) == 0 &&
+			    strcmp(p->user, user) == 0)
+				json_array_append_new(list, json_pack(
+				    "{s:s, s:s, s:s, s:s, s:s}", "user", user,
+				    "vhost", vhost, "exchange", p->exchange,
+				    "write", p->write, "read", p->read));
+		}
+		if (json_array_size(list) == 0) {
+			json_decref(list);
+			mgmt_not_found(q);
+		} else {
+			mgmt_reply(q, HTTP_OK, list);
+		}
+	}
+}
+
 /* ---- vhosts ---------------------------------------------------------------- */
 
 static json_t *vhost_json(const struct vhost *vh)

@@ -520,6 +520,68 @@ void mgmt_exchange(struct mgmt_req *q)
 
 /* ---- definitions ------------------------------------------------------------ */
 
+static const char *const vhost_sections[] = { "queues", "exchanges",
+    "bindings" };
+
+/*
+ * /api/definitions/{vhost}: one vhost's queues, exchanges and bindings,
+ * without their "vhost" members (GET); entries imported into the vhost
+ * whatever vhost they name (POST), as RabbitMQ does.
+ */
+void mgmt_vhost_definitions(struct mgmt_req *q)
+{
+	struct vhost *vh = mgmt_vhost(q, 1);
+	json_t *all, *out, *list, *e;
+	char err[512];
+	size_t i;
+
+	if (vh == NULL)
+		return;
+	if (evhttp_request_get_command(q->r) == EVHTTP_REQ_POST) {
+		if (q->body == NULL) {
+			mgmt_error(q, HTTP_BADREQUEST, "bad_request",
+			    "the definitions must be a JSON object");
+			return;
+		}
+		out = json_object();
+		for (size_t s = 0; s < 3; s++) {
+			list = json_object_get(q->body, vhost_sections[s]);
+			json_array_foreach(list, i, e)
+				if (json_is_object(e))
+					json_object_set_new(e, "vhost",
+					    json_string(vh->name));
+			if (list)
+				json_object_set(out, vhost_sections[s], list);
+		}
+		if (!definitions_import(q->b, out, err, sizeof(err)))
+			mgmt_error(q, HTTP_BADREQUEST, "bad_request", err);
+		else
+			mgmt_reply(q, HTTP_NOCONTENT, NULL);
+		json_decref(out);
+		return;
+	}
+	all = definitions_export(q->b);
+	out = json_pack("{s:O, s:[], s:[]}", "rabbit_version",
+	    json_object_get(all, "rabbit_version"), "parameters", "policies");
+	for (size_t s = 0; s < 3; s++) {
+		json_t *mine = json_array();
+
+		json_array_foreach(json_object_get(all, vhost_sections[s]), i,
+		    e) {
+			json_t *v = json_object_get(e, "vhost");
+
+			if (!json_is_string(v) ||
+			    strcmp(json_string_value(v), vh->name) != 0)
+				continue;
+			json_object_del(e, "vhost");
+			json_array_append(mine, e);
+		}
+		json_object_set_new(out, vhost_sections[s], mine);
+	}
+	json_decref(all);
+	mgmt_reply(q, HTTP_OK, out);
+}
+
 void mgmt_definitions(struct mgmt_req *q)
 {
 	char err[512];

@@ -496,6 +496,41 @@ class MgmtApi(unittest.TestCase):
             ch.queue_delete(n)
         conn.close()
 
+    def test_topic_permissions(self):
+        api = self.api
+        self.assertEqual(api("PUT", "/topic-permissions/%2F/guest",
+                             {"exchange": "amq.topic", "write": "^a\\.",
+                              "read": ".*"})[0], 201)
+        self.assertEqual(api.ok("GET", "/topic-permissions/%2F/guest"),
+                         [{"user": "guest", "vhost": "/", "exchange": "amq.topic",
+                           "write": "^a\\.", "read": ".*"}])
+        self.assertEqual(api("PUT", "/topic-permissions/%2F/guest",
+                             {"exchange": "amq.topic", "write": "(", "read": ""})[0], 400)
+        self.assertEqual(api("DELETE", "/topic-permissions/%2F/guest")[0], 204)
+        self.assertEqual(api("GET", "/topic-permissions/%2F/guest")[0], 404)
+
+    def test_vhost_definitions(self):
+        api = self.api
+        api.ok("PUT", "/vhosts/vd1")
+        api.ok("PUT", "/vhosts/vd2")
+        api.ok("PUT", "/queues/vd1/vq", {"arguments": {"x-max-length": 3}})
+        api.ok("PUT", "/exchanges/vd1/vx", {"type": "fanout"})
+        api.ok("POST", "/bindings/vd1/e/vx/q/vq", {"routing_key": "k"})
+        d = api.ok("GET", "/definitions/vd1")
+        self.assertEqual([q["name"] for q in d["queues"]], ["vq"])
+        self.assertNotIn("vhost", d["queues"][0])
+        self.assertEqual([(b["source"], b["destination"]) for b in d["bindings"]],
+                         [("vx", "vq")])
+        self.assertNotIn("users", d)
+        self.assertEqual(api("POST", "/definitions/vd2", d)[0], 204)
+        self.assertEqual(api.ok("GET", "/queues/vd2/vq")["arguments"],
+                         {"x-max-length": 3})
+        self.assertEqual([b["routing_key"] for b in api.ok("GET", "/bindings/vd2/e/vx/q/vq")],
+                         ["k"])
+        self.assertEqual(api("GET", "/definitions/no-such-vhost")[0], 404)
+        api.ok("DELETE", "/vhosts/vd1")
+        api.ok("DELETE", "/vhosts/vd2")
+
     def test_definitions_round_trip(self):
         """export, wipe, import, export: the same definitions."""
         api = self.api
