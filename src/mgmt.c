@@ -32,6 +32,8 @@
 
 /* Larger bodies get 413 from evhttp (RabbitMQ's default limit is 20 MB). */
 #define MGMT_MAX_BODY (20u << 20)
+#define MGMT_MAX_HEADERS (64u << 10)
+#define MGMT_IDLE_TIMEOUT_S 60
 
 enum { GET = 1, PUT = 2, POST = 4, DELETE = 8 };
 
@@ -523,6 +525,9 @@ static struct evhttp *serve(struct broker *b, const char *what,
 		return NULL;
 	}
 	evhttp_set_max_body_size(http, MGMT_MAX_BODY);
+	/* A client that sends endless headers, or nothing, is dropped. */
+	evhttp_set_max_headers_size(http, MGMT_MAX_HEADERS);
+	evhttp_set_timeout(http, MGMT_IDLE_TIMEOUT_S);
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
 	    EVHTTP_REQ_PUT | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
 	evhttp_set_gencb(http, cb, b);
@@ -609,7 +614,8 @@ void mgmt_stop(struct broker *b)
 #define MAX_PAGE_SIZE 500
 
 struct stream {
-	struct evhttp_request *r;	/* NULL: the client went away */
+	struct evhttp_request *r;
+	bool gone;			/* the client went away */
 	struct evhttp_connection *evcon;
 	struct broker *b;
 	struct mgmt_item *items;
@@ -639,12 +645,16 @@ static void stream_free(struct stream *s)
 	free(s);
 }
 
+/*
+ * The client closed mid-reply: evhttp has detached the request from its
+ * connection, and ending the reply is what frees it.
+ */
 static void stream_gone(struct evhttp_connection *evcon, void *arg)
 {
 	struct stream *s = arg;
 
 	(void)evcon;
-	s->r = NULL;
+	s->gone = true;
 	s->evcon = NULL;
 }
 
@@ -655,7 +665,8 @@ static void stream_slice(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (s->r == NULL) {
+	if (s->gone) {
+		evhttp_send_reply_end(s->r);
 		stream_free(s);
 		return;
 	}

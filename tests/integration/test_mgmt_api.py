@@ -22,6 +22,7 @@ import base64
 import json
 import os
 import shutil
+import socket
 import ssl
 import sys
 import tempfile
@@ -595,6 +596,99 @@ class MgmtApi(unittest.TestCase):
         status, _, _ = api("PUT", "/queues/%2F/bad", {})
         self.assertEqual(status, 201)
         api.ok("DELETE", "/queues/%2F/bad")
+
+
+class MgmtHostileInput(unittest.TestCase):
+    """What a broken or hostile HTTP client sends gets a 4xx or a closed
+    socket, never a crash, a wedge or unbounded memory."""
+
+    @classmethod
+    def setUpClass(cls):
+        skip_if_external("sends raw bytes to warrend's management port")
+        cls.cm = Broker()
+        cls.broker = cls.cm.__enter__()
+        cls.api = Api(cls.broker)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cm.__exit__(None, None, None)
+
+    def raw(self, data, read=True):
+        """Send bytes, return what came back before the server closed or
+        went quiet (b"" if nothing)."""
+        s = socket.create_connection(("127.0.0.1", self.broker.mgmt_port), 10)
+        got = b""
+        try:
+            s.sendall(data)
+            s.settimeout(10)
+            while read:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+                if b"\r\n\r\n" in got and not got.startswith(b"HTTP/1.1 2"):
+                    break
+        except (ConnectionResetError, BrokenPipeError, socket.timeout):
+            pass
+        finally:
+            s.close()
+        return got
+
+    def status(self, data):
+        first = self.raw(data).split(b"\r\n", 1)[0]
+        return int(first.split()[1]) if first.startswith(b"HTTP/") else None
+
+    def tearDown(self):
+        # Whatever was sent, the API and AMQP still answer.
+        self.assertEqual(self.api.ok("GET", "/whoami")["name"], "guest")
+        pika.BlockingConnection(self.broker.params()).close()
+
+    def test_garbage_request_lines(self):
+        for junk in (b"\x00\xff\xfe garbage\r\n\r\n", b"GET\r\n\r\n",
+                     b"GET /api/overview HTTP/9.9\r\n\r\n",
+                     b"BREW /api/overview HTTP/1.1\r\n\r\n"):
+            status = self.status(junk)
+            self.assertTrue(status is None or 400 <= status < 600, (junk, status))
+
+    def test_bad_percent_encoding_and_auth(self):
+        self.assertIn(self.status(b"GET /api/queues/%ZZ/%G HTTP/1.1\r\nHost: x\r\n"
+                                  b"Authorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\n\r\n"),
+                      (400, 404))
+        for auth in (b"Basic", b"Basic !!!!", b"Basic " + b"A" * 5000, b"Bearer x"):
+            self.assertEqual(self.status(b"GET /api/overview HTTP/1.1\r\nHost: x\r\n"
+                                         b"Authorization: " + auth + b"\r\n\r\n"), 401)
+
+    def test_oversized_headers_and_body(self):
+        huge = b"X-Junk: " + b"a" * (200 << 10) + b"\r\n"
+        status = self.status(b"GET /api/overview HTTP/1.1\r\nHost: x\r\n" + huge + b"\r\n")
+        self.assertTrue(status is None or status in (400, 413, 431), status)
+        body = b"{" + b" " * (21 << 20) + b"}"
+        status = self.status(b"PUT /api/queues/%%2F/big HTTP/1.1\r\nHost: x\r\n"
+                             b"Authorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\n"
+                             b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        self.assertTrue(status is None or status == 413, status)
+
+    def test_deeply_nested_json(self):
+        deep = b"[" * 100000 + b"]" * 100000
+        status, reply, _ = self.api("PUT", "/queues/%2F/deep", raw=b'{"arguments":' + deep + b"}")
+        self.assertEqual(status, 400)
+        status, _, _ = self.api("PUT", "/queues/%2F/deep",
+                                raw=b'{"arguments": {"a": ' + b"[" * 200 + b"]" * 200 + b"}}")
+        self.assertEqual(status, 400)   # deeper than an AMQP table may nest
+
+    def test_client_gone_mid_listing(self):
+        conn = pika.BlockingConnection(self.broker.params())
+        ch = conn.channel()
+        for i in range(1000):
+            ch.queue_declare("gone-%04d" % i)
+        s = socket.create_connection(("127.0.0.1", self.broker.mgmt_port), 10)
+        s.sendall(b"GET /api/queues HTTP/1.1\r\nHost: x\r\n"
+                  b"Authorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\n\r\n")
+        s.recv(100)
+        s.close()           # mid-stream
+        for i in range(1000):
+            ch.queue_delete("gone-%04d" % i)
+        conn.close()
 
 
 class MgmtHttps(unittest.TestCase):
