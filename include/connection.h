@@ -54,6 +54,8 @@ struct conn {
 	uint8_t *client_props;		/* start-ok's client-properties, raw */
 	uint32_t client_props_len;
 	uint64_t connected_at;		/* wall clock, ms */
+	/* For the statistics, over all its channels: only grow. */
+	uint64_t n_published, n_delivered, n_acked;
 	bool cancel_notify;		/* client capability consumer_cancel_notify */
 	bool read_paused;		/* output too large: not reading */
 	bool published;			/* has sent basic.publish */

@@ -160,6 +160,7 @@ void chan_deliver(struct consumer *c, const struct queue_entry *e)
 	a->redelivered = e->redelivered;
 	ch->conn->broker->counters.messages_delivered++;
 	ch->n_delivered++;
+	ch->conn->n_delivered++;
 	if (e->redelivered)
 		ch->conn->broker->counters.messages_redelivered++;
 	a->exchange = msg->exchange;

@@ -274,6 +274,7 @@ bool chan_route(struct channel *ch, struct exchange *x, struct message *msg,
 	}
 	counters->messages_received++;
 	ch->n_published++;
+	ch->conn->n_published++;
 	if (routed)
 		counters->messages_routed++;
 	else if (mandatory)
@@ -351,6 +352,7 @@ int chan_basic_get(struct channel *ch, const struct amqp_method *m,
 	ok->redelivered = e.redelivered;
 	ch->conn->broker->counters.messages_get++;
 	ch->n_delivered++;
+	ch->conn->n_delivered++;
 	if (e.redelivered)
 		ch->conn->broker->counters.messages_redelivered++;
 	ok->exchange = e.msg->exchange;

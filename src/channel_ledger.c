@@ -129,6 +129,7 @@ static void settle_one(struct channel *ch, struct delivery *d,
 	if (how == SETTLE_ACK) {
 		ch->conn->broker->counters.messages_acknowledged++;
 		ch->n_acked++;
+		ch->conn->n_acked++;
 		q->counters.acked++;
 	}
 	if (d->consumer) {

@@ -126,6 +126,9 @@ static json_t *connection_json(struct conn *c)
 	host_port(c->peer, "peer_host", "peer_port", o);
 	host_port(local, "host", "port", o);
 	socket_octets(c, o);
+	json_object_set_new(o, "message_stats", json_pack("{s:I, s:I, s:I}",
+	    "publish", (json_int_t)c->n_published, "deliver_get",
+	    (json_int_t)c->n_delivered, "ack", (json_int_t)c->n_acked));
 	return o;
 }
 

@@ -368,6 +368,8 @@ class MgmtApi(unittest.TestCase):
         chans = [x for x in api.ok("GET", "/channels")
                  if x["connection_details"]["name"] == c["name"]]
         self.assertEqual(chans[0]["message_stats"]["publish"], 1)
+        stats = api.ok("GET", "/connections/" + name)["message_stats"]
+        self.assertEqual((stats["publish"], stats["deliver_get"]), (1, 1))
         self.assertEqual(len(chans), 1)
         self.assertEqual((chans[0]["number"], chans[0]["prefetch_count"],
                           chans[0]["confirm"], chans[0]["consumer_count"]),
