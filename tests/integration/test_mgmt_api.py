@@ -753,6 +753,28 @@ class MgmtPersistence(unittest.TestCase):
                              ["monitoring"])
             self.assertEqual(api.ok("GET", "/queues/kept/dq")["durable"], True)
 
+    def test_deleted_vhost_stays_deleted_with_its_messages(self):
+        with Broker() as b:
+            api = Api(b)
+            api.ok("PUT", "/vhosts/gone")
+            api.ok("PUT", "/permissions/gone/guest",
+                   {"configure": ".*", "write": ".*", "read": ".*"})
+            conn = pika.BlockingConnection(b.params(vhost="gone"))
+            ch = conn.channel()
+            ch.queue_declare("gq", durable=True)
+            ch.confirm_delivery()
+            for i in range(50):
+                ch.basic_publish("", "gq", b"m%d" % i,
+                                 pika.BasicProperties(delivery_mode=2))
+            conn.close()
+            api.ok("DELETE", "/vhosts/gone")
+            b.restart(kill=True)
+            self.assertEqual(api("GET", "/vhosts/gone")[0], 404)
+            self.assertNotIn("gone", [p["vhost"] for p in api.ok("GET", "/permissions")])
+            # Recreated, it is empty: the stored messages went with it.
+            api.ok("PUT", "/vhosts/gone")
+            self.assertEqual(api("GET", "/queues/gone/gq")[0], 404)
+
 
 if __name__ == "__main__":
     main()
