@@ -29,5 +29,7 @@ void ring_insert_by_seq(struct entry_ring *r, struct queue_entry e);
 struct queue_entry *ring_head(struct entry_ring *r);	/* NULL if empty */
 bool ring_pop(struct entry_ring *r, struct queue_entry *out);
 void ring_free(struct entry_ring *r);
+/* Entry i from the head (0 <= i < r->count). */
+const struct queue_entry *ring_at(const struct entry_ring *r, uint32_t i);
 
 #endif

@@ -88,6 +88,12 @@ struct queue_stats {
 	uint64_t paged_out;		/* of them, waiting on disk */
 	uint64_t unacked;		/* delivered, not yet settled */
 	uint32_t consumers;
+	/*
+	 * Bytes the queue holds in memory: its structures, its in-memory
+	 * entries and their messages (a message several queues hold counts
+	 * in each, as a shared body would in RabbitMQ's per-queue memory).
+	 */
+	uint64_t memory;
 	struct queue_counters counters;
 	/* The counters' rates over the last sampling interval, per second. */
 	double publish_rate, deliver_rate, ack_rate;

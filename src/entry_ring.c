@@ -11,6 +11,11 @@ static struct queue_entry *at(struct entry_ring *r, uint32_t i)
 	return &r->slots[(r->head + i) & (r->cap - 1)];
 }
 
+const struct queue_entry *ring_at(const struct entry_ring *r, uint32_t i)
+{
+	return &r->slots[(r->head + i) & (r->cap - 1)];
+}
+
 static void grow(struct entry_ring *r)
 {
 	uint32_t cap = r->cap ? r->cap * 2 : 64;

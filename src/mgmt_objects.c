@@ -286,7 +286,7 @@ static json_t *queue_json(const struct queue *qu)
 	rates[1] = st.deliver_rate;
 	rates[2] = st.ack_rate;
 	return json_pack("{s:s, s:s, s:b, s:b, s:b, s:o, s:s, s:s, s:s, "
-	    "s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+	    "s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
 	    "name", qu->name, "vhost", qu->vh->name, "durable", qu->durable,
 	    "auto_delete", qu->auto_delete, "exclusive", qu->exclusive,
 	    "arguments", definitions_args_to_json(qu->arguments,
@@ -298,6 +298,7 @@ static json_t *queue_json(const struct queue *qu)
 	    "messages_paged_out", (json_int_t)st.paged_out,
 	    "message_bytes_ready", (json_int_t)st.bytes,
 	    "consumers", (json_int_t)st.consumers,
+	    "memory", (json_int_t)st.memory,
 	    "message_stats", message_stats(rate_names, counts, rates, 3, 3));
 }
 

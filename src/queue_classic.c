@@ -527,11 +527,24 @@ static uint32_t classic_purge(struct queue *q)
 
 static void classic_stats(const struct queue *q, struct queue_stats *out)
 {
+	const struct classic *c = cq(q);
+
 	memset(out, 0, sizeof(*out));
 	out->messages = q->count;
 	out->bytes = q->bytes;
-	for (uint32_t i = 0; i < cq(q)->n_levels; i++)
+	out->memory = sizeof(*q) + sizeof(*c) +
+	    c->n_levels * sizeof(*c->levels);
+	for (uint32_t i = 0; i < c->n_levels; i++) {
+		const struct entry_ring *r = &c->levels[i];
+
 		out->paged_out += tail_len(q, i);
+		out->memory += (uint64_t)r->cap * sizeof(struct queue_entry);
+		for (uint32_t j = 0; j < r->count; j++) {
+			const struct message *m = ring_at(r, j)->msg;
+
+			out->memory += m->alloc_size + m->body_len;
+		}
+	}
 	out->consumers = q->n_consumers;
 	out->unacked = q->unacked;
 }

@@ -261,6 +261,20 @@ class MgmtApi(unittest.TestCase):
         self.assertEqual((q["messages_ready"], q["messages"], q["consumers"]), (5, 5, 0))
         self.assertEqual(q["arguments"], {"x-max-length": 5})
         self.assertEqual((q["durable"], q["type"], q["vhost"]), (True, "classic", "/"))
+        # Memory follows what the queue holds (5 bodies of 1 KB here).
+        empty = api.ok("GET", "/queues/%2F/api-q")["memory"]
+        ch.queue_declare("api-mem")
+        before = api.ok("GET", "/queues/%2F/api-mem")["memory"]
+        for i in range(5):
+            ch.basic_publish("", "api-mem", b"x" * 1024)
+        full = api.ok("GET", "/queues/%2F/api-mem")["memory"]
+        self.assertGreaterEqual(full, before + 5 * 1024)
+        ch.queue_purge("api-mem")
+        # The bodies are gone; the ring's slots stay for the next ones.
+        self.assertLessEqual(api.ok("GET", "/queues/%2F/api-mem")["memory"],
+                             full - 5 * 1024)
+        ch.queue_delete("api-mem")
+        self.assertGreater(empty, 0)
         ch.basic_qos(prefetch_count=2)
         ch.basic_consume("api-q", lambda *a: None)
         wait_until(lambda: api.ok("GET", "/queues/%2F/api-q")[
