@@ -82,8 +82,7 @@ struct channel {
 	uint64_t next_tag;
 
 	char last_queue[256];		/* for queue name "" (RabbitMQ) */
-	/* For the statistics: only grow. */
-	uint64_t n_published, n_delivered, n_acked;
+	struct msg_counters msgs;	/* for the statistics */
 	uint32_t prefetch_consumer;	/* basic.qos global=false */
 	uint32_t prefetch_channel;	/* basic.qos global=true */
 	struct consumer_list consumers;

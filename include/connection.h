@@ -37,6 +37,19 @@ enum conn_state {
 #undef X
 };
 
+/* Messages through a channel or a connection, for the statistics. */
+struct msg_counters {
+	uint64_t published, delivered, acked;	/* only grow */
+};
+
+/* A connection's numbers, as the management API reports them. */
+struct conn_stats {
+	struct msg_counters msgs;
+	uint32_t channels;
+	bool have_octets;		/* the kernel told (TCP_INFO) */
+	uint64_t recv_oct, send_oct;	/* bytes received, and sent and acked */
+};
+
 struct conn {
 	uint64_t id;
 	struct broker *broker;
@@ -54,8 +67,7 @@ struct conn {
 	uint8_t *client_props;		/* start-ok's client-properties, raw */
 	uint32_t client_props_len;
 	uint64_t connected_at;		/* wall clock, ms */
-	/* For the statistics, over all its channels: only grow. */
-	uint64_t n_published, n_delivered, n_acked;
+	struct msg_counters msgs;	/* over all its channels */
 	bool cancel_notify;		/* client capability consumer_cancel_notify */
 	bool read_paused;		/* output too large: not reading */
 	bool published;			/* has sent basic.publish */
@@ -93,6 +105,8 @@ void conn_free(struct conn *c, const char *reason);
  * exclusive queues) goes now; c->vh becomes NULL.
  */
 void conn_drop_vhost(struct conn *c, const char *text);
+/* c's numbers; bytes from the kernel's count, nothing on the hot path. */
+void conn_stats(struct conn *c, struct conn_stats *out);
 
 struct evbuffer *conn_output(struct conn *c);
 void conn_send_method(struct conn *c, uint16_t channel,

@@ -159,8 +159,8 @@ void chan_deliver(struct consumer *c, const struct queue_entry *e)
 	a->delivery_tag = ch->next_tag;
 	a->redelivered = e->redelivered;
 	ch->conn->broker->counters.messages_delivered++;
-	ch->n_delivered++;
-	ch->conn->n_delivered++;
+	ch->msgs.delivered++;
+	ch->conn->msgs.delivered++;
 	if (e->redelivered)
 		ch->conn->broker->counters.messages_redelivered++;
 	a->exchange = msg->exchange;

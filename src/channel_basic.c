@@ -273,8 +273,8 @@ bool chan_route(struct channel *ch, struct exchange *x, struct message *msg,
 		route_result_free(&r);
 	}
 	counters->messages_received++;
-	ch->n_published++;
-	ch->conn->n_published++;
+	ch->msgs.published++;
+	ch->conn->msgs.published++;
 	if (routed)
 		counters->messages_routed++;
 	else if (mandatory)
@@ -351,8 +351,8 @@ int chan_basic_get(struct channel *ch, const struct amqp_method *m,
 	ok->delivery_tag = ch->next_tag;
 	ok->redelivered = e.redelivered;
 	ch->conn->broker->counters.messages_get++;
-	ch->n_delivered++;
-	ch->conn->n_delivered++;
+	ch->msgs.delivered++;
+	ch->conn->msgs.delivered++;
 	if (e.redelivered)
 		ch->conn->broker->counters.messages_redelivered++;
 	ok->exchange = e.msg->exchange;

@@ -128,8 +128,8 @@ static void settle_one(struct channel *ch, struct delivery *d,
 	q->unacked--;
 	if (how == SETTLE_ACK) {
 		ch->conn->broker->counters.messages_acknowledged++;
-		ch->n_acked++;
-		ch->conn->n_acked++;
+		ch->msgs.acked++;
+		ch->conn->msgs.acked++;
 		q->counters.acked++;
 	}
 	if (d->consumer) {

@@ -8,7 +8,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <linux/tcp.h>		/* tcp_info with byte counts */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,6 +220,23 @@ void conn_drop_vhost(struct conn *c, const char *text)
 	drop_exclusive_queues(c);
 	c->vh = NULL;
 	c->state = was;
+}
+
+void conn_stats(struct conn *c, struct conn_stats *out)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(out, 0, sizeof(*out));
+	out->msgs = c->msgs;
+	out->channels = c->n_channels;
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_INFO, &ti,
+	    &len) == 0) {
+		out->have_octets = true;
+		out->recv_oct = ti.tcpi_bytes_received;
+		out->send_oct = ti.tcpi_bytes_acked;
+	}
 }
 
 void conn_free(struct conn *c, const char *reason)

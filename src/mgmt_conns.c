@@ -7,7 +7,6 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <linux/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,35 +87,25 @@ static json_t *connection_details(struct conn *c)
 	    json_pack("{s:s}", "name", name));
 }
 
-/*
- * recv_oct and send_oct, from the kernel's own count (TCP_INFO): nothing
- * is counted on the hot path for them.
- */
-static void socket_octets(struct conn *c, json_t *o)
+static json_t *msg_stats_json(const struct msg_counters *m)
 {
-	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
-
-	memset(&ti, 0, sizeof(ti));
-	if (getsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_INFO, &ti,
-	    &len) != 0)
-		return;
-	json_object_set_new(o, "recv_oct", json_integer(
-	    (json_int_t)ti.tcpi_bytes_received));
-	json_object_set_new(o, "send_oct", json_integer(
-	    (json_int_t)ti.tcpi_bytes_acked));
+	return json_pack("{s:I, s:I, s:I}", "publish", (json_int_t)m->published,
+	    "deliver_get", (json_int_t)m->delivered, "ack",
+	    (json_int_t)m->acked);
 }
 
 static json_t *connection_json(struct conn *c)
 {
 	char name[200], local[80];
+	struct conn_stats st;
 	json_t *o;
 
+	conn_stats(c, &st);
 	conn_name(c, name, sizeof(name));
 	local_address(c, local, sizeof(local));
 	o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:b, s:s, s:i, "
 	    "s:i, s:i, s:I, s:o}", "name", name, "node", mgmt_node_name(), "user", c->user,
-	    "vhost", c->vh->name, "channels", (int)c->n_channels, "state",
+	    "vhost", c->vh->name, "channels", (int)st.channels, "state",
 	    c->state == CONN_RUNNING ? (c->blocked || c->flow ? "blocked" :
 	    "running") : "closing", "ssl", c->tls, "protocol", "AMQP 0-9-1",
 	    "frame_max", (int)c->frame_max, "channel_max", (int)c->channel_max,
@@ -125,10 +114,13 @@ static json_t *connection_json(struct conn *c)
 	    definitions_args_to_json(c->client_props, c->client_props_len));
 	host_port(c->peer, "peer_host", "peer_port", o);
 	host_port(local, "host", "port", o);
-	socket_octets(c, o);
-	json_object_set_new(o, "message_stats", json_pack("{s:I, s:I, s:I}",
-	    "publish", (json_int_t)c->n_published, "deliver_get",
-	    (json_int_t)c->n_delivered, "ack", (json_int_t)c->n_acked));
+	if (st.have_octets) {
+		json_object_set_new(o, "recv_oct", json_integer(
+		    (json_int_t)st.recv_oct));
+		json_object_set_new(o, "send_oct", json_integer(
+		    (json_int_t)st.send_oct));
+	}
+	json_object_set_new(o, "message_stats", msg_stats_json(&st.msgs));
 	return o;
 }
 
@@ -211,9 +203,7 @@ static json_t *channel_json(struct channel *ch)
 	json_object_set_new(o, "transactional", json_boolean(ch->tx_mode));
 	json_object_set_new(o, "state", json_string(ch->state == CHAN_OPEN ?
 	    "running" : "closing"));
-	json_object_set_new(o, "message_stats", json_pack("{s:I, s:I, s:I}",
-	    "publish", (json_int_t)ch->n_published, "deliver_get",
-	    (json_int_t)ch->n_delivered, "ack", (json_int_t)ch->n_acked));
+	json_object_set_new(o, "message_stats", msg_stats_json(&ch->msgs));
 	return o;
 }
 
