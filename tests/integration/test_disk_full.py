@@ -61,46 +61,34 @@ class Publisher(threading.Thread):
         super().__init__(daemon=True)
         self.params = broker.params(blocked_connection_timeout=None)
         self.queue, self.bodies = queue, bodies
-        self.confirmed, self.error = [], None
-
-    def run(self):
-        try:
-            conn = pika.BlockingConnection(self.params)
-            ch = conn.channel()
-            ch.confirm_delivery()
-            for body in self.bodies:
-                ch.basic_publish("", self.queue, body, PERSISTENT)
-                self.confirmed.append(body)
-            conn.close()
-        except Exception as e:  # reported by the test
-            self.error = e
-
-
-class TallyingPublisher(threading.Thread):
-    """Publishes bodies with confirms, one at a time, and sorts each into
-    `confirmed` or `nacked` (pika raises NackError for a nack); it goes
-    on after a nack, as a retrying producer would."""
-
-    def __init__(self, broker, queue, bodies):
-        super().__init__(daemon=True)
-        self.params = broker.params(blocked_connection_timeout=None)
-        self.queue, self.bodies = queue, bodies
         self.confirmed, self.nacked, self.error = [], [], None
 
+    def publish(self, ch, body):
+        ch.basic_publish("", self.queue, body, PERSISTENT)
+        self.confirmed.append(body)
+
     def run(self):
         try:
             conn = pika.BlockingConnection(self.params)
             ch = conn.channel()
             ch.confirm_delivery()
             for body in self.bodies:
-                try:
-                    ch.basic_publish("", self.queue, body, PERSISTENT)
-                    self.confirmed.append(body)
-                except pika.exceptions.NackError:
-                    self.nacked.append(body)
+                self.publish(ch, body)
             conn.close()
         except Exception as e:  # reported by the test
             self.error = e
+
+
+class TallyingPublisher(Publisher):
+    """A Publisher that sorts each body into `confirmed` or `nacked` (pika
+    raises NackError for a nack) and goes on after a nack, as a retrying
+    producer would."""
+
+    def publish(self, ch, body):
+        try:
+            super().publish(ch, body)
+        except pika.exceptions.NackError:
+            self.nacked.append(body)
 
 
 class DiskFull(unittest.TestCase):

@@ -6,17 +6,15 @@ vhost and queue labels, and `promtool check metrics` (Debian's prometheus
 package) finding nothing wrong with either.
 """
 import os
-import re
 import subprocess
 import sys
-import unittest
 import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pika  # noqa: E402
 
-from harness import Broker, main, skip_if_external, wait_until  # noqa: E402
+from harness import BrokerTestCase, main, skip_if_external, wait_until  # noqa: E402
 
 PROMTOOL = "/usr/bin/promtool"
 
@@ -38,16 +36,11 @@ def samples(text):
     return out
 
 
-class Metrics(unittest.TestCase):
+class Metrics(BrokerTestCase):
     @classmethod
     def setUpClass(cls):
         skip_if_external("scrapes warrend's metrics port")
-        cls.cm = Broker()
-        cls.broker = cls.cm.__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cm.__exit__(None, None, None)
+        super().setUpClass()
 
     def test_values_follow_amqp(self):
         ctype, text = scrape(self.broker)

@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pika  # noqa: E402
 import pika.exceptions  # noqa: E402
 
-from harness import (Broker, BrokerError, free_port, main,  # noqa: E402
+from harness import (BrokerTestCase, Broker, BrokerError, free_port, main,  # noqa: E402
                      skip_if_external, wait_until)
 from test_tls import make_pki  # noqa: E402
 
@@ -71,17 +71,12 @@ class Api:
         return reply
 
 
-class MgmtApi(unittest.TestCase):
+class MgmtApi(BrokerTestCase):
     @classmethod
     def setUpClass(cls):
         skip_if_external("talks to warrend's management port")
-        cls.cm = Broker()
-        cls.broker = cls.cm.__enter__()
+        super().setUpClass()
         cls.api = Api(cls.broker)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cm.__exit__(None, None, None)
 
     def tearDown(self):
         self.assertTrue(self.broker.alive(), "warrend died")
@@ -614,20 +609,15 @@ class MgmtApi(unittest.TestCase):
         api.ok("DELETE", "/queues/%2F/bad")
 
 
-class MgmtHostileInput(unittest.TestCase):
+class MgmtHostileInput(BrokerTestCase):
     """What a broken or hostile HTTP client sends gets a 4xx or a closed
     socket, never a crash, a wedge or unbounded memory."""
 
     @classmethod
     def setUpClass(cls):
         skip_if_external("sends raw bytes to warrend's management port")
-        cls.cm = Broker()
-        cls.broker = cls.cm.__enter__()
+        super().setUpClass()
         cls.api = Api(cls.broker)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cm.__exit__(None, None, None)
 
     def raw(self, data, read=True):
         """Send bytes, return what came back before the server closed or

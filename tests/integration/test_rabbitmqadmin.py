@@ -15,24 +15,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pika  # noqa: E402
 import pika.exceptions  # noqa: E402
 
-from harness import Broker, main, skip_if_external  # noqa: E402
+from harness import BrokerTestCase, main, skip_if_external  # noqa: E402
 
 RABBITMQADMIN = "/usr/bin/rabbitmqadmin"
 
 
-class RabbitmqAdmin(unittest.TestCase):
+class RabbitmqAdmin(BrokerTestCase):
     @classmethod
     def setUpClass(cls):
         skip_if_external("talks to warrend's management port")
         if not os.access(RABBITMQADMIN, os.X_OK):
             raise unittest.SkipTest("%s is missing (scripts/bootstrap installs "
                                     "Debian's rabbitmq-server for it)" % RABBITMQADMIN)
-        cls.cm = Broker()
-        cls.broker = cls.cm.__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cm.__exit__(None, None, None)
+        super().setUpClass()
 
     def admin(self, *args, ok=True):
         """rabbitmqadmin's stdout (its JSON parsed when -f raw_json)."""

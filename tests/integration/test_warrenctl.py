@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import unittest
 import urllib.error
 import urllib.request
 
@@ -17,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pika  # noqa: E402
 import pika.exceptions  # noqa: E402
 
-from harness import Broker, find_warrenctl, free_port, main, skip_if_external  # noqa: E402
+from harness import BrokerTestCase, find_warrenctl, free_port, main, skip_if_external  # noqa: E402
 
 VERBS = ["status", "list", "declare queue", "declare exchange", "declare binding",
          "delete queue", "delete exchange", "delete binding", "purge queue",
@@ -26,16 +25,11 @@ VERBS = ["status", "list", "declare queue", "declare exchange", "declare binding
          "close connection", "publish", "get", "export", "import"]
 
 
-class Warrenctl(unittest.TestCase):
+class Warrenctl(BrokerTestCase):
     @classmethod
     def setUpClass(cls):
         skip_if_external("runs warrenctl against warrend's management port")
-        cls.cm = Broker()
-        cls.broker = cls.cm.__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cm.__exit__(None, None, None)
+        super().setUpClass()
 
     def ctl(self, *args, rc=0, stdin=None, env=None, port=None):
         argv = [find_warrenctl(), "-P", str(port or self.broker.mgmt_port)]
