@@ -14,6 +14,7 @@ struct event_base;
 struct evconnlistener;
 struct warren_config;
 struct vhost;
+struct queue;
 struct user_db;
 struct mgmt;
 struct conn;
@@ -88,6 +89,9 @@ void broker_run(struct broker *b);
 void broker_free(struct broker *b);
 
 struct vhost *broker_find_vhost(struct broker *b, struct bytes name);
+/* fn(q, arg) for every queue of every vhost; fn must not delete queues. */
+void broker_each_queue(struct broker *b, void (*fn)(struct queue *, void *),
+    void *arg);
 /* The vhost called name, created (with its amq.* exchanges) if need be. */
 struct vhost *broker_add_vhost(struct broker *b, const char *name);
 /*

@@ -170,26 +170,38 @@ static void return_freed_memory(void)
  */
 #define RATE_INTERVAL_MS 5000
 
+void broker_each_queue(struct broker *b, void (*fn)(struct queue *, void *),
+    void *arg)
+{
+	struct bytes k, qk;
+	void *v, *q;
+
+	for (size_t it = 0; strmap_next(b->vhosts, &it, &k, &v); ) {
+		struct vhost *vh = v;
+
+		for (size_t qi = 0; strmap_next(vh->queues, &qi, &qk, &q); )
+			fn(q, arg);
+	}
+}
+
+static void sample_queue(struct queue *q, void *now)
+{
+	queue_sample_rates(q, *(const uint64_t *)now);
+}
+
 static void sample_rates(struct broker *b, uint64_t now)
 {
 	const struct broker_counters *c = &b->counters;
 	uint64_t totals[3] = { c->messages_received, c->messages_delivered +
 	    c->messages_get, c->messages_acknowledged };
 	double secs = (double)(now - b->rates_at_ms) / 1000.0;
-	struct bytes k, qk;
-	void *v, *q;
 
 	for (int i = 0; i < 3; i++) {
 		b->rates[i] = (double)(totals[i] - b->rate_base[i]) / secs;
 		b->rate_base[i] = totals[i];
 	}
 	b->rates_at_ms = now;
-	for (size_t it = 0; strmap_next(b->vhosts, &it, &k, &v); ) {
-		struct vhost *vh = v;
-
-		for (size_t qi = 0; strmap_next(vh->queues, &qi, &qk, &q); )
-			queue_sample_rates(q, now);
-	}
+	broker_each_queue(b, sample_queue, &now);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)

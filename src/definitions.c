@@ -575,22 +575,18 @@ static void qid_put(struct strmap *m, uint64_t qid)
 	strmap_put(m, (struct bytes){ key, 8 }, m);
 }
 
+static void put_queue_qid(struct queue *q, void *m)
+{
+	if (q->store_qid)
+		qid_put(m, q->store_qid);
+}
+
 static struct strmap *qids_in_use(struct import *im)
 {
-	struct bytes k, qk;
-	void *v, *qv;
-
 	if (im->qids != NULL)
 		return im->qids;
 	im->qids = strmap_new();
-	for (size_t it = 0; strmap_next(im->b->vhosts, &it, &k, &v); ) {
-		struct vhost *vh = v;
-
-		for (size_t qit = 0; strmap_next(vh->queues, &qit, &qk, &qv); )
-			if (((struct queue *)qv)->store_qid)
-				qid_put(im->qids,
-				    ((struct queue *)qv)->store_qid);
-	}
+	broker_each_queue(im->b, put_queue_qid, im->qids);
 	return im->qids;
 }
 

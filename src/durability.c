@@ -102,25 +102,21 @@ static bool recover_entry(void *arg, uint64_t qid,
 	return queue_recover_entry(q, msg, entry);
 }
 
+static void add_by_qid(struct queue *q, void *m)
+{
+	uint8_t key[8];
+
+	if (q->store_qid == 0)
+		return;
+	le64_put(key, q->store_qid);
+	strmap_put(m, (struct bytes){ key, 8 }, q);
+}
+
 static struct strmap *queues_by_qid(struct broker *b)
 {
 	struct strmap *m = strmap_new();
-	struct bytes k, qk;
-	void *v, *qv;
 
-	for (size_t it = 0; strmap_next(b->vhosts, &it, &k, &v); ) {
-		struct vhost *vh = v;
-
-		for (size_t qit = 0; strmap_next(vh->queues, &qit, &qk, &qv); ) {
-			struct queue *q = qv;
-			uint8_t key[8];
-
-			if (q->store_qid == 0)
-				continue;
-			le64_put(key, q->store_qid);
-			strmap_put(m, (struct bytes){ key, 8 }, q);
-		}
-	}
+	broker_each_queue(b, add_by_qid, m);
 	return m;
 }
 

@@ -58,35 +58,18 @@ struct queue_totals {
 	uint64_t queues, ready, unacked, consumers, bytes, paged_out;
 };
 
-static void each_queue(struct broker *b,
-    void (*fn)(struct queue *, struct queue_stats *, void *), void *arg)
-{
-	struct bytes k, qk;
-	void *v, *q;
-
-	for (size_t it = 0; strmap_next(b->vhosts, &it, &k, &v); ) {
-		struct vhost *vh = v;
-
-		for (size_t qi = 0; strmap_next(vh->queues, &qi, &qk, &q); ) {
-			struct queue_stats st;
-
-			queue_stats(q, &st);
-			fn(q, &st, arg);
-		}
-	}
-}
-
-static void add_totals(struct queue *q, struct queue_stats *st, void *arg)
+static void add_totals(struct queue *q, void *arg)
 {
 	struct queue_totals *t = arg;
+	struct queue_stats st;
 
-	(void)q;
+	queue_stats(q, &st);
 	t->queues++;
-	t->ready += st->messages;
-	t->unacked += st->unacked;
-	t->consumers += st->consumers;
-	t->bytes += st->bytes;
-	t->paged_out += st->paged_out;
+	t->ready += st.messages;
+	t->unacked += st.unacked;
+	t->consumers += st.consumers;
+	t->bytes += st.bytes;
+	t->paged_out += st.paged_out;
 }
 
 static uint64_t resident_bytes(void)
@@ -115,7 +98,7 @@ static void broker_metrics(struct broker *b, struct evbuffer *out)
 		conns++;
 		channels += cn->n_channels;
 	}
-	each_queue(b, add_totals, &t);
+	broker_each_queue(b, add_totals, &t);
 	gethostname(host, sizeof(host) - 1);
 
 	header(out, "rabbitmq_build_info", "untyped",
@@ -270,11 +253,18 @@ struct per_queue_arg {
 	size_t which;
 };
 
-static void queue_sample(struct queue *q, struct queue_stats *st, void *arg)
+static void queue_sample(struct queue *q, void *arg)
 {
 	struct per_queue_arg *a = arg;
-	uint64_t v[] = { st->messages, st->unacked, st->messages + st->unacked,
-	    st->consumers, st->counters.published };
+	struct queue_stats st;
+	uint64_t v[5];
+
+	queue_stats(q, &st);
+	v[0] = st.messages;
+	v[1] = st.unacked;
+	v[2] = st.messages + st.unacked;
+	v[3] = st.consumers;
+	v[4] = st.counters.published;
 
 	evbuffer_add_printf(a->out, "%s{vhost=\"", per_queue[a->which].name);
 	label_value(a->out, q->vh->name);
@@ -296,6 +286,6 @@ void metrics_render(struct broker *b, bool per_object, struct evbuffer *out)
 
 		header(out, per_queue[i].name, i == 4 ? "counter" : "gauge",
 		    per_queue[i].help);
-		each_queue(b, queue_sample, &a);
+		broker_each_queue(b, queue_sample, &a);
 	}
 }

@@ -34,6 +34,26 @@ void mgmt_whoami(struct mgmt_req *q)
 	    "tags", tags_json(q->user)));
 }
 
+/* A DELETE's reply: 204 (the change saved), or 404 if nothing was there. */
+static void reply_deleted(struct mgmt_req *q, bool deleted)
+{
+	if (!deleted) {
+		mgmt_not_found(q);
+		return;
+	}
+	broker_durable_changed(q->b);
+	mgmt_reply(q, HTTP_NOCONTENT, NULL);
+}
+
+/* A GET's reply: the object's JSON, or 404 (json NULL). */
+static void reply_found(struct mgmt_req *q, json_t *json)
+{
+	if (json == NULL)
+		mgmt_not_found(q);
+	else
+		mgmt_reply(q, HTTP_OK, json);
+}
+
 /* ---- users ---------------------------------------------------------------- */
 
 static json_t *user_json(const struct user *u)
@@ -130,19 +150,10 @@ void mgmt_user(struct mgmt_req *q)
 		put_user(q, u != NULL);
 		return;
 	case EVHTTP_REQ_DELETE:
-		if (u == NULL) {
-			mgmt_not_found(q);
-			return;
-		}
-		userdb_delete(q->b->users, q->seg[1]);
-		broker_durable_changed(q->b);
-		mgmt_reply(q, HTTP_NOCONTENT, NULL);
+		reply_deleted(q, userdb_delete(q->b->users, q->seg[1]));
 		return;
 	default:
-		if (u == NULL)
-			mgmt_not_found(q);
-		else
-			mgmt_reply(q, HTTP_OK, user_json(u));
+		reply_found(q, u ? user_json(u) : NULL);
 	}
 }
 
@@ -219,18 +230,11 @@ void mgmt_permission(struct mgmt_req *q)
 		mgmt_reply(q, existed ? HTTP_NOCONTENT : 201, NULL);
 		return;
 	case EVHTTP_REQ_DELETE:
-		if (!userdb_clear_permissions(q->b->users, user, vhost)) {
-			mgmt_not_found(q);
-			return;
-		}
-		broker_durable_changed(q->b);
-		mgmt_reply(q, HTTP_NOCONTENT, NULL);
+		reply_deleted(q, userdb_clear_permissions(q->b->users, user,
+		    vhost));
 		return;
 	default:
-		if (p == NULL)
-			mgmt_not_found(q);
-		else
-			mgmt_reply(q, HTTP_OK, permission_json(p));
+		reply_found(q, p ? permission_json(p) : NULL);
 	}
 }
 
@@ -266,12 +270,8 @@ void mgmt_topic_permission(struct mgmt_req *q)
 		mgmt_reply(q, 201, NULL);
 		return;
 	case EVHTTP_REQ_DELETE:
-		if (!userdb_clear_topic_permissions(db, user, vhost, NULL)) {
-			mgmt_not_found(q);
-			return;
-		}
-		broker_durable_changed(q->b);
-		mgmt_reply(q, HTTP_NOCONTENT, NULL);
+		reply_deleted(q, userdb_clear_topic_permissions(db, user, vhost,
+		    NULL));
 		return;
 	default:
 		list = json_array();
@@ -287,10 +287,9 @@ void mgmt_topic_permission(struct mgmt_req *q)
 		}
 		if (json_array_size(list) == 0) {
 			json_decref(list);
-			mgmt_not_found(q);
-		} else {
-			mgmt_reply(q, HTTP_OK, list);
+			list = NULL;
 		}
+		reply_found(q, list);
 	}
 }
 
@@ -351,12 +350,9 @@ void mgmt_vhost_one(struct mgmt_req *q)
 		mgmt_reply(q, 201, NULL);
 		return;
 	case EVHTTP_REQ_DELETE:
-		if (vh == NULL) {
-			mgmt_not_found(q);
-			return;
-		}
-		broker_delete_vhost(q->b, vh);
-		mgmt_reply(q, HTTP_NOCONTENT, NULL);
+		if (vh)
+			broker_delete_vhost(q->b, vh);
+		reply_deleted(q, vh != NULL);
 		return;
 	default:
 		if ((vh = mgmt_vhost(q, 1)) != NULL)
