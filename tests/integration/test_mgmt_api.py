@@ -193,7 +193,7 @@ class MgmtApi(BrokerTestCase):
         with self.assertRaises(pika.exceptions.ConnectionClosedByBroker) as cm:
             conn.process_data_events(0)
             wait_until(lambda: (conn.process_data_events(0.05), False)[1],
-                       timeout=10)
+                       what="connection.close from the broker")
         self.assertEqual(cm.exception.reply_code, 320)
         status, _, _ = api("GET", "/vhosts/v1")
         self.assertEqual(status, 404)
@@ -393,7 +393,7 @@ class MgmtApi(BrokerTestCase):
         self.assertEqual(req_status, 204)
         with self.assertRaises(pika.exceptions.ConnectionClosedByBroker) as cm:
             wait_until(lambda: (conn.process_data_events(0.05), False)[1],
-                       timeout=10)
+                       what="connection.close from the broker")
         self.assertEqual(cm.exception.reply_code, 320)
         wait_until(lambda: api("GET", "/connections/" + name)[0] == 404,
                    what="connection gone")
@@ -622,11 +622,11 @@ class MgmtHostileInput(BrokerTestCase):
     def raw(self, data, read=True):
         """Send bytes, return what came back before the server closed or
         went quiet (b"" if nothing)."""
-        s = socket.create_connection(("127.0.0.1", self.broker.mgmt_port), 10)
+        s = socket.create_connection(("127.0.0.1", self.broker.mgmt_port), 30)
         got = b""
         try:
             s.sendall(data)
-            s.settimeout(10)
+            s.settimeout(30)
             while read:
                 chunk = s.recv(65536)
                 if not chunk:
@@ -687,7 +687,7 @@ class MgmtHostileInput(BrokerTestCase):
         ch = conn.channel()
         for i in range(1000):
             ch.queue_declare("gone-%04d" % i)
-        s = socket.create_connection(("127.0.0.1", self.broker.mgmt_port), 10)
+        s = socket.create_connection(("127.0.0.1", self.broker.mgmt_port), 30)
         s.sendall(b"GET /api/queues HTTP/1.1\r\nHost: x\r\n"
                   b"Authorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\n\r\n")
         s.recv(100)

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pika  # noqa: E402
 import pika.exceptions  # noqa: E402
 
-from harness import BrokerTestCase, main, skip_if_external  # noqa: E402
+from harness import BrokerTestCase, main, wait_until, skip_if_external  # noqa: E402
 
 RABBITMQADMIN = "/usr/bin/rabbitmqadmin"
 
@@ -107,8 +107,8 @@ class RabbitmqAdmin(BrokerTestCase):
         self.assertEqual(len(names), 1)
         self.admin("close", "connection", "name=" + names[0])
         with self.assertRaises(pika.exceptions.ConnectionClosedByBroker) as cm:
-            for _ in range(200):
-                conn.process_data_events(0.05)
+            wait_until(lambda: (conn.process_data_events(0.05), False)[1],
+                       what="connection.close from the broker")
         self.assertEqual(cm.exception.reply_code, 320)
 
     def test_errors_are_reported(self):
