@@ -88,12 +88,6 @@ struct queue_stats {
 	uint64_t paged_out;		/* of them, waiting on disk */
 	uint64_t unacked;		/* delivered, not yet settled */
 	uint32_t consumers;
-	/*
-	 * Bytes the queue holds in memory: its structures, its in-memory
-	 * entries and their messages (a message several queues hold counts
-	 * in each, as a shared body would in RabbitMQ's per-queue memory).
-	 */
-	uint64_t memory;
 	struct queue_counters counters;
 	/* The counters' rates over the last sampling interval, per second. */
 	double publish_rate, deliver_rate, ack_rate;
@@ -120,6 +114,8 @@ struct queue_type {
 	int (*check_consumer)(struct queue *q, const struct consumer *c,
 	    struct amqp_error *err);
 	void (*stats)(const struct queue *q, struct queue_stats *out);
+	/* Bytes held in memory (walks the entries: for the API only). */
+	uint64_t (*memory)(const struct queue *q);
 };
 
 extern const struct queue_type queue_classic;
@@ -204,6 +200,13 @@ bool queue_recover_entry(struct queue *q, const struct store_recovered *msg,
 /* Drop every ready message; returns how many. */
 uint32_t queue_purge(struct queue *q);
 void queue_stats(const struct queue *q, struct queue_stats *out);
+/*
+ * Bytes the queue holds in memory: its structures, its in-memory entries
+ * and their messages (a message several queues hold counts in each, as a
+ * shared body would in RabbitMQ's per-queue memory).  It walks the
+ * entries, so only the management API's queue listing asks.
+ */
+uint64_t queue_memory(const struct queue *q);
 /* Turn the counters since the last sample into rates (now: monotonic ms). */
 void queue_sample_rates(struct queue *q, uint64_t now);
 /* Whether c may attach (exclusive consumers, the type's own rules). */

@@ -298,7 +298,7 @@ static json_t *queue_json(const struct queue *qu)
 	    "messages_paged_out", (json_int_t)st.paged_out,
 	    "message_bytes_ready", (json_int_t)st.bytes,
 	    "consumers", (json_int_t)st.consumers,
-	    "memory", (json_int_t)st.memory,
+	    "memory", (json_int_t)queue_memory(qu),
 	    "message_stats", message_stats(rate_names, counts, rates, 3, 3));
 }
 

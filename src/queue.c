@@ -111,6 +111,11 @@ void queue_stats(const struct queue *q, struct queue_stats *out)
 	out->ack_rate = q->rates[2];
 }
 
+uint64_t queue_memory(const struct queue *q)
+{
+	return q->type->memory(q);
+}
+
 void queue_sample_rates(struct queue *q, uint64_t now)
 {
 	double secs = (double)(now - q->rate_base_ms) / 1000.0;

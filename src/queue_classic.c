@@ -527,26 +527,32 @@ static uint32_t classic_purge(struct queue *q)
 
 static void classic_stats(const struct queue *q, struct queue_stats *out)
 {
-	const struct classic *c = cq(q);
-
 	memset(out, 0, sizeof(*out));
 	out->messages = q->count;
 	out->bytes = q->bytes;
-	out->memory = sizeof(*q) + sizeof(*c) +
+	for (uint32_t i = 0; i < cq(q)->n_levels; i++)
+		out->paged_out += tail_len(q, i);
+	out->consumers = q->n_consumers;
+	out->unacked = q->unacked;
+}
+
+static uint64_t classic_memory(const struct queue *q)
+{
+	const struct classic *c = cq(q);
+	uint64_t bytes = sizeof(*q) + sizeof(*c) +
 	    c->n_levels * sizeof(*c->levels);
+
 	for (uint32_t i = 0; i < c->n_levels; i++) {
 		const struct entry_ring *r = &c->levels[i];
 
-		out->paged_out += tail_len(q, i);
-		out->memory += (uint64_t)r->cap * sizeof(struct queue_entry);
+		bytes += (uint64_t)r->cap * sizeof(struct queue_entry);
 		for (uint32_t j = 0; j < r->count; j++) {
 			const struct message *m = ring_at(r, j)->msg;
 
-			out->memory += m->alloc_size + m->body_len;
+			bytes += m->alloc_size + m->body_len;
 		}
 	}
-	out->consumers = q->n_consumers;
-	out->unacked = q->unacked;
+	return bytes;
 }
 
 const struct queue_type queue_classic = {
@@ -560,4 +566,5 @@ const struct queue_type queue_classic = {
 	.recover_entry = classic_recover_entry,
 	.check_consumer = NULL,
 	.stats = classic_stats,
+	.memory = classic_memory,
 };
