@@ -22,7 +22,8 @@
  * 1 on bad usage.
  *
  * Build: gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -pthread \
- *          bench/warren-bench.c $(pkg-config --cflags --libs librabbitmq) \
+ *          bench/warren-bench.c bench/bench_wire.c \
+ *          $(pkg-config --cflags --libs librabbitmq) \
  *          -o bench/warren-bench
  */
 #include <errno.h>
@@ -50,6 +51,8 @@
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 #endif
+
+#include "bench_wire.h"
 
 #define HDR_SIZE 16u
 #define QNAME_MAX 200
@@ -300,26 +303,6 @@ static bool reply_ok(amqp_rpc_reply_t r, const char *who, const char *what)
     return false;
 }
 
-/* Reports a close method received outside an RPC; returns true if it was one. */
-static bool report_close(const amqp_frame_t *f, const char *who)
-{
-    if (f->frame_type != AMQP_FRAME_METHOD)
-        return false;
-    if (f->payload.method.id == AMQP_CONNECTION_CLOSE_METHOD) {
-        amqp_connection_close_t *m = f->payload.method.decoded;
-        fprintf(stderr, "warren-bench: %s: server closed the connection: %u %.*s\n",
-                who, m->reply_code, (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-        return true;
-    }
-    if (f->payload.method.id == AMQP_CHANNEL_CLOSE_METHOD) {
-        amqp_channel_close_t *m = f->payload.method.decoded;
-        fprintf(stderr, "warren-bench: %s: server closed the channel: %u %.*s\n",
-                who, m->reply_code, (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-        return true;
-    }
-    return false;
-}
-
 static amqp_connection_state_t bench_connect(const char *who)
 {
     amqp_connection_state_t c = amqp_new_connection();
@@ -366,6 +349,50 @@ static void bench_close(amqp_connection_state_t c)
 }
 
 /* ---------------------------------------------------------------------- */
+/* raw connection: rabbitmq-c has done the set-up, bench_wire does the rest */
+
+/* Hands the socket of a set-up connection to bench_wire.  rabbitmq-c must
+ * hold no unread bytes: they would be lost to the raw reader. */
+static bool wire_take(struct wire *w, amqp_connection_state_t c, const char *who)
+{
+    if (amqp_data_in_buffer(c) || amqp_frames_enqueued(c)) {
+        fprintf(stderr, "warren-bench: %s: unexpected frames after set-up\n", who);
+        return false;
+    }
+    if (!wire_init(w, amqp_get_sockfd(c), (uint32_t)amqp_get_frame_max(c))) {
+        fprintf(stderr, "warren-bench: %s: out of memory\n", who);
+        return false;
+    }
+    return true;
+}
+
+/* Reports a connection.close or channel.close; true if f was one. */
+static bool wire_report_close(const struct wire_frame *f, const char *who)
+{
+    uint32_t id = wire_method_id(f);
+    if (id != WIRE_CONNECTION_CLOSE && id != WIRE_CHANNEL_CLOSE)
+        return false;
+    char text[300];
+    wire_describe_close(f, text, sizeof text);
+    fprintf(stderr, "warren-bench: %s: server closed the %s: %s\n", who,
+            id == WIRE_CONNECTION_CLOSE ? "connection" : "channel", text);
+    return true;
+}
+
+/* Ends a raw connection: close/close-ok when ok (so the broker has read
+ * every frame before), then the socket and rabbitmq-c's state. */
+static bool wire_finish(struct wire *w, amqp_connection_state_t c, bool ok, const char *who)
+{
+    if (ok && !wire_close(w, 15000)) {
+        fprintf(stderr, "warren-bench: %s: connection.close: %s\n", who, w->error);
+        ok = false;
+    }
+    wire_free(w);
+    amqp_destroy_connection(c);
+    return ok;
+}
+
+/* ---------------------------------------------------------------------- */
 /* producer */
 
 struct confirm_state {
@@ -399,45 +426,43 @@ static void settle(struct producer *p, struct confirm_state *cs, uint64_t tag,
         cs->lowest++;
 }
 
-/* Reads confirms: waits up to *tv for the first frame, then takes whatever
- * is already buffered.  Returns false on a connection/channel error. */
-static bool pump_confirms(struct producer *p, amqp_connection_state_t c,
-                          struct confirm_state *cs, const struct timeval *tv, const char *who)
+/* Reads confirms: waits up to timeout_ms for bytes, then settles every
+ * complete frame read.  Returns false on a connection/channel error. */
+static bool pump_confirms(struct producer *p, struct wire *w, struct confirm_state *cs,
+                          int timeout_ms, const char *who)
 {
-    static const struct timeval zero = { 0, 0 };
-    const struct timeval *wait = tv;
-    for (;;) {
-        amqp_frame_t f;
-        int rc = amqp_simple_wait_frame_noblock(c, &f, wait);
-        if (rc == AMQP_STATUS_TIMEOUT)
-            break;
-        if (rc != AMQP_STATUS_OK) {
-            fprintf(stderr, "warren-bench: %s: waiting for confirms: %s\n", who,
-                    amqp_error_string2(rc));
-            return false;
-        }
-        wait = &zero;
-        if (report_close(&f, who))
-            return false;
-        if (f.frame_type == AMQP_FRAME_METHOD) {
-            if (f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
-                amqp_basic_ack_t *a = f.payload.method.decoded;
-                settle(p, cs, a->delivery_tag, a->multiple, false);
-            } else if (f.payload.method.id == AMQP_BASIC_NACK_METHOD) {
-                amqp_basic_nack_t *a = f.payload.method.decoded;
-                settle(p, cs, a->delivery_tag, a->multiple, true);
-            }
-            /* anything else (basic.return ...) is ignored */
-        }
-        if (!amqp_data_in_buffer(c) && !amqp_frames_enqueued(c))
-            break;
+    if (wire_fill(w, timeout_ms) < 0) {
+        fprintf(stderr, "warren-bench: %s: waiting for confirms: %s\n", who, w->error);
+        return false;
     }
-    amqp_maybe_release_buffers(c);
+    struct wire_frame f;
+    int rc;
+    while ((rc = wire_next(w, &f)) == 1) {
+        if (wire_report_close(&f, who))
+            return false;
+        uint32_t id = wire_method_id(&f);
+        if (id == WIRE_BASIC_ACK || id == WIRE_BASIC_NACK) {
+            uint64_t tag;
+            bool multiple;
+            if (wire_parse_ack(&f, &tag, &multiple))
+                settle(p, cs, tag, multiple, id == WIRE_BASIC_NACK);
+        }
+        /* anything else (basic.return, heartbeats ...) is ignored */
+    }
+    if (rc < 0) {
+        fprintf(stderr, "warren-bench: %s: %s\n", who, w->error);
+        return false;
+    }
     return true;
 }
 
 static void put_u32(unsigned char *b, uint32_t v) { memcpy(b, &v, 4); }
 static void put_u64(unsigned char *b, uint64_t v) { memcpy(b, &v, 8); }
+
+/* Publishes are encoded into the output buffer and written in batches of
+ * up to this many bytes; with -r each one is written on its own, so the
+ * latency mode measures single messages. */
+#define PUBLISH_BATCH_BYTES (64u * 1024u)
 
 static void *producer_main(void *arg)
 {
@@ -451,106 +476,115 @@ static void *producer_main(void *arg)
         amqp_confirm_select(c, 1);
         ok = reply_ok(amqp_get_rpc_reply(c), who, "confirm.select");
     }
+    struct wire w = { .fd = -1 };
+    struct wire_publish msg = { 0 };
+    if (ok)
+        ok = wire_take(&w, c, who);
+    if (ok && !wire_publish_template(&msg, 1, p->queue, O.persistent, O.size,
+                                     (uint32_t)amqp_get_frame_max(c))) {
+        fprintf(stderr, "warren-bench: %s: cannot encode the message\n", who);
+        ok = false;
+    }
     if (!ok)
         fail();
     pthread_barrier_wait(&g_barrier); /* set up */
     pthread_barrier_wait(&g_barrier); /* go */
     if (!ok || atomic_load(&g_abort)) {
         p->end_ns = now_ns();
+        wire_free(&w);
+        wire_publish_free(&msg);
         if (c != NULL)
             amqp_destroy_connection(c);
         return NULL;
     }
 
-    unsigned char *body = malloc(O.size);
     struct confirm_state cs = { .ring = NULL, .lowest = 1, .last = 0 };
-    if (O.confirm > 0)
+    if (O.confirm > 0) {
         cs.ring = calloc(O.confirm, sizeof *cs.ring);
-    if (body == NULL || (O.confirm > 0 && cs.ring == NULL)) {
-        fprintf(stderr, "warren-bench: %s: out of memory\n", who);
-        abort();
+        if (cs.ring == NULL) {
+            fprintf(stderr, "warren-bench: %s: out of memory\n", who);
+            abort();
+        }
     }
-    memset(body, 'w', O.size);
-    put_u32(body, (uint32_t)p->id);
-
-    amqp_basic_properties_t props;
-    memset(&props, 0, sizeof props);
-    if (O.persistent) {
-        props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
-        props.delivery_mode = 2;
-    }
-    amqp_bytes_t rk = amqp_cstring_bytes(p->queue);
-    amqp_bytes_t payload = { .len = O.size, .bytes = body };
-    const struct timeval full_wait = { 0, 100000 };
-    const struct timeval no_wait = { 0, 0 };
+    put_u32(msg.bytes + msg.body_offset, (uint32_t)p->id);
     uint64_t seq = 0;
 
     for (;;) {
         uint64_t now = now_ns();
         if (now >= g_stop_ns || atomic_load_explicit(&g_abort, memory_order_relaxed))
             break;
-        if (O.rate > 0) {
-            uint64_t due = g_start_ns + (uint64_t)((double)seq * 1e9 / O.rate);
-            if (due > now) {
-                sleep_until(due < g_stop_ns ? due : g_stop_ns);
-                continue;
-            }
-        }
-        if (O.confirm > 0 && cs.last + 1 - cs.lowest >= O.confirm) {
-            /* window full: wait for confirms (rechecking the clock) */
-            if (!pump_confirms(p, c, &cs, &full_wait, who)) {
+        bool window_full = O.confirm > 0 && cs.last + 1 - cs.lowest >= O.confirm;
+        uint64_t due = 0;
+        if (O.rate > 0)
+            due = g_start_ns + (uint64_t)((double)seq * 1e9 / O.rate);
+        if (w.out_len > 0 && (window_full || O.rate > 0 || w.out_len >= PUBLISH_BATCH_BYTES)) {
+            if (!wire_flush(&w)) {
+                fprintf(stderr, "warren-bench: %s: basic.publish: %s\n", who, w.error);
                 ok = false;
                 break;
             }
+            atomic_store_explicit(&p->sent, seq, memory_order_relaxed);
+        }
+        if (window_full) {
+            /* wait for confirms (rechecking the clock every 100 ms) */
+            if (!pump_confirms(p, &w, &cs, 100, who)) {
+                ok = false;
+                break;
+            }
+            continue;
+        }
+        if (due > now) {
+            sleep_until(due < g_stop_ns ? due : g_stop_ns);
             continue;
         }
         if (seq >= UINT32_MAX) {
             fprintf(stderr, "warren-bench: %s: sequence number space exhausted\n", who);
             break;
         }
-        seq++;
-        uint64_t ts = now_ns();
-        put_u32(body + 4, (uint32_t)seq);
-        put_u64(body + 8, ts);
-        if (O.confirm > 0) {
-            cs.ring[seq % O.confirm] = ts;
-            cs.last = seq;
-        }
-        int rc = amqp_basic_publish(c, 1, amqp_empty_bytes, rk, 0, 0, &props, payload);
-        if (rc != AMQP_STATUS_OK) {
-            fprintf(stderr, "warren-bench: %s: basic.publish: %s\n", who, amqp_error_string2(rc));
-            seq--; /* not (fully) written */
+        unsigned char *out = wire_reserve(&w, msg.len);
+        if (out == NULL) {
+            fprintf(stderr, "warren-bench: %s: %s\n", who, w.error);
             ok = false;
             break;
         }
-        atomic_store_explicit(&p->sent, seq, memory_order_relaxed);
-        if (O.confirm > 0 && ((seq & 15u) == 0 || amqp_data_in_buffer(c))) {
-            if (!pump_confirms(p, c, &cs, &no_wait, who)) {
+        seq++;
+        uint64_t ts = now_ns();
+        memcpy(out, msg.bytes, msg.len);
+        put_u32(out + msg.body_offset + 4, (uint32_t)seq);
+        put_u64(out + msg.body_offset + 8, ts);
+        if (O.confirm > 0) {
+            cs.ring[seq % O.confirm] = ts;
+            cs.last = seq;
+            /* take the confirms that have arrived, without waiting */
+            if ((seq & 15u) == 0 && !pump_confirms(p, &w, &cs, 0, who)) {
                 ok = false;
                 break;
             }
         }
     }
+    if (ok && !wire_flush(&w)) {
+        fprintf(stderr, "warren-bench: %s: basic.publish: %s\n", who, w.error);
+        ok = false;
+    }
+    if (ok)
+        atomic_store_explicit(&p->sent, seq, memory_order_relaxed);
     p->end_ns = now_ns();
 
     /* wait for the outstanding confirms (up to the drain period) */
     if (ok && O.confirm > 0) {
         uint64_t deadline = p->end_ns + (uint64_t)(O.drain * 1e9);
         while (cs.lowest <= cs.last && now_ns() < deadline && !atomic_load(&g_abort)) {
-            if (!pump_confirms(p, c, &cs, &full_wait, who)) {
+            if (!pump_confirms(p, &w, &cs, 100, who)) {
                 ok = false;
                 break;
             }
         }
     }
 
-    if (ok) {
-        bench_close(c); /* close/close-ok: the broker has read every publish */
-    } else {
+    /* close/close-ok: the broker has read every publish */
+    if (!wire_finish(&w, c, ok, who))
         fail();
-        amqp_destroy_connection(c);
-    }
-    free(body);
+    wire_publish_free(&msg);
     free(cs.ring);
     return NULL;
 }
@@ -558,23 +592,23 @@ static void *producer_main(void *arg)
 /* ---------------------------------------------------------------------- */
 /* consumer */
 
-static void handle_delivery(struct consumer *k, amqp_bytes_t body, bool redelivered, uint64_t now)
+static void handle_delivery(struct consumer *k, const unsigned char *hdr, uint64_t body_size,
+                            bool redelivered, uint64_t now)
 {
     atomic_store_explicit(&k->received,
                           atomic_load_explicit(&k->received, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     if (now < g_stop_ns)
         k->in_window++;
-    if (body.len < HDR_SIZE) {
+    if (body_size < HDR_SIZE) {
         k->foreign++;
         return;
     }
-    const unsigned char *b = body.bytes;
     uint32_t pid, seq;
     uint64_t ts;
-    memcpy(&pid, b, 4);
-    memcpy(&seq, b + 4, 4);
-    memcpy(&ts, b + 8, 8);
+    memcpy(&pid, hdr, 4);
+    memcpy(&seq, hdr + 4, 4);
+    memcpy(&ts, hdr + 8, 8);
     if (pid >= (uint32_t)O.producers || seq == 0) {
         k->foreign++;
         return;
@@ -592,6 +626,70 @@ static void handle_delivery(struct consumer *k, amqp_bytes_t body, bool redelive
     }
 }
 
+/* Where a consumer is in the frames of one delivery. */
+struct delivery_state {
+    enum { EXPECT_METHOD, EXPECT_HEADER, IN_BODY } expect;
+    uint64_t tag;
+    bool redelivered;
+    uint64_t body_size, body_left;
+    unsigned char hdr[HDR_SIZE]; /* the body's first bytes */
+    size_t hdr_len;
+};
+
+/* Handles one frame; false on an error (reported).  A finished delivery
+ * is counted and its ack appended to the output buffer. */
+static bool consumer_frame(struct consumer *k, struct wire *w, struct delivery_state *d,
+                           const struct wire_frame *f, const char *who)
+{
+    if (f->type == WIRE_HEARTBEAT)
+        return true;
+    if (d->expect == EXPECT_METHOD) {
+        if (wire_report_close(f, who))
+            return false;
+        uint32_t id = wire_method_id(f);
+        if (id == WIRE_BASIC_DELIVER) {
+            if (!wire_parse_deliver(f, &d->tag, &d->redelivered)) {
+                fprintf(stderr, "warren-bench: %s: truncated basic.deliver\n", who);
+                return false;
+            }
+            d->expect = EXPECT_HEADER;
+        } else if (id == WIRE_BASIC_CANCEL) {
+            fprintf(stderr, "warren-bench: %s: the broker cancelled the consumer\n", who);
+            return false;
+        }
+        return true; /* consume-ok and anything else: nothing to do */
+    }
+    if (d->expect == EXPECT_HEADER) {
+        if (!wire_parse_header_body_size(f, &d->body_size)) {
+            fprintf(stderr, "warren-bench: %s: expected a content header\n", who);
+            return false;
+        }
+        d->body_left = d->body_size;
+        d->hdr_len = 0;
+        d->expect = IN_BODY;
+    } else {
+        if (f->type != WIRE_BODY || f->size > d->body_left) {
+            fprintf(stderr, "warren-bench: %s: expected a body frame\n", who);
+            return false;
+        }
+        size_t take = HDR_SIZE - d->hdr_len;
+        if (take > f->size)
+            take = f->size;
+        memcpy(d->hdr + d->hdr_len, f->payload, take);
+        d->hdr_len += take;
+        d->body_left -= f->size;
+    }
+    if (d->body_left > 0)
+        return true;
+    handle_delivery(k, d->hdr, d->body_size, d->redelivered, now_ns());
+    d->expect = EXPECT_METHOD;
+    if (!O.autoack && !wire_put_basic_ack(w, 1, d->tag, false)) {
+        fprintf(stderr, "warren-bench: %s: basic.ack: %s\n", who, w->error);
+        return false;
+    }
+    return true;
+}
+
 static void *consumer_main(void *arg)
 {
     struct consumer *k = arg;
@@ -604,77 +702,51 @@ static void *consumer_main(void *arg)
         amqp_basic_qos(c, 1, 0, (uint16_t)O.prefetch, 0);
         ok = reply_ok(amqp_get_rpc_reply(c), who, "basic.qos");
     }
-    if (ok) {
-        amqp_basic_consume(c, 1, amqp_cstring_bytes(k->queue), amqp_empty_bytes, 0,
-                           O.autoack, 0, amqp_empty_table);
-        ok = reply_ok(amqp_get_rpc_reply(c), who, "basic.consume");
+    /* basic.consume goes out raw: deliveries may follow consume-ok in the
+     * same read, and they must land in bench_wire's buffer */
+    struct wire w = { .fd = -1 };
+    if (ok)
+        ok = wire_take(&w, c, who);
+    if (ok && (!wire_put_basic_consume(&w, 1, k->queue, O.autoack) || !wire_flush(&w))) {
+        fprintf(stderr, "warren-bench: %s: basic.consume: %s\n", who, w.error);
+        ok = false;
     }
     if (!ok)
         fail();
     pthread_barrier_wait(&g_barrier); /* set up */
     pthread_barrier_wait(&g_barrier); /* go */
     if (!ok || atomic_load(&g_abort)) {
+        wire_free(&w);
         if (c != NULL)
             amqp_destroy_connection(c);
         return NULL;
     }
 
-    const struct timeval tick = { 0, 50000 };
-    while (!atomic_load_explicit(&g_drain_done, memory_order_relaxed) &&
+    struct delivery_state d = { .expect = EXPECT_METHOD };
+    while (ok && !atomic_load_explicit(&g_drain_done, memory_order_relaxed) &&
            !atomic_load_explicit(&g_abort, memory_order_relaxed)) {
-        amqp_envelope_t env;
-        amqp_maybe_release_buffers(c);
-        amqp_rpc_reply_t r = amqp_consume_message(c, &env, &tick, 0);
-        if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-            handle_delivery(k, env.message.body, env.redelivered != 0, now_ns());
-            if (!O.autoack) {
-                int rc = amqp_basic_ack(c, 1, env.delivery_tag, 0);
-                if (rc != AMQP_STATUS_OK) {
-                    fprintf(stderr, "warren-bench: %s: basic.ack: %s\n", who,
-                            amqp_error_string2(rc));
-                    amqp_destroy_envelope(&env);
-                    ok = false;
-                    break;
-                }
-            }
-            amqp_destroy_envelope(&env);
-            continue;
+        int rc = wire_fill(&w, 50);
+        if (rc < 0) {
+            fprintf(stderr, "warren-bench: %s: %s\n", who, w.error);
+            ok = false;
+            break;
         }
-        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-            r.library_error == AMQP_STATUS_TIMEOUT)
-            continue;
-        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-            r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
-            amqp_frame_t f;
-            int rc = amqp_simple_wait_frame(c, &f);
-            if (rc != AMQP_STATUS_OK) {
-                fprintf(stderr, "warren-bench: %s: %s\n", who, amqp_error_string2(rc));
-                ok = false;
-                break;
-            }
-            if (report_close(&f, who)) {
-                ok = false;
-                break;
-            }
-            if (f.frame_type == AMQP_FRAME_METHOD &&
-                f.payload.method.id == AMQP_BASIC_CANCEL_METHOD) {
-                fprintf(stderr, "warren-bench: %s: the broker cancelled the consumer\n", who);
-                ok = false;
-                break;
-            }
-            continue;
+        struct wire_frame f;
+        while (ok && (rc = wire_next(&w, &f)) == 1)
+            ok = consumer_frame(k, &w, &d, &f, who);
+        if (ok && rc < 0) {
+            fprintf(stderr, "warren-bench: %s: %s\n", who, w.error);
+            ok = false;
         }
-        reply_ok(r, who, "consume");
-        ok = false;
-        break;
+        /* the acks for everything this read brought, in one write */
+        if (ok && w.out_len > 0 && !wire_flush(&w)) {
+            fprintf(stderr, "warren-bench: %s: basic.ack: %s\n", who, w.error);
+            ok = false;
+        }
     }
 
-    if (ok) {
-        bench_close(c);
-    } else {
+    if (!wire_finish(&w, c, ok, who))
         fail();
-        amqp_destroy_connection(c);
-    }
     return NULL;
 }
 
