@@ -64,9 +64,10 @@ int declare_exchange(struct vhost *vh, struct bytes name,
 int declare_binding(struct exchange *x, enum binding_dest kind, void *dest,
     struct bytes key, struct bytes args, struct amqp_error *err);
 
-/* The binding arguments x checks (a headers exchange: x-match). */
-int declare_binding_args_valid(struct exchange *x, struct bytes args,
-    struct amqp_error *err);
+/* What x's type checks of a binding (headers: x-match; x-consistent-hash:
+ * the key is a weight). */
+int declare_binding_args_valid(struct exchange *x, struct bytes key,
+    struct bytes args, struct amqp_error *err);
 
 /* RabbitMQ's name for a field type, as its error texts print it. */
 const char *declare_type_name(char type);

@@ -17,6 +17,7 @@ struct vhost;
 struct queue;
 struct message;
 struct field_table;
+struct amqp_error;
 
 enum binding_dest { DEST_QUEUE, DEST_EXCHANGE };
 
@@ -63,12 +64,19 @@ struct exchange_type {
 	void (*unbind)(void *state, struct binding *b);
 	/* Call route_binding for every binding the message matches. */
 	void (*route)(void *state, struct route_result *r);
+	/* Optional: refuse an exchange.declare's arguments, or a binding's
+	 * key and arguments, before anything changes (0 or amqp_fail). */
+	int (*check_declare)(struct bytes arguments, struct amqp_error *err);
+	int (*check_binding)(struct bytes key, struct bytes args,
+	    struct amqp_error *err);
 };
 
 extern const struct exchange_type exchange_direct, exchange_fanout,
-    exchange_topic, exchange_headers, exchange_default;
+    exchange_topic, exchange_headers, exchange_consistent_hash,
+    exchange_default;
 
-/* "direct", "fanout", "topic", "headers"; NULL when unknown. */
+/* "direct", "fanout", "topic", "headers", "x-consistent-hash"; NULL when
+ * unknown. */
 const struct exchange_type *exchange_type_find(struct bytes name);
 
 struct exchange {

@@ -20,6 +20,8 @@ struct bytes {
 };
 
 #define BYTES_LIT(s) ((struct bytes){ (const uint8_t *)(s), sizeof(s) - 1 })
+/* printf arguments for "%.*s" */
+#define BYTES_ARG(b) (int)(b).len, (const char *)(b).ptr
 struct bytes bytes_str(const char *s);
 bool bytes_eq(struct bytes a, struct bytes b);
 bool bytes_eq_str(struct bytes a, const char *s);

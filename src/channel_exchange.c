@@ -17,7 +17,6 @@
 #include "queue.h"
 #include "vhost.h"
 
-#define BYTES_ARG(b) (int)(b).len, (const char *)(b).ptr
 
 int chan_exchange_declare(struct channel *ch, const struct amqp_method *m,
     struct amqp_error *err)

@@ -20,9 +20,7 @@
 #include "vhost.h"
 
 /* exchange_headers.c */
-bool headers_xmatch_valid(const struct field_table *args);
 
-#define BYTES_ARG(b) (int)(b).len, (const char *)(b).ptr
 
 static const char *yesno(bool b)
 {
@@ -319,6 +317,9 @@ int declare_exchange(struct vhost *vh, struct bytes name,
 		return amqp_fail(err, AMQP_ACCESS_REFUSED,
 		    "exchange name '%.*s' contains reserved prefix 'amq.*'",
 		    BYTES_ARG(name));
+	if (type->check_declare &&
+	    (rc = type->check_declare(d->arguments, err)) != 0)
+		return rc;
 	if ((rc = alternate_parse(vh, name, d->arguments, &ae, err)) != 0)
 		return rc;
 	x = vhost_add_exchange(vh, name, type);
@@ -335,33 +336,11 @@ int declare_exchange(struct vhost *vh, struct bytes name,
 
 /* ---- bindings ----------------------------------------------------------- */
 
-/* The x-match argument of a headers binding, checked as RabbitMQ does. */
-static int check_xmatch(struct bytes args, struct amqp_error *err)
+int declare_binding_args_valid(struct exchange *x, struct bytes key,
+    struct bytes args, struct amqp_error *err)
 {
-	struct field_table *t = ftable_decode(args);
-	const struct field_value *v = ftable_get(t, "x-match");
-	char val[256];
-	int rc = 0;
-
-	if (v && !headers_xmatch_valid(t)) {
-		declare_format_value(v, true, val, sizeof(val));
-		if (v->type == 'S')
-			rc = amqp_fail(err, AMQP_PRECONDITION_FAILED,
-			    "Invalid x-match field value %s; expected all, any, "
-			    "all-with-x, or any-with-x", val);
-		else
-			rc = amqp_fail(err, AMQP_PRECONDITION_FAILED,
-			    "Invalid x-match field type %s (value %s); expected "
-			    "longstr", declare_type_name(v->type), val);
-	}
-	ftable_free(t);
-	return rc;
-}
-
-int declare_binding_args_valid(struct exchange *x, struct bytes args,
-    struct amqp_error *err)
-{
-	return x->type == &exchange_headers ? check_xmatch(args, err) : 0;
+	return x->type->check_binding ?
+	    x->type->check_binding(key, args, err) : 0;
 }
 
 int declare_binding(struct exchange *x, enum binding_dest kind, void *dest,
@@ -372,7 +351,7 @@ int declare_binding(struct exchange *x, enum binding_dest kind, void *dest,
 	if (x->name[0] == '\0' || (kind == DEST_EXCHANGE &&
 	    ((struct exchange *)dest)->name[0] == '\0'))
 		return refuse_default(err);
-	if ((rc = declare_binding_args_valid(x, args, err)) != 0)
+	if ((rc = declare_binding_args_valid(x, key, args, err)) != 0)
 		return rc;
 	if (exchange_find_binding(x, kind, dest, key, args) == NULL)
 		exchange_bind(x, kind, dest, key, args);

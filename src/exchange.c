@@ -19,6 +19,7 @@
 
 static const struct exchange_type *const exchange_types[] = {
 	&exchange_direct, &exchange_fanout, &exchange_topic, &exchange_headers,
+	&exchange_consistent_hash,
 };
 
 const struct exchange_type *exchange_type_find(struct bytes name)

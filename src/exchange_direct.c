@@ -81,8 +81,12 @@ static void direct_route(void *state, struct route_result *r)
 }
 
 const struct exchange_type exchange_direct = {
-	"direct", direct_create, direct_destroy, direct_bind, direct_unbind,
-	direct_route,
+	.name = "direct",
+	.create = direct_create,
+	.destroy = direct_destroy,
+	.bind = direct_bind,
+	.unbind = direct_unbind,
+	.route = direct_route,
 };
 
 /* ---- the default exchange ------------------------------------------- */
@@ -110,6 +114,10 @@ static void default_route(void *state, struct route_result *r)
 }
 
 const struct exchange_type exchange_default = {
-	"direct", default_create, default_destroy, default_bind, default_bind,
-	default_route,
+	.name = "direct",
+	.create = default_create,
+	.destroy = default_destroy,
+	.bind = default_bind,
+	.unbind = default_bind,
+	.route = default_route,
 };

@@ -27,6 +27,10 @@ static void fanout_route(void *state, struct route_result *r)
 }
 
 const struct exchange_type exchange_fanout = {
-	"fanout", fanout_create, fanout_nothing, fanout_bind, fanout_bind,
-	fanout_route,
+	.name = "fanout",
+	.create = fanout_create,
+	.destroy = fanout_nothing,
+	.bind = fanout_bind,
+	.unbind = fanout_bind,
+	.route = fanout_route,
 };

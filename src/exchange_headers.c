@@ -12,6 +12,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "amqp.h"
+#include "amqp_error.h"
+#include "declare.h"
 #include "exchange.h"
 #include "field_table.h"
 
@@ -36,10 +39,29 @@ static enum xmatch binding_xmatch(const struct field_table *args)
 	return XMATCH_BAD;
 }
 
-bool headers_xmatch_valid(const struct field_table *args);
-bool headers_xmatch_valid(const struct field_table *args)
+/* The x-match argument of a binding, checked as RabbitMQ does. */
+static int headers_check_binding(struct bytes key, struct bytes args,
+    struct amqp_error *err)
 {
-	return binding_xmatch(args) != XMATCH_BAD;
+	struct field_table *t = ftable_decode(args);
+	const struct field_value *v = ftable_get(t, "x-match");
+	char val[256];
+	int rc = 0;
+
+	(void)key;
+	if (v && binding_xmatch(t) == XMATCH_BAD) {
+		declare_format_value(v, true, val, sizeof(val));
+		if (v->type == 'S')
+			rc = amqp_fail(err, AMQP_PRECONDITION_FAILED,
+			    "Invalid x-match field value %s; expected all, any, "
+			    "all-with-x, or any-with-x", val);
+		else
+			rc = amqp_fail(err, AMQP_PRECONDITION_FAILED,
+			    "Invalid x-match field type %s (value %s); expected "
+			    "longstr", declare_type_name(v->type), val);
+	}
+	ftable_free(t);
+	return rc;
 }
 
 static bool binding_matches(const struct field_table *args,
@@ -102,6 +124,11 @@ static void headers_route(void *state, struct route_result *r)
 }
 
 const struct exchange_type exchange_headers = {
-	"headers", headers_create, headers_nothing, headers_bind, headers_bind,
-	headers_route,
+	.name = "headers",
+	.create = headers_create,
+	.destroy = headers_nothing,
+	.bind = headers_bind,
+	.unbind = headers_bind,
+	.route = headers_route,
+	.check_binding = headers_check_binding,
 };

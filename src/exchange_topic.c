@@ -38,6 +38,10 @@ static void topic_route(void *state, struct route_result *r)
 }
 
 const struct exchange_type exchange_topic = {
-	"topic", topic_create, topic_destroy, topic_bind, topic_unbind,
-	topic_route,
+	.name = "topic",
+	.create = topic_create,
+	.destroy = topic_destroy,
+	.bind = topic_bind,
+	.unbind = topic_unbind,
+	.route = topic_route,
 };

@@ -10,7 +10,6 @@
 #include "queue.h"
 #include "vhost.h"
 
-#define BYTES_ARG(b) (int)(b).len, (const char *)(b).ptr
 
 int op_refuse_default(struct bytes name, struct amqp_error *err)
 {
@@ -158,7 +157,7 @@ int op_bind(struct vhost *vh, bool bind, enum binding_dest kind,
 		    "no queue '%.*s' in vhost '%s'", BYTES_ARG(dest_name),
 		    vh->name);
 	}
-	if ((rc = declare_binding_args_valid(source, args, err)) != 0)
+	if ((rc = declare_binding_args_valid(source, key, args, err)) != 0)
 		return rc;
 	if (kind == DEST_QUEUE && (rc = op_check_owner(dest, conn_id, err)))
 		return rc;
