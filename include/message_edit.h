@@ -9,6 +9,8 @@
 #ifndef WARREN_MESSAGE_EDIT_H
 #define WARREN_MESSAGE_EDIT_H
 
+#include <stdint.h>
+
 #include "properties.h"
 #include "wire.h"
 
@@ -27,5 +29,9 @@ struct message *msg_rewrite(const struct message *msg, struct bytes exchange,
 /* A copy of msg without header `key` (BCC is never delivered). */
 struct message *msg_without_header(const struct message *msg,
     const char *key);
+
+/* A copy of msg with header `key` set to a long-long (replacing any). */
+struct message *msg_with_header_long(const struct message *msg,
+    const char *key, int64_t value);
 
 #endif

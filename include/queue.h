@@ -41,6 +41,9 @@ enum settle_how {
 struct consumer;
 struct queue_entry;
 
+/* Requests a queue type may refuse (queue_refuse). */
+enum queue_request { QUEUE_GET, QUEUE_PURGE };
+
 /* What a queue asks of a consumer. */
 struct consumer_ops {
 	/* May it take one more message now? */
@@ -68,6 +71,7 @@ struct consumer {
 	int32_t priority;		/* x-priority: higher is served first */
 	uint32_t prefetch;		/* 0: unlimited */
 	uint32_t unacked;
+	void *type_state;		/* the queue type's (a stream's reader) */
 	TAILQ_ENTRY(consumer) qlink;	/* in q->consumers */
 	TAILQ_ENTRY(consumer) chlink;	/* in ch->consumers */
 };
@@ -110,15 +114,34 @@ struct queue_type {
 	bool (*recover_entry)(struct queue *q,
 	    const struct store_recovered *msg,
 	    const struct store_recovered_entry *entry);
-	/* May c (its fields filled from basic.consume) attach to q? */
-	int (*check_consumer)(struct queue *q, const struct consumer *c,
-	    struct amqp_error *err);
+	/*
+	 * May c (its fields filled from basic.consume, with its arguments
+	 * table args) attach to q?  A type that keeps per-consumer state
+	 * sets c->type_state here and frees it in consumer_removed.
+	 */
+	int (*check_consumer)(struct queue *q, struct consumer *c,
+	    struct bytes args, struct amqp_error *err);
+	void (*consumer_removed)(struct queue *q, struct consumer *c);
 	void (*stats)(const struct queue *q, struct queue_stats *out);
 	/* Bytes held in memory (walks the entries: for the API only). */
 	uint64_t (*memory)(const struct queue *q);
+
+	/* Optional. */
+	/* Refuse a declare this type cannot make (before it exists). */
+	int (*check_declare)(const struct queue_args *a, bool durable,
+	    bool exclusive, bool auto_delete, const char *name,
+	    const char *vhost, struct amqp_error *err);
+	/* After declare set durability and store_qid: open what it keeps. */
+	int (*open)(struct queue *q, struct amqp_error *err);
+	/* A dispatch pass of its own (consumers reading at their own
+	 * positions); returns false when it stopped for the budget. */
+	bool (*dispatch)(struct queue *q, int budget);
+	/* basic.get, queue.purge: refused by types that cannot (0: allowed). */
+	int (*refuse)(struct queue *q, enum queue_request what,
+	    struct amqp_error *err);
 };
 
-extern const struct queue_type queue_classic;
+extern const struct queue_type queue_classic, queue_stream;
 
 struct queue {
 	unsigned refs;			/* the vhost's, plus one per delivery */
@@ -209,8 +232,12 @@ void queue_stats(const struct queue *q, struct queue_stats *out);
 uint64_t queue_memory(const struct queue *q);
 /* Turn the counters since the last sample into rates (now: monotonic ms). */
 void queue_sample_rates(struct queue *q, uint64_t now);
-/* Whether c may attach (exclusive consumers, the type's own rules). */
-int queue_check_consumer(struct queue *q, const struct consumer *c,
+/* Whether c may attach (exclusive consumers, the type's own rules, which
+ * read the basic.consume arguments args). */
+int queue_check_consumer(struct queue *q, struct consumer *c,
+    struct bytes args, struct amqp_error *err);
+/* Whether q's type refuses the request (0: go ahead). */
+int queue_refuse(struct queue *q, enum queue_request what,
     struct amqp_error *err);
 /* The queue was used (basic.get, redeclare): restart its x-expires clock. */
 void queue_touch(struct queue *q);

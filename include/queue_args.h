@@ -17,6 +17,9 @@ struct amqp_error;
 enum overflow { OVERFLOW_DROP_HEAD, OVERFLOW_REJECT_PUBLISH,
     OVERFLOW_REJECT_PUBLISH_DLX };
 
+/* x-queue-type */
+enum queue_kind { QUEUE_KIND_CLASSIC, QUEUE_KIND_STREAM };
+
 struct queue_args {
 	int64_t message_ttl;		/* ms; -1: none */
 	int64_t expires;		/* ms; -1: never */
@@ -28,6 +31,10 @@ struct queue_args {
 	uint8_t max_priority;		/* 0: not a priority queue */
 	bool single_active_consumer;
 	int64_t consumer_timeout;	/* ms; -1: the broker's default */
+	enum queue_kind kind;
+	int64_t max_age_ms;		/* x-max-age (streams); -1: none */
+	int64_t max_segment_size;	/* x-stream-max-segment-size-bytes;
+					 * -1: the default */
 };
 
 /*
@@ -44,5 +51,11 @@ void queue_args_free(struct queue_args *a);
  * *ttl = -1 when absent; false when it is not a non-negative integer.
  */
 bool expiration_parse(struct bytes expiration, bool present, int64_t *ttl);
+
+/*
+ * RabbitMQ's durations (x-max-age, stream offsets): a positive integer and
+ * one unit of Y, M, D, h, m, s; false otherwise.
+ */
+bool duration_parse(struct bytes s, int64_t *ms);
 
 #endif

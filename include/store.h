@@ -128,6 +128,31 @@ bool store_readable(const struct store *s, const struct store_loc *loc);
  */
 struct message *store_read(struct store *s, const struct store_loc *loc);
 
+/*
+ * Other files written and synced by the store thread with the log, so one
+ * ticket covers both: stream queues keep their own segment files this way
+ * (stream_log.c).  A flusher is called on the loop just before the
+ * current batch closes, to hand its bytes over with store_write_file;
+ * store_want_flush queues it (once) and returns the batch's ticket.
+ */
+struct store_flusher {
+	void (*fn)(void *arg);
+	void *arg;
+	struct store_flusher *next;
+	bool queued;
+};
+uint64_t store_want_flush(struct store *s, struct store_flusher *f);
+void store_cancel_flush(struct store *s, struct store_flusher *f);
+/*
+ * Write len bytes of data (malloc'd, cap bytes; the store frees it) at
+ * offset off of file fd (duplicated: the caller keeps its own), in the
+ * current batch.  False, and nothing taken, when fd cannot be duplicated.
+ */
+bool store_write_file(struct store *s, int fd, uint64_t off, uint8_t *data,
+    size_t len, size_t cap);
+/* The last ticket the owner was told is on disk. */
+uint64_t store_synced(const struct store *s);
+
 /* A fresh random queue id for a durable queue (never 0). */
 uint64_t store_new_qid(void);
 

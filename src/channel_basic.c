@@ -163,7 +163,7 @@ int chan_basic_consume(struct channel *ch, const struct amqp_method *m,
 	c->exclusive = a->exclusive;
 	c->priority = priority;
 	c->prefetch = ch->prefetch_consumer;
-	rc = q ? queue_check_consumer(q, c, err) :
+	rc = q ? queue_check_consumer(q, c, a->arguments, err) :
 	    chan_reply_to_consume(ch, c, err);
 	if (rc != 0) {
 		free(c->tag);
@@ -341,6 +341,8 @@ int chan_basic_get(struct channel *ch, const struct amqp_method *m,
 	int rc;
 
 	if ((rc = chan_find_queue(ch, a->queue, &q, err)) != 0)
+		return rc;
+	if ((rc = queue_refuse(q, QUEUE_GET, err)) != 0)
 		return rc;
 	queue_touch(q);
 	if (!queue_pop(q, &e)) {

@@ -122,6 +122,8 @@ int chan_queue_purge(struct channel *ch, const struct amqp_method *m,
 
 	if ((rc = chan_find_queue(ch, a->queue, &q, err)) != 0)
 		return rc;
+	if ((rc = queue_refuse(q, QUEUE_PURGE, err)) != 0)
+		return rc;
 	ok.a.queue_purge_ok.message_count = queue_purge(q);
 	if (!a->no_wait)
 		conn_send_method(ch->conn, ch->number, &ok);

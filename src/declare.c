@@ -190,9 +190,14 @@ int declare_queue(struct vhost *vh, struct bytes name,
 	}
 	qname = bytes_strdup(name);
 	rc = queue_args_parse(d->arguments, qname, vh->name, &args, err);
+	if (rc == 0 && args.kind == QUEUE_KIND_STREAM)
+		rc = queue_stream.check_declare(&args, d->durable, d->exclusive,
+		    d->auto_delete, qname, vh->name, err);
 	free(qname);
-	if (rc)
+	if (rc) {
+		queue_args_free(&args);
 		return rc;
+	}
 	q = vhost_add_queue(vh, name, &args);
 	q->durable = d->durable;
 	q->exclusive = d->exclusive;
@@ -204,6 +209,10 @@ int declare_queue(struct vhost *vh, struct bytes name,
 		broker_durable_changed(vh->broker);
 	}
 	q->arguments = args_copy(d->arguments, &q->arguments_len);
+	if (q->type->open && (rc = q->type->open(q, err)) != 0) {
+		vhost_remove_queue(vh, q);
+		return rc;
+	}
 	*out = q;
 	return 0;
 }

@@ -215,8 +215,17 @@ bool broker_recover(struct broker *b)
 	struct stat sb;
 	bool ok;
 
-	if (!lock_data_dir(b))
+	if (!lock_data_dir(b) || !reset_tails(b))
 		return false;
+	/* Open (not yet recovered) before the definitions: stream queues
+	 * open their logs as they are declared. */
+	data_path(b, STORE_DIR, path, sizeof(path));
+	b->store = store_open(b->base, path, &opt, on_store_state, b, err,
+	    sizeof(err));
+	if (b->store == NULL) {
+		log_error("message store: %s", err);
+		return false;
+	}
 	data_path(b, DEFINITIONS_FILE, path, sizeof(path));
 	if (stat(path, &sb) == 0 && !load_definitions(b, path))
 		return false;
@@ -225,15 +234,6 @@ bool broker_recover(struct broker *b)
 	broker_seed_access(b);
 	broker_save_definitions(b);
 
-	if (!reset_tails(b))
-		return false;
-	data_path(b, STORE_DIR, path, sizeof(path));
-	b->store = store_open(b->base, path, &opt, on_store_state, b, err,
-	    sizeof(err));
-	if (b->store == NULL) {
-		log_error("message store: %s", err);
-		return false;
-	}
 	by_qid = queues_by_qid(b);
 	ok = store_recover(b->store, recover_entry, by_qid, &st);
 	strmap_free(by_qid);

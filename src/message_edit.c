@@ -32,8 +32,9 @@ struct message *msg_rewrite(const struct message *msg, struct bytes exchange,
 	return copy;
 }
 
-struct message *msg_without_header(const struct message *msg,
-    const char *key)
+/* A copy of msg whose headers lose `key` and, with add, end with it. */
+static struct message *rewrite_header(const struct message *msg,
+    const char *key, const struct field_value *add)
 {
 	struct field_table *t = ftable_decode(msg->headers);
 	struct content_header h;
@@ -50,9 +51,28 @@ struct message *msg_without_header(const struct message *msg,
 		wbuf_put_shortstr(&headers, t->entries[i].key);
 		fvalue_encode(&headers, &t->entries[i].value);
 	}
+	if (add) {
+		wbuf_put_shortstr(&headers, bytes_str(key));
+		fvalue_encode(&headers, add);
+		h.props.flags |= PROP_FLAG(PROP_headers);
+	}
 	h.props.headers = (struct bytes){ headers.p, (uint32_t)headers.len };
 	copy = msg_rewrite(msg, msg->exchange, msg->routing_key, &h);
 	wbuf_free(&headers);
 	ftable_free(t);
 	return copy;
+}
+
+struct message *msg_without_header(const struct message *msg,
+    const char *key)
+{
+	return rewrite_header(msg, key, NULL);
+}
+
+struct message *msg_with_header_long(const struct message *msg,
+    const char *key, int64_t value)
+{
+	struct field_value v = { .type = 'l', .v.i = value };
+
+	return rewrite_header(msg, key, &v);
 }

@@ -83,6 +83,8 @@ int op_purge_queue(struct vhost *vh, struct bytes name, uint64_t conn_id,
 	*count = 0;
 	if ((rc = op_find_queue(vh, name, conn_id, &q, err)) != 0)
 		return rc;
+	if ((rc = queue_refuse(q, QUEUE_PURGE, err)) != 0)
+		return rc;
 	*count = queue_purge(q);
 	return 0;
 }

@@ -31,7 +31,8 @@ struct queue *queue_new(struct vhost *vh, struct bytes name,
 	struct event_base *base = vh->broker->base;
 
 	q->refs = 1;
-	q->type = &queue_classic;
+	q->type = args->kind == QUEUE_KIND_STREAM ? &queue_stream :
+	    &queue_classic;
 	q->name = bytes_strdup(name);
 	q->vh = vh;
 	q->args = *args;
@@ -132,16 +133,22 @@ void queue_sample_rates(struct queue *q, uint64_t now)
 	q->rate_base_ms = now;
 }
 
-int queue_check_consumer(struct queue *q, const struct consumer *c,
-    struct amqp_error *err)
+int queue_check_consumer(struct queue *q, struct consumer *c,
+    struct bytes args, struct amqp_error *err)
 {
 	if (q->n_consumers && (c->exclusive ||
 	    TAILQ_FIRST(&q->consumers)->exclusive))
 		return amqp_fail(err, AMQP_ACCESS_REFUSED,
 		    "queue '%s' in vhost '%s' in exclusive use", q->name,
 		    q->vh->name);
-	return q->type->check_consumer ? q->type->check_consumer(q, c, err) :
-	    0;
+	return q->type->check_consumer ?
+	    q->type->check_consumer(q, c, args, err) : 0;
+}
+
+int queue_refuse(struct queue *q, enum queue_request what,
+    struct amqp_error *err)
+{
+	return q->type->refuse ? q->type->refuse(q, what, err) : 0;
 }
 
 void queue_touch(struct queue *q)
@@ -188,6 +195,8 @@ void queue_remove_consumer(struct queue *q, struct consumer *c)
 {
 	TAILQ_REMOVE(&q->consumers, c, qlink);
 	q->n_consumers--;
+	if (q->type->consumer_removed)
+		q->type->consumer_removed(q, c);
 	c->q = NULL;
 	if (q->n_consumers == 0)
 		queue_touch(q);
@@ -251,6 +260,12 @@ static void queue_dispatch(evutil_socket_t fd, short what, void *arg)
 	struct consumer *c;
 
 	queue_ref(q);
+	if (q->type->dispatch) {
+		if (!q->type->dispatch(q, budget))
+			queue_schedule_dispatch(q);
+		queue_unref(q);
+		return;
+	}
 	while (q->count && budget-- > 0 &&
 	    (c = queue_next_consumer(q)) != NULL) {
 		bool no_ack = c->no_ack;

@@ -14,7 +14,7 @@
 #include "queue_args.h"
 
 enum arg_kind { ARG_NONNEG_INT, ARG_TTL, ARG_POS_TTL, ARG_PRIORITY,
-    ARG_STRING, ARG_BOOL, ARG_OVERFLOW, ARG_QUEUE_TYPE };
+    ARG_STRING, ARG_BOOL, ARG_OVERFLOW, ARG_QUEUE_TYPE, ARG_DURATION };
 
 /* RabbitMQ's ceiling for TTLs and expiries: ten years in milliseconds. */
 #define MAX_TTL_MS 315360000000LL
@@ -38,8 +38,39 @@ static const struct {
 	    offsetof(struct queue_args, single_active_consumer) },
 	{ "x-consumer-timeout", ARG_NONNEG_INT,
 	    offsetof(struct queue_args, consumer_timeout) },
-	{ "x-queue-type", ARG_QUEUE_TYPE, 0 },
+	{ "x-queue-type", ARG_QUEUE_TYPE, offsetof(struct queue_args, kind) },
+	{ "x-max-age", ARG_DURATION, offsetof(struct queue_args, max_age_ms) },
+	{ "x-stream-max-segment-size-bytes", ARG_NONNEG_INT,
+	    offsetof(struct queue_args, max_segment_size) },
 };
+
+bool duration_parse(struct bytes s, int64_t *ms)
+{
+	static const struct {
+		char unit;
+		int64_t ms;
+	} units[] = {
+		{ 'Y', 365LL * 86400000 }, { 'M', 30LL * 86400000 },
+		{ 'D', 86400000 }, { 'h', 3600000 }, { 'm', 60000 },
+		{ 's', 1000 },
+	};
+	int64_t n = 0;
+	uint32_t i;
+
+	if (s.len < 2)
+		return false;
+	for (i = 0; i + 1 < s.len; i++) {
+		if (s.ptr[i] < '0' || s.ptr[i] > '9' || n > INT64_MAX / 100)
+			return false;
+		n = n * 10 + (s.ptr[i] - '0');
+	}
+	for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++)
+		if (s.ptr[i] == units[u].unit && n <= INT64_MAX / units[u].ms) {
+			*ms = n * units[u].ms;
+			return true;
+		}
+	return false;
+}
 
 /* Any AMQP integer type, as a signed 64-bit value; false otherwise. */
 static bool int_value(const struct field_value *v, int64_t *out)
@@ -129,8 +160,19 @@ static int check_arg(const struct field_value *v, enum arg_kind kind,
 		}
 		return 0;
 	case ARG_QUEUE_TYPE:
-		if (v->type != 'S' || !bytes_eq_str(v->v.str, "classic")) {
-			snprintf(why, whylen, "only classic queues are supported");
+		if (v->type == 'S' && bytes_eq_str(v->v.str, "classic"))
+			*(enum queue_kind *)field = QUEUE_KIND_CLASSIC;
+		else if (v->type == 'S' && bytes_eq_str(v->v.str, "stream"))
+			*(enum queue_kind *)field = QUEUE_KIND_STREAM;
+		else {
+			snprintf(why, whylen, "expected classic or stream");
+			return -1;
+		}
+		return 0;
+	case ARG_DURATION:
+		if (v->type != 'S' || !duration_parse(v->v.str, (int64_t *)field)) {
+			snprintf(why, whylen, "expected a duration such as 7D, "
+			    "12h, 30m or 10s");
 			return -1;
 		}
 		return 0;
@@ -148,6 +190,7 @@ int queue_args_parse(struct bytes raw, const char *name, const char *vhost,
 	out->message_ttl = out->expires = -1;
 	out->max_length = out->max_length_bytes = -1;
 	out->consumer_timeout = -1;
+	out->max_age_ms = out->max_segment_size = -1;
 	if (raw.len == 0)
 		return 0;
 	if ((t = ftable_decode(raw)) == NULL)

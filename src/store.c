@@ -68,6 +68,9 @@ struct chunk {
 	bool closes_batch;		/* the last chunk of its ticket */
 	bool unlink;
 	bool durable;			/* holds records a restart needs */
+	int file_fd;			/* >= 0: bytes for another file (a
+					 * stream's segment), at file_off */
+	uint64_t file_off;
 };
 
 struct store {
@@ -90,6 +93,8 @@ struct store {
 	struct segment *segs;		/* segs[i] is segment first_seg + i */
 	uint64_t first_seg, n_segs;
 	bool gc_wanted;
+	struct store_flusher *flushers;	/* called before the batch closes */
+	bool batch_has_files;		/* store_write_file chunks in it */
 	struct store_state reported;	/* what the owner was told */
 	struct {
 		uint64_t seg;
@@ -182,7 +187,57 @@ struct round {
 	bool sync_failed;	/* something written this round may be lost */
 	bool needs_sync;	/* it wrote records a restart needs */
 	uint64_t done;		/* the last ticket written whole */
+	int files[16];		/* other files written: sync them too */
+	int n_files;
 };
+
+/* pwrite all of it; false with errno set. */
+static bool pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
+{
+	while (n > 0) {
+		ssize_t w = pwrite(fd, p, n, (off_t)off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return false;
+		p += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return true;
+}
+
+static bool sync_files(struct round *r)
+{
+	bool ok = true;
+
+	for (int i = 0; i < r->n_files; i++)
+		ok &= fdatasync(r->files[i]) == 0;
+	r->n_files = 0;
+	return ok;
+}
+
+/*
+ * A chunk for another file: written where its owner said (so a retry
+ * after a failed sync rewrites the same bytes in place), synced with the
+ * round.
+ */
+static bool write_file_chunk(struct chunk *c, struct round *r)
+{
+	if (!pwrite_all(c->file_fd, c->data, c->len, c->file_off))
+		return false;
+	for (int i = 0; i < r->n_files; i++)
+		if (r->files[i] == c->file_fd)
+			return true;
+	if (r->n_files == (int)(sizeof(r->files) / sizeof(r->files[0])) &&
+	    !sync_files(r)) {
+		errno = EIO;
+		return false;
+	}
+	r->files[r->n_files++] = c->file_fd;
+	return true;
+}
 
 /* Chunks written with one writev: the kernel's limit is 1024. */
 #define GATHER_MAX 64
@@ -202,6 +257,12 @@ static bool write_chunks(struct store *s, struct chunk *c,
 	int n = 0;
 
 	*next = c;
+	if (c->file_fd >= 0) {
+		if (!write_file_chunk(c, r))
+			return false;
+		*next = c->next;
+		return true;
+	}
 	store_segment_path(path, sizeof(path), s->dir, c->seg);
 	if (c->unlink) {
 		if (s->fd >= 0 && s->fd_seg == c->seg &&
@@ -234,8 +295,8 @@ static bool write_chunks(struct store *s, struct chunk *c,
 		r->new_file = true;
 	}
 	before = s->fd_size;
-	for (struct chunk *g = c; g && !g->unlink && g->seg == c->seg &&
-	    n < GATHER_MAX; g = g->next)
+	for (struct chunk *g = c; g && !g->unlink && g->file_fd < 0 &&
+	    g->seg == c->seg && n < GATHER_MAX; g = g->next)
 		iov[n++] = (struct iovec){ g->data, g->len };
 	if (!writev_all(s->fd, iov, n)) {
 		int saved = errno;
@@ -270,6 +331,8 @@ static uint64_t free_chunks(struct store *s, struct chunk *c,
 		struct chunk *next = c->next;
 
 		bytes += c->len;
+		if (c->file_fd >= 0)
+			close(c->file_fd);
 		if (c->data && c->cap <= SPARE_MAX && s->n_spare < SPARES) {
 			s->spare[s->n_spare].data = c->data;
 			s->spare[s->n_spare++].cap = c->cap;
@@ -339,7 +402,7 @@ void store_get_metrics(struct store *s, struct store_metrics *out)
 static struct chunk *write_round(struct store *s, struct chunk *list,
     uint64_t *done)
 {
-	struct round r = { false, false, false, 0 };
+	struct round r = { .done = 0 };
 	struct chunk *c = list, *next;
 	int saved = 0;
 
@@ -364,6 +427,8 @@ static struct chunk *write_round(struct store *s, struct chunk *list,
 		}
 	}
 	if (!r.sync_failed && r.new_file && fsync(s->dir_fd) != 0)
+		r.sync_failed = true;
+	if (!sync_files(&r))
 		r.sync_failed = true;
 	if (r.sync_failed) {
 		saved = errno;
@@ -448,24 +513,16 @@ static void *store_thread(void *arg)
 
 /* ---- loop side: handing batches over ------------------------------------ */
 
-static void hand_over(struct store *s, uint64_t seg, uint8_t *data,
-    size_t len, size_t cap, bool closes_batch, bool unlink_it, bool durable)
+/* Queue c for the thread; tell the owner when the thread falls behind. */
+static void enqueue_chunk(struct store *s, struct chunk *c)
 {
-	struct chunk *c = xcalloc(1, sizeof(*c));
 	bool over;
 
-	c->durable = durable;
-	c->cap = cap;
-	c->seg = seg;
-	c->data = data;
-	c->len = len;
 	c->ticket = s->ticket;
-	c->closes_batch = closes_batch;
-	c->unlink = unlink_it;
 	pthread_mutex_lock(&s->mu);
 	*s->tail = c;
 	s->tail = &c->next;
-	s->pending += len;
+	s->pending += c->len;
 	if (s->pending > s->peak_pending)
 		s->peak_pending = s->pending;
 	over = s->opt.max_pending && !s->behind &&
@@ -475,6 +532,22 @@ static void hand_over(struct store *s, uint64_t seg, uint8_t *data,
 	/* Tell the owner from the loop, not from deep in an append. */
 	if (over && s->notify_ev)
 		event_active(s->notify_ev, EV_READ, 0);
+}
+
+static void hand_over(struct store *s, uint64_t seg, uint8_t *data,
+    size_t len, size_t cap, bool closes_batch, bool unlink_it, bool durable)
+{
+	struct chunk *c = xcalloc(1, sizeof(*c));
+
+	c->durable = durable;
+	c->file_fd = -1;
+	c->cap = cap;
+	c->seg = seg;
+	c->data = data;
+	c->len = len;
+	c->closes_batch = closes_batch;
+	c->unlink = unlink_it;
+	enqueue_chunk(s, c);
 }
 
 /* The pending bytes go to the thread as a chunk of segment cur_seg. */
@@ -671,12 +744,26 @@ static void collect_garbage(struct store *s)
 	}
 }
 
+/* Let the flushers hand their bytes over, then close the batch. */
+static void close_batch(struct store *s)
+{
+	struct store_flusher *f;
+
+	while ((f = s->flushers) != NULL) {
+		s->flushers = f->next;
+		f->queued = false;
+		f->fn(f->arg);
+	}
+	if (s->len || s->batch_has_files)
+		hand_over_buffer(s, true);
+	s->batch_has_files = false;
+}
+
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct store *s = arg;
 
-	if (s->len)
-		hand_over_buffer(s, true);
+	close_batch(s);
 	s->ticket++;
 	if (s->gc_wanted)
 		collect_garbage(s);
@@ -906,6 +993,58 @@ uint64_t store_segment_count(const struct store *s)
 	return n;
 }
 
+/* ---- other files: streams' segments -------------------------------------- */
+
+uint64_t store_want_flush(struct store *s, struct store_flusher *f)
+{
+	if (!f->queued) {
+		f->queued = true;
+		f->next = s->flushers;
+		s->flushers = f;
+	}
+	if (!event_pending(s->flush_ev, EV_TIMEOUT, NULL))
+		event_active(s->flush_ev, EV_TIMEOUT, 0);
+	return s->ticket;
+}
+
+void store_cancel_flush(struct store *s, struct store_flusher *f)
+{
+	struct store_flusher **p = &s->flushers;
+
+	while (*p && *p != f)
+		p = &(*p)->next;
+	if (*p)
+		*p = f->next;
+	f->queued = false;
+}
+
+bool store_write_file(struct store *s, int fd, uint64_t off, uint8_t *data,
+    size_t len, size_t cap)
+{
+	int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	struct chunk *c;
+
+	if (own < 0)
+		return false;
+	c = xcalloc(1, sizeof(*c));
+	c->file_fd = own;
+	c->file_off = off;
+	c->data = data;
+	c->len = len;
+	c->cap = cap;
+	c->durable = true;
+	enqueue_chunk(s, c);
+	s->batch_has_files = true;
+	if (!event_pending(s->flush_ev, EV_TIMEOUT, NULL))
+		event_active(s->flush_ev, EV_TIMEOUT, 0);
+	return true;
+}
+
+uint64_t store_synced(const struct store *s)
+{
+	return s->reported.synced;
+}
+
 /* ---- open, close -------------------------------------------------------- */
 
 struct store *store_open(struct event_base *base, const char *dir,
@@ -962,8 +1101,7 @@ void store_close(struct store *s)
 	if (s == NULL)
 		return;
 	if (s->thread_started) {
-		if (s->len)
-			hand_over_buffer(s, true);
+		close_batch(s);
 		pthread_mutex_lock(&s->mu);
 		s->stop = true;
 		pthread_cond_signal(&s->cv);

@@ -453,16 +453,16 @@ START_TEST(exclusive_consumer_refused)
 	attach(q, &first, 1, true, 0);
 	/* An exclusive consumer needs the queue to itself... */
 	second.c.exclusive = true;
-	ck_assert_int_eq(queue_check_consumer(q, &second.c, &err),
+	ck_assert_int_eq(queue_check_consumer(q, &second.c, (struct bytes){ NULL, 0 }, &err),
 	    AMQP_ACCESS_REFUSED);
 	ck_assert_ptr_nonnull(strstr(err.text, "in exclusive use"));
 	queue_remove_consumer(q, &first.c);
-	ck_assert_int_eq(queue_check_consumer(q, &second.c, &err), 0);
+	ck_assert_int_eq(queue_check_consumer(q, &second.c, (struct bytes){ NULL, 0 }, &err), 0);
 	/* ...and once it has it, nobody else may join. */
 	attach(q, &first, 1, true, 0);
 	first.c.exclusive = true;
 	second.c.exclusive = false;
-	ck_assert_int_eq(queue_check_consumer(q, &second.c, &err),
+	ck_assert_int_eq(queue_check_consumer(q, &second.c, (struct bytes){ NULL, 0 }, &err),
 	    AMQP_ACCESS_REFUSED);
 	queue_remove_consumer(q, &first.c);
 }

@@ -1,0 +1,98 @@
+/*
+ * The log of one stream queue: an append-only sequence of messages, each
+ * with an offset (0, 1, 2, ...), kept in segment files of its own under
+ * <data_dir>/streams/<queue id>/ and never changed by consuming.
+ *
+ * Messages appended in one loop turn form a chunk: one record (the
+ * store's framing, with its CRC-32C) holding their offsets' range, the
+ * wall-clock time, a Bloom filter of their x-stream-filter-value headers
+ * and the messages as received.  The store thread writes and syncs the
+ * chunks with the rest of the store's batch, so one ticket covers a
+ * publish whether it went to classic queues, streams or both.  Segment
+ * files are named by their first offset and rolled at the segment size;
+ * retention (bytes, age) deletes whole segments, oldest first, never the
+ * one being written.
+ *
+ * Recent chunks stay in memory (those not yet on disk, and a few more),
+ * so readers at the tail never touch the disk; older chunks are read back
+ * into a reader's cursor one chunk at a time.
+ */
+#ifndef WARREN_STREAM_LOG_H
+#define WARREN_STREAM_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct message;
+struct store;
+struct stream_log;
+
+struct stream_log_options {
+	uint64_t max_segment_size;	/* bytes per segment file */
+	int64_t max_bytes;		/* retention; -1: none */
+	int64_t max_age_ms;		/* retention; -1: none */
+};
+
+/* What a reader keeps of the chunk it is reading from disk. */
+struct stream_cursor {
+	uint64_t first;			/* the chunk's first offset */
+	uint32_t count;
+	struct message **msgs;		/* count messages (references) */
+};
+
+/*
+ * Open (creating) the log in dir, reading what is there: chunks are
+ * checked and a torn or damaged tail is cut off, logged.  NULL with a
+ * message in err when dir cannot be used.
+ */
+struct stream_log *stream_log_open(struct store *store, const char *dir,
+    const struct stream_log_options *opt, char *err, size_t errlen);
+/*
+ * Hand what is pending to store and free (the files stay).  store is NULL
+ * when the broker is shutting down: it has already taken the pending
+ * chunk (the store runs its flushers before it closes).
+ */
+void stream_log_close(struct stream_log *l, struct store *store);
+/* The stream is deleted: free, and remove its files and directory. */
+void stream_log_remove(struct stream_log *l, struct store *store);
+
+/* The offset the next message appended will get. */
+uint64_t stream_log_next(const struct stream_log *l);
+/* The oldest offset still kept (== next when empty). */
+uint64_t stream_log_first(const struct stream_log *l);
+/*
+ * Append msg (already carrying its x-stream-offset header: see
+ * stream_log_next), taking a reference; filter is its
+ * x-stream-filter-value (len 0: none).  Returns the store ticket that
+ * makes it durable.
+ */
+uint64_t stream_log_append(struct stream_log *l, struct message *msg,
+    const uint8_t *filter, size_t filter_len);
+
+/* The first offset of the newest chunk (RabbitMQ's "last"). */
+uint64_t stream_log_last_chunk(const struct stream_log *l);
+/* The first offset of the first chunk written at or after wall_ms. */
+uint64_t stream_log_at_time(const struct stream_log *l, int64_t wall_ms);
+
+/*
+ * The message at offset (a new reference), using and refilling cur for
+ * offsets on disk; NULL when offset is not readable now (not yet
+ * appended, or dropped by retention: see stream_log_first).
+ */
+struct message *stream_log_read(struct stream_log *l,
+    struct stream_cursor *cur, uint64_t offset);
+void stream_cursor_clear(struct stream_cursor *cur);
+
+/* Drop whole segments past the retention limits. */
+void stream_log_retain(struct stream_log *l);
+
+struct stream_log_stats {
+	uint64_t messages;		/* kept: next - first */
+	uint64_t bytes;			/* in its segment files */
+	uint64_t segments;
+	uint64_t memory;		/* bytes of the chunks kept in memory */
+};
+void stream_log_stats(const struct stream_log *l, struct stream_log_stats *out);
+
+#endif

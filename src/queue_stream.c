@@ -1,0 +1,418 @@
+/*
+ * Stream queues (x-queue-type = stream), with RabbitMQ's semantics over
+ * AMQP 0-9-1: an append-only log (stream_log.c) in which consuming
+ * removes nothing.  Every consumer reads from its own offset, chosen with
+ * the x-stream-offset consume argument, and each delivery carries its
+ * offset in the x-stream-offset header (added once, when the message is
+ * appended, so every reader shares the same bytes).  Consumers must ack
+ * manually and set a prefetch: acks only return credit.  basic.get and
+ * purge are refused; retention (x-max-length-bytes, x-max-age) drops
+ * whole segments.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "amqp.h"
+#include "amqp_error.h"
+#include "broker.h"
+#include "config.h"
+#include "field_table.h"
+#include "log.h"
+#include "message.h"
+#include "message_edit.h"
+#include "queue.h"
+#include "store.h"
+#include "stream_log.h"
+#include "vhost.h"
+
+/* RabbitMQ's default x-stream-max-segment-size-bytes. */
+#define DEFAULT_SEGMENT_SIZE 500000000LL
+/* How often age retention is checked, at most. */
+#define RETAIN_MAX_INTERVAL_MS 60000
+
+struct stream {
+	struct stream_log *log;
+	struct event *retain_ev;	/* age retention */
+};
+
+/* A consumer's place in the stream. */
+struct reader {
+	uint64_t offset;		/* the next to deliver */
+	struct stream_cursor cursor;
+};
+
+static struct stream *sq(const struct queue *q)
+{
+	return q->state;
+}
+
+static void refresh_counts(struct queue *q)
+{
+	struct stream_log_stats st;
+
+	stream_log_stats(sq(q)->log, &st);
+	q->count = (uint32_t)(st.messages > UINT32_MAX ? UINT32_MAX :
+	    st.messages);
+	q->bytes = st.bytes;
+}
+
+static void retain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue *q = arg;
+
+	if (sq(q)->log) {
+		stream_log_retain(sq(q)->log);
+		refresh_counts(q);
+	}
+}
+
+static void stream_init(struct queue *q)
+{
+	q->state = xcalloc(1, sizeof(struct stream));
+}
+
+static int stream_check_declare(const struct queue_args *a, bool durable,
+    bool exclusive, bool auto_delete, const char *name, const char *vhost,
+    struct amqp_error *err)
+{
+	if (!durable)
+		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "invalid property 'non-durable' for queue '%s' in vhost "
+		    "'%s'", name, vhost);
+	if (exclusive)
+		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "invalid property 'exclusive-owner' for queue '%s' in "
+		    "vhost '%s'", name, vhost);
+	if (auto_delete)
+		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "invalid property 'auto-delete' for queue '%s' in vhost "
+		    "'%s'", name, vhost);
+	if (a->message_ttl >= 0 || a->expires >= 0 || a->max_length >= 0 ||
+	    a->dlx || a->max_priority || a->single_active_consumer)
+		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "invalid arg for queue '%s' in vhost '%s': stream queues "
+		    "support x-max-length-bytes, x-max-age and "
+		    "x-stream-max-segment-size-bytes", name, vhost);
+	return 0;
+}
+
+static int stream_open(struct queue *q, struct amqp_error *err)
+{
+	struct broker *b = q->vh->broker;
+	struct stream_log_options opt = {
+		.max_segment_size = q->args.max_segment_size > 0 ?
+		    (uint64_t)q->args.max_segment_size : DEFAULT_SEGMENT_SIZE,
+		.max_bytes = q->args.max_length_bytes,
+		.max_age_ms = q->args.max_age_ms,
+	};
+	char dir[4096], why[512];
+
+	if (b->store == NULL || q->store_qid == 0)
+		return amqp_fail(err, AMQP_INTERNAL_ERROR,
+		    "stream queues need the message store");
+	snprintf(dir, sizeof(dir), "%s/streams", b->cfg->data_dir);
+	if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+		return amqp_fail(err, AMQP_INTERNAL_ERROR, "%s: %s", dir,
+		    strerror(errno));
+	snprintf(dir, sizeof(dir), "%s/streams/%016" PRIx64, b->cfg->data_dir,
+	    q->store_qid);
+	sq(q)->log = stream_log_open(b->store, dir, &opt, why, sizeof(why));
+	if (sq(q)->log == NULL) {
+		log_error("stream '%s' in vhost '%s': %s", q->name,
+		    q->vh->name, why);
+		return amqp_fail(err, AMQP_INTERNAL_ERROR,
+		    "cannot open stream '%s': %s", q->name, why);
+	}
+	stream_log_retain(sq(q)->log);
+	refresh_counts(q);
+	if (opt.max_age_ms > 0) {
+		uint64_t every = (uint64_t)opt.max_age_ms / 10;
+
+		struct timeval tv;
+
+		if (every > RETAIN_MAX_INTERVAL_MS)
+			every = RETAIN_MAX_INTERVAL_MS;
+		if (every < 100)
+			every = 100;
+		tv.tv_sec = (time_t)(every / 1000);
+		tv.tv_usec = (suseconds_t)(every % 1000) * 1000;
+		sq(q)->retain_ev = event_new(b->base, -1, EV_PERSIST, retain_cb,
+		    q);
+		if (sq(q)->retain_ev == NULL)
+			fatalx("event_new failed");
+		event_add(sq(q)->retain_ev, &tv);
+	}
+	return 0;
+}
+
+static void stream_destroy(struct queue *q)
+{
+	struct stream *s = sq(q);
+	struct store *store = q->vh->broker->store;
+
+	if (s->retain_ev)
+		event_free(s->retain_ev);
+	if (s->log) {
+		/* Without a store the broker is stopping: keep the files. */
+		if (q->deleted && store)
+			stream_log_remove(s->log, store);
+		else
+			stream_log_close(s->log, store);
+	}
+	free(s);
+}
+
+/* x-stream-filter-value, when the message has one (a string). */
+static struct bytes filter_value(const struct message *msg,
+    struct field_table **t)
+{
+	const struct field_value *v;
+
+	*t = NULL;
+	if (!msg_has_prop(msg, PROP_headers) ||
+	    !memmem(msg->headers.ptr, msg->headers.len,
+	    "\x15" "x-stream-filter-value", 22))
+		return (struct bytes){ NULL, 0 };
+	*t = ftable_decode(msg->headers);
+	v = ftable_get(*t, "x-stream-filter-value");
+	return v && v->type == 'S' ? v->v.str : (struct bytes){ NULL, 0 };
+}
+
+static bool stream_push(struct queue *q, struct message *msg,
+    uint64_t *ticket)
+{
+	struct stream_log *log = sq(q)->log;
+	struct message *stamped;
+	struct field_table *t;
+	struct bytes filter;
+	uint64_t t_done;
+
+	if (log == NULL)
+		return false;
+	stamped = msg_with_header_long(msg, "x-stream-offset",
+	    (int64_t)stream_log_next(log));
+	filter = filter_value(msg, &t);
+	t_done = stream_log_append(log, stamped, filter.ptr, filter.len);
+	ftable_free(t);
+	msg_unref(stamped);
+	if (t_done > *ticket)
+		*ticket = t_done;
+	q->count = (uint32_t)(stream_log_next(log) - stream_log_first(log));
+	q->bytes += msg->body_size;
+	queue_schedule_dispatch(q);
+	return true;
+}
+
+/* Streams hand out through their own dispatch, never by pop. */
+static bool stream_pop(struct queue *q, struct queue_entry *out)
+{
+	return false;
+}
+
+/* An ack, nack or reject only returns credit: the log keeps everything. */
+static void stream_settle(struct queue *q, const struct queue_entry *e,
+    enum settle_how how)
+{
+	msg_unref(e->msg);
+}
+
+static uint32_t stream_purge(struct queue *q)
+{
+	return 0;
+}
+
+static bool stream_recover_entry(struct queue *q,
+    const struct store_recovered *msg,
+    const struct store_recovered_entry *entry)
+{
+	return false;
+}
+
+static int stream_refuse(struct queue *q, enum queue_request what,
+    struct amqp_error *err)
+{
+	if (what == QUEUE_GET) {
+		err->connection_level = true;
+		return amqp_fail(err, AMQP_NOT_IMPLEMENTED,
+		    "basic.get not supported by stream queues queue '%s' in "
+		    "vhost '%s'", q->name, q->vh->name);
+	}
+	return amqp_fail(err, AMQP_PRECONDITION_FAILED,
+	    "queue.purge not supported by stream queues queue '%s' in vhost "
+	    "'%s'", q->name, q->vh->name);
+}
+
+static int64_t now_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Where x-stream-offset says to start; 0 or amqp_fail. */
+static int start_offset(struct queue *q, const struct field_value *v,
+    uint64_t *out, struct amqp_error *err)
+{
+	struct stream_log *log = sq(q)->log;
+	uint64_t first = stream_log_first(log), next = stream_log_next(log);
+	int64_t n, ms;
+
+	if (v == NULL) {
+		*out = next;
+		return 0;
+	}
+	switch (v->type) {
+	case 'S':
+		if (bytes_eq_str(v->v.str, "first"))
+			*out = first;
+		else if (bytes_eq_str(v->v.str, "last"))
+			*out = stream_log_last_chunk(log);
+		else if (bytes_eq_str(v->v.str, "next"))
+			*out = next;
+		else if (duration_parse(v->v.str, &ms))
+			*out = stream_log_at_time(log, now_wall_ms() - ms);
+		else
+			break;
+		return 0;
+	case 'T':
+		*out = stream_log_at_time(log, (int64_t)(v->v.u * 1000));
+		return 0;
+	case 'b': case 's': case 'I': case 'l':
+	case 'B': case 'u': case 'i': case 'L':
+		n = strchr("bsIl", v->type) ? v->v.i : (int64_t)v->v.u;
+		*out = n < 0 || (uint64_t)n < first ? first :
+		    (uint64_t)n > next ? next : (uint64_t)n;
+		return 0;
+	}
+	return amqp_fail(err, AMQP_PRECONDITION_FAILED,
+	    "invalid arg 'x-stream-offset' for queue '%s' in vhost '%s': "
+	    "expected first, last, next, an offset, a timestamp or an "
+	    "interval such as 30m", q->name, q->vh->name);
+}
+
+static int stream_check_consumer(struct queue *q, struct consumer *c,
+    struct bytes args, struct amqp_error *err)
+{
+	struct field_table *t = args.len ? ftable_decode(args) : NULL;
+	struct reader *r;
+	uint64_t offset = 0;
+	int rc;
+
+	if (c->no_ack) {
+		rc = amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "consumers of stream queue '%s' in vhost '%s' must "
+		    "acknowledge (no_ack is not supported)", q->name,
+		    q->vh->name);
+		goto out;
+	}
+	if (c->prefetch == 0) {
+		rc = amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "consumer prefetch count is not set for stream queue '%s' "
+		    "in vhost '%s'", q->name, q->vh->name);
+		goto out;
+	}
+	if ((rc = start_offset(q, ftable_get(t, "x-stream-offset"), &offset,
+	    err)) != 0)
+		goto out;
+	r = xcalloc(1, sizeof(*r));
+	r->offset = offset;
+	c->type_state = r;
+out:
+	ftable_free(t);
+	return rc;
+}
+
+static void stream_consumer_removed(struct queue *q, struct consumer *c)
+{
+	struct reader *r = c->type_state;
+
+	if (r) {
+		stream_cursor_clear(&r->cursor);
+		free(r);
+		c->type_state = NULL;
+	}
+}
+
+/*
+ * Hand each consumer with credit what it has not read yet, up to the
+ * budget in all; false when the budget ran out first.
+ */
+static bool stream_dispatch(struct queue *q, int budget)
+{
+	struct stream_log *log = sq(q)->log;
+	struct consumer *c;
+	bool more = false;
+
+	if (log == NULL)
+		return true;
+	TAILQ_FOREACH(c, &q->consumers, qlink) {
+		struct reader *r = c->type_state;
+
+		while (r && c->q == q && c->ops->has_credit(c) &&
+		    r->offset < stream_log_next(log)) {
+			struct queue_entry e = { .seq = r->offset };
+
+			if (budget-- <= 0) {
+				more = true;
+				break;
+			}
+			if (r->offset < stream_log_first(log))
+				r->offset = stream_log_first(log);
+			e.msg = stream_log_read(log, &r->cursor, r->offset);
+			e.seq = r->offset++;
+			if (e.msg == NULL)
+				continue;	/* damaged on disk: logged */
+			q->counters.delivered++;
+			c->ops->deliver(c, &e);
+			msg_unref(e.msg);
+		}
+		if (more)
+			break;
+	}
+	return !more;
+}
+
+static void stream_stats(const struct queue *q, struct queue_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->messages = q->count;
+	out->bytes = q->bytes;
+	out->consumers = q->n_consumers;
+	out->unacked = q->unacked;
+}
+
+static uint64_t stream_memory(const struct queue *q)
+{
+	struct stream_log_stats st = { 0 };
+
+	if (sq(q)->log)
+		stream_log_stats(sq(q)->log, &st);
+	return sizeof(*q) + sizeof(struct stream) + st.memory;
+}
+
+const struct queue_type queue_stream = {
+	.name = "stream",
+	.init = stream_init,
+	.destroy = stream_destroy,
+	.push = stream_push,
+	.pop = stream_pop,
+	.settle = stream_settle,
+	.purge = stream_purge,
+	.recover_entry = stream_recover_entry,
+	.check_consumer = stream_check_consumer,
+	.consumer_removed = stream_consumer_removed,
+	.stats = stream_stats,
+	.memory = stream_memory,
+	.check_declare = stream_check_declare,
+	.open = stream_open,
+	.dispatch = stream_dispatch,
+	.refuse = stream_refuse,
+};

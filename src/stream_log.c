@@ -1,0 +1,722 @@
+/*
+ * A stream queue's log: chunks of messages in segment files of its own,
+ * written through the store thread (see stream_log.h).
+ *
+ * A chunk record's body (after the store's length and CRC):
+ *	u8  'C'
+ *	u64 first offset, u32 count, i64 wall-clock ms, 16 bytes of Bloom
+ *	    filter over the messages' x-stream-filter-value (zero: none)
+ *	then per message: u32 entry length, u8 exchange length, exchange,
+ *	    u8 routing key length, routing key, u8 filter value length,
+ *	    filter value, u32 content header length, content header (as
+ *	    received, x-stream-offset included), body
+ * All integers little-endian, like the store's.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "message.h"
+#include "properties.h"
+#include "store.h"
+#include "store_record.h"
+#include "store_segment.h"
+#include "stream_log.h"
+#include "wire.h"
+
+#define CHUNK_TYPE 'C'
+#define BLOOM_BYTES 16
+#define CHUNK_HEADER (1 + 8 + 4 + 8 + BLOOM_BYTES)
+/* Chunks already on disk that stay in memory for readers at the tail. */
+#define HOT_BYTES (4u << 20)
+/* A chunk being filled is handed over early past this size. */
+#define CHUNK_MAX (1u << 20)
+
+struct segment {
+	uint64_t number;		/* its first offset: the file's name */
+	int fd;
+	uint64_t size;			/* written or handed to the store */
+	int64_t last_ts;		/* its newest chunk's time */
+};
+
+/* A chunk in a segment file. */
+struct chunk_ix {
+	uint64_t first;
+	uint32_t count;
+	uint32_t len;			/* the record, header included */
+	uint64_t pos;			/* where it starts in its segment */
+	uint64_t seg;			/* its segment's number */
+	int64_t ts;
+};
+
+/* A chunk in memory: the one being filled, and recent ones. */
+struct hot_chunk {
+	uint64_t first;
+	uint32_t count, cap;
+	struct message **msgs;
+	uint8_t **filters;		/* per message: u8 length + bytes, or NULL */
+	uint64_t bytes;
+	uint64_t ticket;		/* the store batch it is written in */
+	int64_t ts;
+	bool flushed;			/* handed to the store */
+};
+
+struct stream_log {
+	struct store *store;
+	char *dir;
+	int dir_fd;
+	struct stream_log_options opt;
+	struct segment *segs;
+	size_t n_segs, cap_segs;
+	struct chunk_ix *ix;		/* chunks on disk, oldest first */
+	size_t ix_n, ix_cap;
+	struct hot_chunk *hot;		/* newest last */
+	size_t hot_n, hot_cap;
+	uint64_t hot_bytes;
+	uint64_t first, next;
+	struct store_flusher flusher;
+};
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t msg_bytes(const struct message *m)
+{
+	return m->body_size + m->header_len + m->routing_key.len +
+	    m->exchange.len + 16;
+}
+
+/* ---- segments ----------------------------------------------------------- */
+
+static struct segment *seg_find(const struct stream_log *l, uint64_t number)
+{
+	size_t lo = 0, hi = l->n_segs;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (l->segs[mid].number < number)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < l->n_segs && l->segs[lo].number == number ?
+	    &l->segs[lo] : NULL;
+}
+
+static struct segment *seg_push(struct stream_log *l, uint64_t number, int fd,
+    uint64_t size)
+{
+	struct segment *s;
+
+	if (l->n_segs == l->cap_segs) {
+		l->cap_segs = l->cap_segs ? 2 * l->cap_segs : 8;
+		l->segs = xrealloc(l->segs, l->cap_segs * sizeof(*l->segs));
+	}
+	s = &l->segs[l->n_segs++];
+	s->number = number;
+	s->fd = fd;
+	s->size = size;
+	s->last_ts = wall_ms();
+	return s;
+}
+
+/* A new, empty segment for offsets from `number` on; NULL if it fails. */
+static struct segment *seg_create(struct stream_log *l, uint64_t number)
+{
+	char path[4096];
+	int fd;
+
+	store_segment_path(path, sizeof(path), l->dir, number);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		log_error("%s: cannot create: %s", path, strerror(errno));
+		return NULL;
+	}
+	/* The file must still be there after a crash. */
+	if (fsync(l->dir_fd) != 0)
+		log_warning("%s: fsync: %s", l->dir, strerror(errno));
+	return seg_push(l, number, fd, 0);
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+static void put_u8s(uint8_t **p, const void *src, size_t n)
+{
+	memcpy(*p, src, n);
+	*p += n;
+}
+
+/* The chunk record of h: store header, chunk header, entries. */
+static uint8_t *chunk_encode(const struct hot_chunk *h, size_t *len)
+{
+	size_t body = CHUNK_HEADER;
+	uint8_t *buf, *p;
+	struct iovec iov;
+
+	for (uint32_t i = 0; i < h->count; i++) {
+		const struct message *m = h->msgs[i];
+
+		body += 4 + 1 + m->exchange.len + 1 + m->routing_key.len + 1 +
+		    (h->filters[i] ? h->filters[i][0] : 0) + 4 + m->header_len +
+		    m->body_size;
+	}
+	buf = xmalloc(STORE_RECORD_HEADER_SIZE + body);
+	p = buf + STORE_RECORD_HEADER_SIZE;
+	*p++ = CHUNK_TYPE;
+	le64_put(p, h->first);
+	le32_put(p + 8, h->count);
+	le64_put(p + 12, (uint64_t)h->ts);
+	memset(p + 20, 0, BLOOM_BYTES);
+	p += 20 + BLOOM_BYTES;
+	for (uint32_t i = 0; i < h->count; i++) {
+		const struct message *m = h->msgs[i];
+		uint8_t flen = h->filters[i] ? h->filters[i][0] : 0;
+		size_t entry = 1 + m->exchange.len + 1 + m->routing_key.len +
+		    1 + flen + 4 + m->header_len + m->body_size;
+
+		le32_put(p, (uint32_t)entry);
+		p += 4;
+		*p++ = (uint8_t)m->exchange.len;
+		put_u8s(&p, m->exchange.ptr, m->exchange.len);
+		*p++ = (uint8_t)m->routing_key.len;
+		put_u8s(&p, m->routing_key.ptr, m->routing_key.len);
+		*p++ = flen;
+		if (flen)
+			put_u8s(&p, h->filters[i] + 1, flen);
+		le32_put(p, m->header_len);
+		p += 4;
+		put_u8s(&p, m->header, m->header_len);
+		put_u8s(&p, msg_body(m), m->body_size);
+	}
+	iov.iov_base = buf + STORE_RECORD_HEADER_SIZE;
+	iov.iov_len = body;
+	store_record_header(buf, &iov, 1);
+	*len = STORE_RECORD_HEADER_SIZE + body;
+	return buf;
+}
+
+static struct hot_chunk *open_chunk(struct stream_log *l)
+{
+	struct hot_chunk *h = l->hot_n ? &l->hot[l->hot_n - 1] : NULL;
+
+	return h && !h->flushed ? h : NULL;
+}
+
+/* Drop in-memory chunks that are on disk, beyond the hot budget. */
+static void trim_hot(struct stream_log *l)
+{
+	uint64_t synced = l->store ? store_synced(l->store) : 0;
+	size_t drop = 0;
+
+	while (drop + 1 < l->hot_n && l->hot[drop].flushed &&
+	    l->hot[drop].ticket <= synced &&
+	    l->hot_bytes > HOT_BYTES) {
+		struct hot_chunk *h = &l->hot[drop];
+
+		for (uint32_t i = 0; i < h->count; i++) {
+			msg_unref(h->msgs[i]);
+			free(h->filters[i]);
+		}
+		free(h->msgs);
+		free(h->filters);
+		l->hot_bytes -= h->bytes;
+		drop++;
+	}
+	if (drop) {
+		memmove(l->hot, l->hot + drop, (l->hot_n - drop) * sizeof(*l->hot));
+		l->hot_n -= drop;
+	}
+}
+
+/* Hand the chunk being filled to the store, in the active segment. */
+static void flush_chunk(struct stream_log *l)
+{
+	struct hot_chunk *h = open_chunk(l);
+	struct segment *seg;
+	struct chunk_ix *ix;
+	uint8_t *rec;
+	size_t len;
+
+	if (h == NULL || l->store == NULL)
+		return;
+	rec = chunk_encode(h, &len);
+	seg = l->n_segs ? &l->segs[l->n_segs - 1] : NULL;
+	if (seg == NULL || (seg->size > 0 &&
+	    seg->size + len > l->opt.max_segment_size)) {
+		struct segment *fresh = seg_create(l, h->first);
+
+		if (fresh)
+			seg = fresh;
+		if (seg == NULL) {
+			/* No file to write to: the chunk stays in memory. */
+			free(rec);
+			return;
+		}
+		stream_log_retain(l);
+		seg = &l->segs[l->n_segs - 1];
+	}
+	if (!store_write_file(l->store, seg->fd, seg->size, rec, len, len)) {
+		/* Out of descriptors: write and sync it here, late but safe. */
+		log_warning("stream %s: cannot hand a chunk to the store (%s); "
+		    "writing it on the loop", l->dir, strerror(errno));
+		if (pwrite(seg->fd, rec, len, (off_t)seg->size) != (ssize_t)len ||
+		    fdatasync(seg->fd) != 0)
+			log_error("stream %s: write failed: %s", l->dir,
+			    strerror(errno));
+		free(rec);
+	}
+	if (l->ix_n == l->ix_cap) {
+		l->ix_cap = l->ix_cap ? 2 * l->ix_cap : 64;
+		l->ix = xrealloc(l->ix, l->ix_cap * sizeof(*l->ix));
+	}
+	ix = &l->ix[l->ix_n++];
+	ix->first = h->first;
+	ix->count = h->count;
+	ix->len = (uint32_t)len;
+	ix->pos = seg->size;
+	ix->seg = seg->number;
+	ix->ts = h->ts;
+	seg->size += len;
+	seg->last_ts = h->ts;
+	h->flushed = true;
+	trim_hot(l);
+}
+
+static void flusher_cb(void *arg)
+{
+	flush_chunk(arg);
+}
+
+uint64_t stream_log_append(struct stream_log *l, struct message *msg,
+    const uint8_t *filter, size_t filter_len)
+{
+	struct hot_chunk *h = open_chunk(l);
+	uint64_t ticket = store_want_flush(l->store, &l->flusher);
+	uint64_t bytes = msg_bytes(msg);
+
+	if (h == NULL) {
+		if (l->hot_n == l->hot_cap) {
+			l->hot_cap = l->hot_cap ? 2 * l->hot_cap : 8;
+			l->hot = xrealloc(l->hot, l->hot_cap * sizeof(*l->hot));
+		}
+		h = &l->hot[l->hot_n++];
+		memset(h, 0, sizeof(*h));
+		h->first = l->next;
+		h->ts = wall_ms();
+	}
+	h->ticket = ticket;
+	if (h->count == h->cap) {
+		h->cap = h->cap ? 2 * h->cap : 16;
+		h->msgs = xrealloc(h->msgs, h->cap * sizeof(*h->msgs));
+		h->filters = xrealloc(h->filters, h->cap * sizeof(*h->filters));
+	}
+	h->msgs[h->count] = msg_ref(msg);
+	h->filters[h->count] = NULL;
+	if (filter_len) {
+		if (filter_len > 255)
+			filter_len = 255;
+		h->filters[h->count] = xmalloc(1 + filter_len);
+		h->filters[h->count][0] = (uint8_t)filter_len;
+		memcpy(h->filters[h->count] + 1, filter, filter_len);
+	}
+	h->count++;
+	h->bytes += bytes;
+	l->hot_bytes += bytes;
+	l->next++;
+	if (h->bytes >= CHUNK_MAX)
+		flush_chunk(l);
+	return ticket;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+void stream_cursor_clear(struct stream_cursor *cur)
+{
+	for (uint32_t i = 0; i < cur->count; i++)
+		if (cur->msgs[i])
+			msg_unref(cur->msgs[i]);
+	free(cur->msgs);
+	memset(cur, 0, sizeof(*cur));
+}
+
+static bool take(const uint8_t **p, const uint8_t *end, size_t n,
+    struct bytes *out)
+{
+	if ((size_t)(end - *p) < n)
+		return false;
+	out->ptr = *p;
+	out->len = (uint32_t)n;
+	*p += n;
+	return true;
+}
+
+/* One entry of a chunk record into a new message; NULL if malformed. */
+static struct message *entry_decode(const uint8_t *p, const uint8_t *end)
+{
+	struct bytes ex, rk, flt, hdr, body;
+	struct content_header h;
+	struct message *m;
+	uint32_t hdr_len;
+
+	if (!take(&p, end, 1, &ex) || !take(&p, end, ex.ptr[0], &ex) ||
+	    !take(&p, end, 1, &rk) || !take(&p, end, rk.ptr[0], &rk) ||
+	    !take(&p, end, 1, &flt) || !take(&p, end, flt.ptr[0], &flt) ||
+	    (size_t)(end - p) < 4)
+		return NULL;
+	hdr_len = le32_get(p);
+	p += 4;
+	if (!take(&p, end, hdr_len, &hdr))
+		return NULL;
+	body = (struct bytes){ p, (uint32_t)(end - p) };
+	if (content_header_parse(hdr, &h) != 0 || h.body_size != body.len)
+		return NULL;
+	m = msg_new(ex, rk, hdr, &h);
+	msg_append_body(m, body.ptr, body.len);
+	return m;
+}
+
+/* Fill cur with the chunk ix from disk; false (logged) if unreadable. */
+static bool read_chunk(struct stream_log *l, const struct chunk_ix *ix,
+    struct stream_cursor *cur)
+{
+	struct segment *seg = seg_find(l, ix->seg);
+	const uint8_t *body, *p, *end;
+	uint8_t *buf = xmalloc(ix->len);
+	size_t rec_size;
+	uint32_t body_len;
+	ssize_t got = -1;
+
+	stream_cursor_clear(cur);
+	if (seg)
+		got = pread(seg->fd, buf, ix->len, (off_t)ix->pos);
+	if (got != (ssize_t)ix->len ||
+	    store_record_read(buf, ix->len, &rec_size, &body, &body_len) !=
+	    STORE_SCAN_OK || body_len < CHUNK_HEADER) {
+		log_error("stream %s: chunk at offset %llu (segment %llu, byte "
+		    "%llu) cannot be read; skipping it", l->dir,
+		    (unsigned long long)ix->first, (unsigned long long)ix->seg,
+		    (unsigned long long)ix->pos);
+		free(buf);
+		return false;
+	}
+	cur->first = ix->first;
+	cur->count = ix->count;
+	cur->msgs = xcalloc(ix->count, sizeof(*cur->msgs));
+	p = body + CHUNK_HEADER;
+	end = body + body_len;
+	for (uint32_t i = 0; i < ix->count && end - p >= 4; i++) {
+		uint32_t n = le32_get(p);
+
+		p += 4;
+		if ((size_t)(end - p) < n)
+			break;
+		cur->msgs[i] = entry_decode(p, p + n);
+		p += n;
+	}
+	free(buf);
+	return true;
+}
+
+/* The on-disk chunk holding offset, or NULL. */
+static const struct chunk_ix *ix_find(const struct stream_log *l,
+    uint64_t offset)
+{
+	size_t lo = 0, hi = l->ix_n;
+
+	/* the last chunk whose first offset is <= offset */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (l->ix[mid].first <= offset)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return NULL;
+	lo--;
+	return offset < l->ix[lo].first + l->ix[lo].count ? &l->ix[lo] : NULL;
+}
+
+struct message *stream_log_read(struct stream_log *l,
+    struct stream_cursor *cur, uint64_t offset)
+{
+	const struct chunk_ix *ix;
+
+	if (offset >= l->next || offset < l->first)
+		return NULL;
+	if (l->hot_n && offset >= l->hot[0].first) {
+		for (size_t i = l->hot_n; i-- > 0; )
+			if (offset >= l->hot[i].first)
+				return msg_ref(l->hot[i].msgs[offset -
+				    l->hot[i].first]);
+	}
+	if (cur->msgs == NULL || offset < cur->first ||
+	    offset >= cur->first + cur->count) {
+		if ((ix = ix_find(l, offset)) == NULL ||
+		    !read_chunk(l, ix, cur))
+			return NULL;
+	}
+	return cur->msgs[offset - cur->first] ?
+	    msg_ref(cur->msgs[offset - cur->first]) : NULL;
+}
+
+uint64_t stream_log_next(const struct stream_log *l)
+{
+	return l->next;
+}
+
+uint64_t stream_log_first(const struct stream_log *l)
+{
+	return l->first;
+}
+
+uint64_t stream_log_last_chunk(const struct stream_log *l)
+{
+	if (l->hot_n)
+		return l->hot[l->hot_n - 1].first;
+	if (l->ix_n)
+		return l->ix[l->ix_n - 1].first;
+	return l->next;
+}
+
+uint64_t stream_log_at_time(const struct stream_log *l, int64_t when)
+{
+	size_t lo = 0, hi = l->ix_n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (l->ix[mid].ts < when)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < l->ix_n)
+		return l->ix[lo].first < l->first ? l->first : l->ix[lo].first;
+	for (size_t i = 0; i < l->hot_n; i++)
+		if (l->hot[i].ts >= when && !l->hot[i].flushed)
+			return l->hot[i].first;
+	return l->next;
+}
+
+/* ---- retention ---------------------------------------------------------- */
+
+static void seg_drop_oldest(struct stream_log *l)
+{
+	struct segment *s = &l->segs[0];
+	char path[4096];
+	size_t n = 0;
+
+	store_segment_path(path, sizeof(path), l->dir, s->number);
+	if (unlink(path) != 0)
+		log_warning("%s: cannot delete: %s", path, strerror(errno));
+	close(s->fd);
+	while (n < l->ix_n && l->ix[n].seg == s->number)
+		n++;
+	memmove(l->ix, l->ix + n, (l->ix_n - n) * sizeof(*l->ix));
+	l->ix_n -= n;
+	memmove(l->segs, l->segs + 1, (l->n_segs - 1) * sizeof(*l->segs));
+	l->n_segs--;
+	l->first = l->ix_n ? l->ix[0].first : l->segs[0].number;
+}
+
+void stream_log_retain(struct stream_log *l)
+{
+	int64_t now = wall_ms();
+
+	while (l->n_segs > 1) {
+		uint64_t total = 0;
+		bool too_big, too_old;
+
+		for (size_t i = 0; i < l->n_segs; i++)
+			total += l->segs[i].size;
+		too_big = l->opt.max_bytes >= 0 &&
+		    total > (uint64_t)l->opt.max_bytes;
+		too_old = l->opt.max_age_ms >= 0 &&
+		    l->segs[0].last_ts < now - l->opt.max_age_ms;
+		if (!too_big && !too_old)
+			break;
+		seg_drop_oldest(l);
+	}
+}
+
+/* ---- open, close -------------------------------------------------------- */
+
+struct scan_ctx {
+	struct stream_log *l;
+	uint64_t seg;
+	uint64_t skipped;		/* duplicate or malformed chunks */
+};
+
+static void on_chunk(void *arg, uint64_t offset, uint8_t type,
+    const uint8_t *body, uint32_t body_len)
+{
+	struct scan_ctx *sc = arg;
+	struct stream_log *l = sc->l;
+	struct chunk_ix *ix;
+	uint64_t first;
+	uint32_t count;
+
+	if (type != CHUNK_TYPE || body_len < CHUNK_HEADER) {
+		sc->skipped++;
+		return;
+	}
+	first = le64_get(body + 1);
+	count = le32_get(body + 9);
+	/* A chunk written again after a failed sync is there twice. */
+	if (count == 0 || (l->ix_n && first < l->next)) {
+		sc->skipped++;
+		return;
+	}
+	if (l->ix_n == l->ix_cap) {
+		l->ix_cap = l->ix_cap ? 2 * l->ix_cap : 64;
+		l->ix = xrealloc(l->ix, l->ix_cap * sizeof(*l->ix));
+	}
+	ix = &l->ix[l->ix_n++];
+	ix->first = first;
+	ix->count = count;
+	ix->len = (uint32_t)(body_len + STORE_RECORD_HEADER_SIZE);
+	ix->pos = offset;
+	ix->seg = sc->seg;
+	ix->ts = (int64_t)le64_get(body + 12);
+	l->next = first + count;
+}
+
+static bool load_segments(struct stream_log *l)
+{
+	uint64_t *numbers = NULL;
+	size_t n = 0;
+	struct scan_ctx sc = { .l = l };
+
+	if (!store_segment_list(l->dir, &numbers, &n))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		struct store_scan_stats st;
+		char path[4096];
+		int fd;
+
+		store_segment_path(path, sizeof(path), l->dir, numbers[i]);
+		sc.seg = numbers[i];
+		if (!store_segment_scan(path, on_chunk, &sc, &st))
+			continue;
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0) {
+			log_error("%s: cannot open: %s", path, strerror(errno));
+			continue;
+		}
+		/* Appends continue after the last good chunk. */
+		if (i + 1 == n && (st.torn_tail || st.skipped_bytes) &&
+		    ftruncate(fd, (off_t)st.valid_end) != 0)
+			log_warning("%s: cannot cut off the damaged tail: %s",
+			    path, strerror(errno));
+		seg_push(l, numbers[i], fd, i + 1 == n ? st.valid_end :
+		    st.bytes + st.skipped_bytes);
+		if (l->ix_n && l->ix[l->ix_n - 1].seg == numbers[i])
+			l->segs[l->n_segs - 1].last_ts = l->ix[l->ix_n - 1].ts;
+		if (l->next < numbers[i])
+			l->next = numbers[i];
+	}
+	free(numbers);
+	l->first = l->ix_n ? l->ix[0].first : l->next;
+	if (sc.skipped)
+		log_warning("stream %s: %llu damaged or repeated chunks skipped",
+		    l->dir, (unsigned long long)sc.skipped);
+	return true;
+}
+
+struct stream_log *stream_log_open(struct store *store, const char *dir,
+    const struct stream_log_options *opt, char *err, size_t errlen)
+{
+	struct stream_log *l;
+
+	if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: cannot create: %s", dir,
+		    strerror(errno));
+		return NULL;
+	}
+	l = xcalloc(1, sizeof(*l));
+	l->store = store;
+	l->dir = xstrdup(dir);
+	l->opt = *opt;
+	l->flusher.fn = flusher_cb;
+	l->flusher.arg = l;
+	l->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (l->dir_fd < 0 || !load_segments(l)) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		stream_log_close(l, NULL);
+		return NULL;
+	}
+	return l;
+}
+
+static void free_memory(struct stream_log *l)
+{
+	for (size_t i = 0; i < l->hot_n; i++) {
+		for (uint32_t j = 0; j < l->hot[i].count; j++) {
+			msg_unref(l->hot[i].msgs[j]);
+			free(l->hot[i].filters[j]);
+		}
+		free(l->hot[i].msgs);
+		free(l->hot[i].filters);
+	}
+	for (size_t i = 0; i < l->n_segs; i++)
+		close(l->segs[i].fd);
+	if (l->dir_fd >= 0)
+		close(l->dir_fd);
+	free(l->hot);
+	free(l->ix);
+	free(l->segs);
+	free(l->dir);
+	free(l);
+}
+
+void stream_log_close(struct stream_log *l, struct store *store)
+{
+	l->store = store;
+	if (store) {
+		flush_chunk(l);
+		store_cancel_flush(store, &l->flusher);
+	}
+	free_memory(l);
+}
+
+void stream_log_remove(struct stream_log *l, struct store *store)
+{
+	char path[4096];
+
+	if (store)
+		store_cancel_flush(store, &l->flusher);
+	for (size_t i = 0; i < l->n_segs; i++) {
+		store_segment_path(path, sizeof(path), l->dir, l->segs[i].number);
+		if (unlink(path) != 0)
+			log_warning("%s: cannot delete: %s", path,
+			    strerror(errno));
+	}
+	if (rmdir(l->dir) != 0)
+		log_warning("%s: cannot remove: %s", l->dir, strerror(errno));
+	free_memory(l);
+}
+
+void stream_log_stats(const struct stream_log *l, struct stream_log_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->messages = l->next - l->first;
+	out->segments = l->n_segs;
+	for (size_t i = 0; i < l->n_segs; i++)
+		out->bytes += l->segs[i].size;
+	out->memory = l->hot_bytes;
+}

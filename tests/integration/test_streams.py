@@ -1,0 +1,321 @@
+#!/usr/bin/python3
+"""Stream queues (issue 13): x-queue-type = stream, with RabbitMQ's
+semantics over AMQP 0-9-1.  An append-only log: consuming removes nothing,
+every message has an offset that each delivery carries in the
+x-stream-offset header, consumers start where x-stream-offset says
+(first, last, next, an offset, a timestamp, an interval), must ack
+manually with a prefetch, and read independently.  basic.get and purge
+are refused; retention drops whole segments by size and by age; the log
+survives restarts and kill -9."""
+
+import datetime
+import os
+import time
+
+import pika
+import pika.exceptions
+
+from harness import (PikaTestCase, NOT_IMPLEMENTED, PRECONDITION_FAILED, main,
+                     wait_until)
+
+STREAM = {"x-queue-type": "stream"}
+
+
+def uniq(stem):
+    return "warren-it-stream-%s-%s" % (stem, os.urandom(4).hex())
+
+
+class Reader:
+    """A stream consumer on its own channel, recording (offset, body)."""
+
+    def __init__(self, conn, q, offset=None, prefetch=10, extra=None):
+        self.conn = conn
+        self.ch = conn.channel()
+        self.ch.basic_qos(prefetch_count=prefetch)
+        self.got = []
+        self.headers = []
+        args = dict(extra or {})
+        if offset is not None:
+            args["x-stream-offset"] = offset
+        self.tag = self.ch.basic_consume(q, self._on, arguments=args)
+
+    def _on(self, ch, m, p, body):
+        self.got.append((p.headers["x-stream-offset"], body))
+        self.headers.append(p.headers)
+        ch.basic_ack(m.delivery_tag)
+
+    def offsets(self):
+        return [o for o, _ in self.got]
+
+    def wait_for(self, n, what=None):
+        wait_until(lambda: (self.conn.process_data_events(time_limit=0.02),
+                            len(self.got) >= n)[1],
+                   what=what or "%d deliveries (have %d)" % (n, len(self.got)))
+
+    def settle(self, seconds=0.3):
+        """Pump for a while: nothing more should arrive."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.conn.process_data_events(time_limit=0.05)
+
+
+class StreamTest(PikaTestCase):
+
+    def stream(self, stem="s", args=None):
+        q = uniq(stem)
+        ch = self.connect().channel()
+        a = dict(STREAM)
+        a.update(args or {})
+        ch.queue_declare(q, durable=True, arguments=a)
+        self.to_delete.append(q)
+        return q
+
+    def publish(self, q, bodies, headers=None):
+        ch = self.connect().channel()
+        ch.confirm_delivery()
+        for b in bodies:
+            ch.basic_publish("", q, b, properties=pika.BasicProperties(headers=headers))
+        ch.connection.close()
+
+    def message_count(self, q):
+        ch = self.connect().channel()
+        return ch.queue_declare(q, durable=True, passive=True).method.message_count
+
+    # -- declare ----------------------------------------------------------
+
+    def test_stream_must_be_durable_non_exclusive_non_auto_delete(self):
+        conn = self.connect()
+        for kw in [dict(durable=False), dict(durable=True, exclusive=True),
+                   dict(durable=True, auto_delete=True)]:
+            ch = conn.channel()
+            with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+                ch.queue_declare(uniq("bad"), arguments=STREAM, **kw)
+            self.assertEqual(cm.exception.reply_code, PRECONDITION_FAILED, kw)
+
+    # -- offsets ----------------------------------------------------------
+
+    def test_every_delivery_carries_its_offset_and_keeps_its_headers(self):
+        q = self.stream()
+        self.publish(q, [b"m%d" % i for i in range(10)], headers={"app": "x"})
+        r = Reader(self.connect(), q, "first")
+        r.wait_for(10)
+        self.assertEqual(r.got, [(i, b"m%d" % i) for i in range(10)])
+        self.assertTrue(all(h["app"] == "x" for h in r.headers))
+
+    def test_offset_specs(self):
+        q = self.stream()
+        self.publish(q, [b"a%d" % i for i in range(20)])
+        conn = self.connect()
+        first = Reader(conn, q, "first")
+        numeric = Reader(conn, q, 15)
+        beyond = Reader(conn, q, 1000)  # past the end: from the next one
+        nxt = Reader(conn, q, "next")
+        default = Reader(conn, q)  # no argument: next
+        last = Reader(conn, q, "last")
+        first.wait_for(20)
+        numeric.wait_for(5)
+        last.wait_for(1)
+        nxt.settle()
+        self.assertEqual(first.offsets(), list(range(20)))
+        self.assertEqual(numeric.offsets(), list(range(15, 20)))
+        # "last" starts at the newest chunk: at most the 20, at least the last
+        self.assertEqual(last.offsets()[-1], 19)
+        self.assertEqual(last.offsets(), list(range(last.offsets()[0], 20)))
+        self.assertEqual(nxt.got, [])
+        self.assertEqual(default.got, [])
+        self.assertEqual(beyond.got, [])
+        self.publish(q, [b"b0", b"b1"])
+        for r in (nxt, default, beyond):
+            r.wait_for(2)
+            self.assertEqual(r.got, [(20, b"b0"), (21, b"b1")])
+
+    def test_timestamp_and_interval_offsets(self):
+        q = self.stream()
+        self.publish(q, [b"old%d" % i for i in range(5)])
+        time.sleep(1.2)  # the chunks' clock has a millisecond grain
+        mark = datetime.datetime.now()
+        time.sleep(1.1)
+        self.publish(q, [b"new%d" % i for i in range(5)])
+        conn = self.connect()
+        # pika sends a datetime as an AMQP timestamp (seconds)
+        by_time = Reader(conn, q, mark)
+        recent = Reader(conn, q, "2s")
+        long_ago = Reader(conn, q, "1h")
+        by_time.wait_for(5)
+        long_ago.wait_for(10)
+        recent.wait_for(5)
+        self.assertEqual(by_time.offsets(), list(range(5, 10)))
+        self.assertEqual(recent.offsets(), list(range(5, 10)))
+        self.assertEqual(long_ago.offsets(), list(range(10)))
+
+    def test_bad_offset_spec_is_refused(self):
+        q = self.stream()
+        conn = self.connect()
+        ch = conn.channel()
+        ch.basic_qos(prefetch_count=10)
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+            ch.basic_consume(q, lambda *a: None, arguments={"x-stream-offset": "soon"})
+        self.assertEqual(cm.exception.reply_code, PRECONDITION_FAILED)
+
+    # -- reading ----------------------------------------------------------
+
+    def test_consumers_read_independently_and_nothing_is_removed(self):
+        q = self.stream()
+        self.publish(q, [b"%d" % i for i in range(50)])
+        conn = self.connect()
+        fast = Reader(conn, q, "first", prefetch=50)
+        slow = Reader(conn, q, "first", prefetch=1)
+        fast.wait_for(50)
+        slow.wait_for(50)
+        self.assertEqual(fast.offsets(), list(range(50)))
+        self.assertEqual(slow.offsets(), list(range(50)))
+        # acked, yet still there for the next reader
+        self.assertEqual(self.message_count(q), 50)
+        again = Reader(self.connect(), q, "first")
+        again.wait_for(50)
+        self.assertEqual(again.offsets(), list(range(50)))
+
+    def test_prefetch_is_the_credit(self):
+        q = self.stream()
+        self.publish(q, [b"%d" % i for i in range(20)])
+        conn = self.connect()
+        ch = conn.channel()
+        ch.basic_qos(prefetch_count=3)
+        got = []
+        ch.basic_consume(q, lambda c, m, p, b: got.append(m.delivery_tag),
+                         arguments={"x-stream-offset": "first"})
+        wait_until(lambda: (conn.process_data_events(time_limit=0.02), len(got) >= 3)[1])
+        conn.process_data_events(time_limit=0.3)
+        self.assertEqual(len(got), 3, "more than the prefetch without acks")
+        ch.basic_ack(got[-1], multiple=True)
+        wait_until(lambda: (conn.process_data_events(time_limit=0.02), len(got) >= 6)[1])
+        conn.process_data_events(time_limit=0.3)
+        self.assertEqual(len(got), 6)
+
+    def test_nack_and_reject_do_not_redeliver(self):
+        q = self.stream()
+        self.publish(q, [b"x", b"y"])
+        conn = self.connect()
+        ch = conn.channel()
+        ch.basic_qos(prefetch_count=5)
+        got = []
+
+        def on(c, m, p, b):
+            got.append((b, m.redelivered))
+            if b == b"x":
+                c.basic_nack(m.delivery_tag, requeue=True)
+            else:
+                c.basic_reject(m.delivery_tag, requeue=True)
+        ch.basic_consume(q, on, arguments={"x-stream-offset": "first"})
+        wait_until(lambda: (conn.process_data_events(time_limit=0.02), len(got) >= 2)[1])
+        conn.process_data_events(time_limit=0.3)
+        self.assertEqual(got, [(b"x", False), (b"y", False)])
+        self.assertEqual(self.message_count(q), 2)
+
+    # -- refused ----------------------------------------------------------
+
+    def test_basic_get_is_refused(self):
+        q = self.stream()
+        ch = self.connect().channel()
+        with self.assertRaises(pika.exceptions.ConnectionClosedByBroker) as cm:
+            ch.basic_get(q)
+        self.assertEqual(cm.exception.reply_code, NOT_IMPLEMENTED)
+
+    def test_purge_is_refused(self):
+        q = self.stream()
+        self.publish(q, [b"keep"])
+        ch = self.connect().channel()
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+            ch.queue_purge(q)
+        self.assertEqual(cm.exception.reply_code, PRECONDITION_FAILED)
+        self.assertEqual(self.message_count(q), 1)
+
+    def test_consume_needs_manual_ack_and_a_prefetch(self):
+        q = self.stream()
+        conn = self.connect()
+        ch = conn.channel()
+        ch.basic_qos(prefetch_count=10)
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+            ch.basic_consume(q, lambda *a: None, auto_ack=True)
+        self.assertEqual(cm.exception.reply_code, PRECONDITION_FAILED)
+        ch = conn.channel()  # no basic.qos
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+            ch.basic_consume(q, lambda *a: None)
+        self.assertEqual(cm.exception.reply_code, PRECONDITION_FAILED)
+
+    # -- durability -------------------------------------------------------
+
+    def test_survives_restart_and_kill(self):
+        q = self.stream()
+        self.publish(q, [b"before-%d" % i for i in range(30)])
+        self.conns = [c for c in self.conns if c.is_open]
+        for c in self.conns:
+            c.close()
+        self.conns = []
+        self.broker.restart()
+        self.publish(q, [b"middle-%d" % i for i in range(30)])
+        for c in self.conns:
+            if c.is_open:
+                c.close()
+        self.conns = []
+        self.broker.restart(kill=True)
+        r = Reader(self.connect(), q, "first", prefetch=100)
+        r.wait_for(60)
+        self.assertEqual(r.offsets(), list(range(60)))
+        self.assertEqual([b for _, b in r.got],
+                         [b"before-%d" % i for i in range(30)] +
+                         [b"middle-%d" % i for i in range(30)])
+        self.publish(q, [b"after"])
+        r.wait_for(61)
+        self.assertEqual(r.got[-1], (60, b"after"))
+
+    def test_delete_removes_the_files(self):
+        q = self.stream()
+        self.publish(q, [b"x" * 1000] * 10)
+        streams = os.path.join(self.broker.data_dir, "streams")
+        wait_until(lambda: len(os.listdir(streams)) == 1, what="one stream directory")
+        self.connect().channel().queue_delete(q)
+        self.to_delete.remove(q)
+        wait_until(lambda: os.listdir(streams) == [], what="the stream's files gone")
+
+    # -- retention --------------------------------------------------------
+
+    def first_offset(self, q):
+        r = Reader(self.connect(), q, "first", prefetch=1)
+        r.wait_for(1)
+        r.ch.close()
+        return r.got[0][0]
+
+    def test_retention_by_size_drops_whole_old_segments(self):
+        q = self.stream(args={"x-max-length-bytes": 200000,
+                              "x-stream-max-segment-size-bytes": 50000})
+        for batch in range(10):
+            self.publish(q, [b"%04d" % batch + b"x" * 996] * 50)
+        first = self.first_offset(q)
+        self.assertGreater(first, 0, "nothing was dropped")
+        # whole segments only, and never below the limit
+        kept = 500 - first
+        self.assertGreaterEqual(kept * 1000, 150000)
+        self.assertLessEqual(kept * 1000, 200000 + 60000)
+        self.assertEqual(self.message_count(q), kept)
+
+    def test_retention_by_age(self):
+        q = self.stream(args={"x-max-age": "1s",
+                              "x-stream-max-segment-size-bytes": 20000})
+        self.publish(q, [b"o" * 1000] * 100)  # about five segments
+        time.sleep(1.2)
+        self.publish(q, [b"n" * 1000] * 30)  # a fresh segment or two
+        # every segment of the old batch goes; the segment being written
+        # never does, so the newest messages stay readable
+        wait_until(lambda: self.first_offset(q) >= 100, timeout=30,
+                   what="the old segments dropped")
+        first = self.first_offset(q)
+        self.assertLess(first, 130)
+        self.assertEqual(self.message_count(q), 130 - first)
+        r = Reader(self.connect(), q, "first", prefetch=50)
+        r.wait_for(130 - first)
+        self.assertEqual(r.offsets()[-1], 129)
+
+
+if __name__ == "__main__":
+    main()
