@@ -122,6 +122,9 @@ struct queue_type {
 	int (*check_consumer)(struct queue *q, struct consumer *c,
 	    struct bytes args, struct amqp_error *err);
 	void (*consumer_removed)(struct queue *q, struct consumer *c);
+	/* Optional: c acked e (before settle; streams track offsets). */
+	void (*acked)(struct queue *q, struct consumer *c,
+	    const struct queue_entry *e);
 	void (*stats)(const struct queue *q, struct queue_stats *out);
 	/* Bytes held in memory (walks the entries: for the API only). */
 	uint64_t (*memory)(const struct queue *q);

@@ -132,6 +132,9 @@ static void settle_one(struct channel *ch, struct delivery *d,
 		ch->conn->msgs.acked++;
 		q->counters.acked++;
 	}
+	if (d->consumer && how == SETTLE_ACK && d->consumer->q == q &&
+	    q->type->acked)
+		q->type->acked(q, d->consumer, &e);
 	if (d->consumer) {
 		d->consumer->unacked--;
 		if (d->consumer->q)

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -30,6 +31,7 @@
 #include "queue.h"
 #include "store.h"
 #include "stream_log.h"
+#include "stream_offsets.h"
 #include "vhost.h"
 
 /* RabbitMQ's default x-stream-max-segment-size-bytes. */
@@ -39,12 +41,15 @@
 
 struct stream {
 	struct stream_log *log;
+	struct stream_offsets *offsets;	/* named consumers' stored offsets */
+	char *dir;
 	struct event *retain_ev;	/* age retention */
 };
 
 /* A consumer's place in the stream. */
 struct reader {
 	uint64_t offset;		/* the next to deliver */
+	bool tracked;			/* the broker stores its offset */
 	struct stream_cursor cursor;
 };
 
@@ -123,6 +128,7 @@ static int stream_open(struct queue *q, struct amqp_error *err)
 		    strerror(errno));
 	snprintf(dir, sizeof(dir), "%s/streams/%016" PRIx64, b->cfg->data_dir,
 	    q->store_qid);
+	sq(q)->dir = xstrdup(dir);
 	sq(q)->log = stream_log_open(b->store, dir, &opt, why, sizeof(why));
 	if (sq(q)->log == NULL) {
 		log_error("stream '%s' in vhost '%s': %s", q->name,
@@ -130,6 +136,7 @@ static int stream_open(struct queue *q, struct amqp_error *err)
 		return amqp_fail(err, AMQP_INTERNAL_ERROR,
 		    "cannot open stream '%s': %s", q->name, why);
 	}
+	sq(q)->offsets = stream_offsets_open(b->store, dir);
 	stream_log_retain(sq(q)->log);
 	refresh_counts(q);
 	if (opt.max_age_ms > 0) {
@@ -159,6 +166,15 @@ static void stream_destroy(struct queue *q)
 
 	if (s->retain_ev)
 		event_free(s->retain_ev);
+	if (s->offsets) {
+		char path[4200];
+
+		stream_offsets_close(s->offsets, q->deleted ? NULL : store);
+		for (int i = 0; q->deleted && store && i < 2; i++) {
+			snprintf(path, sizeof(path), "%s/offsets.%d", s->dir, i);
+			unlink(path);
+		}
+	}
 	if (s->log) {
 		/* Without a store the broker is stopping: keep the files. */
 		if (q->deleted && store)
@@ -166,6 +182,7 @@ static void stream_destroy(struct queue *q)
 		else
 			stream_log_close(s->log, store);
 	}
+	free(s->dir);
 	free(s);
 }
 
@@ -302,8 +319,10 @@ static int stream_check_consumer(struct queue *q, struct consumer *c,
     struct bytes args, struct amqp_error *err)
 {
 	struct field_table *t = args.len ? ftable_decode(args) : NULL;
+	const struct field_value *v, *auto_track;
 	struct reader *r;
 	uint64_t offset = 0;
+	bool tracked;
 	int rc;
 
 	if (c->no_ack) {
@@ -319,15 +338,52 @@ static int stream_check_consumer(struct queue *q, struct consumer *c,
 		    "in vhost '%s'", q->name, q->vh->name);
 		goto out;
 	}
-	if ((rc = start_offset(q, ftable_get(t, "x-stream-offset"), &offset,
-	    err)) != 0)
+	v = ftable_get(t, "x-stream-offset");
+	auto_track = ftable_get(t, "x-stream-automatic-offset-tracking");
+	if (auto_track && auto_track->type != 't') {
+		rc = amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "invalid arg 'x-stream-automatic-offset-tracking' for queue "
+		    "'%s' in vhost '%s': expected a boolean", q->name,
+		    q->vh->name);
 		goto out;
+	}
+	/* Offset tracking: asked for, or x-stream-offset = null. */
+	tracked = (auto_track && auto_track->v.b) || (v && v->type == 'V');
+	if (tracked && strncmp(c->tag, "amq.ctag-", 9) == 0) {
+		rc = amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "offset tracking on stream queue '%s' in vhost '%s' needs "
+		    "a consumer tag naming the consumer", q->name, q->vh->name);
+		goto out;
+	}
+	if (tracked && stream_offsets_get(sq(q)->offsets, bytes_str(c->tag),
+	    &offset)) {
+		uint64_t first = stream_log_first(sq(q)->log);
+		uint64_t next = stream_log_next(sq(q)->log);
+
+		offset = offset < first ? first : offset > next ? next : offset;
+	} else if (v && v->type == 'V') {
+		offset = stream_log_first(sq(q)->log);
+	} else if ((rc = start_offset(q, v, &offset, err)) != 0) {
+		goto out;
+	}
 	r = xcalloc(1, sizeof(*r));
 	r->offset = offset;
+	r->tracked = tracked;
 	c->type_state = r;
 out:
 	ftable_free(t);
 	return rc;
+}
+
+/* A tracked consumer acked e: it has processed everything before it. */
+static void stream_acked(struct queue *q, struct consumer *c,
+    const struct queue_entry *e)
+{
+	struct reader *r = c->type_state;
+
+	if (r && r->tracked && sq(q)->offsets)
+		stream_offsets_commit(sq(q)->offsets, bytes_str(c->tag),
+		    e->seq + 1);
 }
 
 static void stream_consumer_removed(struct queue *q, struct consumer *c)
@@ -409,6 +465,7 @@ const struct queue_type queue_stream = {
 	.recover_entry = stream_recover_entry,
 	.check_consumer = stream_check_consumer,
 	.consumer_removed = stream_consumer_removed,
+	.acked = stream_acked,
 	.stats = stream_stats,
 	.memory = stream_memory,
 	.check_declare = stream_check_declare,
