@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wire.h"
+
 struct message;
 struct store;
 struct stream_log;
@@ -39,7 +41,18 @@ struct stream_cursor {
 	uint64_t first;			/* the chunk's first offset */
 	uint32_t count;
 	struct message **msgs;		/* count messages (references) */
+	uint8_t **filters;		/* their filter values (u8 length +
+					 * bytes), or NULL */
 };
+
+/* A consumer's x-stream-filter and x-stream-match-unfiltered. */
+struct stream_filter {
+	struct bytes *values;
+	uint32_t n;
+	bool match_unfiltered;
+};
+/* Whether a message with filter value `value` (len 0: none) matches. */
+bool stream_filter_matches(const struct stream_filter *f, struct bytes value);
 
 /*
  * Open (creating) the log in dir, reading what is there: chunks are
@@ -76,12 +89,20 @@ uint64_t stream_log_last_chunk(const struct stream_log *l);
 uint64_t stream_log_at_time(const struct stream_log *l, int64_t wall_ms);
 
 /*
- * The message at offset (a new reference), using and refilling cur for
- * offsets on disk; NULL when offset is not readable now (not yet
- * appended, or dropped by retention: see stream_log_first).
+ * The message at offset (a new reference) and its filter value (valid
+ * until the next read), using and refilling cur for offsets on disk;
+ * NULL when offset is not readable now (not yet appended, dropped by
+ * retention: see stream_log_first, or damaged on disk).
  */
 struct message *stream_log_read(struct stream_log *l,
-    struct stream_cursor *cur, uint64_t offset);
+    struct stream_cursor *cur, uint64_t offset, struct bytes *filter);
+/*
+ * The first offset >= offset in a chunk whose Bloom filter says it may
+ * hold a message f matches (stream_log_next when none): whole chunks
+ * that cannot are skipped without being read.
+ */
+uint64_t stream_log_skip(const struct stream_log *l, uint64_t offset,
+    const struct stream_filter *f);
 void stream_cursor_clear(struct stream_cursor *cur);
 
 /* Drop whole segments past the retention limits. */

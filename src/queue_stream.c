@@ -50,8 +50,68 @@ struct stream {
 struct reader {
 	uint64_t offset;		/* the next to deliver */
 	bool tracked;			/* the broker stores its offset */
+	struct stream_filter *filter;	/* x-stream-filter, or NULL */
 	struct stream_cursor cursor;
 };
+
+static void filter_free(struct stream_filter *f)
+{
+	if (f == NULL)
+		return;
+	for (uint32_t i = 0; i < f->n; i++)
+		free((void *)f->values[i].ptr);
+	free(f->values);
+	free(f);
+}
+
+static void filter_add(struct stream_filter *f, struct bytes v)
+{
+	uint8_t *copy = xmalloc(v.len ? v.len : 1);
+
+	memcpy(copy, v.ptr, v.len);
+	f->values = xrealloc(f->values, (f->n + 1) * sizeof(*f->values));
+	f->values[f->n++] = (struct bytes){ copy, v.len };
+}
+
+/* x-stream-filter (a string or an array of them) and
+ * x-stream-match-unfiltered; *out stays NULL without a filter. */
+static int parse_filter(struct queue *q, const struct field_table *t,
+    struct stream_filter **out, struct amqp_error *err)
+{
+	const struct field_value *v = ftable_get(t, "x-stream-filter");
+	const struct field_value *u = ftable_get(t, "x-stream-match-unfiltered");
+	struct stream_filter *f;
+
+	*out = NULL;
+	if (u && u->type != 't')
+		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "invalid arg 'x-stream-match-unfiltered' for queue '%s' in "
+		    "vhost '%s': expected a boolean", q->name, q->vh->name);
+	if (v == NULL)
+		return 0;
+	f = xcalloc(1, sizeof(*f));
+	f->match_unfiltered = u && u->v.b;
+	if (v->type == 'S') {
+		filter_add(f, v->v.str);
+	} else if (v->type == 'A') {
+		for (uint32_t i = 0; i < v->v.array->n; i++) {
+			if (v->v.array->items[i].type != 'S') {
+				filter_free(f);
+				goto bad;
+			}
+			filter_add(f, v->v.array->items[i].v.str);
+		}
+	} else {
+		filter_free(f);
+		goto bad;
+	}
+	*out = f;
+	return 0;
+bad:
+	return amqp_fail(err, AMQP_PRECONDITION_FAILED,
+	    "invalid arg 'x-stream-filter' for queue '%s' in vhost '%s': "
+	    "expected a string or an array of strings", q->name, q->vh->name);
+}
 
 static struct stream *sq(const struct queue *q)
 {
@@ -320,6 +380,7 @@ static int stream_check_consumer(struct queue *q, struct consumer *c,
 {
 	struct field_table *t = args.len ? ftable_decode(args) : NULL;
 	const struct field_value *v, *auto_track;
+	struct stream_filter *filter;
 	struct reader *r;
 	uint64_t offset = 0;
 	bool tracked;
@@ -366,9 +427,12 @@ static int stream_check_consumer(struct queue *q, struct consumer *c,
 	} else if ((rc = start_offset(q, v, &offset, err)) != 0) {
 		goto out;
 	}
+	if ((rc = parse_filter(q, t, &filter, err)) != 0)
+		goto out;
 	r = xcalloc(1, sizeof(*r));
 	r->offset = offset;
 	r->tracked = tracked;
+	r->filter = filter;
 	c->type_state = r;
 out:
 	ftable_free(t);
@@ -391,6 +455,7 @@ static void stream_consumer_removed(struct queue *q, struct consumer *c)
 	struct reader *r = c->type_state;
 
 	if (r) {
+		filter_free(r->filter);
 		stream_cursor_clear(&r->cursor);
 		free(r);
 		c->type_state = NULL;
@@ -415,6 +480,7 @@ static bool stream_dispatch(struct queue *q, int budget)
 		while (r && c->q == q && c->ops->has_credit(c) &&
 		    r->offset < stream_log_next(log)) {
 			struct queue_entry e = { .seq = r->offset };
+			struct bytes value;
 
 			if (budget-- <= 0) {
 				more = true;
@@ -422,10 +488,22 @@ static bool stream_dispatch(struct queue *q, int budget)
 			}
 			if (r->offset < stream_log_first(log))
 				r->offset = stream_log_first(log);
-			e.msg = stream_log_read(log, &r->cursor, r->offset);
+			if (r->filter) {
+				r->offset = stream_log_skip(log, r->offset,
+				    r->filter);
+				if (r->offset >= stream_log_next(log))
+					break;
+			}
+			e.msg = stream_log_read(log, &r->cursor, r->offset,
+			    &value);
 			e.seq = r->offset++;
 			if (e.msg == NULL)
 				continue;	/* damaged on disk: logged */
+			if (r->filter && !stream_filter_matches(r->filter,
+			    value)) {
+				msg_unref(e.msg);
+				continue;
+			}
 			q->counters.delivered++;
 			c->ops->deliver(c, &e);
 			msg_unref(e.msg);

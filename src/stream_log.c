@@ -54,6 +54,7 @@ struct chunk_ix {
 	uint64_t pos;			/* where it starts in its segment */
 	uint64_t seg;			/* its segment's number */
 	int64_t ts;
+	uint8_t bloom[BLOOM_BYTES];
 };
 
 /* A chunk in memory: the one being filled, and recent ones. */
@@ -66,6 +67,7 @@ struct hot_chunk {
 	uint64_t ticket;		/* the store batch it is written in */
 	int64_t ts;
 	bool flushed;			/* handed to the store */
+	uint8_t bloom[BLOOM_BYTES];
 };
 
 struct stream_log {
@@ -96,6 +98,71 @@ static uint64_t msg_bytes(const struct message *m)
 {
 	return m->body_size + m->header_len + m->routing_key.len +
 	    m->exchange.len + 16;
+}
+
+/* ---- filter values: a 128-bit Bloom filter per chunk ---------------------- */
+
+/* Bit 127 says the chunk holds messages without a filter value. */
+#define BLOOM_UNFILTERED 127
+
+static uint64_t value_hash(const uint8_t *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return h;
+}
+
+static void bloom_bits(const uint8_t *v, size_t n, unsigned bits[2])
+{
+	uint64_t h = value_hash(v, n);
+
+	bits[0] = (unsigned)(h % BLOOM_UNFILTERED);
+	bits[1] = (unsigned)((h >> 32) % BLOOM_UNFILTERED);
+}
+
+static void bloom_add(uint8_t *bloom, const uint8_t *v, size_t n)
+{
+	unsigned bits[2] = { BLOOM_UNFILTERED, BLOOM_UNFILTERED };
+
+	if (n)
+		bloom_bits(v, n, bits);
+	for (int i = 0; i < 2; i++)
+		bloom[bits[i] / 8] |= (uint8_t)(1u << (bits[i] % 8));
+}
+
+static bool bloom_has(const uint8_t *bloom, unsigned bit)
+{
+	return (bloom[bit / 8] >> (bit % 8)) & 1u;
+}
+
+/* May a chunk with this filter hold a message f matches? */
+static bool bloom_may_match(const uint8_t *bloom, const struct stream_filter *f)
+{
+	if (f->match_unfiltered && bloom_has(bloom, BLOOM_UNFILTERED))
+		return true;
+	for (uint32_t i = 0; i < f->n; i++) {
+		unsigned bits[2];
+
+		bloom_bits(f->values[i].ptr, f->values[i].len, bits);
+		if (bloom_has(bloom, bits[0]) && bloom_has(bloom, bits[1]))
+			return true;
+	}
+	return false;
+}
+
+bool stream_filter_matches(const struct stream_filter *f, struct bytes value)
+{
+	if (value.len == 0)
+		return f->match_unfiltered;
+	for (uint32_t i = 0; i < f->n; i++)
+		if (bytes_eq(f->values[i], value))
+			return true;
+	return false;
 }
 
 /* ---- segments ----------------------------------------------------------- */
@@ -179,7 +246,7 @@ static uint8_t *chunk_encode(const struct hot_chunk *h, size_t *len)
 	le64_put(p, h->first);
 	le32_put(p + 8, h->count);
 	le64_put(p + 12, (uint64_t)h->ts);
-	memset(p + 20, 0, BLOOM_BYTES);
+	memcpy(p + 20, h->bloom, BLOOM_BYTES);
 	p += 20 + BLOOM_BYTES;
 	for (uint32_t i = 0; i < h->count; i++) {
 		const struct message *m = h->msgs[i];
@@ -289,6 +356,7 @@ static void flush_chunk(struct stream_log *l)
 	ix->pos = seg->size;
 	ix->seg = seg->number;
 	ix->ts = h->ts;
+	memcpy(ix->bloom, h->bloom, BLOOM_BYTES);
 	seg->size += len;
 	seg->last_ts = h->ts;
 	h->flushed = true;
@@ -325,6 +393,7 @@ uint64_t stream_log_append(struct stream_log *l, struct message *msg,
 	}
 	h->msgs[h->count] = msg_ref(msg);
 	h->filters[h->count] = NULL;
+	bloom_add(h->bloom, filter, filter_len);
 	if (filter_len) {
 		if (filter_len > 255)
 			filter_len = 255;
@@ -345,10 +414,13 @@ uint64_t stream_log_append(struct stream_log *l, struct message *msg,
 
 void stream_cursor_clear(struct stream_cursor *cur)
 {
-	for (uint32_t i = 0; i < cur->count; i++)
+	for (uint32_t i = 0; i < cur->count; i++) {
 		if (cur->msgs[i])
 			msg_unref(cur->msgs[i]);
+		free(cur->filters[i]);
+	}
 	free(cur->msgs);
+	free(cur->filters);
 	memset(cur, 0, sizeof(*cur));
 }
 
@@ -363,8 +435,10 @@ static bool take(const uint8_t **p, const uint8_t *end, size_t n,
 	return true;
 }
 
-/* One entry of a chunk record into a new message; NULL if malformed. */
-static struct message *entry_decode(const uint8_t *p, const uint8_t *end)
+/* One entry of a chunk record into a new message and its filter value
+ * (u8 length + bytes, or NULL); NULL if malformed. */
+static struct message *entry_decode(const uint8_t *p, const uint8_t *end,
+    uint8_t **filter)
 {
 	struct bytes ex, rk, flt, hdr, body;
 	struct content_header h;
@@ -385,6 +459,11 @@ static struct message *entry_decode(const uint8_t *p, const uint8_t *end)
 		return NULL;
 	m = msg_new(ex, rk, hdr, &h);
 	msg_append_body(m, body.ptr, body.len);
+	if (flt.len) {
+		*filter = xmalloc(1 + flt.len);
+		(*filter)[0] = (uint8_t)flt.len;
+		memcpy(*filter + 1, flt.ptr, flt.len);
+	}
 	return m;
 }
 
@@ -415,6 +494,7 @@ static bool read_chunk(struct stream_log *l, const struct chunk_ix *ix,
 	cur->first = ix->first;
 	cur->count = ix->count;
 	cur->msgs = xcalloc(ix->count, sizeof(*cur->msgs));
+	cur->filters = xcalloc(ix->count, sizeof(*cur->filters));
 	p = body + CHUNK_HEADER;
 	end = body + body_len;
 	for (uint32_t i = 0; i < ix->count && end - p >= 4; i++) {
@@ -423,7 +503,7 @@ static bool read_chunk(struct stream_log *l, const struct chunk_ix *ix,
 		p += 4;
 		if ((size_t)(end - p) < n)
 			break;
-		cur->msgs[i] = entry_decode(p, p + n);
+		cur->msgs[i] = entry_decode(p, p + n, &cur->filters[i]);
 		p += n;
 	}
 	free(buf);
@@ -451,18 +531,26 @@ static const struct chunk_ix *ix_find(const struct stream_log *l,
 	return offset < l->ix[lo].first + l->ix[lo].count ? &l->ix[lo] : NULL;
 }
 
+static struct bytes filter_bytes(const uint8_t *f)
+{
+	return f ? (struct bytes){ f + 1, f[0] } : (struct bytes){ NULL, 0 };
+}
+
 struct message *stream_log_read(struct stream_log *l,
-    struct stream_cursor *cur, uint64_t offset)
+    struct stream_cursor *cur, uint64_t offset, struct bytes *filter)
 {
 	const struct chunk_ix *ix;
+	uint64_t i;
 
 	if (offset >= l->next || offset < l->first)
 		return NULL;
 	if (l->hot_n && offset >= l->hot[0].first) {
-		for (size_t i = l->hot_n; i-- > 0; )
-			if (offset >= l->hot[i].first)
-				return msg_ref(l->hot[i].msgs[offset -
-				    l->hot[i].first]);
+		for (size_t h = l->hot_n; h-- > 0; )
+			if (offset >= l->hot[h].first) {
+				i = offset - l->hot[h].first;
+				*filter = filter_bytes(l->hot[h].filters[i]);
+				return msg_ref(l->hot[h].msgs[i]);
+			}
 	}
 	if (cur->msgs == NULL || offset < cur->first ||
 	    offset >= cur->first + cur->count) {
@@ -470,8 +558,35 @@ struct message *stream_log_read(struct stream_log *l,
 		    !read_chunk(l, ix, cur))
 			return NULL;
 	}
-	return cur->msgs[offset - cur->first] ?
-	    msg_ref(cur->msgs[offset - cur->first]) : NULL;
+	i = offset - cur->first;
+	*filter = filter_bytes(cur->filters[i]);
+	return cur->msgs[i] ? msg_ref(cur->msgs[i]) : NULL;
+}
+
+uint64_t stream_log_skip(const struct stream_log *l, uint64_t offset,
+    const struct stream_filter *f)
+{
+	const struct chunk_ix *ix;
+
+	while (offset < l->next) {
+		if (l->hot_n && offset >= l->hot[0].first) {
+			for (size_t h = 0; h < l->hot_n; h++) {
+				const struct hot_chunk *c = &l->hot[h];
+
+				if (offset >= c->first + c->count)
+					continue;
+				if (bloom_may_match(c->bloom, f))
+					return offset;
+				offset = c->first + c->count;
+			}
+			return offset;
+		}
+		if ((ix = ix_find(l, offset)) == NULL ||
+		    bloom_may_match(ix->bloom, f))
+			return offset;
+		offset = ix->first + ix->count;
+	}
+	return offset;
 }
 
 uint64_t stream_log_next(const struct stream_log *l)
@@ -592,7 +707,8 @@ static void on_chunk(void *arg, uint64_t offset, uint8_t type,
 	ix->len = (uint32_t)(body_len + STORE_RECORD_HEADER_SIZE);
 	ix->pos = offset;
 	ix->seg = sc->seg;
-	ix->ts = (int64_t)le64_get(body + 12);
+	ix->ts = (int64_t)le64_get(body + 13);
+	memcpy(ix->bloom, body + 21, BLOOM_BYTES);
 	l->next = first + count;
 }
 

@@ -147,6 +147,16 @@ class StreamTest(PikaTestCase):
         self.assertEqual(by_time.offsets(), list(range(5, 10)))
         self.assertEqual(recent.offsets(), list(range(5, 10)))
         self.assertEqual(long_ago.offsets(), list(range(10)))
+        # the chunks' times come back from disk after a restart
+        for c in self.conns:
+            if c.is_open:
+                c.close()
+        self.conns = []
+        self.broker.restart()
+        again = Reader(self.connect(), q, mark)
+        again.wait_for(5)
+        again.settle()
+        self.assertEqual(again.offsets(), list(range(5, 10)))
 
     def test_bad_offset_spec_is_refused(self):
         q = self.stream()
@@ -277,6 +287,67 @@ class StreamTest(PikaTestCase):
         self.connect().channel().queue_delete(q)
         self.to_delete.remove(q)
         wait_until(lambda: os.listdir(streams) == [], what="the stream's files gone")
+
+    # -- filtering -------------------------------------------------------
+
+    def test_filtering(self):
+        q = self.stream()
+        # separate publishes: separate chunks, some of which hold no "eu"
+        self.publish(q, [b"eu-%d" % i for i in range(5)],
+                     headers={"x-stream-filter-value": "eu"})
+        self.publish(q, [b"us-%d" % i for i in range(5)],
+                     headers={"x-stream-filter-value": "us"})
+        self.publish(q, [b"plain-%d" % i for i in range(3)])
+        self.publish(q, [b"eu-late"], headers={"x-stream-filter-value": "eu"})
+        conn = self.connect()
+        eu = Reader(conn, q, "first", extra={"x-stream-filter": "eu"})
+        both = Reader(conn, q, "first", extra={"x-stream-filter": ["eu", "us"]})
+        eu_plain = Reader(conn, q, "first", extra={"x-stream-filter": "eu",
+                                                   "x-stream-match-unfiltered": True})
+        everything = Reader(conn, q, "first")
+        everything.wait_for(14)
+        eu.wait_for(6)
+        both.wait_for(11)
+        eu_plain.wait_for(9)
+        everything.settle()
+        self.assertEqual([b for _, b in eu.got], [b"eu-%d" % i for i in range(5)] + [b"eu-late"])
+        self.assertEqual(len(both.got), 11)
+        self.assertEqual([b for _, b in eu_plain.got],
+                         [b"eu-%d" % i for i in range(5)] +
+                         [b"plain-%d" % i for i in range(3)] + [b"eu-late"])
+        self.assertEqual(eu.offsets(), [0, 1, 2, 3, 4, 13])
+        # new messages are filtered as they arrive
+        self.publish(q, [b"us-new"], headers={"x-stream-filter-value": "us"})
+        self.publish(q, [b"eu-new"], headers={"x-stream-filter-value": "eu"})
+        eu.wait_for(7)
+        eu.settle()
+        self.assertEqual(eu.got[-1], (15, b"eu-new"))
+        self.assertEqual(len(eu.got), 7)
+
+    def test_bad_filter_arguments(self):
+        q = self.stream()
+        conn = self.connect()
+        for args in [{"x-stream-filter": 5}, {"x-stream-filter": ["a", 1]},
+                     {"x-stream-filter": "a", "x-stream-match-unfiltered": "yes"}]:
+            ch = conn.channel()
+            ch.basic_qos(prefetch_count=5)
+            with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+                ch.basic_consume(q, lambda *a: None, arguments=args)
+            self.assertEqual(cm.exception.reply_code, PRECONDITION_FAILED, args)
+
+    def test_filtering_after_restart_reads_chunks_from_disk(self):
+        q = self.stream()
+        for i in range(20):
+            self.publish(q, [b"%d" % i], headers={"x-stream-filter-value": "k%d" % (i % 4)})
+        for c in self.conns:
+            if c.is_open:
+                c.close()
+        self.conns = []
+        self.broker.restart()
+        r = Reader(self.connect(), q, "first", extra={"x-stream-filter": "k1"})
+        r.wait_for(5)
+        r.settle()
+        self.assertEqual(r.offsets(), [1, 5, 9, 13, 17])
 
     # -- server-side offset tracking -----------------------------------------
 
