@@ -95,7 +95,15 @@ struct queue_stats {
 	struct queue_counters counters;
 	/* The counters' rates over the last sampling interval, per second. */
 	double publish_rate, deliver_rate, ack_rate;
+	/* Stream queues only (stream is false for the others). */
+	bool stream;
+	uint64_t first_offset;		/* the oldest kept */
+	uint64_t next_offset;		/* the next appended gets this one */
+	uint64_t segments, disk_bytes;	/* its segment files */
 };
+
+/* A stream consumer name and the offset stored for it. */
+typedef void queue_offset_fn(void *arg, struct bytes name, uint64_t offset);
 
 /*
  * A queue type: how a queue keeps, hands out and settles its messages.
@@ -139,6 +147,9 @@ struct queue_type {
 	/* A dispatch pass of its own (consumers reading at their own
 	 * positions); returns false when it stopped for the budget. */
 	bool (*dispatch)(struct queue *q, int budget);
+	/* Stored consumer offsets (streams), for the admin interfaces. */
+	void (*each_offset)(const struct queue *q, queue_offset_fn *fn,
+	    void *arg);
 	/* basic.get, queue.purge: refused by types that cannot (0: allowed). */
 	int (*refuse)(struct queue *q, enum queue_request what,
 	    struct amqp_error *err);
@@ -239,6 +250,8 @@ void queue_sample_rates(struct queue *q, uint64_t now);
  * read the basic.consume arguments args). */
 int queue_check_consumer(struct queue *q, struct consumer *c,
     struct bytes args, struct amqp_error *err);
+/* Every stored consumer offset of q (none unless it is a stream). */
+void queue_each_offset(const struct queue *q, queue_offset_fn *fn, void *arg);
 /* Whether q's type refuses the request (0: go ahead). */
 int queue_refuse(struct queue *q, enum queue_request what,
     struct amqp_error *err);

@@ -246,7 +246,13 @@ static const struct {
 	{ "rabbitmq_queue_consumers", "Consumers of the queue" },
 	{ "rabbitmq_queue_messages_published_total",
 	    "Messages the queue accepted" },
+	/* streams only, from here on (FIRST_STREAM_METRIC) */
+	{ "warren_stream_first_offset", "The oldest offset a stream keeps" },
+	{ "warren_stream_last_offset", "The newest offset in a stream" },
+	{ "warren_stream_segments", "Segment files of a stream" },
+	{ "warren_stream_disk_bytes", "Bytes in a stream's segment files" },
 };
+#define FIRST_STREAM_METRIC 5
 
 struct per_queue_arg {
 	struct evbuffer *out;
@@ -257,14 +263,21 @@ static void queue_sample(struct queue *q, void *arg)
 {
 	struct per_queue_arg *a = arg;
 	struct queue_stats st;
-	uint64_t v[5];
+	uint64_t v[9];
 
 	queue_stats(q, &st);
+	if (a->which >= FIRST_STREAM_METRIC && (!st.stream ||
+	    (a->which == 6 && st.next_offset == 0)))
+		return;
 	v[0] = st.messages;
 	v[1] = st.unacked;
 	v[2] = st.messages + st.unacked;
 	v[3] = st.consumers;
 	v[4] = st.counters.published;
+	v[5] = st.first_offset;
+	v[6] = st.next_offset - 1;
+	v[7] = st.segments;
+	v[8] = st.disk_bytes;
 
 	evbuffer_add_printf(a->out, "%s{vhost=\"", per_queue[a->which].name);
 	label_value(a->out, q->vh->name);
@@ -272,6 +285,53 @@ static void queue_sample(struct queue *q, void *arg)
 	label_value(a->out, q->name);
 	evbuffer_add_printf(a->out, "\"} %llu\n",
 	    (unsigned long long)v[a->which]);
+}
+
+struct offset_arg {
+	struct evbuffer *out;
+	struct queue *q;
+	uint64_t next;			/* for the lag; 0: print the offset */
+	bool lag;
+};
+
+static void offset_sample(void *arg, struct bytes name, uint64_t offset)
+{
+	struct offset_arg *a = arg;
+	char consumer[256];
+
+	snprintf(consumer, sizeof(consumer), "%.*s", (int)name.len,
+	    (const char *)name.ptr);
+	evbuffer_add_printf(a->out, "%s{vhost=\"", a->lag ?
+	    "warren_stream_consumer_lag" : "warren_stream_consumer_offset");
+	label_value(a->out, a->q->vh->name);
+	evbuffer_add_printf(a->out, "\",queue=\"");
+	label_value(a->out, a->q->name);
+	evbuffer_add_printf(a->out, "\",consumer=\"");
+	label_value(a->out, consumer);
+	evbuffer_add_printf(a->out, "\"} %llu\n", (unsigned long long)(a->lag ?
+	    (a->next > offset ? a->next - offset : 0) : offset));
+}
+
+static void offsets_of(struct queue *q, struct evbuffer *out, bool lag)
+{
+	struct offset_arg a = { out, q, 0, lag };
+	struct queue_stats st;
+
+	if (lag) {
+		queue_stats(q, &st);
+		a.next = st.next_offset;
+	}
+	queue_each_offset(q, offset_sample, &a);
+}
+
+static void stream_offsets_sample(struct queue *q, void *out)
+{
+	offsets_of(q, out, false);
+}
+
+static void stream_lag_sample(struct queue *q, void *out)
+{
+	offsets_of(q, out, true);
 }
 
 void metrics_render(struct broker *b, bool per_object, struct evbuffer *out)
@@ -288,4 +348,10 @@ void metrics_render(struct broker *b, bool per_object, struct evbuffer *out)
 		    per_queue[i].help);
 		broker_each_queue(b, queue_sample, &a);
 	}
+	header(out, "warren_stream_consumer_offset", "gauge",
+	    "The offset stored for a named stream consumer");
+	broker_each_queue(b, stream_offsets_sample, out);
+	header(out, "warren_stream_consumer_lag", "gauge",
+	    "Messages a named stream consumer has yet to process");
+	broker_each_queue(b, stream_lag_sample, out);
 }

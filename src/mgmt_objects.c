@@ -272,11 +272,42 @@ void mgmt_aliveness(struct mgmt_req *q)
 
 /* ---- queues ---------------------------------------------------------------- */
 
+struct offsets_json {
+	json_t *list;
+	uint64_t next;
+};
+
+static void add_offset(void *arg, struct bytes name, uint64_t offset)
+{
+	struct offsets_json *o = arg;
+
+	json_array_append_new(o->list, json_pack("{s:s%, s:I, s:I}", "name",
+	    (const char *)name.ptr, (size_t)name.len, "offset",
+	    (json_int_t)offset, "lag", (json_int_t)(o->next > offset ?
+	    o->next - offset : 0)));
+}
+
+/* A stream's offsets, files and named consumers' stored offsets. */
+static json_t *stream_json(const struct queue *qu, const struct queue_stats *st)
+{
+	struct offsets_json o = { json_array(), st->next_offset };
+
+	queue_each_offset(qu, add_offset, &o);
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:o}",
+	    "first_offset", (json_int_t)st->first_offset,
+	    "last_offset", (json_int_t)st->next_offset - 1,
+	    "next_offset", (json_int_t)st->next_offset,
+	    "segments", (json_int_t)st->segments,
+	    "disk_bytes", (json_int_t)st->disk_bytes,
+	    "consumer_offsets", o.list);
+}
+
 static json_t *queue_json(const struct queue *qu)
 {
 	struct queue_stats st;
 	uint64_t counts[3];
 	double rates[3];
+	json_t *j;
 
 	queue_stats(qu, &st);
 	counts[0] = st.counters.published;
@@ -285,7 +316,7 @@ static json_t *queue_json(const struct queue *qu)
 	rates[0] = st.publish_rate;
 	rates[1] = st.deliver_rate;
 	rates[2] = st.ack_rate;
-	return json_pack("{s:s, s:s, s:b, s:b, s:b, s:o, s:s, s:s, s:s, "
+	j = json_pack("{s:s, s:s, s:b, s:b, s:b, s:o, s:s, s:s, s:s, "
 	    "s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
 	    "name", qu->name, "vhost", qu->vh->name, "durable", qu->durable,
 	    "auto_delete", qu->auto_delete, "exclusive", qu->exclusive,
@@ -300,6 +331,9 @@ static json_t *queue_json(const struct queue *qu)
 	    "consumers", (json_int_t)st.consumers,
 	    "memory", (json_int_t)queue_memory(qu),
 	    "message_stats", message_stats(rate_names, counts, rates, 3, 3));
+	if (st.stream)
+		json_object_set_new(j, "stream", stream_json(qu, &st));
+	return j;
 }
 
 /*

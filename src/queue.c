@@ -145,6 +145,12 @@ int queue_check_consumer(struct queue *q, struct consumer *c,
 	    q->type->check_consumer(q, c, args, err) : 0;
 }
 
+void queue_each_offset(const struct queue *q, queue_offset_fn *fn, void *arg)
+{
+	if (q->type->each_offset)
+		q->type->each_offset(q, fn, arg);
+}
+
 int queue_refuse(struct queue *q, enum queue_request what,
     struct amqp_error *err)
 {

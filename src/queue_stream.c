@@ -516,11 +516,28 @@ static bool stream_dispatch(struct queue *q, int budget)
 
 static void stream_stats(const struct queue *q, struct queue_stats *out)
 {
+	struct stream_log_stats st = { 0 };
+
 	memset(out, 0, sizeof(*out));
 	out->messages = q->count;
 	out->bytes = q->bytes;
 	out->consumers = q->n_consumers;
 	out->unacked = q->unacked;
+	out->stream = true;
+	if (sq(q)->log) {
+		stream_log_stats(sq(q)->log, &st);
+		out->first_offset = stream_log_first(sq(q)->log);
+		out->next_offset = stream_log_next(sq(q)->log);
+		out->segments = st.segments;
+		out->disk_bytes = st.bytes;
+	}
+}
+
+static void stream_each_offset(const struct queue *q, queue_offset_fn *fn,
+    void *arg)
+{
+	if (sq(q)->offsets)
+		stream_offsets_each(sq(q)->offsets, fn, arg);
 }
 
 static uint64_t stream_memory(const struct queue *q)
@@ -550,4 +567,5 @@ const struct queue_type queue_stream = {
 	.open = stream_open,
 	.dispatch = stream_dispatch,
 	.refuse = stream_refuse,
+	.each_offset = stream_each_offset,
 };

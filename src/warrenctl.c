@@ -388,6 +388,37 @@ static int run_delete_object(struct ctl *c, const struct verb *v,
 	return rc;
 }
 
+/* A stream's offsets and files, then its named consumers' offsets. */
+static int run_show_stream(struct ctl *c, const struct verb *v,
+    struct args *a)
+{
+	static const char *const fields[] = { "first_offset", "last_offset",
+	    "segments", "disk_bytes" };
+	static const char *const columns[] = { "name", "offset", "lag" };
+	char *path = api_path("queues", c->vhost, a->pos[0], NULL);
+	struct ctl_reply r;
+	json_t *stream;
+	int rc = call(c, "GET", path, NULL, &r);
+
+	free(path);
+	if (rc)
+		return rc;
+	stream = json_object_get(r.json, "stream");
+	if (stream == NULL) {
+		ctl_reply_free(&r);
+		return usage_error(v, "'%s' is not a stream", a->pos[0]);
+	}
+	if (c->json) {
+		ctl_print_json(stream);
+	} else {
+		ctl_print_fields(stream, fields, 4);
+		ctl_print_table(json_object_get(stream, "consumer_offsets"),
+		    columns, 3);
+	}
+	ctl_reply_free(&r);
+	return CTL_OK;
+}
+
 static int run_purge(struct ctl *c, const struct verb *v, struct args *a)
 {
 	char *path = api_path("queues", c->vhost, a->pos[0], "contents", NULL);
@@ -685,7 +716,7 @@ static const struct verb verbs[] = {
 	{ "declare exchange", 2, 2, "|--transient|--auto-delete|--internal|",
 	    "|--arg|", "NAME TYPE [--transient] [--auto-delete] [--internal] "
 	    "[--arg KEY=VALUE]...", "declare an exchange of TYPE direct, "
-	    "fanout, topic or headers", run_declare_exchange },
+	    "fanout, topic, headers or x-consistent-hash", run_declare_exchange },
 	{ "declare binding", 2, 2, "|--to-exchange|", "|--routing-key|--arg|",
 	    "SOURCE DESTINATION [--routing-key KEY] [--to-exchange] "
 	    "[--arg KEY=VALUE]...", "bind queue DESTINATION (or exchange, "
@@ -701,6 +732,9 @@ static const struct verb verbs[] = {
 	    run_delete_binding },
 	{ "purge queue", 1, 1, "", "", "NAME", "drop a queue's ready messages",
 	    run_purge },
+	{ "show stream", 1, 1, "", "", "NAME", "a stream's first and last "
+	    "offsets, segment files and bytes on disk, and the offsets stored "
+	    "for its named consumers with their lag", run_show_stream },
 	{ "add user", 2, 2, "", "|--tags|", "NAME PASSWORD [--tags TAG,...]",
 	    "add a user (PASSWORD - reads it from stdin)", run_add_user },
 	{ "delete user", 1, 1, "", "", "NAME", "delete a user",

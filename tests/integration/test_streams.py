@@ -402,6 +402,55 @@ class StreamTest(PikaTestCase):
                                            "x-stream-automatic-offset-tracking": False})
         self.assertEqual(got, [4])
 
+    # -- admin -----------------------------------------------------------
+
+    def test_admin_api_metrics_and_warrenctl_show_offsets_and_lag(self):
+        import base64
+        import json
+        import subprocess
+        import urllib.parse
+        import urllib.request
+        from harness import find_warrenctl
+
+        q = self.stream(args={"x-stream-max-segment-size-bytes": 4000})
+        self.publish(q, [b"x" * 1000] * 20)
+        self.tracked(q, "reporting", 8, **{"x-stream-offset": "first"})
+        auth = "Basic " + base64.b64encode(b"guest:guest").decode()
+
+        def get(port, path):
+            req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path),
+                                         headers={"Authorization": auth})
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.read().decode()
+
+        # the ack commits travel with the store's next batch
+        def api():
+            return json.loads(get(self.broker.mgmt_port, "/api/queues/%%2F/%s"
+                                  % urllib.parse.quote(q, safe="")))
+        wait_until(lambda: api()["stream"]["consumer_offsets"], what="a stored offset")
+        info = api()
+        self.assertEqual(info["type"], "stream")
+        st = info["stream"]
+        self.assertEqual((st["first_offset"], st["last_offset"]), (0, 19))
+        self.assertGreater(st["segments"], 1)
+        self.assertGreater(st["disk_bytes"], 20000)
+        self.assertEqual(st["consumer_offsets"],
+                         [{"name": "reporting", "offset": 8, "lag": 12}])
+
+        metrics = get(self.broker.prometheus_port, "/metrics/per-object")
+        label = 'vhost="/",queue="%s"' % q
+        self.assertIn('warren_stream_last_offset{%s} 19' % label, metrics)
+        self.assertIn('warren_stream_consumer_lag{%s,consumer="reporting"} 12' % label,
+                      metrics)
+
+        out = subprocess.run([find_warrenctl(), "-P", str(self.broker.mgmt_port),
+                              "show", "stream", q], capture_output=True, text=True,
+                             timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("reporting", out.stdout)
+        self.assertRegex(out.stdout, r"reporting\s+8\s+12")
+        self.assertRegex(out.stdout, r"last_offset\s*:?\s+19")
+
     # -- retention --------------------------------------------------------
 
     def first_offset(self, q):
