@@ -193,12 +193,24 @@ static unsigned char *put_shortstr(unsigned char *p, const char *s)
     return p + n;
 }
 
-bool wire_put_basic_consume(struct wire *w, uint16_t channel, const char *queue, bool no_ack)
+/* x-stream-offset: a long-long when all digits, else a longstr. */
+static size_t offset_arg_size(const char *offset)
 {
-    if (strlen(queue) > 255)
+    if (offset == NULL)
+        return 0;
+    if (offset[0] && strspn(offset, "0123456789") == strlen(offset))
+        return 1 + 15 + 1 + 8;
+    return 1 + 15 + 1 + 4 + strlen(offset);
+}
+
+bool wire_put_basic_consume(struct wire *w, uint16_t channel, const char *queue, bool no_ack,
+                            const char *stream_offset)
+{
+    if (strlen(queue) > 255 || (stream_offset && strlen(stream_offset) > 200))
         return false;
-    /* class, method, reserved-1, queue, consumer-tag "", bits, arguments {} */
-    uint32_t size = 4 + 2 + 1 + (uint32_t)strlen(queue) + 1 + 1 + 4;
+    size_t args = offset_arg_size(stream_offset);
+    /* class, method, reserved-1, queue, consumer-tag "", bits, arguments */
+    uint32_t size = 4 + 2 + 1 + (uint32_t)strlen(queue) + 1 + 1 + 4 + (uint32_t)args;
     unsigned char *p = frame_open(w, WIRE_METHOD, channel, size);
     if (p == NULL)
         return false;
@@ -207,7 +219,19 @@ bool wire_put_basic_consume(struct wire *w, uint16_t channel, const char *queue,
     p = put_shortstr(p + 6, queue);
     *p++ = 0;                              /* consumer tag: the broker names it */
     *p++ = no_ack ? 0x02 : 0x00;           /* no-local, no-ack, exclusive, no-wait */
-    put32(p, 0);                           /* empty arguments table */
+    put32(p, (uint32_t)args);
+    p += 4;
+    if (stream_offset) {
+        p = put_shortstr(p, "x-stream-offset");
+        if (args == 1 + 15 + 1 + 8) {
+            *p++ = 'l';
+            put64(p, strtoull(stream_offset, NULL, 10));
+        } else {
+            *p++ = 'S';
+            put32(p, (uint32_t)strlen(stream_offset));
+            memcpy(p + 4, stream_offset, strlen(stream_offset));
+        }
+    }
     return true;
 }
 

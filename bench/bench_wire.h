@@ -80,7 +80,9 @@ int wire_next(struct wire *w, struct wire_frame *f);
 uint32_t wire_method_id(const struct wire_frame *f);
 
 /* Encoders: append one frame to the output buffer. */
-bool wire_put_basic_consume(struct wire *w, uint16_t channel, const char *queue, bool no_ack);
+/* stream_offset: the x-stream-offset argument (digits: an offset), or NULL. */
+bool wire_put_basic_consume(struct wire *w, uint16_t channel, const char *queue, bool no_ack,
+                            const char *stream_offset);
 bool wire_put_basic_ack(struct wire *w, uint16_t channel, uint64_t tag, bool multiple);
 bool wire_put_connection_close(struct wire *w);
 

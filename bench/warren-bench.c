@@ -75,6 +75,11 @@ static struct options {
     double drain;
     const char *user, *pass, *vhost, *prefix;
     bool progress, keep;
+    bool stream;              /* -S: stream queues */
+    const char *offset;       /* -o: consumers' x-stream-offset */
+    uint64_t max_msgs;        /* -M: per producer (0: no limit) */
+    uint64_t expect;          /* -E: stop once this many were delivered */
+    bool reuse;               /* -R: keep what the queues hold */
 } O = {
     .host = "127.0.0.1", .port = 5672, .producers = 1, .consumers = 1,
     .queues = 1, .size = 16, .prefetch = 0, .autoack = false, .confirm = 0,
@@ -89,6 +94,7 @@ static struct options {
 static atomic_int g_errors;       /* threads that hit an error */
 static atomic_int g_abort;        /* stop everything now */
 static atomic_int g_drain_done;   /* consumers may stop */
+static atomic_int g_producers_done; /* producers whose publishing loop ended */
 static uint64_t g_start_ns, g_stop_ns; /* written before the go barrier */
 static pthread_barrier_t g_barrier;
 
@@ -537,6 +543,8 @@ static void *producer_main(void *arg)
             sleep_until(due < g_stop_ns ? due : g_stop_ns);
             continue;
         }
+        if (O.max_msgs && seq >= O.max_msgs)
+            break;
         if (seq >= UINT32_MAX) {
             fprintf(stderr, "warren-bench: %s: sequence number space exhausted\n", who);
             break;
@@ -569,6 +577,7 @@ static void *producer_main(void *arg)
     if (ok)
         atomic_store_explicit(&p->sent, seq, memory_order_relaxed);
     p->end_ns = now_ns();
+    atomic_fetch_add(&g_producers_done, 1);
 
     /* wait for the outstanding confirms (up to the drain period) */
     if (ok && O.confirm > 0) {
@@ -707,7 +716,8 @@ static void *consumer_main(void *arg)
     struct wire w = { .fd = -1 };
     if (ok)
         ok = wire_take(&w, c, who);
-    if (ok && (!wire_put_basic_consume(&w, 1, k->queue, O.autoack) || !wire_flush(&w))) {
+    if (ok && (!wire_put_basic_consume(&w, 1, k->queue, O.autoack, O.offset) ||
+               !wire_flush(&w))) {
         fprintf(stderr, "warren-bench: %s: basic.consume: %s\n", who, w.error);
         ok = false;
     }
@@ -775,6 +785,12 @@ static void usage(FILE *f)
         "  -u USER -w PASS -V VHOST   credentials (guest, guest, /)\n"
         "  -i          print rates every second on stderr\n"
         "  -K          keep the queues at the end\n"
+        "  -S          stream queues (x-queue-type = stream, durable)\n"
+        "  -o OFFSET   consumers' x-stream-offset: first, last, next or a number\n"
+        "  -M N        messages per producer, then stop (0 = until -z ends)\n"
+        "  -E N        replay: stop once N messages were delivered, and report\n"
+        "              the time it took (with -x 0: read what the queues hold)\n"
+        "  -R          reuse the queues: declare them, delete or purge nothing\n"
         "  --help      this text\n", HDR_SIZE);
 }
 
@@ -807,6 +823,8 @@ static double parse_double(const char *s, char opt, double lo)
 static bool queue_depth(amqp_connection_state_t c, uint64_t *total)
 {
     *total = 0;
+    if (O.stream)
+        return true; /* consuming removes nothing: "ready" means nothing */
     for (int i = 0; i < O.queues; i++) {
         char name[QNAME_MAX];
         snprintf(name, sizeof name, "%s-%d", O.prefix, i);
@@ -822,10 +840,22 @@ static bool queue_depth(amqp_connection_state_t c, uint64_t *total)
 
 static bool setup_queues(amqp_connection_state_t c)
 {
+    amqp_table_entry_t stream_arg = {
+        .key = amqp_cstring_bytes("x-queue-type"),
+        .value = { .kind = AMQP_FIELD_KIND_UTF8,
+                   .value.bytes = amqp_cstring_bytes("stream") },
+    };
+    amqp_table_t args = { O.stream ? 1 : 0, &stream_arg };
     for (int i = 0; i < O.queues; i++) {
         char name[QNAME_MAX];
         snprintf(name, sizeof name, "%s-%d", O.prefix, i);
         amqp_bytes_t q = amqp_cstring_bytes(name);
+        if (O.reuse) {
+            amqp_queue_declare(c, 1, q, 0, O.persistent || O.stream, 0, 0, args);
+            if (!reply_ok(amqp_get_rpc_reply(c), "control", "queue.declare"))
+                return false;
+            continue;
+        }
         amqp_queue_delete(c, 1, q, 0, 0);
         amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
         if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
@@ -839,9 +869,11 @@ static bool setup_queues(amqp_connection_state_t c)
         } else if (!reply_ok(r, "control", "queue.delete")) {
             return false;
         }
-        amqp_queue_declare(c, 1, q, 0, O.persistent, 0, 0, amqp_empty_table);
+        amqp_queue_declare(c, 1, q, 0, O.persistent || O.stream, 0, 0, args);
         if (!reply_ok(amqp_get_rpc_reply(c), "control", "queue.declare"))
             return false;
+        if (O.stream)
+            continue; /* new and empty; streams refuse purge */
         amqp_queue_purge(c, 1, q);
         if (!reply_ok(amqp_get_rpc_reply(c), "control", "queue.purge"))
             return false;
@@ -882,6 +914,19 @@ static bool join_by(pthread_t th, uint64_t deadline_ns, const char *what, int id
 
 static const char *pl(long n) { return n == 1 ? "" : "s"; }
 
+/* -E: enough delivered; -M: every producer published its share. */
+static bool run_over(int np, int nc, struct consumer *C)
+{
+    if (O.expect) {
+        uint64_t r = 0;
+        for (int j = 0; j < nc; j++)
+            r += atomic_load_explicit(&C[j].received, memory_order_relaxed);
+        if (r >= O.expect)
+            return true;
+    }
+    return O.max_msgs && np > 0 && atomic_load(&g_producers_done) == np && O.expect == 0;
+}
+
 int main(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
@@ -890,7 +935,7 @@ int main(int argc, char **argv)
             return 0;
         }
     int opt;
-    while ((opt = getopt(argc, argv, "h:P:x:y:n:s:q:ac:pz:r:d:N:u:w:V:iK")) != -1) {
+    while ((opt = getopt(argc, argv, "h:P:x:y:n:s:q:ac:pz:r:d:N:u:w:V:iKSo:M:E:R")) != -1) {
         switch (opt) {
         case 'h': O.host = optarg; break;
         case 'P': O.port = (int)parse_long(optarg, 'P', 1, 65535); break;
@@ -911,6 +956,11 @@ int main(int argc, char **argv)
         case 'V': O.vhost = optarg; break;
         case 'i': O.progress = true; break;
         case 'K': O.keep = true; break;
+        case 'S': O.stream = true; break;
+        case 'o': O.offset = optarg; break;
+        case 'M': O.max_msgs = (uint64_t)parse_long(optarg, 'M', 0, UINT32_MAX - 1L); break;
+        case 'E': O.expect = (uint64_t)parse_long(optarg, 'E', 0, 1L << 40); break;
+        case 'R': O.reuse = true; break;
         default: usage(stderr); return 1;
         }
     }
@@ -979,8 +1029,8 @@ int main(int argc, char **argv)
         uint64_t next = g_start_ns + (uint64_t)tick * 1000000000u;
         if (next > g_stop_ns)
             next = g_stop_ns;
-        while (now_ns() < next && !atomic_load(&g_abort)) {
-            uint64_t t = now_ns() + 50000000u;
+        while (now_ns() < next && !atomic_load(&g_abort) && !run_over(np, nc, C)) {
+            uint64_t t = now_ns() + 20000000u;
             sleep_until(t < next ? t : next);
         }
         if (O.progress) {
@@ -997,9 +1047,10 @@ int main(int argc, char **argv)
             prev_recv = r;
             prev_t = t;
         }
-        if (next >= g_stop_ns)
+        if (next >= g_stop_ns || run_over(np, nc, C))
             break;
     }
+    uint64_t run_end = now_ns();
 
     /* producers stop by themselves at g_stop_ns (then wait for confirms) */
     uint64_t watchdog = g_stop_ns + (uint64_t)((O.drain + 30) * 1e9);
@@ -1089,9 +1140,10 @@ int main(int argc, char **argv)
     }
     uint64_t lost = missing > left ? missing - left : 0;
     uint64_t unconsumed = missing < left ? missing : left;
-    double run_s = (double)(g_stop_ns - g_start_ns) / 1e9;
+    /* -E and -M end the run early */
+    double run_s = (double)((run_end < g_stop_ns ? run_end : g_stop_ns) - g_start_ns) / 1e9;
     double pub_s = (double)(last_end - g_start_ns) / 1e9;
-    if (pub_s < run_s)
+    if (pub_s < run_s && O.max_msgs == 0)
         pub_s = run_s;
     double pub_rate = (double)published / pub_s;
     double con_rate = (double)in_window / run_s;

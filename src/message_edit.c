@@ -1,6 +1,8 @@
 /*
  * Changed copies of messages (see message_edit.h).
  */
+#include <string.h>
+
 #include "field_table.h"
 #include "log.h"
 #include "message.h"
@@ -32,20 +34,40 @@ struct message *msg_rewrite(const struct message *msg, struct bytes exchange,
 	return copy;
 }
 
+/*
+ * Whether the raw headers table may hold `key`: its bytes as a shortstr.
+ * (A false positive only costs a decode.)
+ */
+static bool may_hold(struct bytes headers, const char *key)
+{
+	uint8_t pat[257];
+	size_t n = strlen(key);
+
+	pat[0] = (uint8_t)n;
+	memcpy(pat + 1, key, n);
+	return headers.len && memmem(headers.ptr, headers.len, pat, n + 1);
+}
+
 /* A copy of msg whose headers lose `key` and, with add, end with it. */
 static struct message *rewrite_header(const struct message *msg,
     const char *key, const struct field_value *add)
 {
-	struct field_table *t = ftable_decode(msg->headers);
+	struct field_table *t = NULL;
 	struct content_header h;
 	struct message *copy;
 	struct wbuf headers;
 
-	if (t == NULL)
-		fatalx("stored message headers no longer parse");
 	msg_content_header(msg, &h);
 	wbuf_init(&headers);
-	for (uint32_t i = 0; i < t->n; i++) {
+	if (!may_hold(msg->headers, key)) {
+		/* Nothing to drop: keep the table's bytes as they are. */
+		if (msg->headers.len)
+			wbuf_put_raw(&headers, msg->headers.ptr,
+			    msg->headers.len);
+	} else if ((t = ftable_decode(msg->headers)) == NULL) {
+		fatalx("stored message headers no longer parse");
+	}
+	for (uint32_t i = 0; t && i < t->n; i++) {
 		if (bytes_eq_str(t->entries[i].key, key))
 			continue;
 		wbuf_put_shortstr(&headers, t->entries[i].key);

@@ -188,6 +188,10 @@ struct round {
 	bool needs_sync;	/* it wrote records a restart needs */
 	uint64_t done;		/* the last ticket written whole */
 	int files[16];		/* other files written: sync them too */
+	struct {
+		dev_t dev;
+		ino_t ino;
+	} file_ids[16];		/* one sync per file, whatever the fd */
 	int n_files;
 };
 
@@ -225,16 +229,23 @@ static bool sync_files(struct round *r)
  */
 static bool write_file_chunk(struct chunk *c, struct round *r)
 {
-	if (!pwrite_all(c->file_fd, c->data, c->len, c->file_off))
+	struct stat st;
+
+	if (!pwrite_all(c->file_fd, c->data, c->len, c->file_off) ||
+	    fstat(c->file_fd, &st) != 0)
 		return false;
+	/* Each chunk has a descriptor of its own: compare the files. */
 	for (int i = 0; i < r->n_files; i++)
-		if (r->files[i] == c->file_fd)
+		if (r->file_ids[i].dev == st.st_dev &&
+		    r->file_ids[i].ino == st.st_ino)
 			return true;
 	if (r->n_files == (int)(sizeof(r->files) / sizeof(r->files[0])) &&
 	    !sync_files(r)) {
 		errno = EIO;
 		return false;
 	}
+	r->file_ids[r->n_files].dev = st.st_dev;
+	r->file_ids[r->n_files].ino = st.st_ino;
 	r->files[r->n_files++] = c->file_fd;
 	return true;
 }
@@ -513,8 +524,11 @@ static void *store_thread(void *arg)
 
 /* ---- loop side: handing batches over ------------------------------------ */
 
-/* Queue c for the thread; tell the owner when the thread falls behind. */
-static void enqueue_chunk(struct store *s, struct chunk *c)
+/*
+ * Queue c for the thread (waking it when wake); tell the owner when the
+ * thread falls behind.
+ */
+static void enqueue_chunk(struct store *s, struct chunk *c, bool wake)
 {
 	bool over;
 
@@ -527,7 +541,8 @@ static void enqueue_chunk(struct store *s, struct chunk *c)
 		s->peak_pending = s->pending;
 	over = s->opt.max_pending && !s->behind &&
 	    s->pending > s->opt.max_pending;
-	pthread_cond_signal(&s->cv);
+	if (wake)
+		pthread_cond_signal(&s->cv);
 	pthread_mutex_unlock(&s->mu);
 	/* Tell the owner from the loop, not from deep in an append. */
 	if (over && s->notify_ev)
@@ -547,7 +562,7 @@ static void hand_over(struct store *s, uint64_t seg, uint8_t *data,
 	c->len = len;
 	c->closes_batch = closes_batch;
 	c->unlink = unlink_it;
-	enqueue_chunk(s, c);
+	enqueue_chunk(s, c, true);
 }
 
 /* The pending bytes go to the thread as a chunk of segment cur_seg. */
@@ -1033,7 +1048,9 @@ bool store_write_file(struct store *s, int fd, uint64_t off, uint8_t *data,
 	c->len = len;
 	c->cap = cap;
 	c->durable = true;
-	enqueue_chunk(s, c);
+	/* The batch's closing chunk follows soon and wakes the thread: a
+	 * round that took only this would sync without finishing a ticket. */
+	enqueue_chunk(s, c, false);
 	s->batch_has_files = true;
 	if (!event_pending(s->flush_ev, EV_TIMEOUT, NULL))
 		event_active(s->flush_ev, EV_TIMEOUT, 0);
