@@ -467,52 +467,98 @@ static struct message *entry_decode(const uint8_t *p, const uint8_t *end,
 	return m;
 }
 
-/* Fill cur with the chunk ix from disk; false (logged) if unreadable. */
-static bool read_chunk(struct stream_log *l, const struct chunk_ix *ix,
-    struct stream_cursor *cur)
+/* Decode one chunk record's messages into cur, from slot `at` on. */
+static void decode_chunk(const uint8_t *body, uint32_t body_len,
+    uint32_t count, struct stream_cursor *cur, uint32_t at)
 {
-	struct segment *seg = seg_find(l, ix->seg);
-	const uint8_t *body, *p, *end;
-	uint8_t *buf = xmalloc(ix->len);
-	size_t rec_size;
-	uint32_t body_len;
-	ssize_t got = -1;
+	const uint8_t *p = body + CHUNK_HEADER, *end = body + body_len;
 
-	stream_cursor_clear(cur);
-	if (seg)
-		got = pread(seg->fd, buf, ix->len, (off_t)ix->pos);
-	if (got != (ssize_t)ix->len ||
-	    store_record_read(buf, ix->len, &rec_size, &body, &body_len) !=
-	    STORE_SCAN_OK || body_len < CHUNK_HEADER) {
-		log_error("stream %s: chunk at offset %llu (segment %llu, byte "
-		    "%llu) cannot be read; skipping it", l->dir,
-		    (unsigned long long)ix->first, (unsigned long long)ix->seg,
-		    (unsigned long long)ix->pos);
-		free(buf);
-		return false;
-	}
-	cur->first = ix->first;
-	cur->count = ix->count;
-	cur->msgs = xcalloc(ix->count, sizeof(*cur->msgs));
-	cur->filters = xcalloc(ix->count, sizeof(*cur->filters));
-	p = body + CHUNK_HEADER;
-	end = body + body_len;
-	for (uint32_t i = 0; i < ix->count && end - p >= 4; i++) {
+	for (uint32_t i = 0; i < count && end - p >= 4; i++) {
 		uint32_t n = le32_get(p);
 
 		p += 4;
 		if ((size_t)(end - p) < n)
 			break;
-		cur->msgs[i] = entry_decode(p, p + n, &cur->filters[i]);
+		cur->msgs[at + i] = entry_decode(p, p + n, &cur->filters[at + i]);
 		p += n;
+	}
+}
+
+/*
+ * Fill cur from disk with the chunk ix[i] and the chunks right after it
+ * in the same file, up to READ_AHEAD bytes in one pread: a replay reads
+ * the log in large sequential reads whatever the chunks' size.  False
+ * (logged) if the first chunk cannot be read.
+ */
+#define READ_AHEAD (256u << 10)
+static bool read_chunks(struct stream_log *l, size_t i,
+    struct stream_cursor *cur)
+{
+	const struct chunk_ix *ix = &l->ix[i];
+	struct segment *seg = seg_find(l, ix->seg);
+	size_t j = i, total = ix->len, at = 0;
+	uint64_t count = ix->count;
+	uint8_t *buf;
+	ssize_t got = -1;
+
+	while (j + 1 < l->ix_n && l->ix[j + 1].seg == ix->seg &&
+	    l->ix[j + 1].pos == l->ix[j].pos + l->ix[j].len &&
+	    l->ix[j + 1].first == l->ix[j].first + l->ix[j].count &&
+	    total + l->ix[j + 1].len <= READ_AHEAD) {
+		j++;
+		total += l->ix[j].len;
+		count += l->ix[j].count;
+	}
+	stream_cursor_clear(cur);
+	buf = xmalloc(total);
+	if (seg)
+		got = pread(seg->fd, buf, total, (off_t)ix->pos);
+	cur->first = ix->first;
+	cur->count = (uint32_t)count;
+	cur->msgs = xcalloc(count, sizeof(*cur->msgs));
+	cur->filters = xcalloc(count, sizeof(*cur->filters));
+	for (size_t k = i; k <= j; k++) {
+		const struct chunk_ix *c = &l->ix[k];
+		size_t off = (size_t)(c->pos - ix->pos), rec_size;
+		const uint8_t *body;
+		uint32_t body_len;
+
+		if (got < 0 || (size_t)got < off + c->len ||
+		    store_record_read(buf + off, c->len, &rec_size, &body,
+		    &body_len) != STORE_SCAN_OK || body_len < CHUNK_HEADER) {
+			log_error("stream %s: chunk at offset %llu (segment "
+			    "%llu, byte %llu) cannot be read; skipping it",
+			    l->dir, (unsigned long long)c->first,
+			    (unsigned long long)c->seg,
+			    (unsigned long long)c->pos);
+			if (k == i) {
+				free(buf);
+				stream_cursor_clear(cur);
+				return false;
+			}
+		} else {
+			decode_chunk(body, body_len, c->count, cur,
+			    (uint32_t)at);
+		}
+		at += c->count;
 	}
 	free(buf);
 	return true;
 }
 
+static size_t ix_index(const struct stream_log *l, uint64_t offset);
+
 /* The on-disk chunk holding offset, or NULL. */
 static const struct chunk_ix *ix_find(const struct stream_log *l,
     uint64_t offset)
+{
+	size_t i = ix_index(l, offset);
+
+	return i < l->ix_n ? &l->ix[i] : NULL;
+}
+
+/* The index of the on-disk chunk holding offset; ix_n when none. */
+static size_t ix_index(const struct stream_log *l, uint64_t offset)
 {
 	size_t lo = 0, hi = l->ix_n;
 
@@ -526,9 +572,9 @@ static const struct chunk_ix *ix_find(const struct stream_log *l,
 			hi = mid;
 	}
 	if (lo == 0)
-		return NULL;
+		return l->ix_n;
 	lo--;
-	return offset < l->ix[lo].first + l->ix[lo].count ? &l->ix[lo] : NULL;
+	return offset < l->ix[lo].first + l->ix[lo].count ? lo : l->ix_n;
 }
 
 static struct bytes filter_bytes(const uint8_t *f)
@@ -539,7 +585,6 @@ static struct bytes filter_bytes(const uint8_t *f)
 struct message *stream_log_read(struct stream_log *l,
     struct stream_cursor *cur, uint64_t offset, struct bytes *filter)
 {
-	const struct chunk_ix *ix;
 	uint64_t i;
 
 	if (offset >= l->next || offset < l->first)
@@ -554,8 +599,9 @@ struct message *stream_log_read(struct stream_log *l,
 	}
 	if (cur->msgs == NULL || offset < cur->first ||
 	    offset >= cur->first + cur->count) {
-		if ((ix = ix_find(l, offset)) == NULL ||
-		    !read_chunk(l, ix, cur))
+		size_t at = ix_index(l, offset);
+
+		if (at == l->ix_n || !read_chunks(l, at, cur))
 			return NULL;
 	}
 	i = offset - cur->first;
