@@ -25,19 +25,25 @@ def connect():
 
 
 def read(ch, queue, n, **args):
-    """Consume n messages from a stream; [(offset, body)]."""
-    got = []
+    """Consume n messages from a stream; [(offset, body)].
+
+    The prefetch is n, so exactly n arrive; they are acked after the
+    cancel.  (A stream refuses nack and reject with 540, and pika nacks
+    deliveries still in flight when a consumer is cancelled: with the
+    window full, none are.)"""
+    got, tags = [], []
 
     def on(c, m, p, body):
         got.append((p.headers["x-stream-offset"], body))
-        c.basic_ack(m.delivery_tag)
-    ch.basic_qos(prefetch_count=100)
+        tags.append(m.delivery_tag)
+    ch.basic_qos(prefetch_count=n)
     tag = ch.basic_consume(queue, on, arguments=args or None)
     deadline = time.monotonic() + 30
     while len(got) < n and time.monotonic() < deadline:
         ch.connection.process_data_events(time_limit=0.05)
-    ch.basic_cancel(tag)
     assert len(got) >= n, "expected %d messages, got %d" % (n, len(got))
+    ch.basic_cancel(tag)
+    ch.basic_ack(tags[-1], multiple=True)
     return got[:n]
 
 
@@ -69,7 +75,7 @@ def committed_offsets():
     ch = conn.channel()
     ch.confirm_delivery()
     ch.queue_declare("example.events", durable=True, arguments={"x-queue-type": "stream"})
-    for i in range(6):
+    for i in range(10):
         ch.basic_publish("", "example.events", b"event %d" % i)
     for session in (1, 2):
         c = conn.channel()
@@ -79,11 +85,13 @@ def committed_offsets():
         def on(cc, m, p, body, got=got):
             got.append(p.headers["x-stream-offset"])
             if len(got) <= 3:
-                cc.basic_ack(m.delivery_tag)   # commit
+                cc.basic_ack(m.delivery_tag)   # commit the first three
         c.basic_consume("example.events", on, consumer_tag="billing",
                         arguments={"x-stream-automatic-offset-tracking": True,
                                    "x-stream-offset": "first"})
-        while len(got) < 3:
+        # with prefetch 1 a fourth arrives and stays unacked: wait for it,
+        # so that nothing is in flight when the channel closes
+        while len(got) < 4:
             conn.process_data_events(time_limit=0.05)
         c.close()
         print("session %d of consumer 'billing' read offsets %s" % (session, got[:3]))

@@ -42,7 +42,7 @@ struct consumer;
 struct queue_entry;
 
 /* Requests a queue type may refuse (queue_refuse). */
-enum queue_request { QUEUE_GET, QUEUE_PURGE };
+enum queue_request { QUEUE_GET, QUEUE_PURGE, QUEUE_NACK };
 
 /* What a queue asks of a consumer. */
 struct consumer_ops {
@@ -139,7 +139,7 @@ struct queue_type {
 
 	/* Optional. */
 	/* Refuse a declare this type cannot make (before it exists). */
-	int (*check_declare)(const struct queue_args *a, bool durable,
+	int (*check_declare)(struct bytes arguments, bool durable,
 	    bool exclusive, bool auto_delete, const char *name,
 	    const char *vhost, struct amqp_error *err);
 	/* After declare set durability and store_qid: open what it keeps. */

@@ -53,7 +53,7 @@ void queue_args_free(struct queue_args *a);
 bool expiration_parse(struct bytes expiration, bool present, int64_t *ttl);
 
 /*
- * RabbitMQ's durations (x-max-age, stream offsets): a positive integer and
+ * RabbitMQ's durations (x-max-age, stream offsets): an integer above 0 and
  * one unit of Y, M, D, h, m, s; false otherwise.
  */
 bool duration_parse(struct bytes s, int64_t *ms);

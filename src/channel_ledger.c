@@ -183,6 +183,16 @@ int chan_settle(struct channel *ch, uint64_t tag, bool multiple,
 		return AMQP_PRECONDITION_FAILED;
 	if (multiple && tag == 0 && (tag = chan_last_unsettled_tag(ch)) == 0)
 		return 0;
+	/* Streams refuse nack and reject (RabbitMQ: 540) before anything. */
+	for (uint32_t i = multiple ? 0 : (uint32_t)at; how != SETTLE_ACK &&
+	    i < ch->ledger_count && chan_ledger_at(ch, i)->tag <= tag; i++) {
+		struct delivery *d = chan_ledger_at(ch, i);
+		int rc;
+
+		if (!d->settled && d->q &&
+		    (rc = queue_refuse(d->q, QUEUE_NACK, err)) != 0)
+			return rc;
+	}
 	if (multiple) {
 		/* Oldest first: dead-lettering keeps the order; requeueing
 		 * goes by sequence number anyway.  Settling may deliver to

@@ -130,7 +130,7 @@ static const char *const compared_args[] = {
 	"x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes",
 	"x-overflow", "x-dead-letter-exchange", "x-dead-letter-routing-key",
 	"x-max-priority", "x-single-active-consumer", "x-queue-type",
-	"x-consumer-timeout",
+	"x-consumer-timeout", "x-max-age", "x-stream-max-segment-size-bytes",
 };
 
 static int queue_args_equivalent(struct queue *q, struct bytes given,
@@ -191,7 +191,8 @@ int declare_queue(struct vhost *vh, struct bytes name,
 	qname = bytes_strdup(name);
 	rc = queue_args_parse(d->arguments, qname, vh->name, &args, err);
 	if (rc == 0 && args.kind == QUEUE_KIND_STREAM)
-		rc = queue_stream.check_declare(&args, d->durable, d->exclusive,
+		rc = queue_stream.check_declare(d->arguments, d->durable,
+		    d->exclusive,
 		    d->auto_delete, qname, vh->name, err);
 	free(qname);
 	if (rc) {

@@ -64,7 +64,7 @@ bool duration_parse(struct bytes s, int64_t *ms)
 			return false;
 		n = n * 10 + (s.ptr[i] - '0');
 	}
-	for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++)
+	for (size_t u = 0; n > 0 && u < sizeof(units) / sizeof(units[0]); u++)
 		if (s.ptr[i] == units[u].unit && n <= INT64_MAX / units[u].ms) {
 			*ms = n * units[u].ms;
 			return true;

@@ -143,10 +143,25 @@ static void stream_init(struct queue *q)
 	q->state = xcalloc(1, sizeof(struct stream));
 }
 
-static int stream_check_declare(const struct queue_args *a, bool durable,
+static int stream_check_declare(struct bytes raw, bool durable,
     bool exclusive, bool auto_delete, const char *name, const char *vhost,
     struct amqp_error *err)
 {
+	static const char *const refused[] = {
+		"x-max-length", "x-message-ttl", "x-expires",
+		"x-dead-letter-exchange", "x-dead-letter-routing-key",
+		"x-max-priority", "x-overflow", "x-single-active-consumer",
+		"x-queue-mode", "x-queue-master-locator", "x-delivery-limit",
+		"x-quorum-initial-group-size", "x-dead-letter-strategy",
+	};
+	struct field_table *t;
+	const char *bad = NULL;
+
+	/* The channel has named it already: amq.gen- is the broker's. */
+	if (strncmp(name, "amq.gen-", 8) == 0)
+		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "Cannot declare a server-named queue for type "
+		    "rabbit_stream_queue");
 	if (!durable)
 		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
 		    "invalid property 'non-durable' for queue '%s' in vhost "
@@ -159,12 +174,16 @@ static int stream_check_declare(const struct queue_args *a, bool durable,
 		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
 		    "invalid property 'auto-delete' for queue '%s' in vhost "
 		    "'%s'", name, vhost);
-	if (a->message_ttl >= 0 || a->expires >= 0 || a->max_length >= 0 ||
-	    a->dlx || a->max_priority || a->single_active_consumer)
+	t = raw.len ? ftable_decode(raw) : NULL;
+	for (size_t i = 0; t && bad == NULL &&
+	    i < sizeof(refused) / sizeof(refused[0]); i++)
+		if (ftable_get(t, refused[i]))
+			bad = refused[i];
+	ftable_free(t);
+	if (bad)
 		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
-		    "invalid arg for queue '%s' in vhost '%s': stream queues "
-		    "support x-max-length-bytes, x-max-age and "
-		    "x-stream-max-segment-size-bytes", name, vhost);
+		    "invalid arg '%s' for queue '%s' in vhost '%s' of queue "
+		    "type rabbit_stream_queue", bad, name, vhost);
 	return 0;
 }
 
@@ -312,18 +331,20 @@ static bool stream_recover_entry(struct queue *q,
 	return false;
 }
 
+/* As RabbitMQ 3.10: 540, which closes the connection. */
 static int stream_refuse(struct queue *q, enum queue_request what,
     struct amqp_error *err)
 {
-	if (what == QUEUE_GET) {
-		err->connection_level = true;
-		return amqp_fail(err, AMQP_NOT_IMPLEMENTED,
-		    "basic.get not supported by stream queues queue '%s' in "
-		    "vhost '%s'", q->name, q->vh->name);
-	}
-	return amqp_fail(err, AMQP_PRECONDITION_FAILED,
-	    "queue.purge not supported by stream queues queue '%s' in vhost "
-	    "'%s'", q->name, q->vh->name);
+	static const char *const what_text[] = {
+		[QUEUE_GET] = "basic.get",
+		[QUEUE_PURGE] = "queue.purge",
+		[QUEUE_NACK] = "basic.nack and basic.reject",
+	};
+
+	err->connection_level = true;
+	return amqp_fail(err, AMQP_NOT_IMPLEMENTED,
+	    "%s not supported by stream queues queue '%s' in vhost '%s'",
+	    what_text[what], q->name, q->vh->name);
 }
 
 static int64_t now_wall_ms(void)
@@ -347,6 +368,11 @@ static int start_offset(struct queue *q, const struct field_value *v,
 		return 0;
 	}
 	switch (v->type) {
+	case 'x':
+		/* RabbitMQ takes the keywords as byte arrays too */
+		if (duration_parse(v->v.str, &ms))
+			break;
+		/* fall through */
 	case 'S':
 		if (bytes_eq_str(v->v.str, "first"))
 			*out = first;
@@ -386,17 +412,24 @@ static int stream_check_consumer(struct queue *q, struct consumer *c,
 	bool tracked;
 	int rc;
 
-	if (c->no_ack) {
-		rc = amqp_fail(err, AMQP_PRECONDITION_FAILED,
-		    "consumers of stream queue '%s' in vhost '%s' must "
-		    "acknowledge (no_ack is not supported)", q->name,
-		    q->vh->name);
-		goto out;
-	}
+	/* RabbitMQ's checks, in its order and words. */
 	if (c->prefetch == 0) {
 		rc = amqp_fail(err, AMQP_PRECONDITION_FAILED,
-		    "consumer prefetch count is not set for stream queue '%s' "
-		    "in vhost '%s'", q->name, q->vh->name);
+		    "consumer prefetch count is not set for 'queue '%s' in "
+		    "vhost '%s''", q->name, q->vh->name);
+		goto out;
+	}
+	if (c->no_ack) {
+		err->connection_level = true;
+		rc = amqp_fail(err, AMQP_NOT_IMPLEMENTED,
+		    "automatic acknowledgement not supported by stream queues "
+		    "queue '%s' in vhost '%s'", q->name, q->vh->name);
+		goto out;
+	}
+	if (ftable_get(t, "x-priority")) {
+		rc = amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "invalid arg 'x-priority' for queue '%s' in vhost '%s' of "
+		    "queue type rabbit_stream_queue", q->name, q->vh->name);
 		goto out;
 	}
 	v = ftable_get(t, "x-stream-offset");

@@ -6,10 +6,17 @@ x-stream-offset header, consumers start where x-stream-offset says
 (first, last, next, an offset, a timestamp, an interval), must ack
 manually with a prefetch, and read independently.  basic.get and purge
 are refused; retention drops whole segments by size and by age; the log
-survives restarts and kill -9."""
+survives restarts and kill -9.
+
+Reply codes and texts as RabbitMQ 3.10.8 answers them (probed with pika
+against a private node): basic.get, queue.purge, basic.nack/reject and
+no-ack consumers are 540 (closing the connection); a consumer without a
+per-consumer prefetch, a server-named stream, and classic-only arguments
+(x-max-length, x-message-ttl, x-max-priority ...) are 406."""
 
 import datetime
 import os
+import socket
 import time
 
 import pika
@@ -23,6 +30,13 @@ STREAM = {"x-queue-type": "stream"}
 
 def uniq(stem):
     return "warren-it-stream-%s-%s" % (stem, os.urandom(4).hex())
+
+
+def drop(conn):
+    """Close conn's socket.  A graceful close would have pika cancel its
+    consumers and nack what is still in flight, which streams answer with
+    540, as RabbitMQ does."""
+    conn._impl._transport._sock.shutdown(socket.SHUT_RDWR)
 
 
 class Reader:
@@ -85,12 +99,48 @@ class StreamTest(PikaTestCase):
 
     def test_stream_must_be_durable_non_exclusive_non_auto_delete(self):
         conn = self.connect()
-        for kw in [dict(durable=False), dict(durable=True, exclusive=True),
-                   dict(durable=True, auto_delete=True)]:
+        for kw, text in [(dict(durable=False), "invalid property 'non-durable'"),
+                         (dict(durable=True, exclusive=True),
+                          "invalid property 'exclusive-owner'"),
+                         (dict(durable=True, auto_delete=True),
+                          "invalid property 'auto-delete'")]:
             ch = conn.channel()
             with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
                 ch.queue_declare(uniq("bad"), arguments=STREAM, **kw)
             self.assertEqual(cm.exception.reply_code, PRECONDITION_FAILED, kw)
+            self.assertIn(text, cm.exception.reply_text)
+        ch = conn.channel()
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+            ch.queue_declare("", durable=True, arguments=STREAM)
+        self.assertIn("server-named", cm.exception.reply_text)
+
+    def test_classic_only_arguments_are_refused(self):
+        conn = self.connect()
+        for arg, value in [("x-max-length", 10), ("x-message-ttl", 1000),
+                           ("x-max-priority", 5), ("x-dead-letter-exchange", "dlx"),
+                           ("x-overflow", "reject-publish"),
+                           ("x-single-active-consumer", True)]:
+            ch = conn.channel()
+            with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+                ch.queue_declare(uniq("bad"), durable=True,
+                                 arguments=dict(STREAM, **{arg: value}))
+            self.assertEqual(cm.exception.reply_code, PRECONDITION_FAILED, arg)
+            self.assertIn("invalid arg '%s'" % arg, cm.exception.reply_text)
+        for bad_age in ["0s", "10S", "30", "1.5h"]:
+            ch = conn.channel()
+            with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+                ch.queue_declare(uniq("bad"), durable=True,
+                                 arguments=dict(STREAM, **{"x-max-age": bad_age}))
+            self.assertEqual(cm.exception.reply_code, PRECONDITION_FAILED, bad_age)
+
+    def test_redeclare_compares_stream_arguments(self):
+        q = self.stream(args={"x-max-age": "1h"})
+        ch = self.connect().channel()
+        ch.queue_declare(q, durable=True, arguments=dict(STREAM, **{"x-max-age": "1h"}))
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+            ch.queue_declare(q, durable=True, arguments=dict(STREAM, **{"x-max-age": "2h"}))
+        self.assertEqual(cm.exception.reply_code, PRECONDITION_FAILED)
+        self.assertIn("inequivalent arg 'x-max-age'", cm.exception.reply_text)
 
     # -- offsets ----------------------------------------------------------
 
@@ -202,24 +252,26 @@ class StreamTest(PikaTestCase):
         conn.process_data_events(time_limit=0.3)
         self.assertEqual(len(got), 6)
 
-    def test_nack_and_reject_do_not_redeliver(self):
+    def test_nack_and_reject_are_refused(self):
         q = self.stream()
         self.publish(q, [b"x", b"y"])
-        conn = self.connect()
-        ch = conn.channel()
-        ch.basic_qos(prefetch_count=5)
-        got = []
-
-        def on(c, m, p, b):
-            got.append((b, m.redelivered))
-            if b == b"x":
-                c.basic_nack(m.delivery_tag, requeue=True)
-            else:
-                c.basic_reject(m.delivery_tag, requeue=True)
-        ch.basic_consume(q, on, arguments={"x-stream-offset": "first"})
-        wait_until(lambda: (conn.process_data_events(time_limit=0.02), len(got) >= 2)[1])
-        conn.process_data_events(time_limit=0.3)
-        self.assertEqual(got, [(b"x", False), (b"y", False)])
+        for settle in ("nack", "reject"):
+            conn = self.connect()
+            ch = conn.channel()
+            ch.basic_qos(prefetch_count=5)
+            got = []
+            ch.basic_consume(q, lambda c, m, p, b: got.append(m.delivery_tag),
+                             arguments={"x-stream-offset": "first"})
+            wait_until(lambda: (conn.process_data_events(time_limit=0.02), len(got) >= 2)[1])
+            with self.assertRaises(pika.exceptions.ConnectionClosedByBroker) as cm:
+                if settle == "nack":
+                    ch.basic_nack(got[0], requeue=True)
+                else:
+                    ch.basic_reject(got[0], requeue=False)
+                conn.process_data_events(time_limit=5)
+                ch.queue_declare(q, passive=True)
+            self.assertEqual(cm.exception.reply_code, NOT_IMPLEMENTED, settle)
+            self.assertIn("basic.nack and basic.reject not supported", cm.exception.reply_text)
         self.assertEqual(self.message_count(q), 2)
 
     # -- refused ----------------------------------------------------------
@@ -235,23 +287,32 @@ class StreamTest(PikaTestCase):
         q = self.stream()
         self.publish(q, [b"keep"])
         ch = self.connect().channel()
-        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+        with self.assertRaises(pika.exceptions.ConnectionClosedByBroker) as cm:
             ch.queue_purge(q)
-        self.assertEqual(cm.exception.reply_code, PRECONDITION_FAILED)
+        self.assertEqual(cm.exception.reply_code, NOT_IMPLEMENTED)
+        self.assertIn("queue.purge not supported by stream queues", cm.exception.reply_text)
         self.assertEqual(self.message_count(q), 1)
 
     def test_consume_needs_manual_ack_and_a_prefetch(self):
         q = self.stream()
         conn = self.connect()
         ch = conn.channel()
-        ch.basic_qos(prefetch_count=10)
-        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
-            ch.basic_consume(q, lambda *a: None, auto_ack=True)
-        self.assertEqual(cm.exception.reply_code, PRECONDITION_FAILED)
-        ch = conn.channel()  # no basic.qos
+        ch.basic_qos(prefetch_count=10, global_qos=True)  # not per consumer
         with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
             ch.basic_consume(q, lambda *a: None)
         self.assertEqual(cm.exception.reply_code, PRECONDITION_FAILED)
+        self.assertIn("consumer prefetch count is not set", cm.exception.reply_text)
+        ch = conn.channel()
+        ch.basic_qos(prefetch_count=10)
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+            ch.basic_consume(q, lambda *a: None, arguments={"x-priority": 5})
+        self.assertEqual(cm.exception.reply_code, PRECONDITION_FAILED)
+        ch = conn.channel()
+        ch.basic_qos(prefetch_count=10)
+        with self.assertRaises(pika.exceptions.ConnectionClosedByBroker) as cm:
+            ch.basic_consume(q, lambda *a: None, auto_ack=True)
+        self.assertEqual(cm.exception.reply_code, NOT_IMPLEMENTED)
+        self.assertIn("automatic acknowledgement not supported", cm.exception.reply_text)
 
     # -- durability -------------------------------------------------------
 
@@ -371,7 +432,7 @@ class StreamTest(PikaTestCase):
                             len(got) >= n)[1], what="%d deliveries" % n)
         # the acks have been read once a round trip comes back
         ch.queue_declare(q, passive=True)
-        conn.close()
+        drop(conn)
         return got
 
     def test_named_consumer_resumes_after_reconnect_and_restart(self):
@@ -454,9 +515,10 @@ class StreamTest(PikaTestCase):
     # -- retention --------------------------------------------------------
 
     def first_offset(self, q):
-        r = Reader(self.connect(), q, "first", prefetch=1)
+        conn = pika.BlockingConnection(self.broker.params())
+        r = Reader(conn, q, "first", prefetch=1)
         r.wait_for(1)
-        r.ch.close()
+        drop(conn)
         return r.got[0][0]
 
     def test_retention_by_size_drops_whole_old_segments(self):
