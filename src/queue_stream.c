@@ -390,9 +390,9 @@ static int start_offset(struct queue *q, const struct field_value *v,
 		return 0;
 	case 'b': case 's': case 'I': case 'l':
 	case 'B': case 'u': case 'i': case 'L':
+		/* Past the end: wait there, as RabbitMQ does. */
 		n = strchr("bsIl", v->type) ? v->v.i : (int64_t)v->v.u;
-		*out = n < 0 || (uint64_t)n < first ? first :
-		    (uint64_t)n > next ? next : (uint64_t)n;
+		*out = n < 0 || (uint64_t)n < first ? first : (uint64_t)n;
 		return 0;
 	}
 	return amqp_fail(err, AMQP_PRECONDITION_FAILED,
