@@ -20,6 +20,7 @@ struct mgmt;
 struct conn;
 struct channel;
 struct store;
+struct stream_reader;
 
 TAILQ_HEAD(conn_list, conn);
 TAILQ_HEAD(channel_list, channel);
@@ -70,6 +71,7 @@ struct broker {
 					   are blocked while any is set */
 	bool store_behind;		/* flow: publishers are not read */
 	struct store *store;		/* the message store; NULL: none */
+	struct stream_reader *stream_reader;	/* stream reads, off the loop */
 	int lock_fd;			/* holds data_dir/warrend.lock; -1 */
 	bool durable_dirty;		/* definitions to save */
 	bool stopping;			/* shutting down: save nothing more */

@@ -29,6 +29,7 @@
 struct message;
 struct store;
 struct stream_log;
+struct stream_reader;
 
 struct stream_log_options {
 	uint64_t max_segment_size;	/* bytes per segment file */
@@ -43,6 +44,13 @@ struct stream_cursor {
 	struct message **msgs;		/* count messages (references) */
 	uint8_t **filters;		/* their filter values (u8 length +
 					 * bytes), or NULL */
+	/* A read of the next chunks in flight on the stream reader; when it
+	 * lands the cursor holds them and wake(wake_arg) is called. */
+	struct stream_read *pending;
+	uint64_t range_first;
+	uint32_t range_count;
+	void (*wake)(void *arg);
+	void *wake_arg;
 };
 
 /* A consumer's x-stream-filter and x-stream-match-unfiltered. */
@@ -59,7 +67,8 @@ bool stream_filter_matches(const struct stream_filter *f, struct bytes value);
  * checked and a torn or damaged tail is cut off, logged.  NULL with a
  * message in err when dir cannot be used.
  */
-struct stream_log *stream_log_open(struct store *store, const char *dir,
+struct stream_log *stream_log_open(struct store *store,
+    struct stream_reader *reader, const char *dir,
     const struct stream_log_options *opt, char *err, size_t errlen);
 /*
  * Hand what is pending to store and free (the files stay).  store is NULL
@@ -88,14 +97,21 @@ uint64_t stream_log_last_chunk(const struct stream_log *l);
 /* The first offset of the first chunk written at or after wall_ms. */
 uint64_t stream_log_at_time(const struct stream_log *l, int64_t wall_ms);
 
+enum stream_read_result {
+	STREAM_READ_OK,			/* *msg (a new reference) and *filter */
+	STREAM_READ_WAIT,		/* on disk: being read, cur->wake later */
+	STREAM_READ_SKIP,		/* damaged on disk (logged): go past it */
+	STREAM_READ_END,		/* not appended yet, or dropped */
+};
 /*
- * The message at offset (a new reference) and its filter value (valid
- * until the next read), using and refilling cur for offsets on disk;
- * NULL when offset is not readable now (not yet appended, dropped by
- * retention: see stream_log_first, or damaged on disk).
+ * The message at offset and its filter value (valid until the next
+ * read).  Recent chunks are in memory; older ones are read into cur by
+ * the stream reader thread, up to 256 KB of consecutive chunks at a
+ * time, and the caller is told to wait.
  */
-struct message *stream_log_read(struct stream_log *l,
-    struct stream_cursor *cur, uint64_t offset, struct bytes *filter);
+enum stream_read_result stream_log_read(struct stream_log *l,
+    struct stream_cursor *cur, uint64_t offset, struct message **msg,
+    struct bytes *filter);
 /*
  * The first offset >= offset in a chunk whose Bloom filter says it may
  * hold a message f matches (stream_log_next when none): whole chunks

@@ -16,6 +16,7 @@
 #include <event2/listener.h>
 
 #include "broker.h"
+#include "stream_reader.h"
 #include "config.h"
 #include "channel.h"
 #include "connection.h"
@@ -398,6 +399,9 @@ void broker_free(struct broker *b)
 			vhost_free(v);
 		strmap_free(b->vhosts);
 	}
+	/* After the streams: their readers' cursors cancel what is pending. */
+	stream_reader_free(b->stream_reader);
+	b->stream_reader = NULL;
 	userdb_free(b->users);
 	strmap_free(b->conns_by_id);
 	if (b->sig_term)

@@ -32,6 +32,7 @@
 #include "store.h"
 #include "stream_log.h"
 #include "stream_offsets.h"
+#include "stream_reader.h"
 #include "vhost.h"
 
 /* RabbitMQ's default x-stream-max-segment-size-bytes. */
@@ -208,7 +209,10 @@ static int stream_open(struct queue *q, struct amqp_error *err)
 	snprintf(dir, sizeof(dir), "%s/streams/%016" PRIx64, b->cfg->data_dir,
 	    q->store_qid);
 	sq(q)->dir = xstrdup(dir);
-	sq(q)->log = stream_log_open(b->store, dir, &opt, why, sizeof(why));
+	if (b->stream_reader == NULL)
+		b->stream_reader = stream_reader_new(b->base);
+	sq(q)->log = stream_log_open(b->store, b->stream_reader, dir, &opt, why,
+	    sizeof(why));
 	if (sq(q)->log == NULL) {
 		log_error("stream '%s' in vhost '%s': %s", q->name,
 		    q->vh->name, why);
@@ -401,6 +405,12 @@ static int start_offset(struct queue *q, const struct field_value *v,
 	    "interval such as 30m", q->name, q->vh->name);
 }
 
+/* A reader's chunks came off the disk: deliver them. */
+static void wake_queue(void *arg)
+{
+	queue_schedule_dispatch(arg);
+}
+
 static int stream_check_consumer(struct queue *q, struct consumer *c,
     struct bytes args, struct amqp_error *err)
 {
@@ -463,6 +473,8 @@ static int stream_check_consumer(struct queue *q, struct consumer *c,
 	if ((rc = parse_filter(q, t, &filter, err)) != 0)
 		goto out;
 	r = xcalloc(1, sizeof(*r));
+	r->cursor.wake = wake_queue;
+	r->cursor.wake_arg = q;
 	r->offset = offset;
 	r->tracked = tracked;
 	r->filter = filter;
@@ -513,6 +525,7 @@ static bool stream_dispatch(struct queue *q, int budget)
 		while (r && c->q == q && c->ops->has_credit(c) &&
 		    r->offset < stream_log_next(log)) {
 			struct queue_entry e = { .seq = r->offset };
+			enum stream_read_result rc;
 			struct bytes value;
 
 			if (budget-- <= 0) {
@@ -527,10 +540,12 @@ static bool stream_dispatch(struct queue *q, int budget)
 				if (r->offset >= stream_log_next(log))
 					break;
 			}
-			e.msg = stream_log_read(log, &r->cursor, r->offset,
+			rc = stream_log_read(log, &r->cursor, r->offset, &e.msg,
 			    &value);
+			if (rc == STREAM_READ_WAIT || rc == STREAM_READ_END)
+				break;		/* woken when the read lands */
 			e.seq = r->offset++;
-			if (e.msg == NULL)
+			if (rc == STREAM_READ_SKIP)
 				continue;	/* damaged on disk: logged */
 			if (r->filter && !stream_filter_matches(r->filter,
 			    value)) {

@@ -29,11 +29,14 @@
 #include "store_record.h"
 #include "store_segment.h"
 #include "stream_log.h"
+#include "stream_reader.h"
 #include "wire.h"
 
 #define CHUNK_TYPE 'C'
 #define BLOOM_BYTES 16
 #define CHUNK_HEADER (1 + 8 + 4 + 8 + BLOOM_BYTES)
+/* Bytes of consecutive chunks a reader reads at a time. */
+#define READ_AHEAD (256u << 10)
 /* Chunks already on disk that stay in memory for readers at the tail. */
 #define HOT_BYTES (4u << 20)
 /* A chunk being filled is handed over early past this size. */
@@ -84,6 +87,7 @@ struct stream_log {
 	uint64_t hot_bytes;
 	uint64_t first, next;
 	struct store_flusher flusher;
+	struct stream_reader *reader;	/* reads of old chunks, off the loop */
 };
 
 static int64_t wall_ms(void)
@@ -412,7 +416,7 @@ uint64_t stream_log_append(struct stream_log *l, struct message *msg,
 
 /* ---- reading ------------------------------------------------------------ */
 
-void stream_cursor_clear(struct stream_cursor *cur)
+static void cursor_drop(struct stream_cursor *cur)
 {
 	for (uint32_t i = 0; i < cur->count; i++) {
 		if (cur->msgs[i])
@@ -421,7 +425,17 @@ void stream_cursor_clear(struct stream_cursor *cur)
 	}
 	free(cur->msgs);
 	free(cur->filters);
-	memset(cur, 0, sizeof(*cur));
+	cur->msgs = NULL;
+	cur->filters = NULL;
+	cur->count = 0;
+}
+
+void stream_cursor_clear(struct stream_cursor *cur)
+{
+	if (cur->pending)
+		cur->pending->cancelled = true;
+	cur->pending = NULL;
+	cursor_drop(cur);
 }
 
 static bool take(const uint8_t **p, const uint8_t *end, size_t n,
@@ -485,30 +499,47 @@ static void decode_chunk(const uint8_t *body, uint32_t body_len,
 }
 
 /*
+ * The chunks from ix[i] on that follow each other in one file, up to
+ * READ_AHEAD bytes: returns the last one's index, with their bytes and
+ * their messages.
+ */
+static size_t chunk_run(const struct stream_log *l, size_t i, size_t *total,
+    uint64_t *count)
+{
+	const struct chunk_ix *ix = &l->ix[i];
+	size_t j = i;
+
+	*total = ix->len;
+	*count = ix->count;
+	while (j + 1 < l->ix_n && l->ix[j + 1].seg == ix->seg &&
+	    l->ix[j + 1].pos == l->ix[j].pos + l->ix[j].len &&
+	    l->ix[j + 1].first == l->ix[j].first + l->ix[j].count &&
+	    *total + l->ix[j + 1].len <= READ_AHEAD) {
+		j++;
+		*total += l->ix[j].len;
+		*count += l->ix[j].count;
+	}
+	return j;
+}
+
+/*
  * Fill cur from disk with the chunk ix[i] and the chunks right after it
  * in the same file, up to READ_AHEAD bytes in one pread: a replay reads
  * the log in large sequential reads whatever the chunks' size.  False
- * (logged) if the first chunk cannot be read.
+ * (logged) if the first chunk cannot be read.  On the loop: only when
+ * the reader thread cannot take the read (see request_chunks).
  */
-#define READ_AHEAD (256u << 10)
 static bool read_chunks(struct stream_log *l, size_t i,
     struct stream_cursor *cur)
 {
 	const struct chunk_ix *ix = &l->ix[i];
 	struct segment *seg = seg_find(l, ix->seg);
-	size_t j = i, total = ix->len, at = 0;
-	uint64_t count = ix->count;
+	size_t total, at = 0;
+	uint64_t count;
+	size_t j = chunk_run(l, i, &total, &count);
 	uint8_t *buf;
 	ssize_t got = -1;
 
-	while (j + 1 < l->ix_n && l->ix[j + 1].seg == ix->seg &&
-	    l->ix[j + 1].pos == l->ix[j].pos + l->ix[j].len &&
-	    l->ix[j + 1].first == l->ix[j].first + l->ix[j].count &&
-	    total + l->ix[j + 1].len <= READ_AHEAD) {
-		j++;
-		total += l->ix[j].len;
-		count += l->ix[j].count;
-	}
 	stream_cursor_clear(cur);
 	buf = xmalloc(total);
 	if (seg)
@@ -582,31 +613,102 @@ static struct bytes filter_bytes(const uint8_t *f)
 	return f ? (struct bytes){ f + 1, f[0] } : (struct bytes){ NULL, 0 };
 }
 
-struct message *stream_log_read(struct stream_log *l,
-    struct stream_cursor *cur, uint64_t offset, struct bytes *filter)
+/* On the loop: the chunks a reader asked for are in job->buf. */
+static void chunks_loaded(void *arg, struct stream_read *job)
+{
+	struct stream_cursor *cur = arg;
+	size_t off = 0, got = job->got > 0 ? (size_t)job->got : 0;
+
+	cur->pending = NULL;
+	cursor_drop(cur);
+	cur->first = cur->range_first;
+	cur->count = cur->range_count;
+	cur->msgs = xcalloc(cur->count, sizeof(*cur->msgs));
+	cur->filters = xcalloc(cur->count, sizeof(*cur->filters));
+	while (off < got) {
+		const uint8_t *body;
+		size_t rec_size;
+		uint32_t body_len, count;
+		uint64_t first;
+
+		if (store_record_read(job->buf + off, got - off, &rec_size, &body,
+		    &body_len) != STORE_SCAN_OK || body_len < CHUNK_HEADER ||
+		    body[0] != CHUNK_TYPE)
+			break;
+		first = le64_get(body + 1);
+		count = le32_get(body + 9);
+		if (first < cur->first ||
+		    first + count > cur->first + cur->count)
+			break;
+		decode_chunk(body, body_len, count, cur,
+		    (uint32_t)(first - cur->first));
+		off += rec_size;
+	}
+	if (off < job->len)
+		log_error("stream: %zu bytes at %llu of a segment could not be "
+		    "read or are damaged (%s); their messages are skipped",
+		    job->len - off, (unsigned long long)(job->off + off),
+		    job->got < 0 || job->err ? strerror(job->err) : "bad data");
+	if (cur->wake)
+		cur->wake(cur->wake_arg);
+}
+
+/* Ask the reader for the chunks from ix[i] on (READ_AHEAD bytes). */
+static bool request_chunks(struct stream_log *l, size_t i,
+    struct stream_cursor *cur)
+{
+	const struct chunk_ix *ix = &l->ix[i];
+	struct segment *seg = seg_find(l, ix->seg);
+	size_t total;
+	uint64_t count;
+
+	chunk_run(l, i, &total, &count);
+	if (seg == NULL || l->reader == NULL)
+		return false;
+	cur->range_first = ix->first;
+	cur->range_count = (uint32_t)count;
+	cur->pending = stream_reader_submit(l->reader, seg->fd, ix->pos, total,
+	    chunks_loaded, cur);
+	return cur->pending != NULL;
+}
+
+enum stream_read_result stream_log_read(struct stream_log *l,
+    struct stream_cursor *cur, uint64_t offset, struct message **msg,
+    struct bytes *filter)
 {
 	uint64_t i;
+	size_t at;
 
+	*msg = NULL;
 	if (offset >= l->next || offset < l->first)
-		return NULL;
+		return STREAM_READ_END;
 	if (l->hot_n && offset >= l->hot[0].first) {
 		for (size_t h = l->hot_n; h-- > 0; )
 			if (offset >= l->hot[h].first) {
 				i = offset - l->hot[h].first;
 				*filter = filter_bytes(l->hot[h].filters[i]);
-				return msg_ref(l->hot[h].msgs[i]);
+				*msg = msg_ref(l->hot[h].msgs[i]);
+				return STREAM_READ_OK;
 			}
 	}
 	if (cur->msgs == NULL || offset < cur->first ||
 	    offset >= cur->first + cur->count) {
-		size_t at = ix_index(l, offset);
-
-		if (at == l->ix_n || !read_chunks(l, at, cur))
-			return NULL;
+		if (cur->pending)
+			return STREAM_READ_WAIT;
+		if ((at = ix_index(l, offset)) == l->ix_n)
+			return STREAM_READ_SKIP;	/* a gap in the log */
+		if (request_chunks(l, at, cur))
+			return STREAM_READ_WAIT;
+		/* No reader thread or no descriptor: read here. */
+		if (!read_chunks(l, at, cur))
+			return STREAM_READ_SKIP;
 	}
 	i = offset - cur->first;
 	*filter = filter_bytes(cur->filters[i]);
-	return cur->msgs[i] ? msg_ref(cur->msgs[i]) : NULL;
+	if (cur->msgs[i] == NULL)
+		return STREAM_READ_SKIP;
+	*msg = msg_ref(cur->msgs[i]);
+	return STREAM_READ_OK;
 }
 
 uint64_t stream_log_skip(const struct stream_log *l, uint64_t offset,
@@ -800,7 +902,8 @@ static bool load_segments(struct stream_log *l)
 	return true;
 }
 
-struct stream_log *stream_log_open(struct store *store, const char *dir,
+struct stream_log *stream_log_open(struct store *store,
+    struct stream_reader *reader, const char *dir,
     const struct stream_log_options *opt, char *err, size_t errlen)
 {
 	struct stream_log *l;
@@ -812,6 +915,7 @@ struct stream_log *stream_log_open(struct store *store, const char *dir,
 	}
 	l = xcalloc(1, sizeof(*l));
 	l->store = store;
+	l->reader = reader;
 	l->dir = xstrdup(dir);
 	l->opt = *opt;
 	l->flusher.fn = flusher_cb;
