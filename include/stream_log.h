@@ -37,17 +37,28 @@ struct stream_log_options {
 	int64_t max_age_ms;		/* retention; -1: none */
 };
 
-/* What a reader keeps of the chunk it is reading from disk. */
-struct stream_cursor {
-	uint64_t first;			/* the chunk's first offset */
+/* Chunks read back from disk, decoded: offsets first .. first+count-1. */
+struct stream_chunks {
+	uint64_t first;
 	uint32_t count;
-	struct message **msgs;		/* count messages (references) */
+	struct message **msgs;		/* count messages (references; NULL:
+					 * damaged on disk) */
 	uint8_t **filters;		/* their filter values (u8 length +
 					 * bytes), or NULL */
-	/* A read of the next chunks in flight on the stream reader; when it
-	 * lands the cursor holds them and wake(wake_arg) is called. */
-	struct stream_read *pending;
-	uint64_t range_first;
+};
+
+/*
+ * What a reader keeps of the log on disk: the chunks it is reading, and
+ * the ones after them, read ahead by the stream reader thread while it
+ * reads these, so a replay does not stop at every read.  When a read
+ * lands, wake(wake_arg) is called.
+ */
+struct stream_cursor {
+	struct stream_chunks now;
+	struct stream_chunks ahead;	/* valid when ahead_ready */
+	bool ahead_ready;
+	struct stream_read *pending;	/* filling ahead */
+	uint64_t range_first;		/* what pending reads */
 	uint32_t range_count;
 	void (*wake)(void *arg);
 	void *wake_arg;

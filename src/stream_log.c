@@ -416,18 +416,32 @@ uint64_t stream_log_append(struct stream_log *l, struct message *msg,
 
 /* ---- reading ------------------------------------------------------------ */
 
-static void cursor_drop(struct stream_cursor *cur)
+static void chunks_drop(struct stream_chunks *c)
 {
-	for (uint32_t i = 0; i < cur->count; i++) {
-		if (cur->msgs[i])
-			msg_unref(cur->msgs[i]);
-		free(cur->filters[i]);
+	for (uint32_t i = 0; i < c->count; i++) {
+		if (c->msgs[i])
+			msg_unref(c->msgs[i]);
+		free(c->filters[i]);
 	}
-	free(cur->msgs);
-	free(cur->filters);
-	cur->msgs = NULL;
-	cur->filters = NULL;
-	cur->count = 0;
+	free(c->msgs);
+	free(c->filters);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Room for count messages from first on. */
+static void chunks_init(struct stream_chunks *c, uint64_t first,
+    uint32_t count)
+{
+	chunks_drop(c);
+	c->first = first;
+	c->count = count;
+	c->msgs = xcalloc(count, sizeof(*c->msgs));
+	c->filters = xcalloc(count, sizeof(*c->filters));
+}
+
+static bool chunks_hold(const struct stream_chunks *c, uint64_t offset)
+{
+	return c->msgs && offset >= c->first && offset < c->first + c->count;
 }
 
 void stream_cursor_clear(struct stream_cursor *cur)
@@ -435,7 +449,9 @@ void stream_cursor_clear(struct stream_cursor *cur)
 	if (cur->pending)
 		cur->pending->cancelled = true;
 	cur->pending = NULL;
-	cursor_drop(cur);
+	chunks_drop(&cur->now);
+	chunks_drop(&cur->ahead);
+	cur->ahead_ready = false;
 }
 
 static bool take(const uint8_t **p, const uint8_t *end, size_t n,
@@ -483,7 +499,7 @@ static struct message *entry_decode(const uint8_t *p, const uint8_t *end,
 
 /* Decode one chunk record's messages into cur, from slot `at` on. */
 static void decode_chunk(const uint8_t *body, uint32_t body_len,
-    uint32_t count, struct stream_cursor *cur, uint32_t at)
+    uint32_t count, struct stream_chunks *cur, uint32_t at)
 {
 	const uint8_t *p = body + CHUNK_HEADER, *end = body + body_len;
 
@@ -540,14 +556,10 @@ static bool read_chunks(struct stream_log *l, size_t i,
 	uint8_t *buf;
 	ssize_t got = -1;
 
-	stream_cursor_clear(cur);
 	buf = xmalloc(total);
 	if (seg)
 		got = pread(seg->fd, buf, total, (off_t)ix->pos);
-	cur->first = ix->first;
-	cur->count = (uint32_t)count;
-	cur->msgs = xcalloc(count, sizeof(*cur->msgs));
-	cur->filters = xcalloc(count, sizeof(*cur->filters));
+	chunks_init(&cur->now, ix->first, (uint32_t)count);
 	for (size_t k = i; k <= j; k++) {
 		const struct chunk_ix *c = &l->ix[k];
 		size_t off = (size_t)(c->pos - ix->pos), rec_size;
@@ -564,11 +576,11 @@ static bool read_chunks(struct stream_log *l, size_t i,
 			    (unsigned long long)c->pos);
 			if (k == i) {
 				free(buf);
-				stream_cursor_clear(cur);
+				chunks_drop(&cur->now);
 				return false;
 			}
 		} else {
-			decode_chunk(body, body_len, c->count, cur,
+			decode_chunk(body, body_len, c->count, &cur->now,
 			    (uint32_t)at);
 		}
 		at += c->count;
@@ -616,15 +628,13 @@ static struct bytes filter_bytes(const uint8_t *f)
 /* On the loop: the chunks a reader asked for are in job->buf. */
 static void chunks_loaded(void *arg, struct stream_read *job)
 {
-	struct stream_cursor *cur = arg;
+	struct stream_cursor *cursor = arg;
+	struct stream_chunks *cur = &cursor->ahead;
 	size_t off = 0, got = job->got > 0 ? (size_t)job->got : 0;
 
-	cur->pending = NULL;
-	cursor_drop(cur);
-	cur->first = cur->range_first;
-	cur->count = cur->range_count;
-	cur->msgs = xcalloc(cur->count, sizeof(*cur->msgs));
-	cur->filters = xcalloc(cur->count, sizeof(*cur->filters));
+	cursor->pending = NULL;
+	cursor->ahead_ready = true;
+	chunks_init(cur, cursor->range_first, cursor->range_count);
 	while (off < got) {
 		const uint8_t *body;
 		size_t rec_size;
@@ -649,8 +659,8 @@ static void chunks_loaded(void *arg, struct stream_read *job)
 		    "read or are damaged (%s); their messages are skipped",
 		    job->len - off, (unsigned long long)(job->off + off),
 		    job->got < 0 || job->err ? strerror(job->err) : "bad data");
-	if (cur->wake)
-		cur->wake(cur->wake_arg);
+	if (cursor->wake)
+		cursor->wake(cursor->wake_arg);
 }
 
 /* Ask the reader for the chunks from ix[i] on (READ_AHEAD bytes). */
@@ -672,6 +682,19 @@ static bool request_chunks(struct stream_log *l, size_t i,
 	return cur->pending != NULL;
 }
 
+/* While the reader reads what it has, read the chunks after it. */
+static void read_ahead(struct stream_log *l, struct stream_cursor *cur)
+{
+	uint64_t next = cur->now.first + cur->now.count;
+	size_t at;
+
+	if (cur->pending || cur->ahead_ready || next >= l->next ||
+	    (l->hot_n && next >= l->hot[0].first) ||
+	    (at = ix_index(l, next)) == l->ix_n)
+		return;
+	request_chunks(l, at, cur);
+}
+
 enum stream_read_result stream_log_read(struct stream_log *l,
     struct stream_cursor *cur, uint64_t offset, struct message **msg,
     struct bytes *filter)
@@ -691,8 +714,20 @@ enum stream_read_result stream_log_read(struct stream_log *l,
 				return STREAM_READ_OK;
 			}
 	}
-	if (cur->msgs == NULL || offset < cur->first ||
-	    offset >= cur->first + cur->count) {
+	if (!chunks_hold(&cur->now, offset)) {
+		if (cur->ahead_ready) {
+			/* the read-ahead: take it if it is where we are */
+			chunks_drop(&cur->now);
+			if (chunks_hold(&cur->ahead, offset)) {
+				cur->now = cur->ahead;
+				memset(&cur->ahead, 0, sizeof(cur->ahead));
+			} else {
+				chunks_drop(&cur->ahead);
+			}
+			cur->ahead_ready = false;
+		}
+	}
+	if (!chunks_hold(&cur->now, offset)) {
 		if (cur->pending)
 			return STREAM_READ_WAIT;
 		if ((at = ix_index(l, offset)) == l->ix_n)
@@ -703,11 +738,12 @@ enum stream_read_result stream_log_read(struct stream_log *l,
 		if (!read_chunks(l, at, cur))
 			return STREAM_READ_SKIP;
 	}
-	i = offset - cur->first;
-	*filter = filter_bytes(cur->filters[i]);
-	if (cur->msgs[i] == NULL)
+	read_ahead(l, cur);
+	i = offset - cur->now.first;
+	*filter = filter_bytes(cur->now.filters[i]);
+	if (cur->now.msgs[i] == NULL)
 		return STREAM_READ_SKIP;
-	*msg = msg_ref(cur->msgs[i]);
+	*msg = msg_ref(cur->now.msgs[i]);
 	return STREAM_READ_OK;
 }
 
