@@ -49,16 +49,21 @@ struct segment {
 	int64_t last_ts;		/* its newest chunk's time */
 };
 
-/* A chunk in a segment file. */
+/*
+ * A run of chunks that follow each other in a segment file, up to
+ * RUN_MAX bytes and within one second: one index entry for many small
+ * chunks keeps the index around a byte per message under load.
+ */
 struct chunk_ix {
 	uint64_t first;
 	uint32_t count;
-	uint32_t len;			/* the record, header included */
-	uint64_t pos;			/* where it starts in its segment */
+	uint32_t len;			/* the records, headers included */
+	uint64_t pos;			/* where the first starts in its segment */
 	uint64_t seg;			/* its segment's number */
-	int64_t ts;
-	uint8_t bloom[BLOOM_BYTES];
+	int64_t ts, ts_last;		/* the first and the last chunk's time */
+	uint8_t bloom[BLOOM_BYTES];	/* the chunks' filters, or'ed */
 };
+#define RUN_MAX (64u << 10)
 
 /* A chunk in memory: the one being filled, and recent ones. */
 struct hot_chunk {
@@ -222,6 +227,41 @@ static struct segment *seg_create(struct stream_log *l, uint64_t number)
 	return seg_push(l, number, fd, 0);
 }
 
+/* ---- the index ---------------------------------------------------------- */
+
+/* A chunk record at pos of segment seg: extend the last run or start one. */
+static void ix_add(struct stream_log *l, uint64_t first, uint32_t count,
+    uint32_t len, uint64_t pos, uint64_t seg, int64_t ts,
+    const uint8_t *bloom)
+{
+	struct chunk_ix *ix = l->ix_n ? &l->ix[l->ix_n - 1] : NULL;
+
+	/* Within one wall-clock second: timestamps (whole seconds in AMQP)
+	 * still find where they start. */
+	if (ix && ix->seg == seg && ix->pos + ix->len == pos &&
+	    ix->first + ix->count == first && ix->len + len <= RUN_MAX &&
+	    ix->ts / 1000 == ts / 1000) {
+		ix->count += count;
+		ix->len += len;
+		ix->ts_last = ts;
+		for (int i = 0; i < BLOOM_BYTES; i++)
+			ix->bloom[i] |= bloom[i];
+		return;
+	}
+	if (l->ix_n == l->ix_cap) {
+		l->ix_cap = l->ix_cap ? 2 * l->ix_cap : 64;
+		l->ix = xrealloc(l->ix, l->ix_cap * sizeof(*l->ix));
+	}
+	ix = &l->ix[l->ix_n++];
+	ix->first = first;
+	ix->count = count;
+	ix->len = len;
+	ix->pos = pos;
+	ix->seg = seg;
+	ix->ts = ix->ts_last = ts;
+	memcpy(ix->bloom, bloom, BLOOM_BYTES);
+}
+
 /* ---- writing ------------------------------------------------------------ */
 
 static void put_u8s(uint8_t **p, const void *src, size_t n)
@@ -317,7 +357,6 @@ static void flush_chunk(struct stream_log *l)
 {
 	struct hot_chunk *h = open_chunk(l);
 	struct segment *seg;
-	struct chunk_ix *ix;
 	uint8_t *rec;
 	size_t len;
 
@@ -349,18 +388,8 @@ static void flush_chunk(struct stream_log *l)
 			    strerror(errno));
 		free(rec);
 	}
-	if (l->ix_n == l->ix_cap) {
-		l->ix_cap = l->ix_cap ? 2 * l->ix_cap : 64;
-		l->ix = xrealloc(l->ix, l->ix_cap * sizeof(*l->ix));
-	}
-	ix = &l->ix[l->ix_n++];
-	ix->first = h->first;
-	ix->count = h->count;
-	ix->len = (uint32_t)len;
-	ix->pos = seg->size;
-	ix->seg = seg->number;
-	ix->ts = h->ts;
-	memcpy(ix->bloom, h->bloom, BLOOM_BYTES);
+	ix_add(l, h->first, h->count, (uint32_t)len, seg->size, seg->number,
+	    h->ts, h->bloom);
 	seg->size += len;
 	seg->last_ts = h->ts;
 	h->flushed = true;
@@ -515,6 +544,37 @@ static void decode_chunk(const uint8_t *body, uint32_t body_len,
 }
 
 /*
+ * Decode the chunk records in buf (got bytes read) into c, which covers
+ * their offsets; returns the bytes used: where the first damaged or
+ * unexpected record starts.
+ */
+static size_t decode_records(const uint8_t *buf, size_t got,
+    struct stream_chunks *c)
+{
+	size_t off = 0;
+
+	while (off < got) {
+		const uint8_t *body;
+		size_t rec_size;
+		uint32_t body_len, count;
+		uint64_t first;
+
+		if (store_record_read(buf + off, got - off, &rec_size, &body,
+		    &body_len) != STORE_SCAN_OK || body_len < CHUNK_HEADER ||
+		    body[0] != CHUNK_TYPE)
+			break;
+		first = le64_get(body + 1);
+		count = le32_get(body + 9);
+		if (first < c->first || first + count > c->first + c->count)
+			break;
+		decode_chunk(body, body_len, count, c,
+		    (uint32_t)(first - c->first));
+		off += rec_size;
+	}
+	return off;
+}
+
+/*
  * The chunks from ix[i] on that follow each other in one file, up to
  * READ_AHEAD bytes: returns the last one's index, with their bytes and
  * their messages.
@@ -550,42 +610,27 @@ static bool read_chunks(struct stream_log *l, size_t i,
 {
 	const struct chunk_ix *ix = &l->ix[i];
 	struct segment *seg = seg_find(l, ix->seg);
-	size_t total, at = 0;
+	size_t total, used;
 	uint64_t count;
-	size_t j = chunk_run(l, i, &total, &count);
 	uint8_t *buf;
 	ssize_t got = -1;
 
+	chunk_run(l, i, &total, &count);
 	buf = xmalloc(total);
 	if (seg)
 		got = pread(seg->fd, buf, total, (off_t)ix->pos);
 	chunks_init(&cur->now, ix->first, (uint32_t)count);
-	for (size_t k = i; k <= j; k++) {
-		const struct chunk_ix *c = &l->ix[k];
-		size_t off = (size_t)(c->pos - ix->pos), rec_size;
-		const uint8_t *body;
-		uint32_t body_len;
-
-		if (got < 0 || (size_t)got < off + c->len ||
-		    store_record_read(buf + off, c->len, &rec_size, &body,
-		    &body_len) != STORE_SCAN_OK || body_len < CHUNK_HEADER) {
-			log_error("stream %s: chunk at offset %llu (segment "
-			    "%llu, byte %llu) cannot be read; skipping it",
-			    l->dir, (unsigned long long)c->first,
-			    (unsigned long long)c->seg,
-			    (unsigned long long)c->pos);
-			if (k == i) {
-				free(buf);
-				chunks_drop(&cur->now);
-				return false;
-			}
-		} else {
-			decode_chunk(body, body_len, c->count, &cur->now,
-			    (uint32_t)at);
-		}
-		at += c->count;
-	}
+	used = decode_records(buf, got > 0 ? (size_t)got : 0, &cur->now);
 	free(buf);
+	if (used < total)
+		log_error("stream %s: %zu bytes at %llu of segment %llu could "
+		    "not be read or are damaged; their messages are skipped",
+		    l->dir, total - used, (unsigned long long)(ix->pos + used),
+		    (unsigned long long)ix->seg);
+	if (used == 0) {
+		chunks_drop(&cur->now);
+		return false;
+	}
 	return true;
 }
 
@@ -629,31 +674,13 @@ static struct bytes filter_bytes(const uint8_t *f)
 static void chunks_loaded(void *arg, struct stream_read *job)
 {
 	struct stream_cursor *cursor = arg;
-	struct stream_chunks *cur = &cursor->ahead;
-	size_t off = 0, got = job->got > 0 ? (size_t)job->got : 0;
+	size_t off;
 
 	cursor->pending = NULL;
 	cursor->ahead_ready = true;
-	chunks_init(cur, cursor->range_first, cursor->range_count);
-	while (off < got) {
-		const uint8_t *body;
-		size_t rec_size;
-		uint32_t body_len, count;
-		uint64_t first;
-
-		if (store_record_read(job->buf + off, got - off, &rec_size, &body,
-		    &body_len) != STORE_SCAN_OK || body_len < CHUNK_HEADER ||
-		    body[0] != CHUNK_TYPE)
-			break;
-		first = le64_get(body + 1);
-		count = le32_get(body + 9);
-		if (first < cur->first ||
-		    first + count > cur->first + cur->count)
-			break;
-		decode_chunk(body, body_len, count, cur,
-		    (uint32_t)(first - cur->first));
-		off += rec_size;
-	}
+	chunks_init(&cursor->ahead, cursor->range_first, cursor->range_count);
+	off = decode_records(job->buf, job->got > 0 ? (size_t)job->got : 0,
+	    &cursor->ahead);
 	if (off < job->len)
 		log_error("stream: %zu bytes at %llu of a segment could not be "
 		    "read or are damaged (%s); their messages are skipped",
@@ -799,7 +826,7 @@ uint64_t stream_log_at_time(const struct stream_log *l, int64_t when)
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (l->ix[mid].ts < when)
+		if (l->ix[mid].ts_last < when)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -866,7 +893,6 @@ static void on_chunk(void *arg, uint64_t offset, uint8_t type,
 {
 	struct scan_ctx *sc = arg;
 	struct stream_log *l = sc->l;
-	struct chunk_ix *ix;
 	uint64_t first;
 	uint32_t count;
 
@@ -881,18 +907,8 @@ static void on_chunk(void *arg, uint64_t offset, uint8_t type,
 		sc->skipped++;
 		return;
 	}
-	if (l->ix_n == l->ix_cap) {
-		l->ix_cap = l->ix_cap ? 2 * l->ix_cap : 64;
-		l->ix = xrealloc(l->ix, l->ix_cap * sizeof(*l->ix));
-	}
-	ix = &l->ix[l->ix_n++];
-	ix->first = first;
-	ix->count = count;
-	ix->len = (uint32_t)(body_len + STORE_RECORD_HEADER_SIZE);
-	ix->pos = offset;
-	ix->seg = sc->seg;
-	ix->ts = (int64_t)le64_get(body + 13);
-	memcpy(ix->bloom, body + 21, BLOOM_BYTES);
+	ix_add(l, first, count, body_len + STORE_RECORD_HEADER_SIZE, offset,
+	    sc->seg, (int64_t)le64_get(body + 13), body + 21);
 	l->next = first + count;
 }
 
@@ -926,7 +942,7 @@ static bool load_segments(struct stream_log *l)
 		seg_push(l, numbers[i], fd, i + 1 == n ? st.valid_end :
 		    st.bytes + st.skipped_bytes);
 		if (l->ix_n && l->ix[l->ix_n - 1].seg == numbers[i])
-			l->segs[l->n_segs - 1].last_ts = l->ix[l->ix_n - 1].ts;
+			l->segs[l->n_segs - 1].last_ts = l->ix[l->ix_n - 1].ts_last;
 		if (l->next < numbers[i])
 			l->next = numbers[i];
 	}
