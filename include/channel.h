@@ -11,6 +11,7 @@
 #include "connection.h"
 #include "properties.h"
 #include "queue.h"
+#include "users.h"
 
 struct frame;
 struct exchange;
@@ -68,6 +69,12 @@ struct channel {
 	uint8_t publish_rkey[256];
 	uint8_t publish_exchange_len, publish_rkey_len;
 	bool publish_mandatory;
+	/* The last exchange a publish was allowed to write to, while the
+	 * permissions are those of write_ok_gen (user_db generation). */
+	uint8_t write_ok[256];
+	uint8_t write_ok_len;
+	bool write_ok_valid;
+	uint64_t write_ok_gen;
 	struct message *pending;
 
 	/*
@@ -223,7 +230,19 @@ void chan_random_name(const char *prefix, char *out, size_t outlen);
 int chan_settle(struct channel *ch, uint64_t tag, bool multiple,
     enum settle_how how, struct amqp_error *err);
 /* Queue lookup shared by handlers: 404 when missing, 405 when locked. */
-int chan_find_queue(struct channel *ch, struct bytes name, struct queue **out,
+/* The queue called name ("" the last declared) after checking that the
+ * user may `what` it (chan_check_access). */
+int chan_find_queue(struct channel *ch, struct bytes name, enum access what,
+    struct queue **out, struct amqp_error *err);
+/*
+ * RabbitMQ's permission check (channel_access.c): may the channel's user
+ * do `what` to the queue (or exchange) called name?  0, or a logged 403
+ * ACCESS_REFUSED naming the resource and the user.
+ */
+int chan_check_access(struct channel *ch, enum access what, bool queue,
+    struct bytes name, struct amqp_error *err);
+/* The same for a publish to exchange name, cached for repeated ones. */
+int chan_check_publish(struct channel *ch, struct bytes name,
     struct amqp_error *err);
 
 #endif

@@ -15,6 +15,7 @@
 #ifndef WARREN_USERS_H
 #define WARREN_USERS_H
 
+#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,9 +38,13 @@ struct user {
 	uint32_t n_tags;
 };
 
+/* What an operation needs on a resource, as RabbitMQ names it. */
+enum access { ACCESS_CONFIGURE, ACCESS_WRITE, ACCESS_READ };
+
 struct permission {
 	char *user, *vhost;
 	char *configure, *write, *read;	/* regular expressions */
+	regex_t *compiled[3];		/* by enum access, made on first use */
 };
 
 struct topic_permission {
@@ -53,6 +58,8 @@ struct user_db {
 	uint32_t n_perms, cap_perms;
 	struct topic_permission *topic_perms;
 	uint32_t n_topic_perms, cap_topic_perms;
+	uint64_t generation;		/* grows whenever a permission changes:
+					 * for caches of access checks */
 };
 
 struct user_db *userdb_new(void);
@@ -97,6 +104,13 @@ int userdb_set_permissions(struct user_db *db, const char *user,
     const char *read, char *err, size_t errlen);
 bool userdb_clear_permissions(struct user_db *db, const char *user,
     const char *vhost);
+/*
+ * Whether user may do `what` to the resource called name in vhost (its
+ * regular expression matches the name; "" matches nothing but ""):
+ * RabbitMQ's configure/write/read check.
+ */
+bool userdb_permitted(struct user_db *db, const char *user,
+    const char *vhost, enum access what, const char *name);
 /* user's permissions on vhost, or NULL: no access. */
 const struct permission *userdb_permissions(const struct user_db *db,
     const char *user, const char *vhost);

@@ -21,10 +21,11 @@
 #include "operations.h"
 #include "vhost.h"
 
-int chan_find_queue(struct channel *ch, struct bytes name, struct queue **out,
-    struct amqp_error *err)
+int chan_find_queue(struct channel *ch, struct bytes name, enum access what,
+    struct queue **out, struct amqp_error *err)
 {
 	struct vhost *vh = ch->conn->vh;
+	int rc;
 
 	/* RabbitMQ: an empty name means the channel's last declared queue. */
 	if (name.len == 0)
@@ -32,6 +33,9 @@ int chan_find_queue(struct channel *ch, struct bytes name, struct queue **out,
 	if (name.len == 0)
 		return amqp_fail(err, AMQP_NOT_FOUND,
 		    "no previously declared queue");
+	/* Permission first: a queue one may not see does not say it exists. */
+	if ((rc = chan_check_access(ch, what, true, name, err)) != 0)
+		return rc;
 	return op_find_queue(vh, name, ch->conn->id, out, err);
 }
 
@@ -147,7 +151,7 @@ int chan_basic_consume(struct channel *ch, const struct amqp_method *m,
 	if (chan_is_reply_to(a->queue)) {
 		q = NULL;
 	} else {
-		if ((rc = chan_find_queue(ch, a->queue, &q, err)) != 0)
+		if ((rc = chan_find_queue(ch, a->queue, ACCESS_READ, &q, err)) != 0)
 			return rc;
 	}
 	c = xcalloc(1, sizeof(*c));
@@ -215,10 +219,14 @@ int chan_basic_publish(struct channel *ch, const struct amqp_method *m,
 {
 	const struct amqp_basic_publish *a = &m->a.basic_publish;
 
+	int rc;
+
 	if (a->immediate) {
 		err->connection_level = true;
 		return amqp_fail(err, AMQP_NOT_IMPLEMENTED, "immediate=true");
 	}
+	if ((rc = chan_check_publish(ch, a->exchange, err)) != 0)
+		return rc;
 	memcpy(ch->publish_exchange, a->exchange.ptr, a->exchange.len);
 	ch->publish_exchange_len = (uint8_t)a->exchange.len;
 	memcpy(ch->publish_rkey, a->routing_key.ptr, a->routing_key.len);
@@ -340,7 +348,7 @@ int chan_basic_get(struct channel *ch, const struct amqp_method *m,
 	struct queue *q;
 	int rc;
 
-	if ((rc = chan_find_queue(ch, a->queue, &q, err)) != 0)
+	if ((rc = chan_find_queue(ch, a->queue, ACCESS_READ, &q, err)) != 0)
 		return rc;
 	if ((rc = queue_refuse(q, QUEUE_GET, err)) != 0)
 		return rc;

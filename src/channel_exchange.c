@@ -39,6 +39,10 @@ int chan_exchange_declare(struct channel *ch, const struct amqp_method *m,
 			.arguments = a->arguments,
 		};
 
+		/* Before the type and equivalence checks, as RabbitMQ. */
+		if (a->exchange.len && (rc = chan_check_access(ch,
+		    ACCESS_CONFIGURE, false, a->exchange, err)) != 0)
+			return rc;
 		if ((rc = declare_exchange(vh, a->exchange, &d, &x, err)) != 0)
 			return rc;
 	}
@@ -54,6 +58,9 @@ int chan_exchange_delete(struct channel *ch, const struct amqp_method *m,
 	struct amqp_method ok = { .id = AMQP_exchange_delete_ok };
 	int rc;
 
+	if (a->exchange.len && (rc = chan_check_access(ch, ACCESS_CONFIGURE,
+	    false, a->exchange, err)) != 0)
+		return rc;
 	/* Deleting an exchange that does not exist succeeds, as in RabbitMQ. */
 	rc = op_delete_exchange(ch->conn->vh, a->exchange, a->if_unused, false,
 	    err);
@@ -72,6 +79,8 @@ static int do_binding(struct channel *ch, bool bind, enum binding_dest kind,
     struct bytes dest_name, struct bytes source_name, struct bytes key,
     struct bytes args, struct amqp_error *err)
 {
+	int rc;
+
 	if (kind == DEST_QUEUE && dest_name.len == 0) {
 		dest_name = bytes_str(ch->last_queue);
 		if (dest_name.len == 0)
@@ -80,6 +89,15 @@ static int do_binding(struct channel *ch, bool bind, enum binding_dest kind,
 		if (key.len == 0)
 			key = dest_name;
 	}
+	/* RabbitMQ's order: write on the destination, the default exchange's
+	 * refusal (in op_bind), read on the source. */
+	if ((rc = chan_check_access(ch, ACCESS_WRITE, kind == DEST_QUEUE,
+	    dest_name, err)) != 0)
+		return rc;
+	if (source_name.len && (kind != DEST_EXCHANGE || dest_name.len) &&
+	    (rc = chan_check_access(ch, ACCESS_READ, false, source_name,
+	    err)) != 0)
+		return rc;
 	return op_bind(ch->conn->vh, bind, kind, dest_name, source_name, key,
 	    args, ch->conn->id, false, err);
 }

@@ -51,6 +51,10 @@ int chan_queue_declare(struct channel *ch, const struct amqp_method *m,
 		    "queue name '%.*s' contains reserved prefix 'amq.*'",
 		    (int)name.len, (const char *)name.ptr);
 	}
+	/* A passive declare checks no permission (RabbitMQ 3.10). */
+	if (!a->passive &&
+	    (rc = chan_check_access(ch, ACCESS_CONFIGURE, true, name, err)) != 0)
+		return rc;
 	q = vhost_find_queue(vh, name);
 	if (q == NULL && a->passive)
 		return amqp_fail(err, AMQP_NOT_FOUND, "no queue '%.*s' in vhost '%s'",
@@ -102,6 +106,8 @@ int chan_queue_delete(struct channel *ch, const struct amqp_method *m,
 	uint32_t count;
 	int rc;
 
+	if ((rc = chan_check_access(ch, ACCESS_CONFIGURE, true, name, err)) != 0)
+		return rc;
 	/* Deleting a queue that does not exist succeeds, as in RabbitMQ. */
 	rc = op_delete_queue(ch->conn->vh, name, a->if_unused, a->if_empty,
 	    ch->conn->id, false, &count, err);
@@ -120,7 +126,7 @@ int chan_queue_purge(struct channel *ch, const struct amqp_method *m,
 	struct queue *q;
 	int rc;
 
-	if ((rc = chan_find_queue(ch, a->queue, &q, err)) != 0)
+	if ((rc = chan_find_queue(ch, a->queue, ACCESS_READ, &q, err)) != 0)
 		return rc;
 	if ((rc = queue_refuse(q, QUEUE_PURGE, err)) != 0)
 		return rc;

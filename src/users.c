@@ -68,8 +68,19 @@ static void user_free(struct user *u)
 	free(u);
 }
 
+static void compiled_free(struct permission *p)
+{
+	for (int i = 0; i < 3; i++)
+		if (p->compiled[i]) {
+			regfree(p->compiled[i]);
+			free(p->compiled[i]);
+			p->compiled[i] = NULL;
+		}
+}
+
 static void permission_free(struct permission *p)
 {
+	compiled_free(p);
 	free(p->user);
 	free(p->vhost);
 	free(p->configure);
@@ -286,6 +297,7 @@ static void drop_permissions(struct user_db *db, const char *user,
 {
 	uint32_t kept = 0;
 
+	db->generation++;
 	for (uint32_t i = 0; i < db->n_perms; i++) {
 		struct permission *p = &db->perms[i];
 
@@ -390,6 +402,7 @@ int userdb_set_permissions(struct user_db *db, const char *user,
 {
 	struct permission *p;
 
+	db->generation++;
 	if (!user_known(db, user, err, errlen) ||
 	    !regex_ok("configure", configure, err, errlen) ||
 	    !regex_ok("write", write, err, errlen) ||
@@ -405,10 +418,12 @@ int userdb_set_permissions(struct user_db *db, const char *user,
 		p->user = xstrdup(user);
 		p->vhost = xstrdup(vhost);
 	} else {
+		compiled_free(p);
 		free(p->configure);
 		free(p->write);
 		free(p->read);
 	}
+	memset(p->compiled, 0, sizeof(p->compiled));
 	p->configure = xstrdup(configure);
 	p->write = xstrdup(write);
 	p->read = xstrdup(read);
@@ -420,11 +435,34 @@ bool userdb_clear_permissions(struct user_db *db, const char *user,
 {
 	struct permission *p = find_perm(db, user, vhost);
 
+	db->generation++;
 	if (p == NULL)
 		return false;
 	permission_free(p);
 	*p = db->perms[--db->n_perms];
 	return true;
+}
+
+bool userdb_permitted(struct user_db *db, const char *user,
+    const char *vhost, enum access what, const char *name)
+{
+	struct permission *p = find_perm(db, user, vhost);
+	const char *re;
+
+	if (p == NULL)
+		return false;
+	re = what == ACCESS_CONFIGURE ? p->configure :
+	    what == ACCESS_WRITE ? p->write : p->read;
+	if (*re == '\0')
+		return *name == '\0';
+	if (p->compiled[what] == NULL) {
+		p->compiled[what] = xmalloc(sizeof(regex_t));
+		/* Checked when set: it compiles. */
+		if (regcomp(p->compiled[what], re, REG_EXTENDED | REG_NOSUB) != 0)
+			fatalx("permission regular expression '%s' no longer "
+			    "compiles", re);
+	}
+	return regexec(p->compiled[what], name, 0, NULL, 0) == 0;
 }
 
 const struct permission *userdb_permissions(const struct user_db *db,

@@ -1,0 +1,191 @@
+#!/usr/bin/python3
+"""Permission checks on AMQP operations (issue 14), as RabbitMQ 3.10.8
+makes them (probed against a private node with this very setup): user
+"limited" may configure ^(cfg-.*|amq\\.gen-.*)$, write ^(w-.*|amq\\.default)$
+and read ^(r-.*)$ on vhost /.
+
+- declare (not passive) and delete need configure; a passive declare
+  checks nothing;
+- queue.bind and exchange.bind need write on the destination, then read
+  on the source (the destination is named when both fail);
+- basic.publish needs write on the exchange ("" is amq.default), checked
+  before the exchange's existence;
+- basic.consume, basic.get and queue.purge need read on the queue,
+  checked before its existence.
+A refusal closes the channel with 403 "access to queue 'q' in vhost '/'
+refused for user 'limited'" (or exchange), and nothing is changed.
+"""
+
+import base64
+import json
+import urllib.request
+
+import pika
+import pika.exceptions
+
+from harness import BrokerTestCase, main
+
+ACCESS_REFUSED = 403
+NOT_FOUND = 404
+
+
+class PermissionTest(BrokerTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if cls._skip_reason:
+            return
+        api = "http://127.0.0.1:%d/api/" % cls.broker.mgmt_port
+        auth = "Basic " + base64.b64encode(b"guest:guest").decode()
+
+        def put(path, body):
+            req = urllib.request.Request(api + path, data=json.dumps(body).encode(),
+                                         method="PUT",
+                                         headers={"Authorization": auth,
+                                                  "Content-Type": "application/json"})
+            urllib.request.urlopen(req, timeout=30).close()
+        put("users/limited", {"password": "pw", "tags": ""})
+        put("permissions/%2F/limited", {"configure": "^(cfg-.*|amq\\.gen-.*)$",
+                                        "write": "^(w-.*|amq\\.default)$",
+                                        "read": "^(r-.*)$"})
+        conn = pika.BlockingConnection(cls.broker.params())
+        ch = conn.channel()
+        for q in ("cfg-q", "w-q", "r-q", "other-q"):
+            ch.queue_declare(q)
+        for x in ("cfg-x", "w-x", "r-x", "other-x"):
+            ch.exchange_declare(x, "direct")
+        conn.close()
+
+    def limited(self):
+        conn = pika.BlockingConnection(self.broker.params(user="limited", password="pw"))
+        self.addCleanup(lambda: conn.is_open and conn.close())
+        return conn
+
+    def refused(self, op, kind, name):
+        """op(channel) is refused with 403 naming kind 'name'; the
+        connection stays open."""
+        conn = self.limited()
+        ch = conn.channel()
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+            op(ch)
+            ch.queue_declare("r-q", passive=True)  # a round trip after a publish
+        self.assertEqual(cm.exception.reply_code, ACCESS_REFUSED)
+        self.assertEqual(cm.exception.reply_text,
+                         "ACCESS_REFUSED - access to %s '%s' in vhost '/' refused "
+                         "for user 'limited'" % (kind, name))
+        self.assertTrue(conn.is_open)
+
+    def allowed(self, op):
+        conn = self.limited()
+        op(conn.channel())
+
+    def exists(self, queue=None, exchange=None):
+        conn = pika.BlockingConnection(self.broker.params())
+        ch = conn.channel()
+        try:
+            if queue:
+                ch.queue_declare(queue, passive=True)
+            else:
+                ch.exchange_declare(exchange, passive=True)
+            return True
+        except pika.exceptions.ChannelClosedByBroker:
+            return False
+        finally:
+            if conn.is_open:
+                conn.close()
+
+    def test_declare_needs_configure_passive_needs_nothing(self):
+        self.allowed(lambda ch: ch.queue_declare("cfg-new"))
+        self.allowed(lambda ch: ch.queue_declare(""))  # amq.gen-...
+        self.refused(lambda ch: ch.queue_declare("other-new"), "queue", "other-new")
+        self.assertFalse(self.exists(queue="other-new"))
+        self.refused(lambda ch: ch.queue_declare("other-q"), "queue", "other-q")
+        self.allowed(lambda ch: ch.queue_declare("other-q", passive=True))
+        self.allowed(lambda ch: ch.exchange_declare("cfg-xnew", "fanout"))
+        self.refused(lambda ch: ch.exchange_declare("other-xnew", "fanout"),
+                     "exchange", "other-xnew")
+        # before the equivalence check: another type is still a 403
+        self.refused(lambda ch: ch.exchange_declare("other-x", "topic"), "exchange", "other-x")
+        self.allowed(lambda ch: ch.exchange_declare("other-x", passive=True))
+
+    def test_delete_needs_configure_even_for_missing_objects(self):
+        self.refused(lambda ch: ch.queue_delete("other-q"), "queue", "other-q")
+        self.assertTrue(self.exists(queue="other-q"))
+        self.refused(lambda ch: ch.queue_delete("other-missing"), "queue", "other-missing")
+        self.refused(lambda ch: ch.exchange_delete("other-x"), "exchange", "other-x")
+        self.assertTrue(self.exists(exchange="other-x"))
+        self.allowed(lambda ch: (ch.queue_declare("cfg-tmp"), ch.queue_delete("cfg-tmp")))
+
+    def test_bindings_need_write_on_destination_then_read_on_source(self):
+        self.allowed(lambda ch: ch.queue_bind("w-q", "r-x", "k"))
+        self.allowed(lambda ch: ch.queue_unbind("w-q", "r-x", "k"))
+        self.refused(lambda ch: ch.queue_bind("other-q", "r-x", "k"), "queue", "other-q")
+        self.refused(lambda ch: ch.queue_bind("w-q", "other-x", "k"), "exchange", "other-x")
+        # both missing: the destination is named
+        self.refused(lambda ch: ch.queue_bind("other-q", "other-x", "k"), "queue", "other-q")
+        self.allowed(lambda ch: ch.exchange_bind("w-x", "r-x", "k"))
+        self.refused(lambda ch: ch.exchange_bind("other-x", "r-x", "k"), "exchange", "other-x")
+        self.refused(lambda ch: ch.exchange_bind("w-x", "other-x", "k"), "exchange", "other-x")
+
+    def test_publish_needs_write_on_the_exchange(self):
+        self.allowed(lambda ch: (ch.basic_publish("w-x", "k", b"x"),
+                                 ch.queue_declare("r-q", passive=True)))
+        # the default exchange is amq.default; the target queue is not checked
+        self.allowed(lambda ch: (ch.basic_publish("", "other-q", b"x"),
+                                 ch.queue_declare("r-q", passive=True)))
+        self.refused(lambda ch: ch.basic_publish("other-x", "k", b"x"), "exchange", "other-x")
+        self.refused(lambda ch: ch.basic_publish("amq.direct", "k", b"x"),
+                     "exchange", "amq.direct")
+        # permission before existence
+        self.refused(lambda ch: ch.basic_publish("other-missing", "k", b"x"),
+                     "exchange", "other-missing")
+
+    def test_publishing_stops_when_permission_is_taken_away(self):
+        """The channel's cache of the last allowed exchange does not
+        outlive a permission change."""
+        conn = self.limited()
+        ch = conn.channel()
+        ch.confirm_delivery()
+        ch.basic_publish("w-x", "k", b"1")
+        api = "http://127.0.0.1:%d/api/permissions/%%2F/limited" % self.broker.mgmt_port
+        auth = "Basic " + base64.b64encode(b"guest:guest").decode()
+        body = {"configure": "^(cfg-.*|amq\\.gen-.*)$", "write": "^(amq\\.default)$",
+                "read": "^(r-.*)$"}
+        restore = dict(body, write="^(w-.*|amq\\.default)$")
+
+        def put(b):
+            req = urllib.request.Request(api, data=json.dumps(b).encode(), method="PUT",
+                                         headers={"Authorization": auth,
+                                                  "Content-Type": "application/json"})
+            urllib.request.urlopen(req, timeout=30).close()
+        put(body)
+        self.addCleanup(put, restore)
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+            ch.basic_publish("w-x", "k", b"2")
+        self.assertEqual(cm.exception.reply_code, ACCESS_REFUSED)
+
+    def test_consume_get_purge_need_read(self):
+        self.allowed(lambda ch: ch.basic_get("r-q"))
+        self.allowed(lambda ch: ch.queue_purge("r-q"))
+        self.allowed(lambda ch: ch.basic_consume("r-q", lambda *a: None))
+        self.refused(lambda ch: ch.basic_get("other-q"), "queue", "other-q")
+        self.refused(lambda ch: ch.queue_purge("other-q"), "queue", "other-q")
+        self.refused(lambda ch: ch.basic_consume("other-q", lambda *a: None), "queue", "other-q")
+        self.refused(lambda ch: ch.basic_get("other-missing"), "queue", "other-missing")
+        # with permission, a missing queue is a 404
+        conn = self.limited()
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+            conn.channel().basic_consume("r-missing", lambda *a: None)
+        self.assertEqual(cm.exception.reply_code, NOT_FOUND)
+
+    def test_refusals_are_logged(self):
+        mark = self.broker.log_mark()
+        self.refused(lambda ch: ch.queue_delete("other-q"), "queue", "other-q")
+        self.assertIsNotNone(self.broker.wait_for_log(
+            lambda l: "user 'limited' refused configure access to queue 'other-q'" in l,
+            since=mark))
+
+
+if __name__ == "__main__":
+    main()
