@@ -119,6 +119,7 @@ static struct stream *sq(const struct queue *q)
 	return q->state;
 }
 
+/* The queue's counts, as the log has them (q->bytes: its files). */
 static void refresh_counts(struct queue *q)
 {
 	struct stream_log_stats st;
@@ -304,8 +305,7 @@ static bool stream_push(struct queue *q, struct message *msg,
 	msg_unref(stamped);
 	if (t_done > *ticket)
 		*ticket = t_done;
-	q->count = (uint32_t)(stream_log_next(log) - stream_log_first(log));
-	q->bytes += msg->body_size;
+	refresh_counts(q);
 	queue_schedule_dispatch(q);
 	return true;
 }

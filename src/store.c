@@ -524,6 +524,13 @@ static void *store_thread(void *arg)
 
 /* ---- loop side: handing batches over ------------------------------------ */
 
+/* The current batch closes at the end of this loop turn (flush_cb). */
+static void close_batch_soon(struct store *s)
+{
+	if (!event_pending(s->flush_ev, EV_TIMEOUT, NULL))
+		event_active(s->flush_ev, EV_TIMEOUT, 0);
+}
+
 /*
  * Queue c for the thread (waking it when wake); tell the owner when the
  * thread falls behind.
@@ -872,8 +879,7 @@ static uint64_t append_at(struct store *s, const struct iovec *parts, int n,
 		at->len = (uint32_t)size;
 	}
 	s->cur_off += size;
-	if (!event_pending(s->flush_ev, EV_TIMEOUT, NULL))
-		event_active(s->flush_ev, EV_TIMEOUT, 0);
+	close_batch_soon(s);
 	return s->cur_seg;
 }
 
@@ -1017,8 +1023,7 @@ uint64_t store_want_flush(struct store *s, struct store_flusher *f)
 		f->next = s->flushers;
 		s->flushers = f;
 	}
-	if (!event_pending(s->flush_ev, EV_TIMEOUT, NULL))
-		event_active(s->flush_ev, EV_TIMEOUT, 0);
+	close_batch_soon(s);
 	return s->ticket;
 }
 
@@ -1052,8 +1057,7 @@ bool store_write_file(struct store *s, int fd, uint64_t off, uint8_t *data,
 	 * round that took only this would sync without finishing a ticket. */
 	enqueue_chunk(s, c, false);
 	s->batch_has_files = true;
-	if (!event_pending(s->flush_ev, EV_TIMEOUT, NULL))
-		event_active(s->flush_ev, EV_TIMEOUT, 0);
+	close_batch_soon(s);
 	return true;
 }
 

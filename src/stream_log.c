@@ -85,6 +85,7 @@ struct stream_log {
 	struct stream_log_options opt;
 	struct segment *segs;
 	size_t n_segs, cap_segs;
+	uint64_t bytes;			/* in all of them */
 	struct chunk_ix *ix;		/* chunks on disk, oldest first */
 	size_t ix_n, ix_cap;
 	struct hot_chunk *hot;		/* newest last */
@@ -206,6 +207,7 @@ static struct segment *seg_push(struct stream_log *l, uint64_t number, int fd,
 	s->fd = fd;
 	s->size = size;
 	s->last_ts = wall_ms();
+	l->bytes += size;
 	return s;
 }
 
@@ -391,6 +393,7 @@ static void flush_chunk(struct stream_log *l)
 	ix_add(l, h->first, h->count, (uint32_t)len, seg->size, seg->number,
 	    h->ts, h->bloom);
 	seg->size += len;
+	l->bytes += len;
 	seg->last_ts = h->ts;
 	h->flushed = true;
 	trim_hot(l);
@@ -851,6 +854,7 @@ static void seg_drop_oldest(struct stream_log *l)
 	if (unlink(path) != 0)
 		log_warning("%s: cannot delete: %s", path, strerror(errno));
 	close(s->fd);
+	l->bytes -= s->size;
 	while (n < l->ix_n && l->ix[n].seg == s->number)
 		n++;
 	memmove(l->ix, l->ix + n, (l->ix_n - n) * sizeof(*l->ix));
@@ -865,13 +869,10 @@ void stream_log_retain(struct stream_log *l)
 	int64_t now = wall_ms();
 
 	while (l->n_segs > 1) {
-		uint64_t total = 0;
 		bool too_big, too_old;
 
-		for (size_t i = 0; i < l->n_segs; i++)
-			total += l->segs[i].size;
 		too_big = l->opt.max_bytes >= 0 &&
-		    total > (uint64_t)l->opt.max_bytes;
+		    l->bytes > (uint64_t)l->opt.max_bytes;
 		too_old = l->opt.max_age_ms >= 0 &&
 		    l->segs[0].last_ts < now - l->opt.max_age_ms;
 		if (!too_big && !too_old)
@@ -1034,7 +1035,6 @@ void stream_log_stats(const struct stream_log *l, struct stream_log_stats *out)
 	memset(out, 0, sizeof(*out));
 	out->messages = l->next - l->first;
 	out->segments = l->n_segs;
-	for (size_t i = 0; i < l->n_segs; i++)
-		out->bytes += l->segs[i].size;
+	out->bytes = l->bytes;
 	out->memory = l->hot_bytes;
 }
