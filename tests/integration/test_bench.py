@@ -87,7 +87,8 @@ class WarrenBenchTest(BrokerTestCase):
         t = threading.Thread(target=thief)
         t.start()
         try:
-            r = self.run_bench("-r", "500", "-s", "16", "-N", "stolen", seconds="3")
+            # 5 s: time for the thief to attach on a busy machine
+            r = self.run_bench("-r", "500", "-s", "16", "-N", "stolen", seconds="5")
         finally:
             stop.set()
             t.join(30)
