@@ -107,6 +107,8 @@ uint64_t stream_log_append(struct stream_log *l, struct message *msg,
 uint64_t stream_log_last_chunk(const struct stream_log *l);
 /* The first offset of the first chunk written at or after wall_ms. */
 uint64_t stream_log_at_time(const struct stream_log *l, int64_t wall_ms);
+/* The same for the last ms milliseconds (an interval such as 30m). */
+uint64_t stream_log_since(const struct stream_log *l, int64_t ms);
 
 enum stream_read_result {
 	STREAM_READ_OK,			/* *msg (a new reference) and *filter */

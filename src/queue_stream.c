@@ -351,14 +351,6 @@ static int stream_refuse(struct queue *q, enum queue_request what,
 	    what_text[what], q->name, q->vh->name);
 }
 
-static int64_t now_wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Where x-stream-offset says to start; 0 or amqp_fail. */
 static int start_offset(struct queue *q, const struct field_value *v,
     uint64_t *out, struct amqp_error *err)
@@ -385,7 +377,7 @@ static int start_offset(struct queue *q, const struct field_value *v,
 		else if (bytes_eq_str(v->v.str, "next"))
 			*out = next;
 		else if (duration_parse(v->v.str, &ms))
-			*out = stream_log_at_time(log, now_wall_ms() - ms);
+			*out = stream_log_since(log, ms);
 		else
 			break;
 		return 0;

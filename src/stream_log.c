@@ -637,18 +637,7 @@ static bool read_chunks(struct stream_log *l, size_t i,
 	return true;
 }
 
-static size_t ix_index(const struct stream_log *l, uint64_t offset);
-
-/* The on-disk chunk holding offset, or NULL. */
-static const struct chunk_ix *ix_find(const struct stream_log *l,
-    uint64_t offset)
-{
-	size_t i = ix_index(l, offset);
-
-	return i < l->ix_n ? &l->ix[i] : NULL;
-}
-
-/* The index of the on-disk chunk holding offset; ix_n when none. */
+/* The index of the on-disk run holding offset; ix_n when none. */
 static size_t ix_index(const struct stream_log *l, uint64_t offset)
 {
 	size_t lo = 0, hi = l->ix_n;
@@ -666,6 +655,15 @@ static size_t ix_index(const struct stream_log *l, uint64_t offset)
 		return l->ix_n;
 	lo--;
 	return offset < l->ix[lo].first + l->ix[lo].count ? lo : l->ix_n;
+}
+
+/* The on-disk chunk holding offset, or NULL. */
+static const struct chunk_ix *ix_find(const struct stream_log *l,
+    uint64_t offset)
+{
+	size_t i = ix_index(l, offset);
+
+	return i < l->ix_n ? &l->ix[i] : NULL;
 }
 
 static struct bytes filter_bytes(const uint8_t *f)
@@ -840,6 +838,11 @@ uint64_t stream_log_at_time(const struct stream_log *l, int64_t when)
 		if (l->hot[i].ts >= when && !l->hot[i].flushed)
 			return l->hot[i].first;
 	return l->next;
+}
+
+uint64_t stream_log_since(const struct stream_log *l, int64_t ms)
+{
+	return stream_log_at_time(l, wall_ms() - ms);
 }
 
 /* ---- retention ---------------------------------------------------------- */
