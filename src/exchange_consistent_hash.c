@@ -25,6 +25,7 @@
 #include "field_table.h"
 #include "log.h"
 #include "message.h"
+#include "stable_hash.h"
 
 /* A Warren limit (the plugin has none): keeps the total within 2^63. */
 #define CHASH_MAX_WEIGHT 1000000u
@@ -192,20 +193,6 @@ static void chash_unbind(void *state, struct binding *b)
 		    key_weight(c->runs[i].b->key, c->runs[i].b->key_len);
 }
 
-/* FNV-1a, then a 64-bit finalizer so that similar keys scatter. */
-static uint64_t hash_bytes(const uint8_t *p, size_t n, uint64_t h)
-{
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
-	return h;
-}
-
-#define FNV_OFFSET 0xcbf29ce484222325ull
 /* What messages without the header or property hash as (one bucket). */
 #define HASH_MISSING 0x6d697373696e6721ull
 
@@ -230,20 +217,20 @@ static uint64_t header_hash(const struct field_value *v)
 	switch (v->type) {
 	case 'S':
 	case 'x':
-		return hash_bytes(v->v.str.ptr, v->v.str.len, FNV_OFFSET);
+		return stable_hash(v->v.str.ptr, v->v.str.len);
 	case 'b': case 's': case 'I': case 'l':
 		snprintf(num, sizeof(num), "%" PRId64, v->v.i);
-		return hash_bytes((const uint8_t *)num, strlen(num), FNV_OFFSET);
+		return stable_hash(num, strlen(num));
 	case 'B': case 'u': case 'i': case 'L': case 'T':
 		snprintf(num, sizeof(num), "%" PRIu64, v->v.u);
-		return hash_bytes((const uint8_t *)num, strlen(num), FNV_OFFSET);
+		return stable_hash(num, strlen(num));
 	default: {
 		struct wbuf b;
 		uint64_t h;
 
 		wbuf_init(&b);
 		fvalue_encode(&b, v);
-		h = hash_bytes(b.p, b.len, FNV_OFFSET);
+		h = stable_hash(b.p, b.len);
 		wbuf_free(&b);
 		return h;
 	}
@@ -258,7 +245,7 @@ static uint64_t message_hash(struct chash *c, struct route_result *r)
 
 	switch (c->on) {
 	case HASH_ROUTING_KEY:
-		return hash_bytes(r->key.ptr, r->key.len, FNV_OFFSET);
+		return stable_hash(r->key.ptr, r->key.len);
 	case HASH_HEADER:
 		v = ftable_get(route_headers(r), c->header);
 		return v ? header_hash(v) : HASH_MISSING;
@@ -267,13 +254,12 @@ static uint64_t message_hash(struct chash *c, struct route_result *r)
 	}
 	msg_props(r->msg, &p);
 	if (c->on == HASH_MESSAGE_ID && props_has(&p, PROP_message_id))
-		return hash_bytes(p.message_id.ptr, p.message_id.len, FNV_OFFSET);
+		return stable_hash(p.message_id.ptr, p.message_id.len);
 	if (c->on == HASH_CORRELATION_ID && props_has(&p, PROP_correlation_id))
-		return hash_bytes(p.correlation_id.ptr, p.correlation_id.len,
-		    FNV_OFFSET);
+		return stable_hash(p.correlation_id.ptr, p.correlation_id.len);
 	if (c->on == HASH_TIMESTAMP && props_has(&p, PROP_timestamp)) {
 		snprintf(num, sizeof(num), "%" PRIu64, p.timestamp);
-		return hash_bytes((const uint8_t *)num, strlen(num), FNV_OFFSET);
+		return stable_hash(num, strlen(num));
 	}
 	return HASH_MISSING;
 }

@@ -27,6 +27,7 @@
 #include "properties.h"
 #include "store.h"
 #include "store_record.h"
+#include "stable_hash.h"
 #include "store_segment.h"
 #include "stream_log.h"
 #include "stream_reader.h"
@@ -115,21 +116,9 @@ static uint64_t msg_bytes(const struct message *m)
 /* Bit 127 says the chunk holds messages without a filter value. */
 #define BLOOM_UNFILTERED 127
 
-static uint64_t value_hash(const uint8_t *p, size_t n)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	return h;
-}
-
 static void bloom_bits(const uint8_t *v, size_t n, unsigned bits[2])
 {
-	uint64_t h = value_hash(v, n);
+	uint64_t h = stable_hash(v, n);
 
 	bits[0] = (unsigned)(h % BLOOM_UNFILTERED);
 	bits[1] = (unsigned)((h >> 32) % BLOOM_UNFILTERED);
