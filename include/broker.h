@@ -70,6 +70,8 @@ struct broker {
 	unsigned alarms;		/* enum broker_alarm bits: publishers
 					   are blocked while any is set */
 	bool store_behind;		/* flow: publishers are not read */
+	uint64_t memory_alarm_since;	/* monotonic ms the memory alarm rose */
+	uint64_t content_bytes;		/* unfinished content, all connections */
 	struct store *store;		/* the message store; NULL: none */
 	struct stream_reader *stream_reader;	/* stream reads, off the loop */
 	int lock_fd;			/* holds data_dir/warrend.lock; -1 */

@@ -157,6 +157,11 @@ chan_method_fn chan_queue_declare, chan_queue_delete, chan_queue_purge,
 chan_method_fn chan_exchange_declare, chan_exchange_delete, chan_exchange_bind;
 chan_method_fn chan_confirm_select, chan_tx_select, chan_tx_commit,
     chan_tx_rollback;
+/*
+ * Take ch->pending off the channel (NULL if none), no longer counted as
+ * unfinished content of its connection.
+ */
+struct message *chan_take_pending(struct channel *ch);
 /* ch->pending is complete: route it and let it go. */
 int chan_publish_complete(struct channel *ch, struct amqp_error *err);
 /*

@@ -61,6 +61,7 @@ struct warren_config {
 	uint64_t max_message_size;	/* bytes, default 134217728, max 512 MiB */
 	uint32_t handshake_timeout;	/* ms, default 10000 */
 	uint32_t consumer_timeout;	/* ms, default 1800000 (30 min) */
+	uint32_t blocked_content_timeout; /* ms, default 30000 */
 	/* vm_memory_high_watermark.absolute: bytes; 0 = 40% of RAM */
 	uint64_t memory_high_watermark;
 	int log_level;			/* log.console.level; enum log_level */

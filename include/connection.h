@@ -71,7 +71,9 @@ struct conn {
 	bool cancel_notify;		/* client capability consumer_cancel_notify */
 	bool read_paused;		/* output too large: not reading */
 	bool published;			/* has sent basic.publish */
-	bool blocked;			/* resource alarm: not reading */
+	bool blocked;			/* resource alarm: publishes wait */
+	bool held_at_publish;		/* blocked, and a basic.publish is
+					 * next: not reading */
 	bool flow;			/* the store is behind: not reading */
 	uint32_t commit_waits;		/* tx.commit-oks awaiting a sync */
 	bool blocked_notify;		/* client capability connection.blocked */
@@ -82,6 +84,10 @@ struct conn {
 
 	struct event *timer;		/* handshake, heartbeat or close timeout */
 	struct event *resume_ev;	/* more input left after the budget */
+	struct event *gone_check;	/* while not reading: is the peer gone? */
+	/* Message content received but not yet complete, on all channels. */
+	uint64_t content_bytes;
+	uint64_t content_since_ms;	/* last finished (or first started) */
 	uint64_t last_recv_ms, last_send_ms;
 	struct wbuf scratch;		/* method encoding */
 	struct channel *confirm_dirty;	/* channels with acks to send */
@@ -108,6 +114,11 @@ void conn_drop_vhost(struct conn *c, const char *text);
 /* c's numbers; bytes from the kernel's count, nothing on the hot path. */
 void conn_stats(struct conn *c, struct conn_stats *out);
 
+/*
+ * The largest frame c accepts (0: no limit but the largest message), and
+ * with it how much input is buffered before reading stops.
+ */
+void conn_set_frame_max(struct conn *c, uint32_t frame_max);
 struct evbuffer *conn_output(struct conn *c);
 void conn_send_method(struct conn *c, uint16_t channel,
     const struct amqp_method *m);

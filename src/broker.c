@@ -110,6 +110,7 @@ void broker_check_memory(struct broker *b)
 		log_warning("memory alarm: messages hold %llu bytes, above the "
 		    "high watermark of %llu; blocking publishers",
 		    (unsigned long long)used, (unsigned long long)b->memory_limit);
+		b->memory_alarm_since = conn_now_ms();
 		broker_set_alarm(b, ALARM_MEMORY, true);
 	} else if (on && used <= b->memory_limit) {
 		log_warning("memory alarm cleared: %llu bytes in messages",
@@ -162,10 +163,6 @@ static void return_freed_memory(void)
 }
 
 /*
- * Every 250 ms: the memory and disk alarms, returning freed memory, and
- * deliveries left unacknowledged past their consumer timeout.
- */
-/*
  * Rates for the management API, over RabbitMQ's statistics interval:
  * every queue's, and the broker's publish / deliver-or-get / ack rates.
  */
@@ -205,6 +202,36 @@ static void sample_rates(struct broker *b, uint64_t now)
 	broker_each_queue(b, sample_queue, &now);
 }
 
+/*
+ * While the memory alarm is on, a connection that has held unfinished
+ * content for blocked_content_timeout without finishing a message is
+ * closed: otherwise a client that starts a large message and never ends
+ * it keeps every publisher blocked.
+ */
+static void check_unfinished_content(struct broker *b, struct conn *c,
+    uint64_t now)
+{
+	uint64_t since = c->content_since_ms;
+	char text[160];
+
+	if (!(b->alarms & ALARM_MEMORY) || c->content_bytes == 0)
+		return;
+	if (since < b->memory_alarm_since)
+		since = b->memory_alarm_since;
+	if (now - since < b->cfg->blocked_content_timeout)
+		return;
+	snprintf(text, sizeof(text), "%llu bytes of message content not "
+	    "finished within %u ms while the memory alarm is on",
+	    (unsigned long long)c->content_bytes,
+	    b->cfg->blocked_content_timeout);
+	conn_close(c, AMQP_RESOURCE_ERROR, text);
+}
+
+/*
+ * Every 250 ms: the memory and disk alarms, returning freed memory,
+ * deliveries left unacknowledged past their consumer timeout, and
+ * content that holds the memory alarm up.
+ */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct broker *b = arg;
@@ -221,6 +248,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		sample_rates(b, now);
 
 	TAILQ_FOREACH(c, &b->conns, link) {
+		if (c->state != CONN_RUNNING)
+			continue;
+		check_unfinished_content(b, c, now);
 		if (c->state != CONN_RUNNING)
 			continue;
 		for (uint32_t i = 0; i < c->channels_cap; i++)

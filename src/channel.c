@@ -129,7 +129,7 @@ void chan_free(struct channel *ch)
 		chan_consumer_free(c, false);
 	chan_requeue_all(ch, true);
 	chan_tx_discard(ch);
-	msg_unref(ch->pending);
+	msg_unref(chan_take_pending(ch));
 	free(ch->ledger);
 	free(ch);
 }
@@ -213,8 +213,7 @@ void chan_fail(struct channel *ch, const struct amqp_error *err)
 	conn_send_method(ch->conn, ch->number, &m);
 	ch->state = CHAN_CLOSING;
 	ch->content = CONTENT_NONE;
-	msg_unref(ch->pending);
-	ch->pending = NULL;
+	msg_unref(chan_take_pending(ch));
 }
 
 static int chan_channel_flow(struct channel *ch, const struct amqp_method *m,
@@ -229,6 +228,56 @@ static int chan_channel_flow(struct channel *ch, const struct amqp_method *m,
 	}
 	ok.a.channel_flow_ok.active = true;
 	conn_send_method(ch->conn, ch->number, &ok);
+	return 0;
+}
+
+struct message *chan_take_pending(struct channel *ch)
+{
+	struct message *m = ch->pending;
+	struct conn *c = ch->conn;
+	uint64_t n;
+
+	if (m == NULL)
+		return NULL;
+	n = m->header_len + m->body_len;
+	c->content_bytes -= n;
+	c->broker->content_bytes -= n;
+	c->content_since_ms = conn_now_ms();
+	ch->pending = NULL;
+	return m;
+}
+
+/*
+ * n more bytes of ch's message have arrived.  Unfinished content is
+ * bounded per connection (one largest message and its header over all
+ * its channels, so a thousand channels each holding half a message cost
+ * no more than one)
+ * and over the broker (the memory high watermark): past either, the
+ * connection is closed with 506 rather than memory growing without end.
+ */
+static int content_received(struct channel *ch, uint64_t n,
+    struct amqp_error *err)
+{
+	struct conn *c = ch->conn;
+	struct broker *b = c->broker;
+
+	if (c->content_bytes == 0)
+		c->content_since_ms = conn_now_ms();
+	c->content_bytes += n;
+	b->content_bytes += n;
+	if (c->content_bytes > b->cfg->max_message_size + c->frame_max) {
+		err->connection_level = true;
+		return amqp_fail(err, AMQP_RESOURCE_ERROR, "unfinished message "
+		    "content on this connection exceeds max_message_size "
+		    "(%llu bytes) and a header",
+		    (unsigned long long)b->cfg->max_message_size);
+	}
+	if (b->content_bytes > b->memory_limit) {
+		err->connection_level = true;
+		return amqp_fail(err, AMQP_RESOURCE_ERROR, "unfinished message "
+		    "content on all connections exceeds the memory high "
+		    "watermark (%llu bytes)", (unsigned long long)b->memory_limit);
+	}
 	return 0;
 }
 
@@ -268,6 +317,8 @@ static int handle_header(struct channel *ch, const struct frame *f,
 	    (struct bytes){ ch->publish_exchange, ch->publish_exchange_len },
 	    (struct bytes){ ch->publish_rkey, ch->publish_rkey_len },
 	    f->payload, &h);
+	if ((rc = content_received(ch, f->payload.len, err)) != 0)
+		return rc;
 	if (h.body_size > 0) {
 		ch->content = CONTENT_BODY;
 		return 0;
@@ -279,6 +330,7 @@ static int handle_body(struct channel *ch, const struct frame *f,
     struct amqp_error *err)
 {
 	struct message *m = ch->pending;
+	int rc;
 
 	err->method_id = AMQP_basic_publish;
 	if (f->payload.len > m->body_size - m->body_len)
@@ -286,6 +338,8 @@ static int handle_body(struct channel *ch, const struct frame *f,
 		    "content body exceeds the declared size %llu",
 		    (unsigned long long)m->body_size);
 	msg_append_body(m, f->payload.ptr, f->payload.len);
+	if ((rc = content_received(ch, f->payload.len, err)) != 0)
+		return rc;
 	if (!msg_complete(m))
 		return 0;
 	ch->content = CONTENT_NONE;

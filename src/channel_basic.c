@@ -305,13 +305,12 @@ static bool is_direct_reply_to(const struct message *msg)
 
 int chan_publish_complete(struct channel *ch, struct amqp_error *err)
 {
-	struct message *msg = ch->pending;
+	struct message *msg = chan_take_pending(ch);
 	struct exchange *x;
 	uint64_t ticket = 0;
 	bool accepted;
 	int rc;
 
-	ch->pending = NULL;
 	err->method_id = AMQP_basic_publish;
 	if ((rc = op_find_exchange(ch->conn->vh, msg->exchange, &x,
 	    err)) != 0)

@@ -91,7 +91,10 @@ bool chan_reply_to_route(struct channel *ch, struct message *msg)
 	if (*end != '.' || number > UINT16_MAX)
 		return false;
 	c = broker_find_conn(ch->conn->broker, conn_id);
-	if (c == NULL || c->state != CONN_RUNNING || number >= c->channels_cap)
+	/* A reply never crosses vhosts (stricter than RabbitMQ, which trusts
+	 * the key's secret alone): a tenant cannot reach another's client. */
+	if (c == NULL || c->state != CONN_RUNNING || c->vh != ch->conn->vh ||
+	    number >= c->channels_cap)
 		return false;
 	target = c->channels[number];
 	if (target == NULL || target->state != CHAN_OPEN ||

@@ -142,6 +142,10 @@ static const struct config_key keys[] = {
 	BYTES("disk_free_limit.absolute", disk_free_limit, 0, UINT64_MAX, true,
 	    "50000000", "free space in warren.data_dir's file system below "
 	    "which publishers are blocked, bytes (or with a unit); 0: no limit"),
+	UINT("warren.blocked_content_timeout", blocked_content_timeout, 1,
+	    UINT32_MAX, false, "30000", "while the memory alarm is on, a "
+	    "connection holding a message it has not finished for this long "
+	    "is closed (506), milliseconds"),
 	UINT("consumer_timeout", consumer_timeout, 1, UINT32_MAX, false,
 	    "1800000", "longest a delivery may stay unacknowledged, milliseconds"),
 	SPECIAL("log.console.level", set_log_level, NULL, "info",

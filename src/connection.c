@@ -38,6 +38,17 @@
 #define OUTPUT_HIGH_WATER (4u << 20)
 /* How long we wait for connection.close-ok before dropping the socket. */
 #define CLOSE_TIMEOUT_MS 3000
+/* While not reading a socket, how often we ask the kernel if it closed. */
+#define GONE_CHECK_MS 1000
+/*
+ * Input buffered beyond one whole frame: libevent stops reading a socket
+ * whose input holds a largest frame and this much more, so a client never
+ * makes us buffer more than that, whatever we are waiting for.
+ */
+#define INPUT_SLACK (64u << 10)
+/* tcp_info.tcpi_state of an open connection (the kernel's TCP_ESTABLISHED,
+ * which linux/tcp.h does not export). */
+#define TCP_STATE_ESTABLISHED 1
 
 static const char *const state_names[] = {
 #define X(s, text) #s,
@@ -45,18 +56,33 @@ static const char *const state_names[] = {
 #undef X
 };
 
+static bool reading_held(const struct conn *c)
+{
+	return c->held_at_publish || c->flow || c->read_paused;
+}
+
 /* Read from the socket unless something holds the connection back. */
 static void update_reading(struct conn *c)
 {
-	if (c->blocked || c->flow || c->read_paused) {
+	if (reading_held(c)) {
 		bufferevent_disable(c->bev, EV_READ);
+		/* We will not read its EOF: look for it another way. */
+		evtimer_in_ms(c->gone_check, GONE_CHECK_MS);
 	} else {
+		evtimer_del(c->gone_check);
 		bufferevent_enable(c->bev, EV_READ);
 		/* What arrived meanwhile waits in the input buffer. */
 		event_active(c->resume_ev, EV_TIMEOUT, 0);
 	}
 }
 
+/*
+ * A resource alarm blocks a connection at its next basic.publish, as
+ * RabbitMQ's "blocking" state: it is read until then, so a message it
+ * has begun can finish (its memory is then a message like any other, not
+ * a half-received one held hostage) and a client that only consumes and
+ * acks is never stopped.
+ */
 void conn_set_blocked(struct conn *c, bool blocked)
 {
 	struct amqp_method m = { .id = blocked ? AMQP_connection_blocked :
@@ -71,7 +97,10 @@ void conn_set_blocked(struct conn *c, bool blocked)
 			    bytes_str(broker_alarm_reason(c->broker));
 		conn_send_method(c, 0, &m);
 	}
-	update_reading(c);
+	if (!blocked && c->held_at_publish) {
+		c->held_at_publish = false;
+		update_reading(c);
+	}
 }
 
 void conn_set_flow(struct conn *c, bool flow)
@@ -93,6 +122,7 @@ static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_resume_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_gone_check_cb(evutil_socket_t fd, short what, void *arg);
 
 uint64_t conn_now_ms(void)
 {
@@ -168,10 +198,11 @@ void conn_accept(struct broker *b, int fd, const struct sockaddr *sa,
 	}
 	c->timer = evtimer_new(b->base, conn_timer_cb, c);
 	c->resume_ev = event_new(b->base, -1, 0, conn_resume_cb, c);
-	if (c->bev == NULL || c->timer == NULL || c->resume_ev == NULL)
+	c->gone_check = evtimer_new(b->base, conn_gone_check_cb, c);
+	if (c->bev == NULL || c->timer == NULL || c->resume_ev == NULL ||
+	    c->gone_check == NULL)
 		fatalx("out of memory setting up a connection");
 	wbuf_init(&c->scratch);
-	c->frame_max = b->cfg->frame_max;
 	c->channel_max = b->cfg->channel_max;
 	c->state = CONN_PROTOCOL_HEADER;
 	c->last_recv_ms = c->last_send_ms = conn_now_ms();
@@ -180,6 +211,10 @@ void conn_accept(struct broker *b, int fd, const struct sockaddr *sa,
 	    sizeof(c->id) }, c);
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, OUTPUT_HIGH_WATER / 2, 0);
+	/* Until tune-ok, frames are as small as the spec allows (RabbitMQ's
+	 * limit too): a client that has not logged in cannot make us buffer
+	 * frame_max bytes. */
+	conn_set_frame_max(c, AMQP_FRAME_MIN_SIZE);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	evtimer_in_ms(c->timer, b->cfg->handshake_timeout);
 	log_info("conn %llu: accepted from %s%s", (unsigned long long)c->id,
@@ -259,6 +294,7 @@ void conn_free(struct conn *c, const char *reason)
 	    (const uint8_t *)&c->id, sizeof(c->id) });
 	event_free(c->timer);
 	event_free(c->resume_ev);
+	event_free(c->gone_check);
 	bufferevent_free(c->bev);
 	wbuf_free(&c->scratch);
 	free(c->client_props);
@@ -276,6 +312,21 @@ bool conn_output_congested(struct conn *c)
 {
 	return c->state != CONN_RUNNING ||
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) > OUTPUT_HIGH_WATER;
+}
+
+void conn_set_frame_max(struct conn *c, uint32_t frame_max)
+{
+	uint64_t ceiling = c->broker->cfg->max_message_size +
+	    AMQP_FRAME_MIN_SIZE;
+
+	/* frame_max 0 ("no limit") still never means unbounded memory for
+	 * one frame: no frame needs to be larger than the largest message. */
+	if (frame_max == 0 || frame_max > ceiling)
+		frame_max = (uint32_t)ceiling;
+	c->frame_max = frame_max;
+	if (c->bev != NULL)
+		bufferevent_setwatermark(c->bev, EV_READ, 0, (size_t)frame_max +
+		    AMQP_FRAME_OVERHEAD + INPUT_SLACK);
 }
 
 void conn_send_method(struct conn *c, uint16_t channel,
@@ -458,6 +509,15 @@ static int handle_frame(struct conn *c, const struct frame *f,
 	return route_channel_frame(c, f, err);
 }
 
+static bool frame_is_publish(const struct frame *f)
+{
+	const uint8_t *p = f->payload.ptr;
+
+	return f->type == AMQP_FRAME_METHOD && f->payload.len >= 4 &&
+	    ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+	    p[3]) == AMQP_basic_publish;
+}
+
 /* Returns false when the connection was freed. */
 static bool conn_process_frames(struct conn *c)
 {
@@ -495,10 +555,10 @@ static bool conn_process_frames(struct conn *c)
 		if (evbuffer_get_length(bufferevent_get_output(c->bev)) >
 		    2 * OUTPUT_HIGH_WATER) {
 			c->read_paused = true;
-			bufferevent_disable(c->bev, EV_READ);
+			update_reading(c);
 			return true;
 		}
-		if (c->blocked || c->flow)
+		if (c->flow || c->held_at_publish)
 			return true;	/* alarms and flow stop publishers */
 		if (c->commit_waits)
 			return true;	/* a tx.commit-ok waits for the disk */
@@ -506,6 +566,11 @@ static bool conn_process_frames(struct conn *c)
 
 		if (st == FRAME_NEED_MORE)
 			return true;
+		if (st == FRAME_READY && c->blocked && frame_is_publish(&f)) {
+			c->held_at_publish = true;
+			update_reading(c);
+			return true;
+		}
 		memset(&err, 0, sizeof(err));
 		if (st == FRAME_TOO_LARGE || st == FRAME_BAD_END) {
 			amqp_fail(&err, AMQP_FRAME_ERROR, st == FRAME_TOO_LARGE ?
@@ -613,7 +678,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		 * Frames that arrived before the EOF (say, publishes left over
 		 * from the per-turn budget) are handled, as RabbitMQ does.
 		 */
-		while (c->state == CONN_RUNNING && !c->blocked &&
+		while (c->state == CONN_RUNNING &&
 		    (left = evbuffer_get_length(in)) > 0) {
 			if (!conn_process_frames(c))
 				return;		/* freed */
@@ -638,6 +703,27 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		}
 		conn_free(c, why);
 	}
+}
+
+/*
+ * A connection we do not read cannot see its peer's EOF: ask the kernel
+ * instead, so a publisher that hangs up while blocked is let go at once
+ * rather than held (with all it has) until the alarm clears.
+ */
+static void conn_gone_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if (!reading_held(c))
+		return;
+	if (getsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_INFO, &ti,
+	    &len) == 0 && ti.tcpi_state != TCP_STATE_ESTABLISHED) {
+		conn_free(c, "client closed the socket while not being read");
+		return;
+	}
+	evtimer_in_ms(c->gone_check, GONE_CHECK_MS);
 }
 
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -665,7 +751,7 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (hb_ms == 0)
 		return;
 	/* We are not reading from it: its heartbeats wait in the socket. */
-	if (c->blocked || c->flow || c->read_paused)
+	if (reading_held(c))
 		c->last_recv_ms = now;
 	/* Two missed intervals from the peer: it is gone. */
 	if (now - c->last_recv_ms >= 2 * hb_ms) {

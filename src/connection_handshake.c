@@ -142,7 +142,7 @@ static int on_tune_ok(struct conn *c, const struct amqp_connection_tune_ok *a,
 		return amqp_fail(err, AMQP_NOT_ALLOWED,
 		    "negotiated channel_max = %u is higher than the maximum "
 		    "allowed value (%u)", a->channel_max, cfg->channel_max);
-	c->frame_max = negotiate(cfg->frame_max, a->frame_max);
+	conn_set_frame_max(c, negotiate(cfg->frame_max, a->frame_max));
 	c->channel_max = (uint16_t)negotiate(cfg->channel_max, a->channel_max);
 	c->heartbeat = a->heartbeat;
 	conn_enter_state(c, CONN_OPEN);

@@ -117,11 +117,13 @@ void msg_append_body(struct message *m, const uint8_t *p, uint32_t n)
 		if (cap > m->body_size)
 			cap = m->body_size;
 		m->body = xrealloc(m->body, cap);
-		live_add(cap - m->body_cap);
 		m->body_cap = cap;
 	}
 	memcpy(m->body + m->body_len, p, n);
 	m->body_len += n;
+	/* Counted as received, not as reserved: a half-sent body costs what
+	 * arrived (the capacity beyond it is not yet touched memory). */
+	live_add(n);
 }
 
 struct message *msg_ref(struct message *m)
@@ -138,7 +140,7 @@ void msg_unref(struct message *m)
 	if (m->body_owner) {
 		msg_unref(m->body_owner);
 	} else {
-		live_bytes -= m->body_cap;
+		live_bytes -= m->body_len;
 		free(m->body);
 	}
 	free(m);
