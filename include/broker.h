@@ -62,6 +62,8 @@ struct broker {
 	struct conn_list conns;
 	struct strmap *conns_by_id;	/* 8-byte id -> conn (direct reply-to) */
 	uint64_t next_conn_id;
+	uint32_t n_open_conns;		/* past connection.open-ok */
+	uint32_t n_handshaking;		/* not yet open */
 	struct event *sig_term, *sig_int;
 	struct event *tick;		/* alarms, consumer timeouts */
 	uint64_t memory_limit;		/* message bytes that raise the alarm */

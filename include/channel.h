@@ -93,6 +93,7 @@ struct channel {
 	uint32_t prefetch_consumer;	/* basic.qos global=false */
 	uint32_t prefetch_channel;	/* basic.qos global=true */
 	struct consumer_list consumers;
+	uint32_t n_consumers;
 
 	/* publisher confirms: publishes are numbered from 1 */
 	bool confirm_mode;

@@ -58,6 +58,8 @@ struct warren_config {
 	uint16_t heartbeat;		/* seconds, default 60; 0 disables */
 	uint32_t frame_max;		/* default 131072; 4096.. 2^31-1 or 0 */
 	uint16_t channel_max;		/* default 2047; 0 means 65535 */
+	uint32_t connection_max;	/* default 10000; UINT32_MAX: infinity */
+	uint32_t consumer_max_per_channel; /* default 10000 */
 	uint64_t max_message_size;	/* bytes, default 134217728, max 512 MiB */
 	uint32_t handshake_timeout;	/* ms, default 10000 */
 	uint32_t consumer_timeout;	/* ms, default 1800000 (30 min) */

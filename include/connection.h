@@ -58,6 +58,8 @@ struct conn {
 	char peer[64];			/* "127.0.0.1:51234" */
 	bool peer_is_loopback;
 	bool tls;			/* accepted on the TLS listener */
+	bool counted_open;		/* in broker->n_open_conns */
+	bool counted_handshaking;	/* in broker->n_handshaking */
 
 	uint32_t frame_max;
 	uint16_t channel_max;
@@ -99,6 +101,14 @@ struct conn {
 struct ssl_st;
 void conn_accept(struct broker *b, int fd, const struct sockaddr *sa,
     int salen, struct ssl_st *ssl);
+/*
+ * Connections that have not finished their handshake are bounded (each
+ * costs at most a 4 KB frame and its buffer until handshake_timeout):
+ * past this many, new sockets are closed as soon as they are accepted.
+ */
+#define CONN_HANDSHAKING_MAX 1024
+/* c passed connection.open: count it as an open connection. */
+void conn_opened(struct conn *c);
 /* Orderly close from the broker side (shutdown). */
 void conn_close(struct conn *c, int code, const char *text);
 /* Send connection.close for a hard error, then wait for close-ok. */

@@ -30,6 +30,8 @@ struct queue_decl {
 	uint64_t owner_conn;		/* exclusive: the owner's connection id */
 	uint64_t store_qid;		/* durable: keep this id; 0: a fresh one */
 	struct bytes arguments;
+	bool restoring;			/* from definitions: the vhost's
+					 * max-queues does not apply */
 };
 
 /*

@@ -99,5 +99,7 @@ mgmt_handler mgmt_bindings, mgmt_object_bindings, mgmt_bindings_between;
 mgmt_handler mgmt_binding;
 mgmt_handler mgmt_connections, mgmt_connection, mgmt_channels;
 mgmt_handler mgmt_consumers, mgmt_publish, mgmt_get;
+mgmt_handler mgmt_vhost_limits, mgmt_vhost_limit, mgmt_user_limits;
+mgmt_handler mgmt_user_limit;
 
 #endif

@@ -36,6 +36,9 @@ struct user {
 	enum pw_hashing hashing;
 	char **tags;			/* "administrator", "monitoring", ... */
 	uint32_t n_tags;
+	/* RabbitMQ's user limits (-1: none): connections authenticated as
+	 * this user, and channels on all of them. */
+	int64_t max_connections, max_channels;
 };
 
 /* What an operation needs on a resource, as RabbitMQ names it. */

@@ -18,6 +18,8 @@ struct vhost {
 	struct broker *broker;
 	struct strmap *queues;
 	struct strmap *exchanges;	/* includes "" and the amq.* ones */
+	/* RabbitMQ's vhost limits (-1: none). */
+	int64_t max_connections, max_queues;
 };
 
 /* A vhost with the default exchange and amq.direct/fanout/topic/headers/match. */

@@ -89,6 +89,7 @@ void chan_consumer_free(struct consumer *c, bool queue_going)
 	struct queue *q = c->q;
 
 	TAILQ_REMOVE(&ch->consumers, c, chlink);
+	ch->n_consumers--;
 	if (ch->reply_consumer == c)
 		ch->reply_consumer = NULL;
 	if (q)

@@ -11,6 +11,7 @@
 
 #include "broker.h"
 #include "channel.h"
+#include "config.h"
 #include "exchange.h"
 #include "field_table.h"
 #include "frame.h"
@@ -146,6 +147,12 @@ int chan_basic_consume(struct channel *ch, const struct amqp_method *m,
 		    "attempt to reuse consumer tag '%.*s'",
 		    (int)a->consumer_tag.len, (const char *)a->consumer_tag.ptr);
 	}
+	if (ch->n_consumers >= ch->conn->broker->cfg->consumer_max_per_channel) {
+		err->connection_level = true;
+		return amqp_fail(err, AMQP_NOT_ALLOWED, "reached maximum (%u) of "
+		    "consumers per channel",
+		    ch->conn->broker->cfg->consumer_max_per_channel);
+	}
 	if ((rc = consumer_priority(a->arguments, &priority, err)) != 0)
 		return rc;
 	if (chan_is_reply_to(a->queue)) {
@@ -175,6 +182,7 @@ int chan_basic_consume(struct channel *ch, const struct amqp_method *m,
 		return rc;
 	}
 	TAILQ_INSERT_TAIL(&ch->consumers, c, chlink);
+	ch->n_consumers++;
 	if (!a->no_wait) {
 		ok.a.basic_consume_ok.consumer_tag = bytes_str(c->tag);
 		conn_send_method(ch->conn, ch->number, &ok);

@@ -46,6 +46,8 @@ static bool set_uint(struct load *, const struct config_key *,
     const char *, const char *, char *, size_t);
 static bool set_bytes(struct load *, const struct config_key *,
     const char *, const char *, char *, size_t);
+static bool set_count(struct load *, const struct config_key *,
+    const char *, const char *, char *, size_t);
 static bool set_listener(struct load *, const struct config_key *,
     const char *, const char *, char *, size_t);
 static bool set_loopback_none(struct load *, const struct config_key *,
@@ -67,6 +69,10 @@ static bool set_verify(struct load *, const struct config_key *,
 				{ k, set_uint, FIELD(f), lo, hi, z, NULL, d, h }
 #define BYTES(k, f, lo, hi, z, d, h) \
 				{ k, set_bytes, FIELD(f), lo, hi, z, NULL, d, h }
+/* An integer or "infinity" (the field's largest value), as RabbitMQ's. */
+#define COUNT(k, f, lo, d, h) \
+				{ k, set_count, FIELD(f), lo, UINT32_MAX, \
+				    false, NULL, d, h }
 #define BOOL(k, f, d, h)	{ k, set_bool, FIELD(f), 0, 0, false, \
 				    NULL, d, h }
 #define SPECIAL(k, fn, dk, d, h) \
@@ -124,6 +130,11 @@ static const struct config_key keys[] = {
 	    "largest frame proposed to clients, bytes; 0 means no limit"),
 	UINT("channel_max", channel_max, 0, 65535, false, "2047",
 	    "most channels per connection; 0 means 65535"),
+	COUNT("connection_max", connection_max, 0, "10000", "most open "
+	    "client connections; \"infinity\": no limit"),
+	COUNT("consumer_max_per_channel", consumer_max_per_channel, 0,
+	    "10000", "most consumers on one channel; \"infinity\": no "
+	    "limit"),
 	UINT("max_message_size", max_message_size, 1, 536870912, false,
 	    "134217728", "largest message body accepted, bytes"),
 	UINT("handshake_timeout", handshake_timeout, 1, UINT32_MAX, false,
@@ -206,6 +217,16 @@ static void range_str(const struct config_key *k, char *buf, size_t len)
 		snprintf(buf, len, "0 or %" PRIu64 "..%" PRIu64, k->min, k->max);
 	else
 		snprintf(buf, len, "%" PRIu64 "..%" PRIu64, k->min, k->max);
+}
+
+static bool set_count(struct load *ld, const struct config_key *k,
+    const char *key, const char *val, char *msg, size_t msglen)
+{
+	if (strcmp(val, "infinity") == 0) {
+		*(uint32_t *)field(ld, k) = UINT32_MAX;
+		return true;
+	}
+	return set_uint(ld, k, key, val, msg, msglen);
 }
 
 static bool set_uint(struct load *ld, const struct config_key *k,

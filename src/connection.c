@@ -28,6 +28,7 @@
 #include "frame.h"
 #include "log.h"
 #include "method.h"
+#include "resource_limits.h"
 #include "strmap.h"
 #include "tls.h"
 #include "vhost.h"
@@ -175,8 +176,19 @@ static void format_peer(struct conn *c, const struct sockaddr *sa)
 void conn_accept(struct broker *b, int fd, const struct sockaddr *sa,
     int salen, SSL *ssl)
 {
-	struct conn *c = xcalloc(1, sizeof(*c));
+	struct conn *c;
 	int one = 1;
+
+	if (b->n_handshaking >= CONN_HANDSHAKING_MAX) {
+		log_warning("refused a connection: %u connections are "
+		    "already in their handshake", b->n_handshaking);
+		SSL_free(ssl);
+		evutil_closesocket(fd);
+		return;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->counted_handshaking = true;
+	b->n_handshaking++;
 
 	c->id = b->next_conn_id++;
 	c->broker = b;
@@ -274,10 +286,22 @@ void conn_stats(struct conn *c, struct conn_stats *out)
 	}
 }
 
+void conn_opened(struct conn *c)
+{
+	c->counted_handshaking = false;
+	c->broker->n_handshaking--;
+	c->counted_open = true;
+	c->broker->n_open_conns++;
+}
+
 void conn_free(struct conn *c, const char *reason)
 {
 	uint32_t i;
 
+	if (c->counted_handshaking)
+		c->broker->n_handshaking--;
+	if (c->counted_open)
+		c->broker->n_open_conns--;
 	/* Requeues from its channels must not be delivered back to it. */
 	c->state = CONN_FLUSHING;
 	for (i = 0; i < c->channels_cap; i++)
@@ -429,6 +453,8 @@ static int route_channel_frame(struct conn *c, const struct frame *f,
 		return amqp_fail(err, AMQP_NOT_ALLOWED,
 		    "number of channels opened (%u) has reached the negotiated "
 		    "channel_max (%u)", c->n_channels, c->channel_max);
+	if ((rc = limits_check_channel(c, err)) != 0)
+		return rc;
 	*slot = chan_new(c, f->channel);
 	c->n_channels++;
 	m.id = AMQP_channel_open_ok;

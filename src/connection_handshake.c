@@ -11,6 +11,7 @@
 #include "connection.h"
 #include "field_table.h"
 #include "log.h"
+#include "resource_limits.h"
 #include "method.h"
 #include "users.h"
 #include "vhost.h"
@@ -167,7 +168,13 @@ static int on_open(struct conn *c, const struct amqp_connection_open *a,
 		    "access to vhost '%s' refused for user '%s'", vh->name,
 		    c->user);
 	}
+	if (limits_check_connection(c, vh, err) != 0) {
+		log_warning("conn %llu: %s: %s", (unsigned long long)c->id,
+		    c->peer, err->text);
+		return err->code;
+	}
 	c->vh = vh;
+	conn_opened(c);
 	conn_send_method(c, 0, &m);
 	conn_enter_state(c, CONN_RUNNING);
 	conn_arm_heartbeat(c);

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "queue.h"
 #include "queue_args.h"
+#include "resource_limits.h"
 #include "store.h"
 #include "vhost.h"
 
@@ -189,6 +190,10 @@ int declare_queue(struct vhost *vh, struct bytes name,
 		return 0;
 	}
 	qname = bytes_strdup(name);
+	if (!d->restoring && (rc = limits_check_queue(vh, qname, err)) != 0) {
+		free(qname);
+		return rc;
+	}
 	rc = queue_args_parse(d->arguments, qname, vh->name, &args, err);
 	if (rc == 0 && args.kind == QUEUE_KIND_STREAM)
 		rc = queue_stream.check_declare(d->arguments, d->durable,

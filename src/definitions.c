@@ -25,6 +25,7 @@
 #include "field_table.h"
 #include "log.h"
 #include "queue.h"
+#include "resource_limits.h"
 #include "strmap.h"
 #include "vhost.h"
 
@@ -39,8 +40,10 @@
 
 /* Sections Warren exports empty and ignores on import. */
 static const char *const unsupported[] = {
-	"parameters", "global_parameters", "policies",
+	"global_parameters", "policies",
 };
+/* The one runtime parameter Warren keeps: a vhost's limits. */
+#define VHOST_LIMITS "vhost-limits"
 #define N_UNSUPPORTED (sizeof(unsupported) / sizeof(unsupported[0]))
 
 /* ---- base64 ------------------------------------------------------------- */
@@ -406,7 +409,7 @@ json_t *definitions_export(struct broker *b)
 {
 	json_t *d = json_object(), *vhosts = json_array();
 	json_t *queues = json_array(), *exchanges = json_array();
-	json_t *bindings = json_array();
+	json_t *bindings = json_array(), *parameters = json_array();
 	size_t n;
 	struct strmap_entry *vs = strmap_sorted(b->vhosts, &n);
 
@@ -414,8 +417,16 @@ json_t *definitions_export(struct broker *b)
 		struct vhost *vh = vs[i].value;
 		json_t *o = json_object();
 
+		json_t *limits = limits_vhost_json(vh);
+
 		append(vhosts, o, set_str(o, "name", vh->name), "vhost",
 		    vh->name);
+		if (json_object_size(limits) > 0)
+			json_array_append_new(parameters, json_pack(
+			    "{s:o, s:s, s:s, s:s}", "value", json_incref(limits),
+			    "vhost", vh->name, "component", VHOST_LIMITS,
+			    "name", "limits"));
+		json_decref(limits);
 		export_exchanges(vh, exchanges, bindings);
 		export_queues(vh, queues);
 	}
@@ -426,6 +437,7 @@ json_t *definitions_export(struct broker *b)
 	json_object_set_new(d, "product_version", json_string(PACKAGE_VERSION));
 	for (size_t i = 0; i < N_UNSUPPORTED; i++)
 		json_object_set_new(d, unsupported[i], json_array());
+	json_object_set_new(d, "parameters", parameters);
 	json_object_set_new(d, "users", access_export_users(b->users));
 	json_object_set_new(d, "vhosts", vhosts);
 	json_object_set_new(d, "permissions",
@@ -652,6 +664,27 @@ static bool import_vhost_entry(struct import *im, json_t *e, char *why,
 	return true;
 }
 
+/* A runtime parameter: a vhost's limits; other components are skipped. */
+static bool import_parameter(struct import *im, json_t *e, char *why,
+    size_t whylen)
+{
+	const char *component, *vhost;
+	struct vhost *vh;
+
+	if (!member_str(e, "component", NULL, &component, why, whylen) ||
+	    !member_str(e, "vhost", NULL, &vhost, why, whylen))
+		return false;
+	if (strcmp(component, VHOST_LIMITS) != 0) {
+		log_warning("definitions: %s: parameter of component '%s' "
+		    "ignored: Warren does not support it", im->label, component);
+		return true;
+	}
+	if ((vh = import_vhost(im, vhost)) == NULL)
+		return true;
+	return limits_vhost_from_json(vh, json_object_get(e, "value"), why,
+	    whylen);
+}
+
 static bool import_user(struct import *im, json_t *e, char *why,
     size_t whylen)
 {
@@ -755,9 +788,11 @@ static bool import_queue(struct import *im, json_t *e, char *why,
 	d.durable = c.durable;
 	d.auto_delete = c.auto_delete;
 	d.arguments = entry_args(im);
+	d.restoring = true;
 	existed = vhost_find_queue(vh, bytes_str(c.name)) != NULL;
 	if (!existed && d.durable)
 		d.store_qid = entry_qid(im, e);
+	d.restoring = true;
 	if (declare_queue(vh, bytes_str(c.name), &d, &q, &aerr) != 0)
 		return declare_failed(im, existed, &aerr, why, whylen);
 	if (!existed && q->store_qid && im->qids != NULL)
@@ -825,6 +860,7 @@ static const struct {
 } sections[] = {
 	{ "users", import_user },
 	{ "vhosts", import_vhost_entry },
+	{ "parameters", import_parameter },
 	{ "permissions", import_permission },
 	{ "topic_permissions", import_topic_permission },
 	{ "exchanges", import_exchange },

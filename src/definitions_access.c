@@ -7,6 +7,7 @@
 
 #include "definitions_access.h"
 #include "log.h"
+#include "resource_limits.h"
 #include "users.h"
 
 json_t *access_export_users(const struct user_db *db)
@@ -21,10 +22,10 @@ json_t *access_export_users(const struct user_db *db)
 
 		for (uint32_t t = 0; t < u->n_tags; t++)
 			json_array_append_new(tags, json_string(u->tags[t]));
-		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o, s:{}}",
+		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o, s:o}",
 		    "name", u->name, "password_hash", u->password_hash,
 		    "hashing_algorithm", user_hashing_name(u), "tags", tags,
-		    "limits"));
+		    "limits", limits_user_json(u)));
 	}
 	free(users);
 	return list;
@@ -83,7 +84,7 @@ bool access_import_user(struct user_db *db, json_t *e, char *why,
 	const char *s[2] = { NULL, "" }, *algorithm = NULL, **tags = NULL;
 	json_t *hash = json_object_get(e, "password_hash");
 	json_t *alg = json_object_get(e, "hashing_algorithm");
-	json_t *t = json_object_get(e, "tags"), *v;
+	json_t *t = json_object_get(e, "tags"), *v, *limits;
 	char *csv = NULL, *tok, *save;
 	size_t n = 0, i;
 	int rc;
@@ -126,6 +127,10 @@ bool access_import_user(struct user_db *db, json_t *e, char *why,
 	rc = userdb_put_hash(db, s[0], s[1], algorithm, tags, n, why, whylen);
 	free(tags);
 	free(csv);
+	if (rc == 0 && (limits = json_object_get(e, "limits")) != NULL &&
+	    !limits_user_from_json(userdb_find(db, bytes_str(s[0])), limits,
+	    why, whylen))
+		rc = -1;
 	return rc == 0;
 }
 

@@ -1,7 +1,15 @@
 /*
  * Logging to stderr and the allocation wrappers that die on failure.
+ *
+ * Lines are rate-limited per call site (its format string): a flood of
+ * one kind of event (failed logins, refused connections) cannot fill the
+ * disk or drown the others.  Each site may burst LOG_BURST lines and then
+ * LOG_PER_SECOND a second; what it drops is counted and reported with the
+ * next line it writes.
  */
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,18 +40,81 @@ int log_level_parse(const char *name)
 	return -1;
 }
 
-static void log_emit(enum log_level lvl, const char *fmt, va_list ap)
+#define LOG_BURST 200
+#define LOG_PER_SECOND 50
+#define LOG_SITES 256		/* a power of two */
+
+struct log_site {
+	const char *fmt;
+	double tokens;
+	uint64_t refilled_ms;
+	uint64_t dropped;
+};
+
+static struct log_site sites[LOG_SITES];
+
+static uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Whether a line from fmt may be written now; *dropped is set to the
+ * lines it lost since its last one.  Called under stderr's lock.  Sites
+ * that collide in the table share a bucket, which only makes them
+ * stricter.
+ */
+static bool site_allows(const char *fmt, uint64_t *dropped)
+{
+	struct log_site *s = &sites[((uintptr_t)fmt >> 3) & (LOG_SITES - 1)];
+	uint64_t now = monotonic_ms();
+
+	if (s->fmt != fmt) {
+		s->fmt = fmt;
+		s->tokens = LOG_BURST;
+		s->refilled_ms = now;
+		s->dropped = 0;
+	}
+	s->tokens += (double)(now - s->refilled_ms) * LOG_PER_SECOND / 1000.0;
+	if (s->tokens > LOG_BURST)
+		s->tokens = LOG_BURST;
+	s->refilled_ms = now;
+	if (s->tokens < 1.0) {
+		s->dropped++;
+		return false;
+	}
+	s->tokens -= 1.0;
+	*dropped = s->dropped;
+	s->dropped = 0;
+	return true;
+}
+
+static void log_emit(enum log_level lvl, bool limited, const char *fmt,
+    va_list ap)
 {
 	char stamp[32];
 	struct timespec ts;
 	struct tm tm;
+	uint64_t dropped = 0;
 
 	if (lvl > current_level)
 		return;
+	flockfile(stderr);
+	if (limited && !site_allows(fmt, &dropped)) {
+		funlockfile(stderr);
+		return;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-	flockfile(stderr);
+	if (dropped)
+		fprintf(stderr, "%s.%03ldZ [%s] (%llu more lines like the next "
+		    "were dropped: more than %d a second)\n", stamp,
+		    ts.tv_nsec / 1000000, level_names[lvl],
+		    (unsigned long long)dropped, LOG_PER_SECOND);
 	fprintf(stderr, "%s.%03ldZ [%s] ", stamp, ts.tv_nsec / 1000000,
 	    level_names[lvl]);
 	vfprintf(stderr, fmt, ap);
@@ -56,7 +127,7 @@ static void log_emit(enum log_level lvl, const char *fmt, va_list ap)
 	{						\
 		va_list ap;				\
 		va_start(ap, fmt);			\
-		log_emit(lvl, fmt, ap);			\
+		log_emit(lvl, true, fmt, ap);		\
 		va_end(ap);				\
 	}
 LOG_FN(log_error, LOG_LVL_ERROR)
@@ -69,7 +140,7 @@ void fatalx(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	log_emit(LOG_LVL_ERROR, fmt, ap);
+	log_emit(LOG_LVL_ERROR, false, fmt, ap);
 	va_end(ap);
 	exit(1);
 }

@@ -150,6 +150,7 @@ static struct user *user_get(struct user_db *db, const char *name)
 		u = xcalloc(1, sizeof(*u));
 		u->name = xstrdup(name);
 		u->password_hash = xstrdup("");
+		u->max_connections = u->max_channels = -1;
 		strmap_put(db->users, bytes_str(u->name), u);
 	}
 	return u;

@@ -32,6 +32,7 @@ struct vhost *vhost_new(struct broker *b, const char *name)
 
 	vh->name = xstrdup(name);
 	vh->broker = b;
+	vh->max_connections = vh->max_queues = -1;
 	vh->queues = strmap_new();
 	vh->exchanges = strmap_new();
 	x = vhost_add_exchange(vh, BYTES_LIT(""), &exchange_default);

@@ -218,6 +218,8 @@ static const struct listing {
 	    "messages_unacknowledged" } },
 	{ "permissions", false, { "user", "vhost", "configure", "write",
 	    "read" } },
+	{ "vhost-limits", true, { "vhost", "value" } },
+	{ "user-limits", false, { "user", "value" } },
 };
 
 static int run_list(struct ctl *c, const struct verb *v, struct args *a)
@@ -566,6 +568,39 @@ static int run_clear_permissions(struct ctl *c, const struct verb *v,
 	return rc;
 }
 
+/* A limit's value: an integer (negative: no limit), as RabbitMQ's. */
+static bool limit_value(const char *s, json_int_t *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	return *s != '\0' && *end == '\0' && errno == 0;
+}
+
+/* set/clear vhost limit NAME [VALUE] on --vhost; set/clear user limit
+ * USER NAME [VALUE]. */
+static int run_limit(struct ctl *c, const struct verb *v, struct args *a)
+{
+	bool user = strstr(v->words, "user") != NULL;
+	bool set = strncmp(v->words, "set", 3) == 0;
+	const char *value = a->pos[user ? 2 : 1];
+	char *path = user ? api_path("user-limits", a->pos[0], a->pos[1], NULL) :
+	    api_path("vhost-limits", c->vhost, a->pos[0], NULL);
+	json_int_t n = 0;
+	int rc;
+
+	if (set && !limit_value(value, &n)) {
+		free(path);
+		return usage_error(v, "'%s' is not an integer", value);
+	}
+	rc = simple(c, set ? "PUT" : "DELETE", path, set ?
+	    json_pack("{s:I}", "value", n) : NULL, set ? "limit set" :
+	    "limit cleared");
+	free(path);
+	return rc;
+}
+
 static int run_close(struct ctl *c, const struct verb *v, struct args *a)
 {
 	char *path = api_path("connections", a->pos[0], NULL);
@@ -705,9 +740,10 @@ static const struct verb verbs[] = {
 	    "the broker's version and totals", run_status },
 	{ "list", 1, 1, "|--all-vhosts|", "", "WHAT [--all-vhosts]",
 	    "list queues, exchanges, bindings, connections, channels, "
-	    "consumers, users, vhosts or permissions (queues, exchanges, "
-	    "bindings, consumers and permissions of --vhost unless "
-	    "--all-vhosts)", run_list },
+	    "consumers, users, vhosts, permissions, vhost-limits or "
+	    "user-limits (queues, exchanges, bindings, consumers, "
+	    "permissions and vhost-limits of --vhost unless --all-vhosts)",
+	    run_list },
 	{ "declare queue", 1, 1, "|--transient|--auto-delete|", "|--arg|",
 	    "NAME [--transient] [--auto-delete] [--arg KEY=VALUE]...",
 	    "declare a queue (durable unless --transient); VALUE is JSON "
@@ -750,6 +786,16 @@ static const struct verb verbs[] = {
 	    run_set_permissions },
 	{ "clear permissions", 1, 1, "", "", "USER",
 	    "remove USER's permissions on --vhost", run_clear_permissions },
+	{ "set vhost limit", 2, 2, "", "", "NAME VALUE", "set --vhost's "
+	    "limit NAME (max-connections or max-queues; negative: none)",
+	    run_limit },
+	{ "clear vhost limit", 1, 1, "", "", "NAME", "remove --vhost's limit "
+	    "NAME", run_limit },
+	{ "set user limit", 3, 3, "", "", "USER NAME VALUE", "set USER's limit "
+	    "NAME (max-connections or max-channels; negative: none)",
+	    run_limit },
+	{ "clear user limit", 2, 2, "", "", "USER NAME", "remove USER's limit "
+	    "NAME", run_limit },
 	{ "add vhost", 1, 1, "", "", "NAME", "add a vhost", run_add_vhost },
 	{ "delete vhost", 1, 1, "", "", "NAME",
 	    "delete a vhost, everything in it, and its connections",

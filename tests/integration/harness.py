@@ -512,9 +512,10 @@ class PikaTestCase(BrokerTestCase):
         self.to_delete = []
         self.exchanges_to_delete = []
 
-    def connect(self):
+    def connect(self, **kw):
+        """A pika connection (kw: user, password, vhost) closed after the test."""
         import pika
-        c = pika.BlockingConnection(self.broker.params())
+        c = pika.BlockingConnection(self.broker.params(**kw))
         self.conns.append(c)
         return c
 

@@ -21,7 +21,9 @@ from harness import BrokerTestCase, find_warrenctl, free_port, main, wait_until,
 VERBS = ["status", "list", "declare queue", "declare exchange", "declare binding",
          "delete queue", "delete exchange", "delete binding", "purge queue",
          "add user", "delete user", "change password", "set user tags",
-         "set permissions", "clear permissions", "add vhost", "delete vhost",
+         "set permissions", "clear permissions", "set vhost limit",
+         "clear vhost limit", "set user limit", "clear user limit",
+         "add vhost", "delete vhost",
          "close connection", "publish", "get", "export", "import"]
 
 
@@ -121,6 +123,33 @@ class Warrenctl(BrokerTestCase):
         self.ctl("delete", "user", "c-u")
         self.ctl("delete", "user", "c-u", rc=1)
         self.assertNotIn("c-u", [u["name"] for u in self.js("list", "users")])
+
+    def test_limits(self):
+        self.ctl("add", "vhost", "l-v")
+        self.ctl("add", "user", "l-u", "pw")
+        self.ctl("--vhost", "l-v", "set", "permissions", "l-u", ".*", ".*", ".*")
+        self.ctl("--vhost", "l-v", "set", "vhost", "limit", "max-connections", "1")
+        self.ctl("set", "user", "limit", "l-u", "max-channels", "1")
+        self.assertEqual(self.js("--vhost", "l-v", "list", "vhost-limits"),
+                         [{"vhost": "l-v", "value": {"max-connections": 1}}])
+        self.assertEqual(self.js("list", "user-limits"),
+                         [{"user": "l-u", "value": {"max-channels": 1}}])
+        conn = self.amqp(user="l-u", password="pw", vhost="l-v")
+        conn.channel()
+        with self.assertRaises(pika.exceptions.ProbableAccessDeniedError):
+            self.amqp(user="l-u", password="pw", vhost="l-v")
+        with self.assertRaises(pika.exceptions.ConnectionClosedByBroker):
+            conn.channel()
+        self.ctl("--vhost", "l-v", "clear", "vhost", "limit", "max-connections")
+        self.ctl("clear", "user", "limit", "l-u", "max-channels")
+        conn = self.amqp(user="l-u", password="pw", vhost="l-v")
+        conn.channel()
+        conn.channel()
+        conn.close()
+        self.ctl("set", "user", "limit", "l-u", "max-channels", "many", rc=2)
+        self.ctl("set", "user", "limit", "l-u", "max-bananas", "1", rc=1)
+        self.ctl("delete", "vhost", "l-v")
+        self.ctl("delete", "user", "l-u")
 
     def test_connections_channels_consumers_close(self):
         conn = self.amqp()
