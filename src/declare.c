@@ -175,6 +175,17 @@ static int queue_equivalent(struct queue *q, const struct queue_decl *d,
 	return queue_args_equivalent(q, d->arguments, err);
 }
 
+/*
+ * Names are C strings inside the broker (and in the definitions file), so
+ * one with a NUL byte cannot be created: it would be stored under one name
+ * and looked up, and removed, under another.
+ */
+static int refuse_nul(const char *what, struct amqp_error *err)
+{
+	return amqp_fail(err, AMQP_PRECONDITION_FAILED,
+	    "%s name contains a NUL byte", what);
+}
+
 int declare_queue(struct vhost *vh, struct bytes name,
     const struct queue_decl *d, struct queue **out, struct amqp_error *err)
 {
@@ -189,6 +200,8 @@ int declare_queue(struct vhost *vh, struct bytes name,
 		*out = q;
 		return 0;
 	}
+	if (memchr(name.ptr, '\0', name.len) != NULL)
+		return refuse_nul("queue", err);
 	qname = bytes_strdup(name);
 	if (!d->restoring && (rc = limits_check_queue(vh, qname, err)) != 0) {
 		free(qname);
@@ -328,6 +341,8 @@ int declare_exchange(struct vhost *vh, struct bytes name,
 		*out = x;
 		return 0;
 	}
+	if (memchr(name.ptr, '\0', name.len) != NULL)
+		return refuse_nul("exchange", err);
 	if (name.len >= 4 && memcmp(name.ptr, "amq.", 4) == 0)
 		return amqp_fail(err, AMQP_ACCESS_REFUSED,
 		    "exchange name '%.*s' contains reserved prefix 'amq.*'",

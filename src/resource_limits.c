@@ -54,8 +54,8 @@ int limits_check_connection(struct conn *c, struct vhost *vh,
 		    vh->name, c->user, (long long)vh->max_connections);
 	if (u && u->max_connections >= 0 && count_open(c->broker, NULL,
 	    c->user, &channels) >= (uint64_t)u->max_connections)
-		return amqp_fail(err, AMQP_NOT_ALLOWED, "Connection refused for "
-		    "user '%s'. User connection limit (%lld) is reached",
+		return amqp_fail(err, AMQP_NOT_ALLOWED, "connection refused for "
+		    "user '%s': user connection limit (%lld) is reached",
 		    c->user, (long long)u->max_connections);
 	return 0;
 }

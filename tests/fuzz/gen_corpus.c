@@ -1,7 +1,9 @@
 /*
  * Writes the seed corpora under a directory (default tests/fuzz/corpus):
  * every AMQP method encoded by the codec, field tables using every type,
- * content headers, frame streams and topic pattern/key scripts.
+ * content headers, frame streams, topic pattern/key scripts and whole
+ * client sessions (fuzz_connection: a chunk-size byte, then the bytes a
+ * client sends, from the protocol header to connection.close).
  *
  *   cc -D_GNU_SOURCE -std=c11 -Iinclude tests/fuzz/gen_corpus.c \
  *	src/method.c src/properties.c src/field_table.c src/wire.c \
@@ -15,6 +17,7 @@
 
 #include "amqp.h"
 #include "field_table.h"
+#include "fuzz_session.h"
 #include "method.h"
 #include "properties.h"
 #include "wire.h"
@@ -298,6 +301,630 @@ static void topics(void)
 		    strlen(scripts[i][1]));
 }
 
+/* ---- fuzz_connection: whole sessions -------------------------------------- */
+
+/* The table in t (one, begun at offset 0) as the codec takes it. */
+static struct bytes raw(const struct wbuf *t)
+{
+	return (struct bytes){ t->p + 4, (uint32_t)(t->len - 4) };
+}
+
+static void ch_open(struct wbuf *b, uint16_t ch)
+{
+	sess_bare(b, ch, AMQP_channel_open);
+}
+
+static void ch_close(struct wbuf *b, uint16_t ch)
+{
+	struct amqp_method m;
+
+	memset(&m, 0, sizeof(m));
+	m.id = AMQP_channel_close;
+	m.a.channel_close.reply_code = AMQP_REPLY_SUCCESS;
+	m.a.channel_close.reply_text = BYTES_LIT("bye");
+	sess_method(b, ch, &m);
+}
+
+static void q_declare(struct wbuf *b, uint16_t ch, const char *name,
+    bool durable, bool exclusive, bool auto_delete, struct bytes args)
+{
+	struct amqp_method m;
+
+	memset(&m, 0, sizeof(m));
+	m.id = AMQP_queue_declare;
+	m.a.queue_declare.queue = bytes_str(name);
+	m.a.queue_declare.durable = durable;
+	m.a.queue_declare.exclusive = exclusive;
+	m.a.queue_declare.auto_delete = auto_delete;
+	m.a.queue_declare.arguments = args;
+	sess_method(b, ch, &m);
+}
+
+static void q_bind(struct wbuf *b, uint16_t ch, const char *q,
+    const char *x, const char *key, struct bytes args)
+{
+	struct amqp_method m;
+
+	memset(&m, 0, sizeof(m));
+	m.id = AMQP_queue_bind;
+	m.a.queue_bind.queue = bytes_str(q);
+	m.a.queue_bind.exchange = bytes_str(x);
+	m.a.queue_bind.routing_key = bytes_str(key);
+	m.a.queue_bind.arguments = args;
+	sess_method(b, ch, &m);
+}
+
+static void x_declare(struct wbuf *b, uint16_t ch, const char *name,
+    const char *type, bool durable, struct bytes args)
+{
+	struct amqp_method m;
+
+	memset(&m, 0, sizeof(m));
+	m.id = AMQP_exchange_declare;
+	m.a.exchange_declare.exchange = bytes_str(name);
+	m.a.exchange_declare.type = bytes_str(type);
+	m.a.exchange_declare.durable = durable;
+	m.a.exchange_declare.arguments = args;
+	sess_method(b, ch, &m);
+}
+
+static void consume(struct wbuf *b, uint16_t ch, const char *q,
+    const char *tag, bool no_ack, struct bytes args)
+{
+	struct amqp_method m;
+
+	memset(&m, 0, sizeof(m));
+	m.id = AMQP_basic_consume;
+	m.a.basic_consume.queue = bytes_str(q);
+	m.a.basic_consume.consumer_tag = bytes_str(tag);
+	m.a.basic_consume.no_ack = no_ack;
+	m.a.basic_consume.arguments = args;
+	sess_method(b, ch, &m);
+}
+
+static void get(struct wbuf *b, uint16_t ch, const char *q, bool no_ack)
+{
+	struct amqp_method m;
+
+	memset(&m, 0, sizeof(m));
+	m.id = AMQP_basic_get;
+	m.a.basic_get.queue = bytes_str(q);
+	m.a.basic_get.no_ack = no_ack;
+	sess_method(b, ch, &m);
+}
+
+/* ack (requeue < 0), nack (requeue 0 or 1) or reject (multiple < 0). */
+static void settle(struct wbuf *b, uint16_t ch, uint64_t tag, int multiple,
+    int requeue)
+{
+	struct amqp_method m;
+
+	memset(&m, 0, sizeof(m));
+	if (multiple < 0) {
+		m.id = AMQP_basic_reject;
+		m.a.basic_reject.delivery_tag = tag;
+		m.a.basic_reject.requeue = requeue > 0;
+	} else if (requeue < 0) {
+		m.id = AMQP_basic_ack;
+		m.a.basic_ack.delivery_tag = tag;
+		m.a.basic_ack.multiple = multiple;
+	} else {
+		m.id = AMQP_basic_nack;
+		m.a.basic_nack.delivery_tag = tag;
+		m.a.basic_nack.multiple = multiple;
+		m.a.basic_nack.requeue = requeue;
+	}
+	sess_method(b, ch, &m);
+}
+
+static void qos(struct wbuf *b, uint16_t ch, uint16_t count, bool global)
+{
+	struct amqp_method m;
+
+	memset(&m, 0, sizeof(m));
+	m.id = AMQP_basic_qos;
+	m.a.basic_qos.prefetch_count = count;
+	m.a.basic_qos.global = global;
+	sess_method(b, ch, &m);
+}
+
+static void hello(struct wbuf *b, uint16_t ch, const char *x, const char *key)
+{
+	sess_publish(b, ch, x, key, false, NULL, "hello", 5);
+}
+
+static const struct bytes no_args = { NULL, 0 };
+
+static void s_publish_get(struct wbuf *b)
+{
+	ch_open(b, 1);
+	q_declare(b, 1, "q1", false, false, false, no_args);
+	hello(b, 1, "", "q1");
+	hello(b, 1, "", "q1");
+	get(b, 1, "q1", false);
+	settle(b, 1, 1, false, -1);
+	get(b, 1, "q1", true);
+	get(b, 1, "q1", false);
+	{
+		struct amqp_method m;
+
+		memset(&m, 0, sizeof(m));
+		m.id = AMQP_queue_delete;
+		m.a.queue_delete.queue = BYTES_LIT("q1");
+		sess_method(b, 1, &m);
+	}
+	ch_close(b, 1);
+}
+
+static void s_consume(struct wbuf *b)
+{
+	struct amqp_method m;
+
+	ch_open(b, 1);
+	q_declare(b, 1, "q2", false, false, true, no_args);
+	qos(b, 1, 2, false);
+	consume(b, 1, "q2", "c1", false, no_args);
+	hello(b, 1, "", "q2");
+	hello(b, 1, "", "q2");
+	hello(b, 1, "", "q2");
+	settle(b, 1, 2, true, -1);		/* ack 1 and 2: 3 comes */
+	settle(b, 1, 3, false, 1);		/* nack, requeue: back as 4 */
+	settle(b, 1, 4, -1, 0);			/* reject, drop */
+	hello(b, 1, "", "q2");
+	memset(&m, 0, sizeof(m));
+	m.id = AMQP_basic_recover;
+	m.a.basic_recover.requeue = true;
+	sess_method(b, 1, &m);
+	memset(&m, 0, sizeof(m));
+	m.id = AMQP_basic_cancel;
+	m.a.basic_cancel.consumer_tag = BYTES_LIT("c1");
+	sess_method(b, 1, &m);
+	ch_close(b, 1);
+}
+
+static void s_confirm_durable(struct wbuf *b)
+{
+	struct basic_properties p;
+
+	memset(&p, 0, sizeof(p));
+	p.flags = PROP_FLAG(PROP_delivery_mode);
+	p.delivery_mode = 2;
+	ch_open(b, 1);
+	sess_bare(b, 1, AMQP_confirm_select);
+	x_declare(b, 1, "dx", "direct", true, no_args);
+	q_declare(b, 1, "dq", true, false, false, no_args);
+	q_bind(b, 1, "dq", "dx", "k", no_args);
+	sess_publish(b, 1, "dx", "k", false, &p, "persistent", 10);
+	sess_publish(b, 1, "dx", "k", false, &p, "persistent", 10);
+	sess_publish(b, 1, "dx", "nowhere", true, &p, "returned", 8);
+	get(b, 1, "dq", false);
+	ch_close(b, 1);
+}
+
+static void s_tx(struct wbuf *b)
+{
+	struct basic_properties p;
+
+	memset(&p, 0, sizeof(p));
+	p.flags = PROP_FLAG(PROP_delivery_mode);
+	p.delivery_mode = 2;
+	ch_open(b, 1);
+	q_declare(b, 1, "tq", true, false, false, no_args);
+	sess_bare(b, 1, AMQP_tx_select);
+	sess_publish(b, 1, "", "tq", false, &p, "one", 3);
+	hello(b, 1, "", "tq");
+	sess_bare(b, 1, AMQP_tx_commit);
+	hello(b, 1, "", "tq");
+	sess_bare(b, 1, AMQP_tx_rollback);
+	get(b, 1, "tq", false);
+	settle(b, 1, 1, false, -1);
+	sess_bare(b, 1, AMQP_tx_commit);
+	ch_close(b, 1);
+}
+
+static void s_exchanges(struct wbuf *b)
+{
+	struct wbuf ae, hb, hp;
+	struct basic_properties p;
+	size_t t;
+
+	wbuf_init(&ae);
+	t = ftw_begin(&ae);
+	ftw_longstr(&ae, "alternate-exchange", "amq.fanout");
+	ftw_end(&ae, t);
+	wbuf_init(&hb);
+	t = ftw_begin(&hb);
+	ftw_longstr(&hb, "x-match", "all");
+	ftw_longstr(&hb, "k", "v");
+	ftw_end(&hb, t);
+	wbuf_init(&hp);
+	t = ftw_begin(&hp);
+	ftw_longstr(&hp, "k", "v");
+	ftw_i64(&hp, "n", 1);
+	ftw_end(&hp, t);
+	memset(&p, 0, sizeof(p));
+	p.flags = PROP_FLAG(PROP_headers);
+	p.headers = raw(&hp);
+
+	ch_open(b, 1);
+	x_declare(b, 1, "t1", "topic", false, raw(&ae));
+	x_declare(b, 1, "f1", "fanout", false, no_args);
+	x_declare(b, 1, "h1", "headers", false, no_args);
+	x_declare(b, 1, "c1", "x-consistent-hash", false, no_args);
+	{
+		struct amqp_method m;
+
+		memset(&m, 0, sizeof(m));
+		m.id = AMQP_exchange_bind;
+		m.a.exchange_bind.destination = BYTES_LIT("f1");
+		m.a.exchange_bind.source = BYTES_LIT("t1");
+		m.a.exchange_bind.routing_key = BYTES_LIT("a.#");
+		sess_method(b, 1, &m);
+	}
+	q_declare(b, 1, "xq", false, true, false, no_args);
+	q_bind(b, 1, "xq", "f1", "", no_args);
+	q_bind(b, 1, "xq", "h1", "", raw(&hb));
+	q_bind(b, 1, "xq", "c1", "3", no_args);
+	q_bind(b, 1, "xq", "t1", "*.c", no_args);
+	hello(b, 1, "t1", "a.b");
+	hello(b, 1, "t1", "b.c");
+	hello(b, 1, "t1", "z");
+	hello(b, 1, "c1", "some key");
+	sess_publish(b, 1, "h1", "", true, &p, "headers", 7);
+	{
+		struct amqp_method m;
+
+		memset(&m, 0, sizeof(m));
+		m.id = AMQP_exchange_unbind;
+		m.a.exchange_unbind.destination = BYTES_LIT("f1");
+		m.a.exchange_unbind.source = BYTES_LIT("t1");
+		m.a.exchange_unbind.routing_key = BYTES_LIT("a.#");
+		sess_method(b, 1, &m);
+		memset(&m, 0, sizeof(m));
+		m.id = AMQP_queue_unbind;
+		m.a.queue_unbind.queue = BYTES_LIT("xq");
+		m.a.queue_unbind.exchange = BYTES_LIT("h1");
+		m.a.queue_unbind.arguments = raw(&hb);
+		sess_method(b, 1, &m);
+		memset(&m, 0, sizeof(m));
+		m.id = AMQP_queue_purge;
+		m.a.queue_purge.queue = BYTES_LIT("xq");
+		sess_method(b, 1, &m);
+		memset(&m, 0, sizeof(m));
+		m.id = AMQP_exchange_delete;
+		m.a.exchange_delete.exchange = BYTES_LIT("t1");
+		m.a.exchange_delete.if_unused = true;
+		sess_method(b, 1, &m);
+	}
+	ch_close(b, 1);
+	wbuf_free(&ae);
+	wbuf_free(&hb);
+	wbuf_free(&hp);
+}
+
+static void s_queue_args(struct wbuf *b)
+{
+	struct wbuf a, d;
+	struct basic_properties p;
+	size_t t;
+
+	wbuf_init(&a);
+	t = ftw_begin(&a);
+	ftw_i64(&a, "x-max-length", 1);
+	ftw_longstr(&a, "x-overflow", "reject-publish-dlx");
+	ftw_longstr(&a, "x-dead-letter-exchange", "");
+	ftw_longstr(&a, "x-dead-letter-routing-key", "dead");
+	ftw_i64(&a, "x-max-priority", 5);
+	ftw_i64(&a, "x-expires", 600000);
+	ftw_end(&a, t);
+	wbuf_init(&d);
+	t = ftw_begin(&d);
+	ftw_i64(&d, "x-message-ttl", 0);
+	ftw_longstr(&d, "x-dead-letter-exchange", "");
+	ftw_longstr(&d, "x-dead-letter-routing-key", "dead");
+	ftw_end(&d, t);
+	memset(&p, 0, sizeof(p));
+	p.flags = PROP_FLAG(PROP_priority) | PROP_FLAG(PROP_expiration) |
+	    PROP_FLAG(PROP_message_id) | PROP_FLAG(PROP_content_type);
+	p.priority = 3;
+	p.expiration = BYTES_LIT("60000");
+	p.message_id = BYTES_LIT("m-1");
+	p.content_type = BYTES_LIT("text/plain");
+
+	ch_open(b, 1);
+	sess_bare(b, 1, AMQP_confirm_select);
+	q_declare(b, 1, "dead", false, false, false, no_args);
+	q_declare(b, 1, "limited", false, false, false, raw(&a));
+	q_declare(b, 1, "ttl0", false, false, false, raw(&d));
+	sess_publish(b, 1, "", "limited", false, &p, "first", 5);
+	sess_publish(b, 1, "", "limited", false, &p, "second", 6);
+	hello(b, 1, "", "ttl0");
+	get(b, 1, "dead", true);		/* delivery tag 1, settled */
+	get(b, 1, "dead", false);		/* tag 2 */
+	settle(b, 1, 2, false, 0);
+	q_declare(b, 1, "limited", false, false, false, no_args); /* 406 */
+	sess_bare(b, 1, AMQP_channel_close_ok);
+	ch_open(b, 1);
+	get(b, 1, "limited", false);
+	ch_close(b, 1);
+	wbuf_free(&a);
+	wbuf_free(&d);
+}
+
+static void s_stream(struct wbuf *b)
+{
+	struct wbuf a, c;
+	size_t t;
+
+	wbuf_init(&a);
+	t = ftw_begin(&a);
+	ftw_longstr(&a, "x-queue-type", "stream");
+	ftw_end(&a, t);
+	wbuf_init(&c);
+	t = ftw_begin(&c);
+	ftw_longstr(&c, "x-stream-offset", "first");
+	ftw_end(&c, t);
+	ch_open(b, 1);
+	q_declare(b, 1, "s1", true, false, false, raw(&a));
+	hello(b, 1, "", "s1");
+	hello(b, 1, "", "s1");
+	hello(b, 1, "", "s1");
+	qos(b, 1, 10, false);
+	consume(b, 1, "s1", "sc", false, raw(&c));
+	settle(b, 1, 1, false, -1);
+	settle(b, 1, 3, true, -1);
+	ch_close(b, 1);
+	wbuf_free(&a);
+	wbuf_free(&c);
+}
+
+static void s_reply_to(struct wbuf *b)
+{
+	struct basic_properties p;
+
+	memset(&p, 0, sizeof(p));
+	p.flags = PROP_FLAG(PROP_reply_to) | PROP_FLAG(PROP_correlation_id);
+	p.reply_to = BYTES_LIT("amq.rabbitmq.reply-to");
+	p.correlation_id = BYTES_LIT("1");
+	ch_open(b, 1);
+	ch_open(b, 2);
+	q_declare(b, 2, "rpc", false, false, true, no_args);
+	consume(b, 1, "amq.rabbitmq.reply-to", "", true, no_args);
+	sess_publish(b, 1, "", "rpc", false, &p, "request", 7);
+	consume(b, 2, "rpc", "server", false, no_args);
+	settle(b, 2, 1, false, -1);
+	ch_close(b, 2);
+	ch_close(b, 1);
+}
+
+static void s_channels(struct wbuf *b)
+{
+	struct amqp_method m;
+
+	ch_open(b, 1);
+	ch_open(b, 2);
+	ch_open(b, 65535);
+	memset(&m, 0, sizeof(m));
+	m.id = AMQP_channel_flow;
+	m.a.channel_flow.active = true;
+	sess_method(b, 2, &m);
+	qos(b, 2, 5, true);
+	memset(&m, 0, sizeof(m));
+	m.id = AMQP_queue_declare;
+	m.a.queue_declare.queue = BYTES_LIT("missing");
+	m.a.queue_declare.passive = true;
+	sess_method(b, 1, &m);		/* 404: the broker closes channel 1 */
+	hello(b, 1, "", "ignored");	/* dropped until close-ok */
+	sess_bare(b, 1, AMQP_channel_close_ok);
+	ch_open(b, 1);
+	q_declare(b, 65535, "", false, true, false, no_args);
+	hello(b, 65535, "", "");
+	get(b, 65535, "", false);
+	memset(&m, 0, sizeof(m));
+	m.id = AMQP_basic_recover_async;
+	m.a.basic_recover_async.requeue = true;
+	sess_method(b, 65535, &m);
+	ch_close(b, 2);
+	ch_open(b, 2);
+	ch_open(b, 2);			/* 504: connection.close, and the
+					 * close-ok never comes */
+}
+
+/* connection.close from the broker (530), answered a read later. */
+static void s_close_ok(struct wbuf *b)
+{
+	for (int i = 0; i < 8; i++)	/* ignored while closing */
+		sess_frame(b, AMQP_FRAME_HEARTBEAT, 0, "", 0);
+	sess_bare(b, 0, AMQP_connection_close_ok);
+}
+
+static void s_big_body(struct wbuf *b)
+{
+	static uint8_t body[9000];
+	struct amqp_method m;
+
+	memset(body, 'x', sizeof(body));
+	ch_open(b, 1);
+	q_declare(b, 1, "big", false, false, false, no_args);
+	memset(&m, 0, sizeof(m));
+	m.id = AMQP_basic_publish;
+	m.a.basic_publish.routing_key = BYTES_LIT("big");
+	sess_method(b, 1, &m);
+	sess_content(b, 1, NULL, body, sizeof(body), 4096);
+	consume(b, 1, "big", "", true, no_args);
+	ch_close(b, 1);
+}
+
+static void s_heartbeats(struct wbuf *b)
+{
+	sess_frame(b, AMQP_FRAME_HEARTBEAT, 0, "", 0);
+	ch_open(b, 1);
+	sess_frame(b, AMQP_FRAME_HEARTBEAT, 0, "", 0);
+	ch_close(b, 1);
+}
+
+/* Hostile: the broker must close cleanly. */
+static void s_bad_frame_end(struct wbuf *b)
+{
+	ch_open(b, 1);
+	sess_frame(b, AMQP_FRAME_HEARTBEAT, 0, "", 0);
+	b->p[b->len - 1] = 0xCD;
+	ch_open(b, 2);
+}
+
+static void s_frame_too_large(struct wbuf *b)
+{
+	wbuf_put_u8(b, AMQP_FRAME_METHOD);
+	wbuf_put_u16(b, 1);
+	wbuf_put_u32(b, 0x7fffffff);
+	wbuf_put_raw(b, "\0\x14\0\x0a", 4);
+}
+
+static void s_content_errors(struct wbuf *b)
+{
+	static const uint8_t junk[] = { 0, 60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5,
+	    0xff, 0xff };
+
+	ch_open(b, 1);
+	sess_frame(b, AMQP_FRAME_BODY, 1, "early", 5);	/* body first */
+	sess_bare(b, 1, AMQP_channel_close_ok);
+	ch_open(b, 1);
+	hello(b, 1, "", "x");
+	sess_frame(b, AMQP_FRAME_HEADER, 1, junk, sizeof(junk));
+	sess_frame(b, AMQP_FRAME_HEADER, 0, junk, sizeof(junk));
+	sess_frame(b, 9, 0, "", 0);			/* unknown type */
+}
+
+static void s_truncated_content(struct wbuf *b)
+{
+	ch_open(b, 1);
+	q_declare(b, 1, "tc", false, false, false, no_args);
+	hello(b, 1, "", "tc");
+	{
+		struct amqp_method m;
+
+		memset(&m, 0, sizeof(m));
+		m.id = AMQP_basic_publish;
+		m.a.basic_publish.routing_key = BYTES_LIT("tc");
+		sess_method(b, 1, &m);
+	}
+	{
+		struct content_header h;
+		struct wbuf p;
+
+		memset(&h, 0, sizeof(h));
+		h.class_id = 60;
+		h.body_size = 100000;
+		wbuf_init(&p);
+		content_header_encode(&p, &h);
+		sess_frame(b, AMQP_FRAME_HEADER, 1, p.p, p.len);
+		wbuf_free(&p);
+	}
+	sess_frame(b, AMQP_FRAME_BODY, 1, "part", 4);
+	/* ... and a frame cut short: the client hangs up mid-message. */
+	wbuf_put_u8(b, AMQP_FRAME_BODY);
+	wbuf_put_u16(b, 1);
+	wbuf_put_u32(b, 1000);
+	wbuf_put_raw(b, "abc", 3);
+}
+
+/* Nothing after the handshake. */
+static void s_nothing(struct wbuf *b)
+{
+	(void)b;
+}
+
+typedef void session_fn(struct wbuf *b);
+
+enum { CLOSE = 1, AMQPLAIN = 2, NOHELLO = 4, V09 = 8, SMALL = 16 };
+
+/* chunk: the first byte (0: whole, N: N bytes at a time). */
+static void session(const char *name, uint8_t chunk, unsigned flags,
+    const char *vhost, session_fn *fn)
+{
+	struct wbuf b;
+	struct amqp_method m;
+
+	wbuf_init(&b);
+	wbuf_put_u8(&b, chunk);
+	if (!(flags & NOHELLO)) {
+		sess_handshake(&b, flags & AMQPLAIN, flags & SMALL ?
+		    AMQP_FRAME_MIN_SIZE : SESS_FRAME_MAX, 0, vhost);
+		if (flags & V09)
+			memcpy(b.p + 1, AMQP_PROTOCOL_HEADER_0_9, 8);
+	}
+	fn(&b);
+	if (flags & CLOSE) {
+		memset(&m, 0, sizeof(m));
+		m.id = AMQP_connection_close;
+		m.a.connection_close.reply_code = AMQP_REPLY_SUCCESS;
+		m.a.connection_close.reply_text = BYTES_LIT("done");
+		sess_method(&b, 0, &m);
+	}
+	emit("fuzz_connection", name, b.p, b.len);
+	wbuf_free(&b);
+}
+
+static void raw_seed(const char *name, const void *p, size_t n)
+{
+	emit("fuzz_connection", name, p, n);
+}
+
+static void connections(void)
+{
+	session("handshake-close", 0, CLOSE, "/", s_nothing);
+	session("handshake-amqplain-0-9", 0, CLOSE | AMQPLAIN | V09, "/",
+	    s_heartbeats);
+	session("handshake-chunk-1", 1, CLOSE, "/", s_heartbeats);
+	session("unknown-vhost", 0, 0, "nope", s_nothing);
+	session("unknown-vhost-close-ok-chunk-64", 64, 0, "nope", s_close_ok);
+	session("publish-get", 0, CLOSE, "/", s_publish_get);
+	session("publish-get-chunk-3", 3, CLOSE, "/", s_publish_get);
+	session("publish-get-chunk-100", 100, CLOSE, "/", s_publish_get);
+	session("consume-ack", 0, CLOSE, "/", s_consume);
+	session("consume-ack-chunk-7", 7, CLOSE, "/", s_consume);
+	session("confirm-durable", 0, CLOSE, "/", s_confirm_durable);
+	session("confirm-durable-chunk-64", 64, CLOSE, "/", s_confirm_durable);
+	session("tx", 0, CLOSE, "/", s_tx);
+	session("tx-chunk-29", 29, CLOSE, "/", s_tx);
+	session("exchanges", 0, CLOSE, "/", s_exchanges);
+	session("queue-args", 0, CLOSE, "/", s_queue_args);
+	session("queue-args-chunk-64", 64, CLOSE, "/", s_queue_args);
+	session("stream", 0, CLOSE, "/", s_stream);
+	session("stream-chunk-64", 64, CLOSE, "/", s_stream);
+	session("reply-to", 0, CLOSE, "/", s_reply_to);
+	session("reply-to-chunk-64", 64, CLOSE, "/", s_reply_to);
+	session("channels", 0, 0, "/", s_channels);
+	session("channels-chunk-40", 40, 0, "/", s_channels);
+	session("big-body-frame-max-4096", 0, CLOSE | SMALL, "/", s_big_body);
+	session("big-body-chunk-255", 255, CLOSE | SMALL, "/", s_big_body);
+	session("no-close", 0, 0, "/", s_consume);
+	session("bad-frame-end", 0, 0, "/", s_bad_frame_end);
+	session("frame-too-large", 0, 0, "/", s_frame_too_large);
+	session("content-errors", 0, 0, "/", s_content_errors);
+	session("truncated-content", 5, 0, "/", s_truncated_content);
+	raw_seed("bad-protocol-header", "\0AMQP\0\0\x08\0", 9);
+	raw_seed("http-request", "\0GET / HTTP/1.1\r\nHost: x\r\n\r\n", 28);
+	raw_seed("empty-stream", "\0", 1);
+	/* start-ok with a wrong password: 403, then close-ok unanswered. */
+	{
+		struct wbuf b;
+		struct amqp_method m;
+
+		wbuf_init(&b);
+		wbuf_put_u8(&b, 0);
+		wbuf_put_raw(&b, AMQP_PROTOCOL_HEADER, 8);
+		memset(&m, 0, sizeof(m));
+		m.id = AMQP_connection_start_ok;
+		m.a.connection_start_ok.mechanism = BYTES_LIT("PLAIN");
+		m.a.connection_start_ok.response = BYTES_LIT("\0guest\0wrong");
+		m.a.connection_start_ok.locale = BYTES_LIT("en_US");
+		sess_method(&b, 0, &m);
+		emit("fuzz_connection", "wrong-password", b.p, b.len);
+		wbuf_free(&b);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct wbuf none, all;
@@ -324,6 +951,7 @@ int main(int argc, char **argv)
 	content_headers(&none, &all);
 	frames(&none, &all);
 	topics();
+	connections();
 	wbuf_free(&none);
 	wbuf_free(&all);
 	wbuf_free(&tables);

@@ -105,7 +105,7 @@ class LimitsCase(PikaTestCase):
         self.assertEqual(self.api.ok("GET", "/user-limits/guest"),
                          [{"user": "guest", "value": {"max-connections": 1}}])
         self.connect()
-        self.refused_open("Connection refused for user 'guest'. User "
+        self.refused_open("connection refused for user 'guest': user "
                           "connection limit (1) is reached")
 
     def test_user_max_channels(self):

@@ -112,8 +112,8 @@ static struct bytes raw(const struct wbuf *w)
 static struct queue *mkqueue(struct broker *b, const char *name,
     bool durable, bool exclusive, struct bytes args)
 {
-	struct queue_decl d = { durable, exclusive, false, exclusive ? 7 : 0,
-	    0, args };
+	struct queue_decl d = { .durable = durable, .exclusive = exclusive,
+	    .owner_conn = exclusive ? 7 : 0, .arguments = args };
 	struct amqp_error err = { 0 };
 	struct queue *q = NULL;
 
