@@ -73,6 +73,16 @@ struct vhost *mgmt_vhost(struct mgmt_req *q, int i);
 struct vhost **mgmt_visible_vhosts(struct mgmt_req *q, size_t *n);
 /* Whether q's user may see vh (monitoring and administrators: all). */
 bool mgmt_may_see(const struct mgmt_req *q, const struct vhost *vh);
+/*
+ * Whether q's user may do `what` to the queue (or exchange; "" is
+ * amq.default) called name in vh, by its permissions there as over AMQP
+ * (tags give no exemption: an administrator without permissions on a vhost
+ * may list it but not change it, as in RabbitMQ).  When not, the refusal
+ * is logged and 401 {"error": "not_authorised", "reason": "Access
+ * refused."} sent, unless quiet (the caller words it).
+ */
+bool mgmt_permitted(struct mgmt_req *q, const struct vhost *vh, int what,
+    bool queue, const char *name, bool quiet);
 /* "warren@HOST", where RabbitMQ says "rabbit@HOST". */
 const char *mgmt_node_name(void);
 /* An exchange named in a path ("amq.default" is the default exchange). */

@@ -328,6 +328,23 @@ static const struct user *authenticate(struct broker *b, const char *header)
 	return u;
 }
 
+bool mgmt_permitted(struct mgmt_req *q, const struct vhost *vh, int what,
+    bool queue, const char *name, bool quiet)
+{
+	static const char *const verbs[] = { "configure", "write", "read" };
+	const char *res = !queue && *name == '\0' ? "amq.default" : name;
+
+	if (userdb_permitted(q->b->users, q->user->name, vh->name,
+	    (enum access)what, res))
+		return true;
+	log_warning("management API: user '%s' refused %s access to %s '%s' "
+	    "in vhost '%s'", q->user->name, verbs[what], queue ? "queue" :
+	    "exchange", res, vh->name);
+	if (!quiet)
+		mgmt_error(q, 401, "not_authorised", "Access refused.");
+	return false;
+}
+
 static bool allowed(const struct user *u, enum mgmt_access need)
 {
 	bool admin = user_has_tag(u, "administrator");

@@ -330,6 +330,7 @@ void mgmt_vhost_one(struct mgmt_req *q)
 {
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(q->r);
 	struct vhost *vh = broker_find_vhost(q->b, bytes_str(q->seg[1]));
+	char err[256];
 
 	if (cmd != EVHTTP_REQ_GET && !user_has_tag(q->user, "administrator")) {
 		mgmt_error(q, 401, "not_authorized", "Not administrator user");
@@ -347,6 +348,11 @@ void mgmt_vhost_one(struct mgmt_req *q)
 			return;
 		}
 		broker_add_vhost(q->b, q->seg[1]);
+		/* As RabbitMQ's API: its creator may use the new vhost. */
+		if (userdb_set_permissions(q->b->users, q->user->name,
+		    q->seg[1], ".*", ".*", ".*", err, sizeof(err)) != 0)
+			log_warning("new vhost '%s': %s", q->seg[1], err);
+		broker_durable_changed(q->b);
 		mgmt_reply(q, 201, NULL);
 		return;
 	case EVHTTP_REQ_DELETE:

@@ -22,6 +22,7 @@
 #include "operations.h"
 #include "queue.h"
 #include "strmap.h"
+#include "users.h"
 #include "vhost.h"
 
 /* Which bindings a listing wants: NULL fields match anything. */
@@ -159,6 +160,15 @@ void mgmt_object_bindings(struct mgmt_req *q)
 	mgmt_reply(q, HTTP_OK, list);
 }
 
+/* Write on the destination, then read on the source, as queue.bind. */
+static bool may_bind(struct mgmt_req *q, struct vhost *vh,
+    const struct binding_filter *f)
+{
+	return mgmt_permitted(q, vh, ACCESS_WRITE, f->kind == DEST_QUEUE,
+	    f->dest, false) &&
+	    mgmt_permitted(q, vh, ACCESS_READ, false, f->source, false);
+}
+
 /* /api/bindings/{vhost}/e/{source}/{q|e}/{dest}[/{props}] */
 static bool between(struct mgmt_req *q, struct vhost **vh,
     struct binding_filter *f)
@@ -217,7 +227,8 @@ void mgmt_bindings_between(struct mgmt_req *q)
 	if (!between(q, &vh, &f))
 		return;
 	if (evhttp_request_get_command(q->r) == EVHTTP_REQ_POST) {
-		add_binding(q, vh, &f);
+		if (may_bind(q, vh, &f))
+			add_binding(q, vh, &f);
 		return;
 	}
 	list = json_array();
@@ -260,6 +271,8 @@ void mgmt_binding(struct mgmt_req *q)
 		    found->args, found->args_len));
 		return;
 	}
+	if (!may_bind(q, vh, &f))
+		return;
 	if (op_bind(vh, false, found->kind, bytes_str(f.dest),
 	    bytes_str(f.source), (struct bytes){ (const uint8_t *)found->key,
 	    found->key_len }, (struct bytes){ found->args, found->args_len },

@@ -26,6 +26,7 @@
 #include "operations.h"
 #include "properties.h"
 #include "queue.h"
+#include "users.h"
 #include "vhost.h"
 
 #define MAX_GET 10000
@@ -174,6 +175,16 @@ void mgmt_publish(struct mgmt_req *q)
 
 	if (vh == NULL)
 		return;
+	/* RabbitMQ words this one as the AMQP refusal, in a 400. */
+	if (!mgmt_permitted(q, vh, ACCESS_WRITE, false,
+	    (const char *)xname.ptr, true)) {
+		snprintf(why, sizeof(why), "403 ACCESS_REFUSED - access to "
+		    "exchange '%s' in vhost '%s' refused for user '%s'",
+		    xname.len ? (const char *)xname.ptr : "amq.default",
+		    vh->name, q->user->name);
+		mgmt_error(q, HTTP_BADREQUEST, "bad_request", why);
+		return;
+	}
 	if (op_find_exchange(vh, xname, &x, &err)) {
 		mgmt_amqp_error(q, &err);
 		return;
@@ -263,9 +274,18 @@ void mgmt_get(struct mgmt_req *q)
 	struct queue_entry *taken;
 	struct queue *qu;
 	size_t n = 0;
+	char why[400];
 
 	if (vh == NULL)
 		return;
+	/* Before the queue's existence, as over AMQP (RabbitMQ's text). */
+	if (!mgmt_permitted(q, vh, ACCESS_READ, true, q->seg[2], true)) {
+		snprintf(why, sizeof(why), "ACCESS_REFUSED - access to queue "
+		    "'%s' in vhost '%s' refused for user '%s'", q->seg[2],
+		    vh->name, q->user->name);
+		mgmt_error(q, 401, "not_authorised", why);
+		return;
+	}
 	if (op_find_queue(vh, bytes_str(q->seg[2]), OP_ADMIN, &qu, &err)) {
 		mgmt_amqp_error(q, &err);
 		return;

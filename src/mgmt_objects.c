@@ -25,6 +25,7 @@
 #include "operations.h"
 #include "queue.h"
 #include "strmap.h"
+#include "users.h"
 #include "vhost.h"
 
 #ifndef PACKAGE_VERSION
@@ -440,9 +441,15 @@ void mgmt_queue(struct mgmt_req *q)
 	qu = vhost_find_queue(vh, name);
 	switch (evhttp_request_get_command(q->r)) {
 	case EVHTTP_REQ_PUT:
-		put_queue(q, vh, qu != NULL);
+		if (mgmt_permitted(q, vh, ACCESS_CONFIGURE, true, q->seg[2],
+		    false))
+			put_queue(q, vh, qu != NULL);
 		return;
 	case EVHTTP_REQ_DELETE:
+		/* RabbitMQ: a missing queue is 404 before permissions. */
+		if (qu != NULL && !mgmt_permitted(q, vh, ACCESS_CONFIGURE, true,
+		    q->seg[2], false))
+			return;
 		if (op_delete_queue(vh, name, query_true(q, "if-unused"),
 		    query_true(q, "if-empty"), OP_ADMIN, true, &count, &err))
 			mgmt_amqp_error(q, &err);
@@ -464,6 +471,9 @@ void mgmt_queue_contents(struct mgmt_req *q)
 	uint32_t count;
 
 	if (vh == NULL)
+		return;
+	if (vhost_find_queue(vh, bytes_str(q->seg[2])) != NULL &&
+	    !mgmt_permitted(q, vh, ACCESS_READ, true, q->seg[2], false))
 		return;
 	if (op_purge_queue(vh, bytes_str(q->seg[2]), OP_ADMIN, &count, &err))
 		mgmt_amqp_error(q, &err);
@@ -536,9 +546,14 @@ void mgmt_exchange(struct mgmt_req *q)
 	x = vhost_find_exchange(vh, name);
 	switch (evhttp_request_get_command(q->r)) {
 	case EVHTTP_REQ_PUT:
-		put_exchange(q, vh, x != NULL);
+		if (mgmt_permitted(q, vh, ACCESS_CONFIGURE, false,
+		    (const char *)name.ptr, false))
+			put_exchange(q, vh, x != NULL);
 		return;
 	case EVHTTP_REQ_DELETE:
+		if (x != NULL && !mgmt_permitted(q, vh, ACCESS_CONFIGURE,
+		    false, (const char *)name.ptr, false))
+			return;
 		if (op_delete_exchange(vh, name, query_true(q, "if-unused"),
 		    true, &err))
 			mgmt_amqp_error(q, &err);

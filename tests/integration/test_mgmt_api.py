@@ -175,13 +175,15 @@ class MgmtApi(BrokerTestCase):
         status, _, _ = api("PUT", "/vhosts/v1")
         self.assertEqual(status, 204)
         self.assertIn("v1", [v["name"] for v in api.ok("GET", "/vhosts")])
-        # No permissions yet: 530 at connection.open.
+        # Its creator got every permission on it, as in RabbitMQ; without
+        # them, 530 at connection.open.
+        self.assertEqual(api.ok("GET", "/permissions/v1/guest")["configure"], ".*")
+        api.ok("DELETE", "/permissions/v1/guest")
         with self.assertRaises(pika.exceptions.ProbableAccessDeniedError):
             self.amqp(vhost="v1")
         status, _, _ = api("PUT", "/permissions/v1/guest",
                            {"configure": ".*", "write": ".*", "read": ".*"})
         self.assertEqual(status, 201)
-        self.assertEqual(api.ok("GET", "/permissions/v1/guest")["configure"], ".*")
         conn = self.amqp(vhost="v1")
         conn.channel().queue_declare("in-v1")
         self.assertEqual([q["name"] for q in api.ok("GET", "/queues/v1")], ["in-v1"])

@@ -23,7 +23,8 @@ import urllib.request
 import pika
 import pika.exceptions
 
-from harness import BrokerTestCase, main
+from harness import BrokerTestCase, main, skip_if_external
+from test_mgmt_api import Api
 
 ACCESS_REFUSED = 403
 NOT_FOUND = 404
@@ -185,6 +186,87 @@ class PermissionTest(BrokerTestCase):
         self.assertIsNotNone(self.broker.wait_for_log(
             lambda l: "user 'limited' refused configure access to queue 'other-q'" in l,
             since=mark))
+
+
+class MgmtPermissionTest(BrokerTestCase):
+    """The management API applies the same rules, with RabbitMQ 3.10.8's
+    replies (probed): a refused declare, delete, purge or binding is 401
+    {"error": "not_authorised", "reason": "Access refused."}; a refused
+    publish a 400 carrying the AMQP refusal; a refused get a 401 with it.
+    Tags give no exemption: an administrator without permissions on a vhost
+    may not change things in it."""
+
+    @classmethod
+    def setUpClass(cls):
+        skip_if_external("uses warrend's management API")
+        super().setUpClass()
+        if cls._skip_reason:
+            return
+        cls.admin = Api(cls.broker)
+        cls.admin.ok("PUT", "/users/mlim", {"password": "pw", "tags": "management"})
+        cls.admin.ok("PUT", "/permissions/%2F/mlim", {
+            "configure": "^(cfg-.*)$", "write": "^(w-.*|amq\\.default)$",
+            "read": "^(r-.*)$"})
+        for q in ("cfg-q", "w-q", "r-q", "other-q"):
+            cls.admin.ok("PUT", "/queues/%2F/" + q, {})
+        for x in ("r-x", "other-x"):
+            cls.admin.ok("PUT", "/exchanges/%2F/" + x, {"type": "direct"})
+        cls.api = Api(cls.broker, "mlim", "pw")
+
+    def assertRefused(self, method, path, body=None):
+        status, reply, _ = self.api(method, path, body)
+        self.assertEqual((status, reply),
+                         (401, {"error": "not_authorised", "reason": "Access refused."}))
+
+    def test_declare_and_delete_need_configure(self):
+        self.api.ok("PUT", "/queues/%2F/cfg-new", {})
+        self.assertRefused("PUT", "/queues/%2F/other-new", {})
+        self.assertEqual(self.admin("GET", "/queues/%2F/other-new")[0], 404)
+        self.assertRefused("DELETE", "/queues/%2F/other-q")
+        self.assertEqual(self.admin("GET", "/queues/%2F/other-q")[0], 200)
+        self.assertRefused("PUT", "/exchanges/%2F/other-xnew", {"type": "fanout"})
+        self.assertRefused("DELETE", "/exchanges/%2F/other-x")
+        self.api.ok("DELETE", "/queues/%2F/cfg-new")
+        # A missing object is a 404 first, as in RabbitMQ.
+        self.assertEqual(self.api("DELETE", "/queues/%2F/other-missing")[0], 404)
+
+    def test_purge_and_get_need_read(self):
+        self.api.ok("DELETE", "/queues/%2F/r-q/contents")
+        self.assertRefused("DELETE", "/queues/%2F/w-q/contents")
+        body = {"count": 1, "ackmode": "ack_requeue_true", "encoding": "auto"}
+        self.assertEqual(self.api.ok("POST", "/queues/%2F/r-q/get", body), [])
+        status, reply, _ = self.api("POST", "/queues/%2F/w-q/get", body)
+        self.assertEqual((status, reply), (401, {
+            "error": "not_authorised", "reason": "ACCESS_REFUSED - access to "
+            "queue 'w-q' in vhost '/' refused for user 'mlim'"}))
+
+    def test_publish_needs_write(self):
+        body = {"properties": {}, "routing_key": "w-q", "payload": "p",
+                "payload_encoding": "string"}
+        self.assertEqual(self.api.ok("POST", "/exchanges/%2F/amq.default/publish",
+                                     body), {"routed": True})
+        status, reply, _ = self.api("POST", "/exchanges/%2F/other-x/publish", body)
+        self.assertEqual((status, reply), (400, {
+            "error": "bad_request", "reason": "403 ACCESS_REFUSED - access to "
+            "exchange 'other-x' in vhost '/' refused for user 'mlim'"}))
+        self.admin.ok("DELETE", "/queues/%2F/w-q/contents")
+
+    def test_bindings_need_write_on_destination_and_read_on_source(self):
+        self.api.ok("POST", "/bindings/%2F/e/r-x/q/w-q", {"routing_key": "k"})
+        self.assertRefused("POST", "/bindings/%2F/e/r-x/q/other-q", {"routing_key": "k"})
+        self.assertRefused("POST", "/bindings/%2F/e/other-x/q/w-q", {"routing_key": "k"})
+        self.admin.ok("POST", "/bindings/%2F/e/other-x/q/w-q", {"routing_key": "k2"})
+        self.assertRefused("DELETE", "/bindings/%2F/e/other-x/q/w-q/k2")
+        self.api.ok("DELETE", "/bindings/%2F/e/r-x/q/w-q/k")
+
+    def test_administrator_needs_permissions_too(self):
+        self.admin.ok("PUT", "/vhosts/noperm")
+        self.admin.ok("DELETE", "/permissions/noperm/guest")
+        status, reply, _ = self.admin("PUT", "/queues/noperm/q", {})
+        self.assertEqual(status, 401, reply)
+        # Listing is still allowed.
+        self.assertEqual(self.admin.ok("GET", "/queues/noperm"), [])
+        self.admin.ok("DELETE", "/vhosts/noperm")
 
 
 if __name__ == "__main__":
