@@ -248,6 +248,13 @@ int chan_find_queue(struct channel *ch, struct bytes name, enum access what,
 int chan_check_access(struct channel *ch, enum access what, bool queue,
     struct bytes name, struct amqp_error *err);
 /* The same for a publish to exchange name, cached for repeated ones. */
+/*
+ * Topic permissions: when x is a topic exchange, whether ch's user may
+ * publish (ACCESS_WRITE) or bind (ACCESS_READ) with key on it; 403 naming
+ * the topic otherwise.
+ */
+int chan_check_topic(struct channel *ch, const struct exchange *x,
+    enum access what, struct bytes key, struct amqp_error *err);
 int chan_check_publish(struct channel *ch, struct bytes name,
     struct amqp_error *err);
 

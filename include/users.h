@@ -53,6 +53,8 @@ struct permission {
 struct topic_permission {
 	char *user, *vhost, *exchange;
 	char *write, *read;		/* regular expressions on routing keys */
+	regex_t *compiled[2];		/* write, read ({username} and {vhost}
+					 * expanded), made on first use */
 };
 
 struct user_db {
@@ -121,6 +123,15 @@ const struct permission *userdb_permissions(const struct user_db *db,
 int userdb_set_topic_permissions(struct user_db *db, const char *user,
     const char *vhost, const char *exchange, const char *write,
     const char *read, char *err, size_t errlen);
+/*
+ * RabbitMQ's topic permissions: whether user may publish (ACCESS_WRITE) or
+ * bind (ACCESS_READ) with routing key `key` on the topic exchange called
+ * exchange in vhost.  True when the user has no topic permission for that
+ * exchange.
+ */
+bool userdb_topic_permitted(struct user_db *db, const char *user,
+    const char *vhost, const char *exchange, enum access what,
+    const char *key);
 /* Any of user, vhost, exchange NULL: any; true if one was cleared. */
 bool userdb_clear_topic_permissions(struct user_db *db, const char *user,
     const char *vhost, const char *exchange);

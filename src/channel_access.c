@@ -13,6 +13,7 @@
 #include "broker.h"
 #include "channel.h"
 #include "connection.h"
+#include "exchange.h"
 #include "log.h"
 #include "users.h"
 #include "vhost.h"
@@ -41,6 +42,26 @@ int chan_check_access(struct channel *ch, enum access what, bool queue,
 	return amqp_fail(err, AMQP_ACCESS_REFUSED,
 	    "access to %s '%s' in vhost '%s' refused for user '%s'",
 	    queue ? "queue" : "exchange", res, c->vh->name, c->user);
+}
+
+int chan_check_topic(struct channel *ch, const struct exchange *x,
+    enum access what, struct bytes key, struct amqp_error *err)
+{
+	struct conn *c = ch->conn;
+	struct user_db *db = c->broker->users;
+	char k[256];
+
+	if (x == NULL || x->type != &exchange_topic || db->n_topic_perms == 0)
+		return 0;
+	snprintf(k, sizeof(k), "%.*s", BYTES_ARG(key));
+	if (userdb_topic_permitted(db, c->user, c->vh->name, x->name, what, k))
+		return 0;
+	log_warning("conn %llu: user '%s' refused %s access to topic '%s' in "
+	    "exchange '%s' in vhost '%s'", (unsigned long long)c->id, c->user,
+	    access_names[what], k, x->name, c->vh->name);
+	return amqp_fail(err, AMQP_ACCESS_REFUSED, "access to topic '%s' in "
+	    "exchange '%s' in vhost '%s' refused for user '%s'", k, x->name,
+	    c->vh->name, c->user);
 }
 
 int chan_check_publish(struct channel *ch, struct bytes name,

@@ -235,6 +235,10 @@ int chan_basic_publish(struct channel *ch, const struct amqp_method *m,
 	}
 	if ((rc = chan_check_publish(ch, a->exchange, err)) != 0)
 		return rc;
+	if (ch->conn->broker->users->n_topic_perms > 0 &&
+	    (rc = chan_check_topic(ch, vhost_find_exchange(ch->conn->vh,
+	    a->exchange), ACCESS_WRITE, a->routing_key, err)) != 0)
+		return rc;
 	memcpy(ch->publish_exchange, a->exchange.ptr, a->exchange.len);
 	ch->publish_exchange_len = (uint8_t)a->exchange.len;
 	memcpy(ch->publish_rkey, a->routing_key.ptr, a->routing_key.len);

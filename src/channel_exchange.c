@@ -98,6 +98,9 @@ static int do_binding(struct channel *ch, bool bind, enum binding_dest kind,
 	    (rc = chan_check_access(ch, ACCESS_READ, false, source_name,
 	    err)) != 0)
 		return rc;
+	if ((rc = chan_check_topic(ch, vhost_find_exchange(ch->conn->vh,
+	    source_name), ACCESS_READ, key, err)) != 0)
+		return rc;
 	return op_bind(ch->conn->vh, bind, kind, dest_name, source_name, key,
 	    args, ch->conn->id, false, err);
 }

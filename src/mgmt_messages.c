@@ -18,6 +18,7 @@
 
 #include "amqp_error.h"
 #include "definitions.h"
+#include "broker.h"
 #include "exchange.h"
 #include "log.h"
 #include "message.h"
@@ -196,6 +197,14 @@ void mgmt_publish(struct mgmt_req *q)
 	}
 	if (q->body == NULL || !mgmt_body_str(q, "routing_key", NULL, &key))
 		return;
+	if (x->type == &exchange_topic && !userdb_topic_permitted(q->b->users,
+	    q->user->name, vh->name, x->name, ACCESS_WRITE, key)) {
+		snprintf(why, sizeof(why), "403 ACCESS_REFUSED - access to topic "
+		    "'%s' in exchange '%s' in vhost '%s' refused for user '%s'",
+		    key, x->name, vh->name, q->user->name);
+		mgmt_error(q, HTTP_BADREQUEST, "bad_request", why);
+		return;
+	}
 	if (!payload_bytes(q->body, &payload, &len)) {
 		mgmt_error(q, HTTP_BADREQUEST, "bad_request", "'payload' must "
 		    "be a string, with payload_encoding string or base64");

@@ -90,6 +90,11 @@ static void permission_free(struct permission *p)
 
 static void topic_permission_free(struct topic_permission *p)
 {
+	for (int i = 0; i < 2; i++)
+		if (p->compiled[i]) {
+			regfree(p->compiled[i]);
+			free(p->compiled[i]);
+		}
 	free(p->user);
 	free(p->vhost);
 	free(p->exchange);
@@ -472,15 +477,48 @@ const struct permission *userdb_permissions(const struct user_db *db,
 	return find_perm(db, user, vhost);
 }
 
+/* re with RabbitMQ's variables {username} and {vhost} replaced. */
+static char *expand_variables(const char *re, const char *user,
+    const char *vhost)
+{
+	size_t cap = strlen(re) + 1, len = 0;
+	char *out = xmalloc(cap);
+
+	while (*re) {
+		const char *value = NULL;
+		size_t skip = 1, n;
+
+		if (strncmp(re, "{username}", 10) == 0)
+			value = user, skip = 10;
+		else if (strncmp(re, "{vhost}", 7) == 0)
+			value = vhost, skip = 7;
+		n = value ? strlen(value) : 1;
+		if (len + n + 1 > cap) {
+			cap = 2 * (len + n + 1);
+			out = xrealloc(out, cap);
+		}
+		memcpy(out + len, value ? value : re, n);
+		len += n;
+		re += skip;
+	}
+	out[len] = '\0';
+	return out;
+}
+
 int userdb_set_topic_permissions(struct user_db *db, const char *user,
     const char *vhost, const char *exchange, const char *write,
     const char *read, char *err, size_t errlen)
 {
 	struct topic_permission *p;
 
-	if (!user_known(db, user, err, errlen) ||
-	    !regex_ok("write", write, err, errlen) ||
-	    !regex_ok("read", read, err, errlen))
+	char *w = expand_variables(write, user, vhost);
+	char *r = expand_variables(read, user, vhost);
+	bool ok = user_known(db, user, err, errlen) &&
+	    regex_ok("write", w, err, errlen) && regex_ok("read", r, err, errlen);
+
+	free(w);
+	free(r);
+	if (!ok)
 		return -1;
 	userdb_clear_topic_permissions(db, user, vhost, exchange);
 	if (db->n_topic_perms == db->cap_topic_perms) {
@@ -495,7 +533,41 @@ int userdb_set_topic_permissions(struct user_db *db, const char *user,
 	p->exchange = xstrdup(exchange);
 	p->write = xstrdup(write);
 	p->read = xstrdup(read);
+	p->compiled[0] = p->compiled[1] = NULL;
 	return 0;
+}
+
+bool userdb_topic_permitted(struct user_db *db, const char *user,
+    const char *vhost, const char *exchange, enum access what,
+    const char *key)
+{
+	int i = what == ACCESS_WRITE ? 0 : 1;
+
+	for (uint32_t n = 0; n < db->n_topic_perms; n++) {
+		struct topic_permission *p = &db->topic_perms[n];
+		const char *re = i == 0 ? p->write : p->read;
+		char *expanded;
+
+		if (strcmp(p->user, user) != 0 || strcmp(p->vhost, vhost) != 0 ||
+		    strcmp(p->exchange, exchange) != 0)
+			continue;
+		if (*re == '\0')
+			return *key == '\0';
+		if (p->compiled[i] == NULL) {
+			expanded = expand_variables(re, user, vhost);
+			p->compiled[i] = xmalloc(sizeof(regex_t));
+			/* A name can make a checked expression invalid
+			 * ("{username}" of "a(b"): then nothing matches. */
+			if (regcomp(p->compiled[i], expanded,
+			    REG_EXTENDED | REG_NOSUB) != 0 &&
+			    regcomp(p->compiled[i], "$^.", REG_EXTENDED |
+			    REG_NOSUB) != 0)
+				fatalx("cannot compile a regular expression");
+			free(expanded);
+		}
+		return regexec(p->compiled[i], key, 0, NULL, 0) == 0;
+	}
+	return true;
 }
 
 bool userdb_clear_topic_permissions(struct user_db *db, const char *user,

@@ -269,5 +269,89 @@ class MgmtPermissionTest(BrokerTestCase):
         self.admin.ok("DELETE", "/vhosts/noperm")
 
 
+class TopicPermissionTest(BrokerTestCase):
+    """Topic permissions, as RabbitMQ 3.10.8 applies them (probed): on
+    topic exchanges only, write on the routing key of a publish, read on the
+    binding key of queue.bind / exchange.bind from the exchange; an exchange
+    without a topic permission allows everything; {username} and {vhost}
+    are expanded.  A refusal closes the channel with 403 "access to topic
+    'K' in exchange 'X' in vhost '/' refused for user 'U'"."""
+
+    @classmethod
+    def setUpClass(cls):
+        skip_if_external("sets topic permissions through warrend's API")
+        super().setUpClass()
+        if cls._skip_reason:
+            return
+        admin = Api(cls.broker)
+        admin.ok("PUT", "/users/tp", {"password": "pw", "tags": ""})
+        admin.ok("PUT", "/permissions/%2F/tp",
+                 {"configure": ".*", "write": ".*", "read": ".*"})
+        admin.ok("PUT", "/topic-permissions/%2F/tp",
+                 {"exchange": "amq.topic", "write": "^(a|{username})\\.",
+                  "read": "^r\\."})
+        admin.ok("PUT", "/topic-permissions/%2F/tp",
+                 {"exchange": "amq.direct", "write": "^never$", "read": "^never$"})
+        conn = pika.BlockingConnection(cls.broker.params(user="tp", password="pw"))
+        ch = conn.channel()
+        ch.queue_declare("tp-q")
+        ch.exchange_declare("tp-free", "topic")
+        ch.exchange_declare("tp-dest", "fanout")
+        conn.close()
+
+    def channel(self):
+        conn = pika.BlockingConnection(self.broker.params(user="tp", password="pw"))
+        self.addCleanup(lambda: conn.is_open and conn.close())
+        return conn.channel()
+
+    def refused(self, op, key, exchange="amq.topic"):
+        ch = self.channel()
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+            op(ch)
+            ch.queue_declare("tp-q", passive=True)
+        self.assertEqual(cm.exception.reply_code, ACCESS_REFUSED)
+        self.assertEqual(cm.exception.reply_text,
+                         "ACCESS_REFUSED - access to topic '%s' in exchange '%s' in "
+                         "vhost '/' refused for user 'tp'" % (key, exchange))
+
+    def allowed(self, op):
+        ch = self.channel()
+        op(ch)
+        ch.queue_declare("tp-q", passive=True)
+
+    def test_publish_checks_write_on_the_routing_key(self):
+        self.allowed(lambda ch: ch.basic_publish("amq.topic", "a.x", b"m"))
+        self.allowed(lambda ch: ch.basic_publish("amq.topic", "tp.x", b"m"))  # {username}
+        self.refused(lambda ch: ch.basic_publish("amq.topic", "b.x", b"m"), "b.x")
+        # Other exchanges: a topic one without topic permissions, and a
+        # direct one (never checked), allow any key.
+        self.allowed(lambda ch: ch.basic_publish("tp-free", "b.x", b"m"))
+        self.allowed(lambda ch: ch.basic_publish("amq.direct", "b.x", b"m"))
+
+    def test_bind_checks_read_on_the_binding_key(self):
+        self.allowed(lambda ch: ch.queue_bind("tp-q", "amq.topic", "r.x"))
+        self.allowed(lambda ch: ch.queue_unbind("tp-q", "amq.topic", "r.x"))
+        self.refused(lambda ch: ch.queue_bind("tp-q", "amq.topic", "z.x"), "z.x")
+        self.refused(lambda ch: ch.exchange_bind("tp-dest", "amq.topic", "z.y"), "z.y")
+        self.allowed(lambda ch: ch.queue_bind("tp-q", "tp-free", "z.x"))
+
+    def test_management_publish_checks_them_too(self):
+        api = Api(self.broker)
+        api.ok("PUT", "/users/tp-admin", {"password": "pw", "tags": "administrator"})
+        api.ok("PUT", "/permissions/%2F/tp-admin",
+               {"configure": ".*", "write": ".*", "read": ".*"})
+        api.ok("PUT", "/topic-permissions/%2F/tp-admin",
+               {"exchange": "amq.topic", "write": "^a\\.", "read": ".*"})
+        api = Api(self.broker, "tp-admin", "pw")
+        body = {"properties": {}, "routing_key": "a.x", "payload": "p",
+                "payload_encoding": "string"}
+        api.ok("POST", "/exchanges/%2F/amq.topic/publish", body)
+        body["routing_key"] = "b.x"
+        status, reply, _ = api("POST", "/exchanges/%2F/amq.topic/publish", body)
+        self.assertEqual((status, reply["reason"]), (400, "403 ACCESS_REFUSED - "
+                         "access to topic 'b.x' in exchange 'amq.topic' in vhost "
+                         "'/' refused for user 'tp-admin'"))
+
+
 if __name__ == "__main__":
     main()
