@@ -81,6 +81,7 @@ struct broker {
 	bool stopping;			/* shutting down: save nothing more */
 	struct channel_list store_waiters;	/* waiting for a sync */
 	struct user_db *users;		/* users and their permissions */
+	struct login_throttle *login_throttle;	/* failed logins per address */
 	struct mgmt *mgmt;		/* the management API; NULL: none */
 	struct broker_counters counters;
 	/* publish, deliver-or-get and ack per second (broker.c's tick) */

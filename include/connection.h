@@ -56,6 +56,7 @@ struct conn {
 	struct bufferevent *bev;
 	enum conn_state state;
 	char peer[64];			/* "127.0.0.1:51234" */
+	char peer_host[48];		/* "127.0.0.1", "::1" */
 	bool peer_is_loopback;
 	bool tls;			/* accepted on the TLS listener */
 	bool counted_open;		/* in broker->n_open_conns */

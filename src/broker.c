@@ -21,6 +21,7 @@
 #include "channel.h"
 #include "connection.h"
 #include "log.h"
+#include "login_throttle.h"
 #include "message.h"
 #include "mgmt.h"
 #include "queue.h"
@@ -336,6 +337,7 @@ bool broker_init(struct broker *b, const struct warren_config *cfg)
 	}
 	b->vhosts = strmap_new();
 	b->users = userdb_new();
+	b->login_throttle = login_throttle_new();
 	b->sig_term = evsignal_new(b->base, SIGTERM, on_signal, b);
 	b->sig_int = evsignal_new(b->base, SIGINT, on_signal, b);
 	event_add(b->sig_term, NULL);
@@ -433,6 +435,7 @@ void broker_free(struct broker *b)
 	stream_reader_free(b->stream_reader);
 	b->stream_reader = NULL;
 	userdb_free(b->users);
+	login_throttle_free(b->login_throttle);
 	strmap_free(b->conns_by_id);
 	if (b->sig_term)
 		event_free(b->sig_term);

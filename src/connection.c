@@ -27,6 +27,7 @@
 #include "connection.h"
 #include "frame.h"
 #include "log.h"
+#include "login_throttle.h"
 #include "method.h"
 #include "resource_limits.h"
 #include "strmap.h"
@@ -171,6 +172,7 @@ static void format_peer(struct conn *c, const struct sockaddr *sa)
 	}
 	snprintf(c->peer, sizeof(c->peer), sa->sa_family == AF_INET6 ?
 	    "[%s]:%u" : "%s:%u", host, port);
+	snprintf(c->peer_host, sizeof(c->peer_host), "%s", host);
 }
 
 void conn_accept(struct broker *b, int fd, const struct sockaddr *sa,
@@ -187,6 +189,15 @@ void conn_accept(struct broker *b, int fd, const struct sockaddr *sa,
 		return;
 	}
 	c = xcalloc(1, sizeof(*c));
+	format_peer(c, sa);
+	if (!login_throttle_admits(b->login_throttle, c->peer_host)) {
+		log_warning("refused a connection from %s: too many failed "
+		    "logins", c->peer_host);
+		free(c);
+		SSL_free(ssl);
+		evutil_closesocket(fd);
+		return;
+	}
 	c->counted_handshaking = true;
 	b->n_handshaking++;
 
@@ -194,7 +205,6 @@ void conn_accept(struct broker *b, int fd, const struct sockaddr *sa,
 	c->broker = b;
 	c->connected_at = (uint64_t)time(NULL) * 1000;
 	b->counters.connections_opened++;
-	format_peer(c, sa);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (ssl != NULL) {
 		/* Frees ssl (and closes fd) with the bufferevent. */

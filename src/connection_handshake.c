@@ -11,6 +11,7 @@
 #include "connection.h"
 #include "field_table.h"
 #include "log.h"
+#include "login_throttle.h"
 #include "resource_limits.h"
 #include "method.h"
 #include "users.h"
@@ -94,8 +95,10 @@ static int on_start_ok(struct conn *c, const struct amqp_connection_start_ok *a,
 
 	rc = auth_check(c->broker->users, cfg, a->mechanism, a->response,
 	    c->peer_is_loopback, &c->user, err);
-	if (rc)
+	if (rc) {
+		login_throttle_failed(c->broker->login_throttle, c->peer_host);
 		return rc;
+	}
 	free(c->client_props);
 	c->client_props = xmalloc(a->client_properties.len + 1);
 	memcpy(c->client_props, a->client_properties.ptr,

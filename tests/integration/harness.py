@@ -1096,9 +1096,12 @@ class RawClient:
     nothing arrives and ConnectionClosedByPeer on EOF/reset.
     """
 
-    def __init__(self, host, port, timeout=5.0):
+    def __init__(self, host, port, timeout=5.0, source=None):
+        """source: the local address to connect from (say "127.0.0.2")."""
         self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = socket.create_connection(
+            (host, port), timeout=timeout,
+            source_address=(source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
         self.frame_max = 131072
