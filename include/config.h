@@ -31,6 +31,8 @@ struct warren_config {
 	char *ssl_cacertfile;		/* CAs for client certificates */
 	bool ssl_verify_peer;		/* ssl_options.verify = verify_peer */
 	bool ssl_fail_if_no_peer_cert;
+	unsigned ssl_versions;		/* TLS_VERSION_* bits; 0: all */
+	char *ssl_ciphers;		/* OpenSSL list; NULL: its default */
 
 	/* The HTTP management API: management.tcp.ip / .port (0: none). */
 	char *mgmt_ip;			/* default "127.0.0.1" */
@@ -76,6 +78,9 @@ struct warren_config {
 	uint64_t store_max_pending;	/* warren.store.max_pending */
 	char *load_definitions;		/* imported at start; NULL: none */
 };
+
+#define TLS_VERSION_1_2 1u
+#define TLS_VERSION_1_3 2u
 
 /* Fill cfg with the defaults above. */
 void config_defaults(struct warren_config *cfg);

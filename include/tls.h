@@ -17,6 +17,8 @@ struct tls_files {
 	const char *prefix;		/* of its config keys: "ssl_options" */
 	const char *certfile, *keyfile, *cacertfile;	/* cacertfile: NULL */
 	bool verify_peer, fail_if_no_peer_cert;
+	unsigned versions;		/* TLS_VERSION_* bits; 0: 1.2 and 1.3 */
+	const char *ciphers;		/* OpenSSL's list; NULL: its default */
 };
 
 /*

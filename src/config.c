@@ -60,6 +60,10 @@ static bool set_bool(struct load *, const struct config_key *,
     const char *, const char *, char *, size_t);
 static bool set_verify(struct load *, const struct config_key *,
     const char *, const char *, char *, size_t);
+static bool set_tls_version(struct load *, const struct config_key *,
+    const char *, const char *, char *, size_t);
+static bool set_cipher(struct load *, const struct config_key *,
+    const char *, const char *, char *, size_t);
 
 #define FIELD(f)	offsetof(struct warren_config, f), \
 			sizeof(((struct warren_config *)0)->f)
@@ -93,6 +97,13 @@ static const struct config_key keys[] = {
 	SPECIAL("ssl_options.verify", set_verify, NULL, "verify_none",
 	    "verify_peer: ask clients for a certificate and check it; "
 	    "verify_none: don't"),
+	SPECIAL("ssl_options.versions.*", set_tls_version, NULL, NULL,
+	    "TLS versions offered: tlsv1.2, tlsv1.3 (one key each, as "
+	    "ssl_options.versions.1 = tlsv1.3); default both; also for the "
+	    "HTTPS management API"),
+	SPECIAL("ssl_options.ciphers.*", set_cipher, NULL, NULL,
+	    "cipher suites offered, OpenSSL's names, one key each (TLS_* "
+	    "names are TLS 1.3's); default OpenSSL's; also for HTTPS"),
 	BOOL("ssl_options.fail_if_no_peer_cert", ssl_fail_if_no_peer_cert,
 	    "false", "with verify_peer: refuse clients without a certificate"),
 	UINT("management.tcp.port", mgmt_port, 0, 65535, false, "15672",
@@ -498,6 +509,39 @@ static bool set_verify(struct load *ld, const struct config_key *k,
 	return true;
 }
 
+static bool set_tls_version(struct load *ld, const struct config_key *k,
+    const char *key, const char *val, char *msg, size_t msglen)
+{
+	if (strcmp(val, "tlsv1.2") == 0)
+		ld->cfg->ssl_versions |= TLS_VERSION_1_2;
+	else if (strcmp(val, "tlsv1.3") == 0)
+		ld->cfg->ssl_versions |= TLS_VERSION_1_3;
+	else {
+		snprintf(msg, msglen, "\"%s\" is not tlsv1.2 or tlsv1.3 "
+		    "(older versions are not offered)", val);
+		return false;
+	}
+	return true;
+}
+
+/* Ciphers join one OpenSSL list, in the order of the file. */
+static bool set_cipher(struct load *ld, const struct config_key *k,
+    const char *key, const char *val, char *msg, size_t msglen)
+{
+	char *old = ld->cfg->ssl_ciphers;
+	size_t n = (old ? strlen(old) + 1 : 0) + strlen(val) + 1;
+
+	if (*val == '\0' || strchr(val, ':') != NULL) {
+		snprintf(msg, msglen, "\"%s\" is not one cipher name", val);
+		return false;
+	}
+	ld->cfg->ssl_ciphers = xmalloc(n);
+	snprintf(ld->cfg->ssl_ciphers, n, "%s%s%s", old ? old : "",
+	    old ? ":" : "", val);
+	free(old);
+	return true;
+}
+
 static bool set_log_level(struct load *ld, const struct config_key *k,
     const char *key, const char *val, char *msg, size_t msglen)
 {
@@ -649,6 +693,7 @@ void config_free(struct warren_config *cfg)
 			free(*(char **)((char *)cfg + keys[i].off));
 	free(cfg->tcp_addr);
 	free(cfg->ssl_addr);
+	free(cfg->ssl_ciphers);
 	loopback_clear(cfg);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -578,7 +578,8 @@ static bool start_https(struct broker *b, struct mgmt *m)
 {
 	const struct warren_config *cfg = b->cfg;
 	const struct tls_files f = { "management.ssl", cfg->mgmt_ssl_certfile,
-	    cfg->mgmt_ssl_keyfile, cfg->mgmt_ssl_cacertfile, false, false };
+	    cfg->mgmt_ssl_keyfile, cfg->mgmt_ssl_cacertfile, false, false,
+	    cfg->ssl_versions, cfg->ssl_ciphers };
 	char err[512];
 
 	if (cfg->mgmt_ssl_certfile == NULL || cfg->mgmt_ssl_keyfile == NULL) {

@@ -5,10 +5,13 @@
  * client could otherwise make us redo handshakes at will).
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <openssl/err.h>
 
 #include "config.h"
+#include "log.h"
 #include "tls.h"
 
 void tls_error_text(unsigned long code, char *buf, size_t len)
@@ -39,9 +42,56 @@ SSL_CTX *tls_server_context(const struct warren_config *cfg, char *err,
 {
 	const struct tls_files f = { "ssl_options", cfg->ssl_certfile,
 	    cfg->ssl_keyfile, cfg->ssl_cacertfile, cfg->ssl_verify_peer,
-	    cfg->ssl_fail_if_no_peer_cert };
+	    cfg->ssl_fail_if_no_peer_cert, cfg->ssl_versions,
+	    cfg->ssl_ciphers };
 
 	return tls_context(&f, err, errlen);
+}
+
+/*
+ * ssl_options.versions and .ciphers: TLS_* names are TLS 1.3 suites
+ * (SSL_CTX_set_ciphersuites), the rest TLS 1.2 ciphers; a list that
+ * leaves a version offered without any cipher is refused.
+ */
+static bool set_protocol(SSL_CTX *ctx, const struct tls_files *f, char *err,
+    size_t errlen)
+{
+	unsigned v = f->versions ? f->versions :
+	    TLS_VERSION_1_2 | TLS_VERSION_1_3;
+	char what[64], *list, *tok, *save;
+	char v12[1024] = "", v13[1024] = "";
+	bool ok = true;
+
+	SSL_CTX_set_min_proto_version(ctx, v & TLS_VERSION_1_2 ?
+	    TLS1_2_VERSION : TLS1_3_VERSION);
+	SSL_CTX_set_max_proto_version(ctx, v & TLS_VERSION_1_3 ?
+	    TLS1_3_VERSION : TLS1_2_VERSION);
+	if (f->ciphers == NULL)
+		return true;
+	list = xstrdup(f->ciphers);
+	for (tok = strtok_r(list, ":", &save); tok;
+	    tok = strtok_r(NULL, ":", &save)) {
+		char *into = strncmp(tok, "TLS_", 4) == 0 ? v13 : v12;
+		size_t at = strlen(into);
+
+		snprintf(into + at, 1024 - at, "%s%s", at ? ":" : "", tok);
+	}
+	free(list);
+	snprintf(what, sizeof(what), "%s.ciphers", f->prefix);
+	if ((v & TLS_VERSION_1_2) &&
+	    (*v12 == '\0' || SSL_CTX_set_cipher_list(ctx, v12) != 1))
+		ok = false;
+	if ((v & TLS_VERSION_1_3) &&
+	    (*v13 == '\0' || SSL_CTX_set_ciphersuites(ctx, v13) != 1))
+		ok = false;
+	if (!ok) {
+		ERR_clear_error();
+		snprintf(err, errlen, "%s: no cipher it names is usable for "
+		    "every TLS version offered (TLS 1.3 suites are named "
+		    "TLS_*)", what);
+		SSL_CTX_free(ctx);
+	}
+	return ok;
 }
 
 SSL_CTX *tls_context(const struct tls_files *f, char *err, size_t errlen)
@@ -52,7 +102,8 @@ SSL_CTX *tls_context(const struct tls_files *f, char *err, size_t errlen)
 
 	if (ctx == NULL)
 		return fail(NULL, "cannot create a TLS context", "", err, errlen);
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (!set_protocol(ctx, f, err, errlen))
+		return NULL;
 	/* Most clients close without a TLS close_notify: a plain EOF, not
 	 * an error (AMQP's framing already shows a cut-off message). */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |

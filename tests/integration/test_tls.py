@@ -153,6 +153,7 @@ class TLSBase(BrokerTestCase):
             "ssl_options.keyfile": cls.pki["server.key"],
             "ssl_options.cacertfile": cls.pki["ca.pem"],
         }
+        cls.config.update(getattr(cls, "extra", {}))
         if cls.verify_peer:
             cls.config["ssl_options.verify"] = "verify_peer"
             cls.config["ssl_options.fail_if_no_peer_cert"] = "true"
@@ -357,6 +358,38 @@ class TLSPeerVerificationTest(TLSBase):
 
 
 @skip_if_external("starts warrend with broken TLS settings")
+@skip_if_external("needs a TLS listener configured by the test")
+class TLSVersionsAndCiphersTest(TLSBase):
+    """ssl_options.versions.N and ssl_options.ciphers.N, as rabbitmq.conf
+    spells them: TLS 1.3 only here, with one suite."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.extra = {"ssl_options.versions.1": "tlsv1.3",
+                     "ssl_options.ciphers.1": "TLS_AES_256_GCM_SHA384"}
+        super().setUpClass()
+
+    def test_only_the_configured_version_and_suite(self):
+        ctx = self.context()
+        conn = pika.BlockingConnection(self.tls_params(ctx))
+        conn.close()
+        # TLS 1.2 only: no common version.
+        old = self.context()
+        old.maximum_version = ssl.TLSVersion.TLSv1_2
+        with self.assertRaises((pika.exceptions.AMQPConnectionError,
+                                ssl.SSLError, ConnectionError)):
+            pika.BlockingConnection(self.tls_params(old))
+        # The suite negotiated is the one configured.
+        raw = ctx.wrap_socket(socket.create_connection((HOST, self.tls_port)),
+                              server_hostname=HOST)
+        try:
+            self.assertEqual(raw.version(), "TLSv1.3")
+            self.assertEqual(raw.cipher()[0], "TLS_AES_256_GCM_SHA384")
+        finally:
+            raw.close()
+        assert_broker_alive(self.broker, self)
+
+
 class TLSConfigErrorTest(BrokerTestCase):
     """warrend refuses to start, naming the problem."""
 
@@ -397,6 +430,16 @@ class TLSConfigErrorTest(BrokerTestCase):
                                 "ssl_options.verify = verify_peer"])
         self.assertIn("%s: ssl_options.verify = verify_peer needs "
                       "ssl_options.cacertfile" % conf, err)
+
+    def test_bad_versions_and_ciphers(self):
+        conf, err = self.start(["ssl_options.versions.1 = tlsv1.1"])
+        self.assertIn("%s:4: ssl_options.versions.1: \"tlsv1.1\" is not tlsv1.2 "
+                      "or tlsv1.3" % conf, err)
+        _conf, err = self.start(["ssl_options.certfile = " + self.pki["server.pem"],
+                                 "ssl_options.keyfile = " + self.pki["server.key"],
+                                 "ssl_options.versions.1 = tlsv1.3",
+                                 "ssl_options.ciphers.1 = ECDHE-RSA-AES128-GCM-SHA256"])
+        self.assertIn("ssl_options.ciphers: no cipher it names is usable", err)
 
     def test_bad_verify_value(self):
         conf, err = self.start(["ssl_options.verify = maybe"])
