@@ -64,7 +64,7 @@ struct broker {
 	uint64_t next_conn_id;
 	uint32_t n_open_conns;		/* past connection.open-ok */
 	uint32_t n_handshaking;		/* not yet open */
-	struct event *sig_term, *sig_int;
+	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *tick;		/* alarms, consumer timeouts */
 	uint64_t memory_limit;		/* message bytes that raise the alarm */
 	uint64_t paging_watermark;	/* above it transient messages page */

@@ -22,6 +22,9 @@ struct broker;
  * /metrics); either is off when its port is 0.
  */
 bool mgmt_start(struct broker *b);
+/* SIGHUP: the HTTPS API's certificate, key and CAs read again (kept as
+ * they were, with an error logged, if they no longer load). */
+void mgmt_reload_tls(struct broker *b);
 void mgmt_stop(struct broker *b);
 
 #endif

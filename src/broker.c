@@ -71,6 +71,30 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(b->base, NULL);
 }
 
+/*
+ * SIGHUP: TLS certificates, keys and CAs are read again, for new
+ * connections (those open keep the context they began with: each SSL
+ * holds a reference); on an error the old ones stay.
+ */
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	struct broker *b = arg;
+	char err[512];
+	SSL_CTX *ctx;
+
+	log_info("received SIGHUP: reloading TLS certificates and keys");
+	if (b->tls_ctx != NULL) {
+		if ((ctx = tls_server_context(b->cfg, err, sizeof(err))) == NULL) {
+			log_error("TLS files not reloaded: %s", err);
+		} else {
+			SSL_CTX_free(b->tls_ctx);
+			b->tls_ctx = ctx;
+			log_info("TLS certificate and key reloaded");
+		}
+	}
+	mgmt_reload_tls(b);
+}
+
 void broker_set_alarm(struct broker *b, enum broker_alarm which, bool on)
 {
 	unsigned before = b->alarms;
@@ -340,8 +364,10 @@ bool broker_init(struct broker *b, const struct warren_config *cfg)
 	b->login_throttle = login_throttle_new();
 	b->sig_term = evsignal_new(b->base, SIGTERM, on_signal, b);
 	b->sig_int = evsignal_new(b->base, SIGINT, on_signal, b);
+	b->sig_hup = evsignal_new(b->base, SIGHUP, on_sighup, b);
 	event_add(b->sig_term, NULL);
 	event_add(b->sig_int, NULL);
+	event_add(b->sig_hup, NULL);
 	b->memory_limit = cfg->memory_high_watermark;
 	if (b->memory_limit == 0) {
 		/* RabbitMQ's default: 40% of physical memory. */
@@ -441,6 +467,8 @@ void broker_free(struct broker *b)
 		event_free(b->sig_term);
 	if (b->sig_int)
 		event_free(b->sig_int);
+	if (b->sig_hup)
+		event_free(b->sig_hup);
 	if (b->tick)
 		event_free(b->tick);
 	if (b->base)

@@ -574,12 +574,39 @@ static struct bufferevent *tls_bev(struct event_base *base, void *arg)
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 }
 
-static bool start_https(struct broker *b, struct mgmt *m)
+static SSL_CTX *https_context(const struct warren_config *cfg, char *err,
+    size_t errlen)
 {
-	const struct warren_config *cfg = b->cfg;
 	const struct tls_files f = { "management.ssl", cfg->mgmt_ssl_certfile,
 	    cfg->mgmt_ssl_keyfile, cfg->mgmt_ssl_cacertfile, false, false,
 	    cfg->ssl_versions, cfg->ssl_ciphers };
+
+	return tls_context(&f, err, errlen);
+}
+
+void mgmt_reload_tls(struct broker *b)
+{
+	struct mgmt *m = b->mgmt;
+	char err[512];
+	SSL_CTX *ctx;
+
+	if (m == NULL || m->https == NULL)
+		return;
+	if ((ctx = https_context(b->cfg, err, sizeof(err))) == NULL) {
+		log_error("management API: TLS files not reloaded: %s", err);
+		return;
+	}
+	/* Connections made with the old context keep it (each SSL holds a
+	 * reference); new ones get the new. */
+	evhttp_set_bevcb(m->https, tls_bev, ctx);
+	SSL_CTX_free(m->tls);
+	m->tls = ctx;
+	log_info("management API: TLS certificate and key reloaded");
+}
+
+static bool start_https(struct broker *b, struct mgmt *m)
+{
+	const struct warren_config *cfg = b->cfg;
 	char err[512];
 
 	if (cfg->mgmt_ssl_certfile == NULL || cfg->mgmt_ssl_keyfile == NULL) {
@@ -587,7 +614,7 @@ static bool start_https(struct broker *b, struct mgmt *m)
 		    "and management.ssl.keyfile");
 		return false;
 	}
-	if ((m->tls = tls_context(&f, err, sizeof(err))) == NULL) {
+	if ((m->tls = https_context(cfg, err, sizeof(err))) == NULL) {
 		log_error("%s", err);
 		return false;
 	}

@@ -20,6 +20,7 @@ the reason.
 
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -154,6 +155,8 @@ class TLSBase(BrokerTestCase):
             "ssl_options.cacertfile": cls.pki["ca.pem"],
         }
         cls.config.update(getattr(cls, "extra", {}))
+        if hasattr(cls, "before_start"):
+            cls.before_start()
         if cls.verify_peer:
             cls.config["ssl_options.verify"] = "verify_peer"
             cls.config["ssl_options.fail_if_no_peer_cert"] = "true"
@@ -387,6 +390,56 @@ class TLSVersionsAndCiphersTest(TLSBase):
             self.assertEqual(raw.cipher()[0], "TLS_AES_256_GCM_SHA384")
         finally:
             raw.close()
+        assert_broker_alive(self.broker, self)
+
+
+@skip_if_external("sends SIGHUP to warrend")
+class TLSReloadTest(TLSBase):
+    """SIGHUP reloads the certificate and key for new connections; open
+    ones go on; files that no longer load leave the old ones in place."""
+
+    @classmethod
+    def before_start(cls):
+        cls.other = make_pki(cls.pki_dir, prefix="other-")
+        cls.live = {k: os.path.join(cls.pki_dir, "live-" + k)
+                    for k in ("server.pem", "server.key")}
+        for k, path in cls.live.items():
+            shutil.copy(cls.pki[k], path)
+        cls.config["ssl_options.certfile"] = cls.live["server.pem"]
+        cls.config["ssl_options.keyfile"] = cls.live["server.key"]
+
+    def connects(self, cafile):
+        try:
+            pika.BlockingConnection(self.tls_params(
+                self.context(cert=False, cafile=cafile))).close()
+            return True
+        except (pika.exceptions.AMQPConnectionError, ssl.SSLError,
+                ConnectionError):
+            return False
+
+    def test_sighup_reloads_for_new_connections(self):
+        old_conn = pika.BlockingConnection(self.tls_params())
+        self.assertFalse(self.connects(self.other["ca.pem"]))
+        for k in self.live:
+            shutil.copy(self.other[k], self.live[k])
+        mark = log_mark(self.broker)
+        self.broker.proc.send_signal(signal.SIGHUP)
+        wait_log_since(self.broker, mark, lambda l: "TLS certificate and key "
+                       "reloaded" in l, "the reload")
+        self.assertTrue(self.connects(self.other["ca.pem"]))
+        self.assertFalse(self.connects(self.pki["ca.pem"]))
+        # The connection made before goes on.
+        ch = old_conn.channel()
+        ch.queue_declare("", exclusive=True)
+        old_conn.close()
+        # A broken key: logged, and the current certificate stays.
+        with open(self.live["server.key"], "w") as f:
+            f.write("not a key\n")
+        mark = log_mark(self.broker)
+        self.broker.proc.send_signal(signal.SIGHUP)
+        wait_log_since(self.broker, mark, lambda l: "TLS files not reloaded" in l,
+                       "the refused reload")
+        self.assertTrue(self.connects(self.other["ca.pem"]))
         assert_broker_alive(self.broker, self)
 
 
