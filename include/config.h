@@ -32,6 +32,11 @@ struct warren_config {
 	bool ssl_verify_peer;		/* ssl_options.verify = verify_peer */
 	bool ssl_fail_if_no_peer_cert;
 	unsigned ssl_versions;		/* TLS_VERSION_* bits; 0: all */
+	/* auth_mechanisms.N: AUTH_* bits offered (EXTERNAL only to TLS
+	 * clients with a verified certificate); default PLAIN, AMQPLAIN. */
+	unsigned auth_mechanisms;
+	bool auth_mechanisms_listed;	/* the first key replaces the default */
+	bool cert_login_common_name;	/* ssl_cert_login_from = common_name */
 	char *ssl_ciphers;		/* OpenSSL list; NULL: its default */
 
 	/* The HTTP management API: management.tcp.ip / .port (0: none). */
@@ -79,6 +84,9 @@ struct warren_config {
 	char *load_definitions;		/* imported at start; NULL: none */
 };
 
+#define AUTH_PLAIN 1u
+#define AUTH_AMQPLAIN 2u
+#define AUTH_EXTERNAL 4u
 #define TLS_VERSION_1_2 1u
 #define TLS_VERSION_1_3 2u
 

@@ -31,6 +31,13 @@ SSL_CTX *tls_context(const struct tls_files *f, char *err, size_t errlen);
 SSL_CTX *tls_server_context(const struct warren_config *cfg, char *err,
     size_t errlen);
 
+/*
+ * The user a verified client certificate names: its subject's common
+ * name, or the whole subject as an RFC 4514 string ("CN=app,O=example").
+ * False without a certificate, or if it did not verify.
+ */
+bool tls_peer_user(SSL *ssl, bool common_name, char *out, size_t len);
+
 /* The oldest error on this thread's OpenSSL queue, as text (queue cleared). */
 void tls_error_text(unsigned long code, char *buf, size_t len);
 

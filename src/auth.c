@@ -5,6 +5,7 @@
  * database (users.c), which compares them in constant time.
  */
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "amqp.h"
@@ -15,8 +16,37 @@
 #include "log.h"
 #include "users.h"
 
-/* In RabbitMQ 3.10's order. */
-const char auth_mechanisms[] = "AMQPLAIN PLAIN";
+void auth_offered(const struct warren_config *cfg, const char *cert_user,
+    char *out, size_t len)
+{
+	unsigned m = cfg->auth_mechanisms;
+
+	/* In RabbitMQ 3.10's order. */
+	snprintf(out, len, "%s%s%s",
+	    (m & AUTH_EXTERNAL) && cert_user ? "EXTERNAL " : "",
+	    m & AUTH_AMQPLAIN ? "AMQPLAIN " : "", m & AUTH_PLAIN ? "PLAIN" : "");
+	if (*out && out[strlen(out) - 1] == ' ')
+		out[strlen(out) - 1] = '\0';
+}
+
+/* Whether the space-separated list names mechanism. */
+static bool offers(const char *list, const char *mechanism)
+{
+	size_t n = strlen(mechanism);
+
+	for (const char *p = list; (p = strstr(p, mechanism)) != NULL; p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
+static int refused(struct bytes mechanism, struct amqp_error *err)
+{
+	return amqp_fail(err, AMQP_ACCESS_REFUSED,
+	    "Login was refused using authentication mechanism %.*s. "
+	    "For details see the broker logfile.",
+	    (int)mechanism.len, (const char *)mechanism.ptr);
+}
 
 static bool parse_plain(struct bytes r, struct bytes *user, struct bytes *pass)
 {
@@ -54,16 +84,29 @@ static bool parse_amqplain(struct bytes r, struct bytes *user,
 
 int auth_check(const struct user_db *users, const struct warren_config *cfg,
     struct bytes mechanism, struct bytes response, bool from_loopback,
-    char **user, struct amqp_error *err)
+    const char *cert_user, char **user, struct amqp_error *err)
 {
 	const struct user *found;
 	struct bytes u, p;
 	bool parsed;
-	char *name;
+	char *name, offered[64], mech[32];
 
-	if (bytes_eq_str(mechanism, "PLAIN"))
+	auth_offered(cfg, cert_user, offered, sizeof(offered));
+	snprintf(mech, sizeof(mech), "%.*s", BYTES_ARG(mechanism));
+	if (bytes_eq_str(mechanism, "EXTERNAL") && offers(offered, "EXTERNAL")) {
+		/* The certificate names the user; its response is not read. */
+		if (userdb_find(users, bytes_str(cert_user)) == NULL) {
+			log_warning("login refused for certificate user '%s' "
+			    "(mechanism EXTERNAL): no such user", cert_user);
+			return refused(mechanism, err);
+		}
+		name = xstrdup(cert_user);
+		goto found;
+	}
+	if (bytes_eq_str(mechanism, "PLAIN") && offers(offered, "PLAIN"))
 		parsed = parse_plain(response, &u, &p);
-	else if (bytes_eq_str(mechanism, "AMQPLAIN"))
+	else if (bytes_eq_str(mechanism, "AMQPLAIN") &&
+	    offers(offered, "AMQPLAIN"))
 		parsed = parse_amqplain(response, &u, &p);
 	else {
 		name = bytes_strdup(mechanism);
@@ -78,14 +121,12 @@ int auth_check(const struct user_db *users, const struct warren_config *cfg,
 	name = bytes_strdup(u);
 	if ((found = userdb_find(users, u)) == NULL ||
 	    !user_password_ok(found, p)) {
-		log_warning("login refused for user '%s' (mechanism %.*s)", name,
-		    (int)mechanism.len, (const char *)mechanism.ptr);
+		log_warning("login refused for user '%s' (mechanism %s)", name,
+		    mech);
 		free(name);
-		return amqp_fail(err, AMQP_ACCESS_REFUSED,
-		    "Login was refused using authentication mechanism %.*s. "
-		    "For details see the broker logfile.",
-		    (int)mechanism.len, (const char *)mechanism.ptr);
+		return refused(mechanism, err);
 	}
+found:
 	if (!from_loopback && config_is_loopback_user(cfg, name)) {
 		amqp_fail(err, AMQP_ACCESS_REFUSED,
 		    "User '%s' can only connect via localhost", name);

@@ -64,6 +64,10 @@ static bool set_tls_version(struct load *, const struct config_key *,
     const char *, const char *, char *, size_t);
 static bool set_cipher(struct load *, const struct config_key *,
     const char *, const char *, char *, size_t);
+static bool set_mechanism(struct load *, const struct config_key *,
+    const char *, const char *, char *, size_t);
+static bool set_cert_login_from(struct load *, const struct config_key *,
+    const char *, const char *, char *, size_t);
 
 #define FIELD(f)	offsetof(struct warren_config, f), \
 			sizeof(((struct warren_config *)0)->f)
@@ -97,6 +101,13 @@ static const struct config_key keys[] = {
 	SPECIAL("ssl_options.verify", set_verify, NULL, "verify_none",
 	    "verify_peer: ask clients for a certificate and check it; "
 	    "verify_none: don't"),
+	SPECIAL("auth_mechanisms.*", set_mechanism, NULL, NULL,
+	    "SASL mechanisms offered, one key each: PLAIN, AMQPLAIN, "
+	    "EXTERNAL (TLS clients with a verified certificate); default "
+	    "PLAIN and AMQPLAIN"),
+	SPECIAL("ssl_cert_login_from", set_cert_login_from, NULL,
+	    "distinguished_name", "EXTERNAL's user name: the certificate's "
+	    "distinguished_name (RFC 4514) or common_name"),
 	SPECIAL("ssl_options.versions.*", set_tls_version, NULL, NULL,
 	    "TLS versions offered: tlsv1.2, tlsv1.3 (one key each, as "
 	    "ssl_options.versions.1 = tlsv1.3); default both; also for the "
@@ -509,6 +520,43 @@ static bool set_verify(struct load *ld, const struct config_key *k,
 	return true;
 }
 
+static bool set_mechanism(struct load *ld, const struct config_key *k,
+    const char *key, const char *val, char *msg, size_t msglen)
+{
+	static const struct { const char *name; unsigned bit; } known[] = {
+		{ "PLAIN", AUTH_PLAIN }, { "AMQPLAIN", AUTH_AMQPLAIN },
+		{ "EXTERNAL", AUTH_EXTERNAL },
+	};
+
+	if (!ld->cfg->auth_mechanisms_listed) {
+		ld->cfg->auth_mechanisms = 0;
+		ld->cfg->auth_mechanisms_listed = true;
+	}
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(val, known[i].name) == 0) {
+			ld->cfg->auth_mechanisms |= known[i].bit;
+			return true;
+		}
+	snprintf(msg, msglen, "\"%s\" is not PLAIN, AMQPLAIN or EXTERNAL",
+	    val);
+	return false;
+}
+
+static bool set_cert_login_from(struct load *ld, const struct config_key *k,
+    const char *key, const char *val, char *msg, size_t msglen)
+{
+	if (strcmp(val, "common_name") == 0)
+		ld->cfg->cert_login_common_name = true;
+	else if (strcmp(val, "distinguished_name") == 0)
+		ld->cfg->cert_login_common_name = false;
+	else {
+		snprintf(msg, msglen, "\"%s\" is not distinguished_name or "
+		    "common_name", val);
+		return false;
+	}
+	return true;
+}
+
 static bool set_tls_version(struct load *ld, const struct config_key *k,
     const char *key, const char *val, char *msg, size_t msglen)
 {
@@ -571,6 +619,7 @@ void config_defaults(struct warren_config *cfg)
 			fatalx("config: bad default %s = %s: %s", key,
 			    k->dflt, msg);
 	}
+	cfg->auth_mechanisms = AUTH_PLAIN | AUTH_AMQPLAIN;
 	/* The defaults' listener must not count against the file's one. */
 	free(ld.listener_key);
 	free(ld.ssl_listener_key);

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/bufferevent_ssl.h>
+
 #include "auth.h"
 #include "broker.h"
 #include "config.h"
@@ -12,8 +14,9 @@
 #include "field_table.h"
 #include "log.h"
 #include "login_throttle.h"
-#include "resource_limits.h"
 #include "method.h"
+#include "resource_limits.h"
+#include "tls.h"
 #include "users.h"
 #include "vhost.h"
 
@@ -67,9 +70,21 @@ bool conn_protocol_header_accepted(const uint8_t hdr[8])
 	    memcmp(hdr, AMQP_PROTOCOL_HEADER_0_9, 8) == 0;
 }
 
+/* The user c's verified client certificate names, or NULL. */
+static const char *cert_user(struct conn *c, char *buf, size_t len)
+{
+	SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+
+	if (ssl == NULL || !tls_peer_user(ssl,
+	    c->broker->cfg->cert_login_common_name, buf, len))
+		return NULL;
+	return buf;
+}
+
 void conn_send_start(struct conn *c)
 {
 	struct amqp_method m = { .id = AMQP_connection_start };
+	char mechanisms[64], user[256];
 	struct wbuf props;
 
 	wbuf_init(&props);
@@ -79,7 +94,9 @@ void conn_send_start(struct conn *c)
 	/* The method carries the table without its length prefix. */
 	m.a.connection_start.server_properties =
 	    (struct bytes){ props.p + 4, (uint32_t)props.len - 4 };
-	m.a.connection_start.mechanisms = bytes_str(auth_mechanisms);
+	auth_offered(c->broker->cfg, cert_user(c, user, sizeof(user)),
+	    mechanisms, sizeof(mechanisms));
+	m.a.connection_start.mechanisms = bytes_str(mechanisms);
 	m.a.connection_start.locales = BYTES_LIT("en_US");
 	conn_send_method(c, 0, &m);
 	wbuf_free(&props);
@@ -89,12 +106,14 @@ void conn_send_start(struct conn *c)
 static int on_start_ok(struct conn *c, const struct amqp_connection_start_ok *a,
     struct amqp_error *err)
 {
+	char user[256];
 	const struct warren_config *cfg = c->broker->cfg;
 	struct amqp_method m = { .id = AMQP_connection_tune };
 	int rc;
 
 	rc = auth_check(c->broker->users, cfg, a->mechanism, a->response,
-	    c->peer_is_loopback, &c->user, err);
+	    c->peer_is_loopback, cert_user(c, user, sizeof(user)), &c->user,
+	    err);
 	if (rc) {
 		login_throttle_failed(c->broker->login_throttle, c->peer_host);
 		return rc;

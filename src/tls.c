@@ -136,3 +136,34 @@ SSL_CTX *tls_context(const struct tls_files *f, char *err, size_t errlen)
 	SSL_CTX_set_verify(ctx, mode, NULL);
 	return ctx;
 }
+
+bool tls_peer_user(SSL *ssl, bool common_name, char *out, size_t len)
+{
+	X509 *cert = SSL_get1_peer_certificate(ssl);
+	X509_NAME *subject;
+	BIO *bio;
+	bool ok = false;
+	int n;
+
+	if (cert == NULL)
+		return false;
+	subject = X509_get_subject_name(cert);
+	if (SSL_get_verify_result(ssl) != X509_V_OK || subject == NULL)
+		goto done;
+	if (common_name) {
+		ok = X509_NAME_get_text_by_NID(subject, NID_commonName, out,
+		    (int)len) > 0;
+		goto done;
+	}
+	if ((bio = BIO_new(BIO_s_mem())) == NULL)
+		goto done;
+	if (X509_NAME_print_ex(bio, subject, 0, XN_FLAG_RFC2253) >= 0 &&
+	    (n = BIO_read(bio, out, (int)len - 1)) > 0) {
+		out[n] = '\0';
+		ok = true;
+	}
+	BIO_free(bio);
+done:
+	X509_free(cert);
+	return ok;
+}

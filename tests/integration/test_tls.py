@@ -443,6 +443,77 @@ class TLSReloadTest(TLSBase):
         assert_broker_alive(self.broker, self)
 
 
+@skip_if_external("needs a TLS listener and users configured by the test")
+class TLSExternalLoginTest(TLSBase):
+    """EXTERNAL: the user is the verified client certificate's common name
+    (ssl_cert_login_from = common_name); offered only on TLS connections
+    that presented one; auth_mechanisms.* picks what is offered."""
+    verify_peer = True
+    extra = {"auth_mechanisms.1": "EXTERNAL", "auth_mechanisms.2": "PLAIN",
+             "ssl_cert_login_from": "common_name"}
+
+    def setUp(self):
+        from test_mgmt_api import Api
+        self.api = Api(self.broker)
+        self.api.ok("PUT", "/users/warren-test-client",
+                    {"password_hash": "", "tags": ""})
+        self.api.ok("PUT", "/permissions/%2F/warren-test-client",
+                    {"configure": ".*", "write": ".*", "read": ".*"})
+
+    def external_params(self):
+        return pika.ConnectionParameters(
+            host=HOST, port=self.tls_port,
+            credentials=pika.credentials.ExternalCredentials(),
+            ssl_options=pika.SSLOptions(self.context(), HOST),
+            connection_attempts=1, socket_timeout=5)
+
+    def test_certificate_names_the_user(self):
+        conn = pika.BlockingConnection(self.external_params())
+        try:
+            ch = conn.channel()
+            q = ch.queue_declare("", exclusive=True).method.queue
+            users = [c["user"] for c in self.api.ok("GET", "/connections")]
+            self.assertIn("warren-test-client", users)
+            ch.basic_publish("", q, b"x")
+        finally:
+            conn.close()
+
+    def test_unknown_certificate_user_refused(self):
+        self.api.ok("DELETE", "/users/warren-test-client")
+        with self.assertRaises(pika.exceptions.ProbableAuthenticationError) as cm:
+            pika.BlockingConnection(self.external_params())
+        self.assertIn("Login was refused using authentication mechanism "
+                      "EXTERNAL", str(cm.exception))
+
+    def test_mechanisms_offered(self):
+        def offered(sock):
+            sock.sendall(b"AMQP\x00\x00\x09\x01")
+            data = b""
+            while b"PLAIN" not in data:
+                chunk = sock.recv(4096)
+                self.assertTrue(chunk, "no connection.start")
+                data += chunk
+            return data
+        # Plain TCP: no certificate, no EXTERNAL; AMQPLAIN not configured.
+        with socket.create_connection((HOST, self.broker.port), timeout=10) as s:
+            data = offered(s)
+            self.assertIn(b"\x05PLAIN", data)
+            self.assertNotIn(b"EXTERNAL", data)
+            self.assertNotIn(b"AMQPLAIN", data)
+        raw = self.context().wrap_socket(
+            socket.create_connection((HOST, self.tls_port), timeout=10),
+            server_hostname=HOST)
+        try:
+            self.assertIn(b"\x0eEXTERNAL PLAIN", offered(raw))
+        finally:
+            raw.close()
+        # A mechanism not offered is refused.
+        with self.assertRaises(pika.exceptions.AMQPConnectionError):
+            pika.BlockingConnection(pika.ConnectionParameters(
+                host=HOST, port=self.broker.port, connection_attempts=1,
+                credentials=pika.credentials.ExternalCredentials()))
+
+
 class TLSConfigErrorTest(BrokerTestCase):
     """warrend refuses to start, naming the problem."""
 
