@@ -252,9 +252,9 @@ struct message *chan_take_pending(struct channel *ch)
  * n more bytes of ch's message have arrived.  Unfinished content is
  * bounded per connection (one largest message and its header over all
  * its channels, so a thousand channels each holding half a message cost
- * no more than one)
- * and over the broker (the memory high watermark): past either, the
- * connection is closed with 506 rather than memory growing without end.
+ * no more than one) and over the broker (the memory high watermark):
+ * past either, the connection is closed with 506 rather than memory
+ * growing without end.
  */
 static int content_received(struct channel *ch, uint64_t n,
     struct amqp_error *err)

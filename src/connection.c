@@ -181,22 +181,18 @@ void conn_accept(struct broker *b, int fd, const struct sockaddr *sa,
 	struct conn *c;
 	int one = 1;
 
-	if (b->n_handshaking >= CONN_HANDSHAKING_MAX) {
-		log_warning("refused a connection: %u connections are "
-		    "already in their handshake", b->n_handshaking);
-		SSL_free(ssl);
-		evutil_closesocket(fd);
-		return;
-	}
 	c = xcalloc(1, sizeof(*c));
 	format_peer(c, sa);
+	/* Refusals here cost an accept and a close, nothing more. */
+	if (b->n_handshaking >= CONN_HANDSHAKING_MAX) {
+		log_warning("refused a connection from %s: %u connections are "
+		    "already in their handshake", c->peer_host, b->n_handshaking);
+		goto refuse;
+	}
 	if (!login_throttle_admits(b->login_throttle, c->peer_host)) {
 		log_warning("refused a connection from %s: too many failed "
 		    "logins", c->peer_host);
-		free(c);
-		SSL_free(ssl);
-		evutil_closesocket(fd);
-		return;
+		goto refuse;
 	}
 	c->counted_handshaking = true;
 	b->n_handshaking++;
@@ -241,6 +237,11 @@ void conn_accept(struct broker *b, int fd, const struct sockaddr *sa,
 	evtimer_in_ms(c->timer, b->cfg->handshake_timeout);
 	log_info("conn %llu: accepted from %s%s", (unsigned long long)c->id,
 	    c->peer, c->tls ? " (TLS)" : "");
+	return;
+refuse:
+	free(c);
+	SSL_free(ssl);
+	evutil_closesocket(fd);
 }
 
 /* Exclusive queues die with the connection that declared them. */
