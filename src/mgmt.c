@@ -201,8 +201,14 @@ struct vhost *mgmt_vhost(struct mgmt_req *q, int i)
 {
 	struct vhost *vh = broker_find_vhost(q->b, bytes_str(q->seg[i]));
 
-	if (vh == NULL || !mgmt_may_see(q, vh)) {
+	if (vh == NULL) {
 		mgmt_not_found(q);
+		return NULL;
+	}
+	if (!mgmt_may_see(q, vh)) {
+		/* RabbitMQ's answer: the vhost exists, this user may not use it. */
+		mgmt_error(q, 401, "not_authorised",
+		    "User not authorised to access virtual host");
 		return NULL;
 	}
 	return vh;

@@ -112,7 +112,11 @@ class MgmtApi(BrokerTestCase):
             # Only the vhosts it has permissions on.
             self.assertEqual([v["name"] for v in mgr.ok("GET", "/vhosts")],
                              ["mgr-only"])
-            status, _, _ = mgr("GET", "/queues/%2F")
+            # A vhost it may not use: 401 as RabbitMQ's; an unknown one 404.
+            status, reply, _ = mgr("GET", "/queues/%2F")
+            self.assertEqual((status, reply["reason"]),
+                             (401, "User not authorised to access virtual host"))
+            status, _, _ = mgr("GET", "/queues/no-such-vhost")
             self.assertEqual(status, 404)
             status, _, _ = mgr("PUT", "/vhosts/new-one")
             self.assertEqual(status, 401)

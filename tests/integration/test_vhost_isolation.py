@@ -24,11 +24,10 @@ permissions on iso-a only).
 - The management API, for a management user with permissions on iso-a
   only: listings (queues, exchanges, bindings, vhosts, overview totals)
   show nothing of iso-b, and every iso-b path (GET, DELETE, get, publish,
-  bindings) is a 404 that changes nothing.  RabbitMQ 3.10 answers these
-  with 401 {"error": "not_authorised", "reason": "User not authorised to
-  access virtual host"} (rabbit_mgmt_util:is_authorized_vhost); warrend
-  with 404 "Not Found", as test_mgmt_api.py records, and either status
-  discloses nothing.
+  bindings) is refused as RabbitMQ 3.10 refuses it: 401
+  {"error": "not_authorised", "reason": "User not authorised to access
+  virtual host"} (rabbit_mgmt_util:is_authorized_vhost), changing
+  nothing and disclosing nothing of B's objects.
 
 Opening a vhost without permissions on it (530) is in test_users.py and
 test_mgmt_api.py.  Needs the management API to make vhosts, so it is
@@ -50,6 +49,8 @@ from harness import (BrokerTestCase, NOT_FOUND, main, skip_if_external,
                      wait_until)
 
 VA, VB = "iso-a", "iso-b"
+VHOST_REFUSED = {"error": "not_authorised",
+                 "reason": "User not authorised to access virtual host"}
 MGR, MGR_PW = "iso-mgr", "mgr-pw"
 REPLY_TO = "amq.rabbitmq.reply-to"
 ALL = {"configure": ".*", "write": ".*", "read": ".*"}
@@ -507,29 +508,28 @@ class Management(IsolationCase):
         totals = mgr.ok("GET", "/overview")["object_totals"]
         self.assertEqual(totals["queues"], len(queues))
 
-        # B's paths: 404 (RabbitMQ: 401 not_authorised), nothing disclosed.
+        # B's paths: 401 as RabbitMQ's, nothing disclosed.
         for path in ("/queues/%s" % VB, "/queues/%s/%s" % (VB, qb),
                      "/queues/%s/%s/bindings" % (VB, qb),
                      "/exchanges/%s" % VB, "/exchanges/%s/%s" % (VB, xb),
                      "/bindings/%s" % VB, "/vhosts/%s" % VB,
                      "/queues/%s/%s" % (VB, same)):
             status, reply = mgr("GET", path)
-            self.assertEqual(status, 404, "GET %s: %d %r" % (path, status, reply))
-            self.assertNotIn("messages", reply or {})
-        status, _ = mgr("POST", "/queues/%s/%s/get" % (VB, qb),
+            self.assertEqual((status, reply), (401, VHOST_REFUSED), "GET " + path)
+        status, reply = mgr("POST", "/queues/%s/%s/get" % (VB, qb),
                         {"count": 1, "ackmode": "ack_requeue_false", "encoding": "auto"})
-        self.assertEqual(status, 404)
-        status, _ = mgr("DELETE", "/queues/%s/%s" % (VB, qb))
-        self.assertEqual(status, 404)
-        status, _ = mgr("DELETE", "/exchanges/%s/%s" % (VB, xb))
-        self.assertEqual(status, 404)
-        status, _ = mgr("POST", "/exchanges/%s/amq.default/publish" % VB,
+        self.assertEqual((status, reply), (401, VHOST_REFUSED))
+        status, reply = mgr("DELETE", "/queues/%s/%s" % (VB, qb))
+        self.assertEqual((status, reply), (401, VHOST_REFUSED))
+        status, reply = mgr("DELETE", "/exchanges/%s/%s" % (VB, xb))
+        self.assertEqual((status, reply), (401, VHOST_REFUSED))
+        status, reply = mgr("POST", "/exchanges/%s/amq.default/publish" % VB,
                         {"routing_key": qb, "payload": "m", "properties": {}})
-        self.assertEqual(status, 404)
-        status, _ = mgr("PUT", "/queues/%s/%s" % (VB, uniq("new")), {"durable": False})
-        self.assertEqual(status, 404)
-        status, _ = mgr("DELETE", "/queues/%s/%s/contents" % (VB, qb))
-        self.assertEqual(status, 404)
+        self.assertEqual((status, reply), (401, VHOST_REFUSED))
+        status, reply = mgr("PUT", "/queues/%s/%s" % (VB, uniq("new")), {"durable": False})
+        self.assertEqual((status, reply), (401, VHOST_REFUSED))
+        status, reply = mgr("DELETE", "/queues/%s/%s/contents" % (VB, qb))
+        self.assertEqual((status, reply), (401, VHOST_REFUSED))
         # In its own vhost, B's queue name routes nowhere.
         self.assertEqual(mgr.ok("POST", "/exchanges/%s/amq.default/publish" % VA,
                                 {"routing_key": qb, "payload": "m", "properties": {}}),
