@@ -41,4 +41,10 @@ bool tls_peer_user(SSL *ssl, bool common_name, char *out, size_t len);
 /* The oldest error on this thread's OpenSSL queue, as text (queue cleared). */
 void tls_error_text(unsigned long code, char *buf, size_t len);
 
+/* tls_error_text for a failed handshake on ssl: when the peer's certificate
+ * failed verification, why (e.g. "certificate has expired") is appended,
+ * since OpenSSL's error queue says only "certificate verify failed". */
+void tls_handshake_error_text(SSL *ssl, unsigned long code, char *buf,
+    size_t len);
+
 #endif

@@ -731,7 +731,8 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		char why[300], text[256];
 
 		if (tls_err != 0) {
-			tls_error_text(tls_err, text, sizeof(text));
+			tls_handshake_error_text(bufferevent_openssl_get_ssl(
+			    bev), tls_err, text, sizeof(text));
 			snprintf(why, sizeof(why), "TLS error: %s", text);
 		} else {
 			snprintf(why, sizeof(why), "socket error: %s",

@@ -25,6 +25,19 @@ void tls_error_text(unsigned long code, char *buf, size_t len)
 	ERR_clear_error();
 }
 
+void tls_handshake_error_text(SSL *ssl, unsigned long code, char *buf,
+    size_t len)
+{
+	long verify = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
+	size_t used;
+
+	tls_error_text(code, buf, len);
+	used = strlen(buf);
+	if (verify != X509_V_OK && used < len)
+		snprintf(buf + used, len - used, " (peer certificate: %s)",
+		    X509_verify_cert_error_string(verify));
+}
+
 /* "what FILE: reason" into err; always returns NULL for the caller. */
 static SSL_CTX *fail(SSL_CTX *ctx, const char *what, const char *file,
     char *err, size_t errlen)

@@ -10,8 +10,8 @@ fatal protocol_version alert, and the same for TLS 1.2 answered with a
 ServerHello; plain AMQP on the TLS port and TLS on the plain port closed
 by the broker and logged; a client refusing the server certificate logged
 and harmless; amqp-tools (rabbitmq-c) with --ssl; verify_peer with
-fail_if_no_peer_cert (no certificate, or one from another CA: refused and
-logged; the right one: accepted); configuration errors (missing key or
+fail_if_no_peer_cert (no certificate, one from another CA, or one that
+expired: refused and logged, the expiry named; the right one: accepted); configuration errors (missing key or
 certificate file, a certificate file that exists but is not PEM, listener
 without certificate, verify_peer without a CA, a key that does not match
 the certificate) stop warrend with a message naming the key, the file and
@@ -136,6 +136,29 @@ def make_pki(d, prefix=""):
                 prefix + who + ".pem", "-days", "2", *extra, cwd=d)
     return {k: os.path.join(d, prefix + k) for k in
             ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
+
+
+def make_expired_client(d, ca_pem, ca_key):
+    """A client certificate from the test CA that expired in 2020, as
+    expired.pem/.key in d.  `openssl x509 -req` (OpenSSL 3.0) cannot
+    backdate; `openssl ca` with explicit dates can."""
+    with open(os.path.join(d, "expired-ca.cnf"), "w") as f:
+        f.write("[ca]\ndefault_ca = test_ca\n[test_ca]\n"
+                "database = expired-index.txt\nnew_certs_dir = .\n"
+                "serial = expired-serial\ndefault_md = sha256\n"
+                "policy = any\nunique_subject = no\n"
+                "[any]\ncommonName = supplied\n")
+    open(os.path.join(d, "expired-index.txt"), "w").close()
+    with open(os.path.join(d, "expired-serial"), "w") as f:
+        f.write("1000\n")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", "expired.key", "-out", "expired.csr",
+            "-subj", "/CN=warren-test-expired", cwd=d)
+    openssl("ca", "-batch", "-config", "expired-ca.cnf", "-cert", ca_pem,
+            "-keyfile", ca_key, "-in", "expired.csr", "-out", "expired.pem",
+            "-startdate", "20200101000000Z", "-enddate", "20200102000000Z",
+            "-notext", cwd=d)
+    return os.path.join(d, "expired.pem"), os.path.join(d, "expired.key")
 
 
 class TLSBase(BrokerTestCase):
@@ -357,6 +380,20 @@ class TLSPeerVerificationTest(TLSBase):
         wait_log_since(self.broker, mark,
                        lambda l: "TLS error" in l and "certificate" in l,
                        "about the untrusted client certificate")
+        assert_broker_alive(self.broker, self)
+
+    def test_expired_certificate_refused(self):
+        pem, key = make_expired_client(self.pki_dir, self.pki["ca.pem"],
+                                       os.path.join(self.pki_dir, "ca.key"))
+        ctx = self.context(cert=False)
+        ctx.load_cert_chain(pem, key)
+        mark = log_mark(self.broker)
+        with self.assertRaises((pika.exceptions.AMQPConnectionError,
+                                ssl.SSLError, ConnectionError)):
+            self.round_trip(self.tls_params(ctx))
+        wait_log_since(self.broker, mark,
+                       lambda l: "TLS error" in l and "expired" in l,
+                       "about the expired client certificate")
         assert_broker_alive(self.broker, self)
 
 
