@@ -22,6 +22,7 @@
 #include "broker.h"
 #include "config.h"
 #include "log.h"
+#include "login_throttle.h"
 #include "mgmt.h"
 #include "metrics.h"
 #include "mgmt_handlers.h"
@@ -465,6 +466,40 @@ static bool read_body(struct mgmt_req *q)
 	return true;
 }
 
+/*
+ * Authenticate q's request into q->user, within the per-address budget of
+ * failed logins that AMQP logins share: an address out of it is answered
+ * 429 without its password being checked (false), as a guesser that
+ * switches protocols gets no second budget.  A request without credentials
+ * is no failed guess (browsers send one first).
+ */
+static bool login_allowed(struct mgmt_req *q)
+{
+	struct evhttp_connection *conn = evhttp_request_get_connection(q->r);
+	const char *auth = evhttp_find_header(
+	    evhttp_request_get_input_headers(q->r), "Authorization");
+	char *address = NULL;
+	const char *peer;
+	ev_uint16_t port;
+
+	if (conn != NULL)
+		evhttp_connection_get_peer(conn, &address, &port);
+	peer = address != NULL ? address : "";
+	if (!login_throttle_admits(q->b->login_throttle, peer)) {
+		evhttp_add_header(evhttp_request_get_output_headers(q->r),
+		    "Retry-After", "1");
+		mgmt_error(q, 429, "too_many_requests",
+		    "Too many failed logins from this address; try again later");
+		return false;
+	}
+	q->user = authenticate(q->b, auth);
+	if (q->user == NULL && auth != NULL) {
+		login_throttle_failed(q->b->login_throttle, peer);
+		log_warning("management API: login failed from %s", peer);
+	}
+	return true;
+}
+
 static void on_request(struct evhttp_request *r, void *arg)
 {
 	struct broker *b = arg;
@@ -485,8 +520,8 @@ static void on_request(struct evhttp_request *r, void *arg)
 		mgmt_not_found(&q);
 		goto done;
 	}
-	q.user = authenticate(b, evhttp_find_header(
-	    evhttp_request_get_input_headers(r), "Authorization"));
+	if (!login_allowed(&q))
+		goto done;
 	if (q.user == NULL || !allowed(q.user, ACCESS_MANAGEMENT)) {
 		evhttp_add_header(evhttp_request_get_output_headers(r),
 		    "WWW-Authenticate", "Basic realm=\"RabbitMQ Management\"");
