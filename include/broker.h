@@ -73,6 +73,7 @@ struct broker {
 					   are blocked while any is set */
 	bool store_behind;		/* flow: publishers are not read */
 	uint64_t memory_alarm_since;	/* monotonic ms the memory alarm rose */
+	bool unacked_held;	/* a channel held back by chan_over_memory_share */
 	uint64_t content_bytes;		/* unfinished content, all connections */
 	struct store *store;		/* the message store; NULL: none */
 	struct stream_reader *stream_reader;	/* stream reads, off the loop */

@@ -86,6 +86,7 @@ struct channel {
 	struct delivery *ledger;
 	uint32_t ledger_head, ledger_count, ledger_cap;
 	uint32_t unacked;		/* unsettled entries in the ledger */
+	uint64_t unacked_bytes;		/* their bodies' sizes */
 	uint64_t next_tag;
 
 	char last_queue[256];		/* for queue name "" (RabbitMQ) */
@@ -174,6 +175,19 @@ void chan_requeue_all(struct channel *ch, bool with_tx_held);
 /* Record a basic.get delivery in the ledger (or just take a tag). */
 void chan_record_get(struct channel *ch, const struct queue_entry *e,
     struct queue *q, bool no_ack);
+/*
+ * Unacked messages are never paged out, so past the memory watermark a
+ * channel holding 1/UNACKED_MEMORY_SHARE of the watermark in unacked
+ * bodies gets no more deliveries (and basic.get finds nothing) until it
+ * settles some: a consumer with no prefetch limit that never acks cannot
+ * pull a whole paged-out queue into memory, while channels that hold
+ * little keep draining.
+ */
+#define UNACKED_MEMORY_SHARE 16
+bool chan_over_memory_share(const struct channel *ch);
+/* Let each of ch's consumers' queues try delivering again. */
+void chan_redispatch(struct channel *ch);
+
 /* Close channels whose oldest unacked delivery is past its timeout. */
 void chan_check_consumer_timeouts(struct channel *ch, uint64_t now);
 /* The newest delivery still outstanding, or 0. */

@@ -126,6 +126,16 @@ const char *broker_alarm_reason(const struct broker *b)
 	return b->alarms & ALARM_MEMORY ? "low on memory" : "low on disk";
 }
 
+static void redispatch_all(struct broker *b)
+{
+	struct conn *c;
+
+	TAILQ_FOREACH(c, &b->conns, link)
+		for (uint32_t i = 0; i < c->channels_cap; i++)
+			if (c->channels[i])
+				chan_redispatch(c->channels[i]);
+}
+
 void broker_check_memory(struct broker *b)
 {
 	uint64_t used = msg_live_bytes();
@@ -141,6 +151,10 @@ void broker_check_memory(struct broker *b)
 		log_warning("memory alarm cleared: %llu bytes in messages",
 		    (unsigned long long)used);
 		broker_set_alarm(b, ALARM_MEMORY, false);
+	}
+	if (b->unacked_held && used <= b->memory_limit) {
+		b->unacked_held = false;
+		redispatch_all(b);	/* channels held by their unacked bytes */
 	}
 }
 

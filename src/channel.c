@@ -135,6 +135,28 @@ void chan_free(struct channel *ch)
 	free(ch);
 }
 
+bool chan_over_memory_share(const struct channel *ch)
+{
+	struct broker *b = ch->conn->broker;
+
+	/* Message memory now, not the alarm of the last tick: a fast reader
+	 * would take tens of MB between ticks. */
+	if (ch->unacked_bytes < b->memory_limit / UNACKED_MEMORY_SHARE ||
+	    msg_live_bytes() <= b->memory_limit)
+		return false;
+	b->unacked_held = true;
+	return true;
+}
+
+void chan_redispatch(struct channel *ch)
+{
+	struct consumer *c;
+
+	TAILQ_FOREACH(c, &ch->consumers, chlink)
+		if (c->q)
+			queue_schedule_dispatch(c->q);
+}
+
 bool chan_consumer_has_credit(const struct consumer *c)
 {
 	const struct channel *ch = c->ch;
@@ -144,6 +166,8 @@ bool chan_consumer_has_credit(const struct consumer *c)
 		return false;
 	if (c->no_ack)
 		return true;
+	if (chan_over_memory_share(ch))
+		return false;
 	if (c->prefetch && c->unacked >= c->prefetch)
 		return false;
 	return ch->prefetch_channel == 0 || ch->unacked < ch->prefetch_channel;

@@ -364,7 +364,7 @@ int chan_basic_get(struct channel *ch, const struct amqp_method *m,
 	if ((rc = queue_refuse(q, QUEUE_GET, err)) != 0)
 		return rc;
 	queue_touch(q);
-	if (!queue_pop(q, &e)) {
+	if ((!a->no_ack && chan_over_memory_share(ch)) || !queue_pop(q, &e)) {
 		r.id = AMQP_basic_get_empty;
 		conn_send_method(ch->conn, ch->number, &r);
 		return 0;

@@ -12,6 +12,7 @@
 #include "channel_ledger.h"
 #include "connection.h"
 #include "log.h"
+#include "message.h"
 #include "queue.h"
 
 struct delivery *chan_ledger_at(struct channel *ch, uint32_t i)
@@ -38,6 +39,7 @@ void chan_ledger_append(struct channel *ch, struct delivery d)
 		ledger_resize(ch, ch->ledger_cap ? ch->ledger_cap * 2 : 64);
 	d.tag = ch->next_tag++;
 	d.q->unacked++;
+	ch->unacked_bytes += d.e.msg->body_size;
 	*chan_ledger_at(ch, ch->ledger_count++) = d;
 }
 
@@ -116,6 +118,7 @@ static void settle_one(struct channel *ch, struct delivery *d,
 	 */
 	struct queue_entry e = d->e;
 	struct queue *q = d->q;
+	bool held = chan_over_memory_share(ch);
 
 	d->settled = true;
 	if (d->tx_held) {
@@ -125,6 +128,7 @@ static void settle_one(struct channel *ch, struct delivery *d,
 	d->e.msg = NULL;
 	d->q = NULL;
 	ch->unacked--;
+	ch->unacked_bytes -= e.msg->body_size;
 	q->unacked--;
 	if (how == SETTLE_ACK) {
 		ch->conn->broker->counters.messages_acknowledged++;
@@ -141,14 +145,9 @@ static void settle_one(struct channel *ch, struct delivery *d,
 			queue_schedule_dispatch(d->consumer->q);
 	}
 	queue_settle(q, &e, how);
-	if (ch->prefetch_channel) {
-		struct consumer *c;
-
-		/* A channel-wide limit frees credit for every consumer. */
-		TAILQ_FOREACH(c, &ch->consumers, chlink)
-			if (c->q)
-				queue_schedule_dispatch(c->q);
-	}
+	/* A channel-wide limit frees credit for every consumer. */
+	if (ch->prefetch_channel || (held && !chan_over_memory_share(ch)))
+		chan_redispatch(ch);
 	queue_unref(q);
 }
 

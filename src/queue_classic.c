@@ -220,21 +220,34 @@ static void tail_entry_done(struct queue *q, const struct tail_entry *te)
 }
 
 /*
+ * How many entries a ring refills to: the limit, or only PAGE_MIN past the
+ * paging watermark (as pages_out keeps), so that reading a deep queue back
+ * cannot itself push message memory to the alarm.
+ */
+static uint32_t refill_target(const struct queue *q)
+{
+	const struct broker *b = q->vh->broker;
+	uint32_t limit = b->cfg->queue_memory_messages;
+
+	return limit > PAGE_MIN && msg_live_bytes() > b->paging_watermark ?
+	    PAGE_MIN : limit;
+}
+
+/*
  * Bring a level's paged-out entries back into memory once its ring has
- * drained to half the limit, in order, up to the limit.  An entry whose
+ * drained to half its target, in order, up to the target.  An entry whose
  * record is not on disk yet is retried shortly.
  */
 static void refill(struct queue *q, uint32_t level)
 {
 	struct store *store = q->vh->broker->store;
 	struct entry_ring *r = &cq(q)->levels[level];
-	uint32_t limit = q->vh->broker->cfg->queue_memory_messages;
 	struct tail_entry te;
 
 	if (tail_len(q, level) == 0 || store == NULL ||
-	    r->count >= (limit + 1) / 2)
+	    r->count >= (refill_target(q) + 1) / 2)
 		return;
-	while ((r->count < limit || r->count == 0) &&
+	while ((r->count < refill_target(q) || r->count == 0) &&
 	    tail_peek(cq(q)->tails[level], &te)) {
 		struct message *m;
 

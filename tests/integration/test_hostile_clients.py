@@ -17,6 +17,10 @@ bound warrend promises:
     at handshake_timeout;
   * a consumer that never reads its socket makes warrend buffer a bounded
     amount of output, not the queue;
+  * a consumer with no prefetch limit that reads but never acks cannot
+    pull a paged-out queue into memory: under the memory alarm its
+    channel, holding 1/16 of the watermark unacked, gets no more, while
+    an acking consumer of the same queue keeps draining it;
   * a client trickling a huge message one byte a frame is charged for the
     bytes it sent, not the size it announced.
 
@@ -693,6 +697,89 @@ class NonReadingConsumerTest(HostileTestCase):
         # it is still stuck, and still holds no more than it did
         self.assertEqual(self.message_count("hc-flood"), left)
 
+
+# ---------------------------------------------------------------------------
+# (h) a consumer that reads everything and acks nothing
+
+@skip_if_external("sets vm_memory_high_watermark.absolute and reads "
+                  "warrend's memory")
+@skip_if_sanitized("resident memory counts the allocator's quarantine")
+class NonAckingConsumerTest(HostileTestCase):
+    config = {"vm_memory_high_watermark.absolute": WATERMARK}
+    BODY = 64 * KiB
+    COUNT = 2400    # 157 MB, paged out: 2.4 times the watermark
+
+    def test_unlimited_prefetch_without_acks_is_bounded(self):
+        queue = "hc-unacked"
+        conn = self.connect()
+        ch = conn.channel()
+        ch.queue_declare(queue, durable=True)
+        self.to_delete.append(queue)
+        ch.confirm_delivery()
+        for i in range(self.COUNT):
+            ch.basic_publish("", queue, b"%06d" % i + b"u" * (self.BODY - 6),
+                             pika.BasicProperties(delivery_mode=2))
+        conn.close()
+        wait_cpu_quiet(self.broker.proc.pid)
+        before = rss_kib(self.broker)
+
+        # prefetch 0 (unlimited), manual acks it never sends
+        hog = self.connect()
+        hog_ch = hog.channel()
+        taken = []
+        hog_ch.basic_consume(queue, lambda c, m, p, b: taken.append(
+            m.delivery_tag))
+        last = {"n": -1, "at": time.monotonic()}
+
+        def stalled():
+            hog.process_data_events(0.1)
+            now = time.monotonic()
+            if len(taken) != last["n"]:
+                last.update(n=len(taken), at=now)
+            return now - last["at"] >= 1.5
+        wait_until(stalled, timeout=WAIT * 2, interval=0,
+                   what="deliveries to the non-acking consumer to stop")
+        held = len(taken) * self.BODY
+        grown = rss_kib(self.broker) - before
+        print("non-acking consumer: holds %d of %d messages (%.1f MiB) "
+              "unacked, RSS +%d KiB" % (len(taken), self.COUNT, held / MiB,
+                                        grown))
+        wait_until(lambda: memory_alarm(self.broker), timeout=WAIT,
+                   what="the memory alarm (the hog's holding is above it)")
+        # The watermark plus its channel's share, not the queue's 157 MB.
+        self.assertLess(held, WATERMARK + WATERMARK // 16 + 4 * MiB)
+        self.assertLess(grown, (WATERMARK + 40 * MiB) // KiB)
+
+        # An acking consumer of the same queue keeps draining it.
+        good = self.connect()
+        good_ch = good.channel()
+        good_ch.basic_qos(prefetch_count=10)
+        seen = []
+
+        def drain(until):
+            for method, _p, body in good_ch.consume(queue,
+                                                    inactivity_timeout=WAIT):
+                self.assertIsNotNone(method, "the acking consumer waited "
+                                     "%.0f s for a message" % WAIT)
+                good_ch.basic_ack(method.delivery_tag)
+                seen.append(int(body[:6]))
+                if len(seen) == until:
+                    return
+        drain(300)
+        hog.process_data_events(0.5)
+        self.assertLess(len(taken) * self.BODY,
+                        WATERMARK + WATERMARK // 16 + 4 * MiB,
+                        "the hog was given more meanwhile")
+
+        # The hog goes: what it held is requeued and drained by the other
+        # consumer, every message exactly once; the alarm clears.
+        hog.close()
+        drain(self.COUNT)
+        good_ch.cancel()
+        self.assertEqual(sorted(seen), list(range(self.COUNT)))
+        wait_until(lambda: not memory_alarm(self.broker), timeout=WAIT,
+                   what="the memory alarm to clear")
+        good.close()
 
 if __name__ == "__main__":
     main()
