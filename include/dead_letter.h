@@ -9,7 +9,8 @@
 struct queue;
 struct message;
 
-enum death_reason { DEATH_REJECTED, DEATH_EXPIRED, DEATH_MAXLEN };
+enum death_reason { DEATH_REJECTED, DEATH_EXPIRED, DEATH_MAXLEN,
+    DEATH_DELIVERY_LIMIT };
 
 /* Republish msg (the caller keeps its reference) if q has a DLX. */
 void dead_letter(struct queue *q, struct message *msg, enum death_reason why);

@@ -15,7 +15,9 @@ struct queue_entry {
 	uint64_t seq;			/* enqueue order: requeue puts it back */
 	uint64_t expires_at;		/* monotonic ms; 0: never */
 	bool redelivered;
+	uint16_t returns;		/* times requeued (x-delivery-count) */
 	uint32_t store_seg;		/* its ENQ record's segment; 0: none */
+	uint32_t ret_seg;		/* its newest RET record's; 0: none */
 };
 
 struct entry_ring {

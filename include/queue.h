@@ -219,6 +219,13 @@ bool queue_push(struct queue *q, struct message *msg, uint64_t *ticket);
  * leaves a queue comes back through here, which is where the store
  * records that a persistent message is gone.
  */
+/*
+ * The message to send for entry e of q (a reference the caller drops):
+ * e's own, or, where q counts returns (x-delivery-limit) and e has been
+ * returned, a copy carrying the x-delivery-count header.
+ */
+struct message *queue_outgoing(const struct queue *q,
+    const struct queue_entry *e);
 void queue_settle(struct queue *q, const struct queue_entry *e,
     enum settle_how how);
 /*

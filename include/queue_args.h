@@ -2,7 +2,8 @@
  * Queue arguments, with RabbitMQ's names and checks: x-message-ttl,
  * x-expires, x-max-length, x-max-length-bytes, x-overflow,
  * x-dead-letter-exchange, x-dead-letter-routing-key, x-max-priority,
- * x-single-active-consumer, x-consumer-timeout, x-queue-type.
+ * x-single-active-consumer, x-consumer-timeout, x-queue-type,
+ * x-delivery-limit.
  */
 #ifndef WARREN_QUEUE_ARGS_H
 #define WARREN_QUEUE_ARGS_H
@@ -35,6 +36,8 @@ struct queue_args {
 	int64_t max_age_ms;		/* x-max-age (streams); -1: none */
 	int64_t max_segment_size;	/* x-stream-max-segment-size-bytes;
 					 * -1: the default */
+	int64_t delivery_limit;		/* x-delivery-limit: returns allowed;
+					 * -1: no limit */
 };
 
 /*

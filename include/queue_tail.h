@@ -27,6 +27,8 @@ struct tail_entry {
 	uint32_t enq_seg;		/* its ENQ's segment; 0: held only */
 	uint32_t body_len;		/* for the queue's byte count */
 	bool redelivered;
+	uint16_t returns;		/* as queue_entry's */
+	uint32_t ret_seg;
 };
 
 struct queue_tail;

@@ -8,6 +8,7 @@
  *		routing key, raw content header and body, byte-exact
  *	ENQ	queue qid holds message id, until a wall-clock expiry (or 0)
  *	DLV	queue qid delivered message id (it comes back redelivered)
+ *	RET	queue qid had message id returned (requeued) n times so far
  *	ACK	queue qid is done with message id
  *	TMSG	a message paged out by a transient queue, skipped at recovery
  * Records are appended by the event loop into the current batch; the store
@@ -73,6 +74,8 @@ struct store_recovered_entry {
 	uint32_t enq_seg;		/* its ENQ's segment */
 	bool delivered;			/* it comes back redelivered */
 	int64_t expires_in;		/* ms from now (0: due); -1: never */
+	uint32_t returns;		/* times returned, the crash included */
+	uint32_t ret_seg;		/* its RET's segment (to hand back) */
 };
 
 /*
@@ -104,8 +107,20 @@ bool store_recover(struct store *s, store_recover_fn *fn, void *arg,
  */
 uint32_t store_enqueue(struct store *s, uint64_t qid, struct message *msg,
     uint64_t ttl_ms, uint64_t *ticket);
-/* Queue qid delivered message msg_id for the first time. */
+/*
+ * Queue qid delivered message msg_id (the first time; every time where
+ * returns are counted, so a delivery a crash ends counts as one).
+ */
 void store_delivered(struct store *s, uint64_t qid, uint64_t msg_id);
+/*
+ * Queue qid had message msg_id returned, `returns` times so far (queues
+ * with a delivery limit).  The record's segment is kept until the entry
+ * is done: the returned segment number replaces old_ret_seg (0: none),
+ * and store_forget_returns lets the last one go.
+ */
+uint32_t store_returned(struct store *s, uint64_t qid, uint64_t msg_id,
+    uint32_t returns, uint32_t old_ret_seg);
+void store_forget_returns(struct store *s, uint32_t ret_seg);
 /* Queue qid is done with the message at msg, enqueued in enq_seg. */
 void store_ack(struct store *s, uint64_t qid, const struct store_loc *msg,
     uint32_t enq_seg);

@@ -355,6 +355,7 @@ int chan_basic_get(struct channel *ch, const struct amqp_method *m,
 	const struct amqp_basic_get *a = &m->a.basic_get;
 	struct amqp_method r = { .id = AMQP_basic_get_ok };
 	struct amqp_basic_get_ok *ok = &r.a.basic_get_ok;
+	struct message *out;
 	struct queue_entry e;
 	struct queue *q;
 	int rc;
@@ -381,8 +382,10 @@ int chan_basic_get(struct channel *ch, const struct amqp_method *m,
 	ok->message_count = q->count;
 	chan_record_get(ch, &e, q, a->no_ack);
 	conn_send_method(ch->conn, ch->number, &r);
-	frame_put_content(conn_output(ch->conn), ch->number, e.msg,
+	out = queue_outgoing(q, &e);
+	frame_put_content(conn_output(ch->conn), ch->number, out,
 	    ch->conn->frame_max);
+	msg_unref(out);
 	if (a->no_ack)
 		queue_settle(q, &e, SETTLE_ACK);
 	else

@@ -29,6 +29,7 @@ static const char *const reason_names[] = {
 	[DEATH_REJECTED] = "rejected",
 	[DEATH_EXPIRED] = "expired",
 	[DEATH_MAXLEN] = "maxlen",
+	[DEATH_DELIVERY_LIMIT] = "delivery_limit",
 };
 
 /* One x-death entry as far as cycle detection cares. */

@@ -15,6 +15,7 @@
 #include "connection.h"
 #include "log.h"
 #include "message.h"
+#include "message_edit.h"
 #include "queue.h"
 #include "vhost.h"
 
@@ -84,6 +85,14 @@ bool queue_pop(struct queue *q, struct queue_entry *out)
 	if (got)
 		q->counters.delivered++;
 	return got;
+}
+
+struct message *queue_outgoing(const struct queue *q,
+    const struct queue_entry *e)
+{
+	if (e->returns == 0 || q->args.delivery_limit < 0)
+		return msg_ref(e->msg);
+	return msg_with_header_long(e->msg, "x-delivery-count", e->returns);
 }
 
 void queue_settle(struct queue *q, const struct queue_entry *e,

@@ -42,6 +42,8 @@ static const struct {
 	{ "x-max-age", ARG_DURATION, offsetof(struct queue_args, max_age_ms) },
 	{ "x-stream-max-segment-size-bytes", ARG_NONNEG_INT,
 	    offsetof(struct queue_args, max_segment_size) },
+	{ "x-delivery-limit", ARG_NONNEG_INT,
+	    offsetof(struct queue_args, delivery_limit) },
 };
 
 bool duration_parse(struct bytes s, int64_t *ms)
@@ -191,6 +193,7 @@ int queue_args_parse(struct bytes raw, const char *name, const char *vhost,
 	out->max_length = out->max_length_bytes = -1;
 	out->consumer_timeout = -1;
 	out->max_age_ms = out->max_segment_size = -1;
+	out->delivery_limit = -1;
 	if (raw.len == 0)
 		return 0;
 	if ((t = ftable_decode(raw)) == NULL)

@@ -121,8 +121,10 @@ static void entry_done(struct queue *q, const struct queue_entry *e)
 	struct store *store = q->vh->broker->store;
 
 	/* No store: shutting down, and what is in memory stays on disk. */
-	if (e->store_seg && store)
+	if (e->store_seg && store) {
 		store_ack(store, q->store_qid, &e->msg->stored, e->store_seg);
+		store_forget_returns(store, e->ret_seg);
+	}
 	msg_unref(e->msg);
 }
 
@@ -180,7 +182,8 @@ static void page_out(struct queue *q, uint32_t level, struct message *msg,
 	struct tail_entry te = {
 		.seq = e->seq, .expires_at = e->expires_at,
 		.body_len = (uint32_t)msg->body_len,
-		.redelivered = e->redelivered,
+		.redelivered = e->redelivered, .returns = e->returns,
+		.ret_seg = e->ret_seg,
 	};
 
 	if (store_for(q, msg)) {
@@ -213,9 +216,10 @@ static void tail_entry_done(struct queue *q, const struct tail_entry *te)
 	/* No store: shutting down, and the log stays as it is. */
 	if (store == NULL)
 		return;
-	if (te->enq_seg)
+	if (te->enq_seg) {
 		store_ack(store, q->store_qid, &te->msg, te->enq_seg);
-	else
+		store_forget_returns(store, te->ret_seg);
+	} else
 		store_release(store, &te->msg);
 }
 
@@ -264,8 +268,10 @@ static void refill(struct queue *q, uint32_t level)
 		}
 		if (te.enq_seg == 0)
 			store_release(store, &te.msg);
-		ring_push(r, (struct queue_entry){ m, te.seq, te.expires_at,
-		    te.redelivered, te.enq_seg });
+		ring_push(r, (struct queue_entry){ .msg = m, .seq = te.seq,
+		    .expires_at = te.expires_at, .redelivered = te.redelivered,
+		    .returns = te.returns, .store_seg = te.enq_seg,
+		    .ret_seg = te.ret_seg });
 	}
 	drop_empty_tail(q, level);
 }
@@ -375,7 +381,7 @@ static bool would_overflow(const struct queue *q, const struct message *m)
 static bool classic_push(struct queue *q, struct message *msg, uint64_t *ticket)
 {
 	int64_t ttl = q->args.message_ttl;
-	struct queue_entry e = { NULL, cq(q)->next_seq++, 0, false, 0 };
+	struct queue_entry e = { .seq = cq(q)->next_seq++ };
 	struct store *store = store_for(q, msg);
 	uint32_t level = level_of(q, msg);
 	struct consumer *c;
@@ -429,11 +435,25 @@ static bool classic_push(struct queue *q, struct message *msg, uint64_t *ticket)
 
 static void requeue(struct queue *q, const struct queue_entry *e)
 {
+	struct store *store = q->vh->broker->store;
 	struct queue_entry back = *e;
 
 	if (q->deleted) {
 		entry_done(q, e);
 		return;
+	}
+	if (back.returns < UINT16_MAX)
+		back.returns++;
+	if (q->args.delivery_limit >= 0) {
+		/* As a quorum queue: returned more than the limit, it goes. */
+		if (back.returns > q->args.delivery_limit) {
+			dead_letter(q, e->msg, DEATH_DELIVERY_LIMIT);
+			entry_done(q, e);
+			return;
+		}
+		if (back.store_seg && store)
+			back.ret_seg = store_returned(store, q->store_qid,
+			    e->msg->stored.id, back.returns, e->ret_seg);
 	}
 	/* Back to its place, keeping its expiry time. */
 	back.redelivered = true;
@@ -471,8 +491,12 @@ static bool classic_pop(struct queue *q, struct queue_entry *out)
 	got = take_top(q, out);
 	if (!got)
 		return false;
-	/* Out to a consumer: after a crash it comes back redelivered. */
-	if (out->store_seg && !out->redelivered && q->vh->broker->store)
+	/*
+	 * Out to a consumer: after a crash it comes back redelivered, and
+	 * where returns are counted, that delivery counts as one.
+	 */
+	if (out->store_seg && q->vh->broker->store &&
+	    (!out->redelivered || q->args.delivery_limit >= 0))
 		store_delivered(q->vh->broker->store, q->store_qid,
 		    out->msg->stored.id);
 	/* The new head may be due already, or need the timer. */
@@ -485,8 +509,10 @@ static bool classic_recover_entry(struct queue *q,
 {
 	uint32_t level = rec->priority < cq(q)->n_levels ? rec->priority :
 	    cq(q)->n_levels - 1;
-	struct queue_entry e = { NULL, cq(q)->next_seq++, 0, re->delivered,
-	    re->enq_seg };
+	struct queue_entry e = { .seq = cq(q)->next_seq++,
+	    .redelivered = re->delivered, .store_seg = re->enq_seg,
+	    .returns = re->returns > UINT16_MAX ? UINT16_MAX :
+	    (uint16_t)re->returns, .ret_seg = re->ret_seg };
 
 	/* It expires when it would have without the restart (or now). */
 	if (re->expires_in >= 0)
@@ -498,7 +524,8 @@ static bool classic_recover_entry(struct queue *q,
 		 * as soon as the log is scanned, however deep its queues.
 		 */
 		struct tail_entry te = { rec->loc, e.seq, e.expires_at,
-		    re->enq_seg, rec->body_len, re->delivered };
+		    re->enq_seg, rec->body_len, re->delivered, e.returns,
+		    e.ret_seg };
 
 		tail_push(tail_of(q, level), &te);
 		q->count++;

@@ -16,7 +16,7 @@
 /* Entries per read, and per write once that many wait. */
 #define BLOCK 256
 /* An entry in the file, little-endian, zero-padded. */
-#define ENTRY_SIZE 56
+#define ENTRY_SIZE 64
 
 struct queue_tail {
 	char *path;
@@ -67,6 +67,8 @@ static void encode(uint8_t *p, const struct tail_entry *e)
 	le32_put(p + 44, e->enq_seg);
 	le32_put(p + 48, e->body_len);
 	p[52] = e->redelivered;
+	le32_put(p + 56, e->returns);
+	le32_put(p + 60, e->ret_seg);
 }
 
 static void decode(const uint8_t *p, struct tail_entry *e)
@@ -81,6 +83,8 @@ static void decode(const uint8_t *p, struct tail_entry *e)
 	e->enq_seg = le32_get(p + 44);
 	e->body_len = le32_get(p + 48);
 	e->redelivered = p[52] != 0;
+	e->returns = (uint16_t)le32_get(p + 56);
+	e->ret_seg = le32_get(p + 60);
 }
 
 /* Write the unwritten entries to the file; on failure they stay here. */

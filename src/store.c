@@ -34,9 +34,13 @@ enum record_type {
 	REC_DLV = 'D',
 	REC_ACK = 'A',
 	REC_TMSG = 'T',		/* a paged-out message recovery ignores */
+	REC_RET = 'R',		/* a delivery returned: the count so far */
 };
 
-/* Body sizes: DLV and ACK [type][qid][msg id]; ENQ adds [expires, wall ms]. */
+/*
+ * Body sizes: DLV and ACK [type][qid][msg id]; ENQ adds [expires, wall ms],
+ * RET [returns] in the same place.
+ */
 #define REF_SIZE 17
 #define ENQ_SIZE 25
 
@@ -53,7 +57,7 @@ enum record_type {
 
 /* What the loop knows of one segment. */
 struct segment {
-	uint64_t live;			/* live MSG and ENQ records in it */
+	uint64_t live;			/* live MSG, ENQ and RET records in it */
 	uint64_t ack_floor;		/* oldest segment its ACKs cancel ENQs in */
 	bool deleted;
 };
@@ -904,19 +908,21 @@ static void live_dec(struct store *s, uint64_t seg)
 		s->gc_wanted = true;
 }
 
-/* A record naming a queue and a message: ENQ, DLV. */
-/* A record naming a queue and a message: DLV, ACK; ENQ with its expiry. */
+/*
+ * A record naming a queue and a message: DLV, ACK; ENQ with its expiry,
+ * RET with its count (extra).
+ */
 static uint64_t append_ref(struct store *s, uint8_t type, uint64_t qid,
-    uint64_t msg_id, uint64_t expires_wall)
+    uint64_t msg_id, uint64_t extra)
 {
 	uint8_t rec[ENQ_SIZE];
 
 	rec[0] = type;
 	le64_put(rec + 1, qid);
 	le64_put(rec + 9, msg_id);
-	if (type != REC_ENQ)
+	if (type != REC_ENQ && type != REC_RET)
 		return append(s, &(struct iovec){ rec, REF_SIZE }, 1);
-	le64_put(rec + 17, expires_wall);
+	le64_put(rec + 17, extra);
 	return append(s, &(struct iovec){ rec, ENQ_SIZE }, 1);
 }
 
@@ -972,6 +978,23 @@ uint32_t store_enqueue(struct store *s, uint64_t qid, struct message *m,
 void store_delivered(struct store *s, uint64_t qid, uint64_t msg_id)
 {
 	append_ref(s, REC_DLV, qid, msg_id, 0);
+}
+
+uint32_t store_returned(struct store *s, uint64_t qid, uint64_t msg_id,
+    uint32_t returns, uint32_t old_ret_seg)
+{
+	uint64_t seg = append_ref(s, REC_RET, qid, msg_id, returns);
+
+	/* Its segment stays while the entry lives: recovery needs the count. */
+	live_inc(s, seg);
+	store_forget_returns(s, old_ret_seg);
+	return (uint32_t)seg;
+}
+
+void store_forget_returns(struct store *s, uint32_t ret_seg)
+{
+	if (ret_seg)
+		live_dec(s, ret_seg);
 }
 
 void store_ack(struct store *s, uint64_t qid, const struct store_loc *msg,
@@ -1160,6 +1183,8 @@ struct rec_enq {
 	uint64_t expires_wall;		/* 0: never */
 	uint32_t seg;
 	bool delivered, acked;
+	bool out;			/* a DLV after the newest RET */
+	uint32_t returns, ret_seg;	/* the newest RET's count, segment */
 };
 
 /*
@@ -1268,8 +1293,8 @@ static void add_enq(struct rec_msg *rm, uint64_t qid, uint32_t seg,
 {
 	if (rm->n_enq > 0)
 		rm->more = xrealloc(rm->more, rm->n_enq * sizeof(*rm->more));
-	*enq_at(rm, rm->n_enq++) = (struct rec_enq){ qid, expires_wall, seg,
-	    false, false };
+	*enq_at(rm, rm->n_enq++) = (struct rec_enq){ .qid = qid,
+	    .expires_wall = expires_wall, .seg = seg };
 }
 
 static void on_record(void *arg, uint64_t offset, uint8_t type,
@@ -1308,8 +1333,9 @@ static void on_record(void *arg, uint64_t offset, uint8_t type,
 			ss->s->next_msg_id = id + 1;
 		return;
 	}
-	if ((type != REC_ENQ && type != REC_DLV && type != REC_ACK) ||
-	    len != (type == REC_ENQ ? ENQ_SIZE : REF_SIZE)) {
+	if ((type != REC_ENQ && type != REC_DLV && type != REC_ACK &&
+	    type != REC_RET) ||
+	    len != (type == REC_ENQ || type == REC_RET ? ENQ_SIZE : REF_SIZE)) {
 		log_warning("%s: offset %llu: unknown record type %u, skipped",
 		    ss->path, (unsigned long long)offset, type);
 		return;
@@ -1326,7 +1352,14 @@ static void on_record(void *arg, uint64_t offset, uint8_t type,
 		break;
 	case REC_DLV:
 		if (re)
-			re->delivered = true;
+			re->delivered = re->out = true;
+		break;
+	case REC_RET:
+		if (re && le64_get(body + 17) >= re->returns) {
+			re->returns = (uint32_t)le64_get(body + 17);
+			re->ret_seg = (uint32_t)ss->seg;
+			re->out = false;
+		}
 		break;
 	case REC_ACK:
 		if (re) {
@@ -1361,8 +1394,10 @@ static void replay(struct scan_state *ss, store_recover_fn *fn, void *arg)
 		for (uint32_t j = 0; j < rm->n_enq; j++) {
 			struct rec_enq *re = enq_at(rm, j);
 
+			/* A delivery the crash ended counts as returned. */
 			struct store_recovered_entry e = { re->seg,
-			    re->delivered, -1 };
+			    re->delivered, -1, re->returns + re->out,
+			    re->ret_seg };
 
 			if (re->acked)
 				continue;
@@ -1375,6 +1410,8 @@ static void replay(struct scan_state *ss, store_recover_fn *fn, void *arg)
 			}
 			ss->st->entries++;
 			live_inc(s, re->seg);
+			if (re->ret_seg)
+				live_inc(s, re->ret_seg);
 			live_inc(s, rm->r.loc.seg);
 			live = true;
 		}

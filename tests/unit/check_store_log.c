@@ -4,7 +4,8 @@
  * the delivered mark; acked entries stay gone; a message held by two
  * queues survives until both are done with it; settled segments are
  * deleted; sync tickets are reported in order; records written twice (a
- * retried round) count once.
+ * retried round) count once; return counts come back, a delivery the
+ * crash ended counted, and their records outlive the segments around them.
  */
 #include <check.h>
 #include <dirent.h>
@@ -40,6 +41,7 @@ struct got {
 	char body[64];
 	bool delivered;
 	int64_t expires_in;
+	uint32_t returns;
 };
 static struct got got[4096];
 static size_t n_got;
@@ -69,6 +71,7 @@ static bool on_entry(void *arg, uint64_t qid,
 	    (int)m->body_len, (const char *)m->body);
 	got[n_got].delivered = re->delivered;
 	got[n_got].expires_in = re->expires_in;
+	got[n_got].returns = re->returns;
 	n_got++;
 	msg_unref(m);
 	return true;
@@ -191,6 +194,60 @@ START_TEST(test_unacked_entries_come_back_in_order)
 	ck_assert(!got[1].delivered);
 	ck_assert_str_eq(got[2].body, "m4");
 	store_close(s);
+}
+END_TEST
+
+/* n messages for queue 6, synced, acked: segments that roll and go. */
+static void traffic(struct store *s, int n)
+{
+	uint64_t ticket = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct message *m = message("traffic that fills small "
+		    "segments of four kilobytes, all of it acknowledged");
+		uint32_t seg = store_enqueue(s, 6, m, 0, &ticket);
+
+		store_ack(s, 6, &m->stored, seg);
+		msg_unref(m);
+	}
+	wait_synced(ticket);
+}
+
+START_TEST(test_return_counts_survive_and_keep_their_segment)
+{
+	struct store *s = open_store(4096);
+	struct message *poison = message("poison"), *quiet = message("quiet");
+	uint32_t ret = 0, ret2;
+
+	store_enqueue(s, 5, poison, 0, NULL);
+	store_enqueue(s, 5, quiet, 0, NULL);
+	traffic(s, 50);
+	/* poison: delivered and returned twice, then out again (crash) */
+	for (uint32_t n = 1; n <= 2; n++) {
+		store_delivered(s, 5, poison->stored.id);
+		ret = store_returned(s, 5, poison->stored.id, n, ret);
+	}
+	store_delivered(s, 5, poison->stored.id);
+	/* quiet: returned once, not out when the broker stops */
+	store_delivered(s, 5, quiet->stored.id);
+	ret2 = store_returned(s, 5, quiet->stored.id, 1, 0);
+	ck_assert_uint_gt(ret, poison->stored.seg);
+	ck_assert_uint_eq(ret, ret2);
+	/* The RETs' segment is settled but for them, and kept for them. */
+	traffic(s, 300);
+	ck_assert_uint_le(store_segment_count(s), 4);
+	store_close(s);
+
+	s = open_store(4096);
+	ck_assert_uint_eq(n_got, 2);
+	ck_assert_str_eq(got[0].body, "poison");
+	ck_assert_uint_eq(got[0].returns, 3);
+	ck_assert(got[0].delivered);
+	ck_assert_str_eq(got[1].body, "quiet");
+	ck_assert_uint_eq(got[1].returns, 1);
+	store_close(s);
+	msg_unref(poison);
+	msg_unref(quiet);
 }
 END_TEST
 
@@ -478,6 +535,7 @@ static Suite *store_log_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_unacked_entries_come_back_in_order);
 	tcase_add_test(tc, test_message_in_two_queues_lives_until_both_ack);
+	tcase_add_test(tc, test_return_counts_survive_and_keep_their_segment);
 	tcase_add_test(tc, test_entries_of_unknown_queues_are_dropped_and_collected);
 	tcase_add_test(tc, test_settled_segments_are_deleted_while_running);
 	tcase_add_test(tc, test_records_written_twice_recover_once);
