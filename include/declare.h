@@ -46,6 +46,7 @@ struct exchange_decl {
 	struct bytes type;		/* "direct", "fanout", "topic", "headers" */
 	bool durable, auto_delete, internal;
 	struct bytes arguments;
+	bool restoring;			/* from definitions: reload its state */
 };
 
 /*

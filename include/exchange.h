@@ -88,6 +88,7 @@ struct exchange {
 	uint8_t *arguments;
 	uint32_t arguments_len;
 	char *alternate;		/* alternate-exchange argument, or NULL */
+	struct dedup_cache *dedup;	/* x-message-deduplication, or NULL */
 	struct binding_list bindings;	/* this exchange as source */
 	uint32_t n_bindings;
 	struct binding_list inbound;	/* exchange-to-exchange, as dest */

@@ -67,6 +67,8 @@ bool ftable_validate(struct bytes raw);
 
 /* Decode raw into a tree; NULL when malformed.  Free with ftable_free. */
 struct field_table *ftable_decode(struct bytes raw);
+/* Any AMQP integer type, as a signed 64-bit value; false otherwise. */
+bool fvalue_int64(const struct field_value *v, int64_t *out);
 void ftable_free(struct field_table *t);
 
 /* Find key in a decoded table; NULL when absent (first match wins). */

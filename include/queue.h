@@ -171,6 +171,7 @@ struct queue {
 	uint8_t *arguments;		/* raw table, for redeclare checks */
 	uint32_t arguments_len;
 	struct queue_args args;
+	struct dedup_cache *dedup;	/* x-message-deduplication, or NULL */
 
 	/* Kept up to date by the type, read by everyone. */
 	uint32_t count;			/* ready messages, paged out or not */

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dedup.h"
 #include "wire.h"
 
 struct amqp_error;
@@ -38,6 +39,7 @@ struct queue_args {
 					 * -1: the default */
 	int64_t delivery_limit;		/* x-delivery-limit: returns allowed;
 					 * -1: no limit */
+	struct dedup_args dedup;	/* x-message-deduplication and co. */
 };
 
 /*

@@ -165,6 +165,8 @@ void store_cancel_flush(struct store *s, struct store_flusher *f);
  */
 bool store_write_file(struct store *s, int fd, uint64_t off, uint8_t *data,
     size_t len, size_t cap);
+/* The ticket of the batch being filled (what a record appended now gets). */
+uint64_t store_current_ticket(const struct store *s);
 /* The last ticket the owner was told is on disk. */
 uint64_t store_synced(const struct store *s);
 

@@ -11,6 +11,7 @@
 
 #include "broker.h"
 #include "channel.h"
+#include "dedup.h"
 #include "config.h"
 #include "exchange.h"
 #include "field_table.h"
@@ -277,6 +278,9 @@ bool chan_route(struct channel *ch, struct exchange *x, struct message *msg,
 
 	if (x->name[0] == '\0' && chan_is_reply_key(msg->routing_key)) {
 		routed = chan_reply_to_route(ch, msg);
+	} else if (x->dedup && dedup_seen(x->dedup, msg, ticket)) {
+		/* A duplicate: taken (confirmed, never returned), not routed. */
+		routed = true;
 	} else {
 		struct message *stored = msg;
 

@@ -9,7 +9,9 @@
 
 #include "amqp.h"
 #include "broker.h"
+#include "config.h"
 #include "connection.h"
+#include "dedup.h"
 #include "declare.h"
 #include "exchange.h"
 #include "field_table.h"
@@ -124,6 +126,23 @@ static uint8_t *args_copy(struct bytes args, uint32_t *len)
 	return p;
 }
 
+/*
+ * The dedup cache of a new queue or exchange: kept on disk for a durable
+ * one (reloaded when restoring from definitions), else in memory.
+ */
+static struct dedup_cache *open_dedup(struct vhost *vh, const char *kind,
+    const char *name, const struct dedup_args *a, bool durable,
+    bool restoring)
+{
+	struct broker *b = vh->broker;
+	char path[4096];
+
+	if (!durable || b->store == NULL)
+		return dedup_new(a, NULL, NULL, false);
+	dedup_path(b->cfg->data_dir, kind, vh->name, name, path, sizeof(path));
+	return dedup_new(a, b->store, path, restoring);
+}
+
 /* ---- queues ------------------------------------------------------------- */
 
 /* The arguments RabbitMQ compares on redeclare; others may differ. */
@@ -228,6 +247,9 @@ int declare_queue(struct vhost *vh, struct bytes name,
 		broker_durable_changed(vh->broker);
 	}
 	q->arguments = args_copy(d->arguments, &q->arguments_len);
+	if (q->args.dedup.on)
+		q->dedup = open_dedup(vh, "queue", q->name, &q->args.dedup,
+		    q->store_qid != 0, d->restoring);
 	if (q->type->open && (rc = q->type->open(q, err)) != 0) {
 		vhost_remove_queue(vh, q);
 		return rc;
@@ -299,6 +321,19 @@ static int exchange_equivalent(struct exchange *x,
 	return alternate_equivalent(x, d->arguments, err);
 }
 
+/* The exchange's x-message-deduplication arguments, validated. */
+static int exchange_dedup_parse(struct vhost *vh, struct bytes name,
+    struct bytes raw, struct dedup_args *out, struct amqp_error *err)
+{
+	struct field_table *t = raw.len ? ftable_decode(raw) : NULL;
+	char *xname = bytes_strdup(name);
+	int rc = dedup_args_parse(t, "exchange", xname, vh->name, out, err);
+
+	free(xname);
+	ftable_free(t);
+	return rc;
+}
+
 /* The alternate-exchange argument, validated; *ae NULL when absent. */
 static int alternate_parse(struct vhost *vh, struct bytes name,
     struct bytes raw, char **ae, struct amqp_error *err)
@@ -324,6 +359,7 @@ int declare_exchange(struct vhost *vh, struct bytes name,
     struct amqp_error *err)
 {
 	const struct exchange_type *type = exchange_type_find(d->type);
+	struct dedup_args dd;
 	struct exchange *x;
 	char *ae;
 	int rc;
@@ -352,11 +388,19 @@ int declare_exchange(struct vhost *vh, struct bytes name,
 		return rc;
 	if ((rc = alternate_parse(vh, name, d->arguments, &ae, err)) != 0)
 		return rc;
+	if ((rc = exchange_dedup_parse(vh, name, d->arguments, &dd, err)) != 0) {
+		free(ae);
+		return rc;
+	}
 	x = vhost_add_exchange(vh, name, type);
 	x->durable = d->durable;
 	x->auto_delete = d->auto_delete;
 	x->internal = d->internal;
 	x->alternate = ae;
+	if (dd.on)
+		x->dedup = open_dedup(vh, "exchange", x->name, &dd, x->durable,
+		    d->restoring);
+	dedup_args_free(&dd);
 	if (x->durable)
 		broker_durable_changed(vh->broker);
 	x->arguments = args_copy(d->arguments, &x->arguments_len);

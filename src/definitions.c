@@ -759,6 +759,7 @@ static bool import_exchange(struct import *im, json_t *e, char *why,
 	d.auto_delete = c.auto_delete;
 	d.arguments = entry_args(im);
 	existed = vhost_find_exchange(vh, bytes_str(c.name)) != NULL;
+	d.restoring = true;
 	if (declare_exchange(vh, bytes_str(c.name), &d, &x, &aerr) != 0)
 		return declare_failed(im, existed, &aerr, why, whylen);
 	return true;

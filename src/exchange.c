@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "dedup.h"
 #include "exchange.h"
 #include "field_table.h"
 #include "log.h"
@@ -53,6 +54,7 @@ void exchange_free(struct exchange *x)
 	while ((b = TAILQ_FIRST(&x->inbound)) != NULL)
 		exchange_unbind(b);
 	x->type->destroy(x->state);
+	dedup_free(x->dedup, false);
 	free(x->arguments);
 	free(x->alternate);
 	free(x->name);

@@ -607,3 +607,22 @@ bool fvalue_equivalent(const struct field_value *a,
 	}
 	return false;
 }
+
+/* Any AMQP integer type, as a signed 64-bit value; false otherwise. */
+bool fvalue_int64(const struct field_value *v, int64_t *out)
+{
+	switch (v->type) {
+	case 'b': case 's': case 'I': case 'l':
+		*out = v->v.i;
+		return true;
+	case 'B': case 'u': case 'i':
+		*out = (int64_t)v->v.u;
+		return true;
+	case 'L':
+		if (v->v.u > INT64_MAX)
+			return false;
+		*out = (int64_t)v->v.u;
+		return true;
+	}
+	return false;
+}

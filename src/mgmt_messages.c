@@ -19,6 +19,7 @@
 #include "amqp_error.h"
 #include "definitions.h"
 #include "broker.h"
+#include "dedup.h"
 #include "exchange.h"
 #include "log.h"
 #include "message.h"
@@ -230,6 +231,12 @@ void mgmt_publish(struct mgmt_req *q)
 	    (uint32_t)hdr.len }, &parsed);
 	wbuf_free(&hdr);
 	msg_append_body(m, payload, (uint32_t)len);
+	if (x->dedup && dedup_seen(x->dedup, m, NULL)) {
+		/* A duplicate: taken as routed, as over AMQP. */
+		mgmt_reply(q, HTTP_OK, json_pack("{s:b}", "routed", 1));
+		msg_unref(m);
+		goto out;
+	}
 	exchange_route(x, m, &r);
 	for (uint32_t i = 0; i < r.n; i++)
 		queue_push(r.queues[i], m, NULL);

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "connection.h"
 #include "log.h"
+#include "dedup.h"
 #include "message.h"
 #include "message_edit.h"
 #include "queue.h"
@@ -63,6 +64,7 @@ void queue_unref(struct queue *q)
 	q->type->destroy(q);
 	event_free(q->dispatch_ev);
 	event_free(q->idle_ev);
+	dedup_free(q->dedup, false);
 	queue_args_free(&q->args);
 	free(q->arguments);
 	free(q->name);
@@ -71,7 +73,12 @@ void queue_unref(struct queue *q)
 
 bool queue_push(struct queue *q, struct message *msg, uint64_t *ticket)
 {
-	bool accepted = q->type->push(q, msg, ticket);
+	bool accepted;
+
+	/* A duplicate is taken (and so confirmed) and goes no further. */
+	if (q->dedup && dedup_seen(q->dedup, msg, ticket))
+		return true;
+	accepted = q->type->push(q, msg, ticket);
 
 	if (accepted)
 		q->counters.published++;

@@ -74,25 +74,6 @@ bool duration_parse(struct bytes s, int64_t *ms)
 	return false;
 }
 
-/* Any AMQP integer type, as a signed 64-bit value; false otherwise. */
-static bool int_value(const struct field_value *v, int64_t *out)
-{
-	switch (v->type) {
-	case 'b': case 's': case 'I': case 'l':
-		*out = v->v.i;
-		return true;
-	case 'B': case 'u': case 'i':
-		*out = (int64_t)v->v.u;
-		return true;
-	case 'L':
-		if (v->v.u > INT64_MAX)
-			return false;
-		*out = (int64_t)v->v.u;
-		return true;
-	}
-	return false;
-}
-
 static int check_arg(const struct field_value *v, enum arg_kind kind,
     void *field, char *why, size_t whylen)
 {
@@ -103,7 +84,7 @@ static int check_arg(const struct field_value *v, enum arg_kind kind,
 	case ARG_TTL:
 	case ARG_POS_TTL:
 	case ARG_PRIORITY:
-		if (!int_value(v, &n)) {
+		if (!fvalue_int64(v, &n)) {
 			snprintf(why, whylen, "expected an integer");
 			return -1;
 		}
@@ -194,6 +175,7 @@ int queue_args_parse(struct bytes raw, const char *name, const char *vhost,
 	out->consumer_timeout = -1;
 	out->max_age_ms = out->max_segment_size = -1;
 	out->delivery_limit = -1;
+	dedup_args_parse(NULL, "queue", name, vhost, &out->dedup, err);
 	if (raw.len == 0)
 		return 0;
 	if ((t = ftable_decode(raw)) == NULL)
@@ -210,6 +192,11 @@ int queue_args_parse(struct bytes raw, const char *name, const char *vhost,
 			    known_args[i].name, name, vhost, why);
 		}
 	}
+	if (dedup_args_parse(t, "queue", name, vhost, &out->dedup, err) != 0) {
+		ftable_free(t);
+		queue_args_free(out);
+		return AMQP_PRECONDITION_FAILED;
+	}
 	ftable_free(t);
 	if (out->dl_routing_key && out->dlx == NULL) {
 		queue_args_free(out);
@@ -225,6 +212,7 @@ void queue_args_free(struct queue_args *a)
 	free(a->dlx);
 	free(a->dl_routing_key);
 	a->dlx = a->dl_routing_key = NULL;
+	dedup_args_free(&a->dedup);
 }
 
 bool expiration_parse(struct bytes e, bool present, int64_t *ttl)

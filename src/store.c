@@ -1084,6 +1084,11 @@ bool store_write_file(struct store *s, int fd, uint64_t off, uint8_t *data,
 	return true;
 }
 
+uint64_t store_current_ticket(const struct store *s)
+{
+	return s->ticket;
+}
+
 uint64_t store_synced(const struct store *s)
 {
 	return s->reported.synced;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "broker.h"
+#include "dedup.h"
 #include "exchange.h"
 #include "log.h"
 #include "queue.h"
@@ -89,6 +90,9 @@ void vhost_remove_queue(struct vhost *vh, struct queue *q)
 		broker_durable_changed(vh->broker);
 	strmap_del(vh->queues, bytes_str(q->name));
 	vh->broker->counters.queues_deleted++;
+	/* Deleted for good: its dedup cache's file goes too. */
+	dedup_free(q->dedup, true);
+	q->dedup = NULL;
 	queue_delete(q);
 	queue_unref(q);
 }
@@ -123,6 +127,8 @@ void vhost_remove_exchange(struct vhost *vh, struct exchange *x)
 	if (x->durable)
 		broker_durable_changed(vh->broker);
 	strmap_del(vh->exchanges, bytes_str(x->name));
+	dedup_free(x->dedup, true);
+	x->dedup = NULL;
 	/* Unbinding from x's destinations cannot cascade back to x: it is
 	 * no longer in the namespace, and it goes once its lists are empty. */
 	while ((b = TAILQ_FIRST(&x->bindings)) != NULL)

@@ -126,7 +126,7 @@ static struct exchange *mkexchange(struct broker *b, const char *name,
     const char *type, bool durable, struct bytes args)
 {
 	struct exchange_decl d = { bytes_str(type), durable, false, false,
-	    args };
+	    args, false };
 	struct amqp_error err = { 0 };
 	struct exchange *x = NULL;
 
