@@ -78,6 +78,8 @@ extern const struct exchange_type exchange_direct, exchange_fanout,
 /* "direct", "fanout", "topic", "headers", "x-consistent-hash"; NULL when
  * unknown. */
 const struct exchange_type *exchange_type_find(struct bytes name);
+/* The type x was declared with ("x-delayed-message" for a delayed one). */
+const char *exchange_type_name(const struct exchange *x);
 
 struct exchange {
 	char *name;
@@ -89,6 +91,7 @@ struct exchange {
 	uint32_t arguments_len;
 	char *alternate;		/* alternate-exchange argument, or NULL */
 	struct dedup_cache *dedup;	/* x-message-deduplication, or NULL */
+	struct delayed *delayed;	/* x-delayed-message: its schedule */
 	struct binding_list bindings;	/* this exchange as source */
 	uint32_t n_bindings;
 	struct binding_list inbound;	/* exchange-to-exchange, as dest */
@@ -126,6 +129,14 @@ const struct field_table *route_headers(struct route_result *r);
 void exchange_route(struct exchange *x, const struct message *msg,
     struct route_result *r);
 void route_result_free(struct route_result *r);
+
+/*
+ * Route msg from x and push it to every queue reached (without BCC, which
+ * is never delivered); *ticket rises for a confirm.  Returns how many
+ * queues it reached; *accepted false when one of them refused it.
+ */
+uint32_t exchange_deliver(struct exchange *x, struct message *msg,
+    uint64_t *ticket, bool *accepted);
 
 /* The strings of header `name` (an array of longstrs), appended to out. */
 uint32_t message_header_keys(const struct field_table *headers,

@@ -83,6 +83,9 @@ bool mgmt_may_see(const struct mgmt_req *q, const struct vhost *vh);
  */
 bool mgmt_permitted(struct mgmt_req *q, const struct vhost *vh, int what,
     bool queue, const char *name, bool quiet);
+/* Message properties as RabbitMQ's API shows them (headers as JSON). */
+struct basic_properties;
+json_t *mgmt_props_json(const struct basic_properties *p);
 /* "warren@HOST", where RabbitMQ says "rabbit@HOST". */
 const char *mgmt_node_name(void);
 /* An exchange named in a path ("amq.default" is the default exchange). */
@@ -109,6 +112,7 @@ mgmt_handler mgmt_bindings, mgmt_object_bindings, mgmt_bindings_between;
 mgmt_handler mgmt_binding;
 mgmt_handler mgmt_connections, mgmt_connection, mgmt_channels;
 mgmt_handler mgmt_consumers, mgmt_publish, mgmt_get;
+mgmt_handler mgmt_delayed_list, mgmt_delayed_cancel;
 mgmt_handler mgmt_vhost_limits, mgmt_vhost_limit, mgmt_user_limits;
 mgmt_handler mgmt_user_limit;
 

@@ -19,6 +19,7 @@
 #include "stream_reader.h"
 #include "config.h"
 #include "dedup.h"
+#include "delayed.h"
 #include "channel.h"
 #include "connection.h"
 #include "log.h"
@@ -531,6 +532,8 @@ void broker_delete_vhost(struct broker *b, struct vhost *vh)
 
 		dedup_free(x->dedup, true);	/* its file too */
 		x->dedup = NULL;
+		delayed_free(x->delayed, true);
+		x->delayed = NULL;
 	}
 	userdb_vhost_deleted(b->users, vh->name);
 	strmap_del(b->vhosts, bytes_str(vh->name));

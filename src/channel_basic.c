@@ -12,6 +12,7 @@
 #include "broker.h"
 #include "channel.h"
 #include "dedup.h"
+#include "delayed.h"
 #include "config.h"
 #include "exchange.h"
 #include "field_table.h"
@@ -272,29 +273,21 @@ void chan_send_return(struct channel *ch, struct message *msg)
 bool chan_route(struct channel *ch, struct exchange *x, struct message *msg,
     bool mandatory, uint64_t *ticket)
 {
-	struct route_result r;
 	struct broker_counters *counters = &ch->conn->broker->counters;
 	bool routed, accepted = true;
+	uint64_t delay;
 
 	if (x->name[0] == '\0' && chan_is_reply_key(msg->routing_key)) {
 		routed = chan_reply_to_route(ch, msg);
 	} else if (x->dedup && dedup_seen(x->dedup, msg, ticket)) {
 		/* A duplicate: taken (confirmed, never returned), not routed. */
 		routed = true;
+	} else if (x->delayed && (delay = delayed_delay_of(msg)) != 0) {
+		/* Routed when due; confirmed once kept (never returned). */
+		delayed_schedule(x->delayed, msg, delay, ticket);
+		routed = true;
 	} else {
-		struct message *stored = msg;
-
-		exchange_route(x, msg, &r);
-		/* BCC routes like CC but is never delivered. */
-		if (r.n && r.headers && ftable_get(r.headers, "BCC"))
-			stored = msg_without_header(msg, "BCC");
-		for (uint32_t i = 0; i < r.n; i++)
-			if (!queue_push(r.queues[i], stored, ticket))
-				accepted = false;
-		if (stored != msg)
-			msg_unref(stored);
-		routed = r.n > 0;
-		route_result_free(&r);
+		routed = exchange_deliver(x, msg, ticket, &accepted) > 0;
 	}
 	counters->messages_received++;
 	ch->msgs.published++;

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "connection.h"
 #include "dedup.h"
+#include "delayed.h"
 #include "declare.h"
 #include "exchange.h"
 #include "field_table.h"
@@ -300,8 +301,8 @@ done:
 }
 
 static int exchange_equivalent(struct exchange *x,
-    const struct exchange_type *type, const struct exchange_decl *d,
-    struct amqp_error *err)
+    const struct exchange_type *type, bool delayed,
+    const struct exchange_decl *d, struct amqp_error *err)
 {
 	const struct flag f[] = {
 		{ "durable", d->durable, x->durable },
@@ -310,15 +311,37 @@ static int exchange_equivalent(struct exchange *x,
 	};
 	int rc;
 
-	if (type != x->type)
+	/* A delayed exchange's x-delayed-type is not compared (the plugin). */
+	if (delayed != (x->delayed != NULL) || (!delayed && type != x->type))
 		return amqp_fail(err, AMQP_PRECONDITION_FAILED,
 		    "inequivalent arg 'type' for exchange '%s' in vhost '%s': "
-		    "received '%s' but current is '%s'", x->name, x->vh->name,
-		    type->name, x->type->name);
+		    "received '%.*s' but current is '%s'", x->name,
+		    x->vh->name, BYTES_ARG(d->type), exchange_type_name(x));
 	if ((rc = flags_equivalent(f, sizeof(f) / sizeof(f[0]), "exchange",
 	    x->name, x->vh->name, err)) != 0)
 		return rc;
 	return alternate_equivalent(x, d->arguments, err);
+}
+
+/* An x-delayed-message exchange's x-delayed-type, as the plugin checks it. */
+static int delayed_type_parse(struct bytes raw,
+    const struct exchange_type **type, struct amqp_error *err)
+{
+	struct field_table *t = raw.len ? ftable_decode(raw) : NULL;
+	const struct field_value *v = t ? ftable_get(t, "x-delayed-type") : NULL;
+	int rc = 0;
+
+	if (v == NULL || (v->type != 'S' && v->type != 'x'))
+		rc = amqp_fail(err, AMQP_PRECONDITION_FAILED, "Invalid argument, "
+		    "'x-delayed-type' must be an existing exchange type");
+	else if (bytes_eq_str(v->v.str, "x-delayed-message"))
+		rc = amqp_fail(err, AMQP_PRECONDITION_FAILED, "Invalid argument, "
+		    "'x-delayed-message' can't be used for 'x-delayed-type'");
+	else if ((*type = exchange_type_find(v->v.str)) == NULL)
+		rc = amqp_fail(err, AMQP_PRECONDITION_FAILED,
+		    "unknown exchange type '%.*s'", BYTES_ARG(v->v.str));
+	ftable_free(t);
+	return rc;
 }
 
 /* The exchange's x-message-deduplication arguments, validated. */
@@ -358,13 +381,15 @@ int declare_exchange(struct vhost *vh, struct bytes name,
     const struct exchange_decl *d, struct exchange **out,
     struct amqp_error *err)
 {
-	const struct exchange_type *type = exchange_type_find(d->type);
+	bool delayed = bytes_eq_str(d->type, "x-delayed-message");
+	const struct exchange_type *type = delayed ? NULL :
+	    exchange_type_find(d->type);
 	struct dedup_args dd;
 	struct exchange *x;
 	char *ae;
 	int rc;
 
-	if (type == NULL) {
+	if (type == NULL && !delayed) {
 		err->connection_level = true;
 		return amqp_fail(err, AMQP_COMMAND_INVALID,
 		    "unknown exchange type '%.*s'", BYTES_ARG(d->type));
@@ -372,7 +397,7 @@ int declare_exchange(struct vhost *vh, struct bytes name,
 	if (name.len == 0)
 		return refuse_default(err);
 	if ((x = vhost_find_exchange(vh, name)) != NULL) {
-		if ((rc = exchange_equivalent(x, type, d, err)) != 0)
+		if ((rc = exchange_equivalent(x, type, delayed, d, err)) != 0)
 			return rc;
 		*out = x;
 		return 0;
@@ -383,6 +408,8 @@ int declare_exchange(struct vhost *vh, struct bytes name,
 		return amqp_fail(err, AMQP_ACCESS_REFUSED,
 		    "exchange name '%.*s' contains reserved prefix 'amq.*'",
 		    BYTES_ARG(name));
+	if (delayed && (rc = delayed_type_parse(d->arguments, &type, err)) != 0)
+		return rc;
 	if (type->check_declare &&
 	    (rc = type->check_declare(d->arguments, err)) != 0)
 		return rc;
@@ -400,6 +427,9 @@ int declare_exchange(struct vhost *vh, struct bytes name,
 	if (dd.on)
 		x->dedup = open_dedup(vh, "exchange", x->name, &dd, x->durable,
 		    d->restoring);
+	if (delayed)
+		x->delayed = delayed_new(x, x->durable ?
+		    delayed_qid_for(vh->name, x->name) : 0);
 	dedup_args_free(&dd);
 	if (x->durable)
 		broker_durable_changed(vh->broker);

@@ -354,7 +354,7 @@ static void export_exchange(struct exchange *x, json_t *list)
 	bool ok;
 
 	ok = set_str(o, "name", x->name) && set_str(o, "vhost", x->vh->name);
-	set_str(o, "type", x->type->name);
+	set_str(o, "type", exchange_type_name(x));
 	json_object_set_new(o, "durable", json_true());
 	json_object_set_new(o, "auto_delete", json_boolean(x->auto_delete));
 	json_object_set_new(o, "internal", json_boolean(x->internal));

@@ -23,6 +23,8 @@
 #include "broker.h"
 #include "config.h"
 #include "definitions.h"
+#include "delayed.h"
+#include "exchange.h"
 #include "log.h"
 #include "message.h"
 #include "queue.h"
@@ -87,19 +89,49 @@ static void on_store_state(void *arg, const struct store_state *st)
 	broker_store_synced(b, st->synced, st->failing);
 }
 
-/* The store's recovered entries go to the queue with their qid. */
+/* Who owns a store id: durable queues and delayed exchanges. */
+struct owners {
+	struct strmap *queues, *delayed;
+};
+
+/* The store's recovered entries go to the owner of their qid. */
 static bool recover_entry(void *arg, uint64_t qid,
     const struct store_recovered *msg,
     const struct store_recovered_entry *entry)
 {
-	struct strmap *by_qid = arg;
+	struct owners *o = arg;
 	uint8_t key[8];
 	struct queue *q;
+	struct delayed *d;
 
 	le64_put(key, qid);
-	if ((q = strmap_get(by_qid, (struct bytes){ key, 8 })) == NULL)
-		return false;
-	return queue_recover_entry(q, msg, entry);
+	if ((q = strmap_get(o->queues, (struct bytes){ key, 8 })) != NULL)
+		return queue_recover_entry(q, msg, entry);
+	if ((d = strmap_get(o->delayed, (struct bytes){ key, 8 })) != NULL)
+		return delayed_recover(d, msg, entry);
+	return false;
+}
+
+static struct strmap *delayed_by_qid(struct broker *b)
+{
+	struct strmap *m = strmap_new();
+	struct bytes k, xk;
+	void *v, *x;
+	uint8_t key[8];
+
+	for (size_t it = 0; strmap_next(b->vhosts, &it, &k, &v); ) {
+		struct vhost *vh = v;
+
+		for (size_t xi = 0; strmap_next(vh->exchanges, &xi, &xk, &x); ) {
+			struct delayed *d = ((struct exchange *)x)->delayed;
+
+			if (d == NULL || delayed_qid(d) == 0)
+				continue;
+			le64_put(key, delayed_qid(d));
+			strmap_put(m, (struct bytes){ key, 8 }, d);
+		}
+	}
+	return m;
 }
 
 static void add_by_qid(struct queue *q, void *m)
@@ -210,7 +242,7 @@ bool broker_recover(struct broker *b)
 	struct store_options opt = { cfg->store_segment_size,
 	    cfg->store_sync_delay_us, cfg->store_max_pending };
 	struct store_recovery st;
-	struct strmap *by_qid;
+	struct owners owners;
 	char path[4096], err[512];
 	struct stat sb;
 	bool ok;
@@ -234,9 +266,11 @@ bool broker_recover(struct broker *b)
 	broker_seed_access(b);
 	broker_save_definitions(b);
 
-	by_qid = queues_by_qid(b);
-	ok = store_recover(b->store, recover_entry, by_qid, &st);
-	strmap_free(by_qid);
+	owners.queues = queues_by_qid(b);
+	owners.delayed = delayed_by_qid(b);
+	ok = store_recover(b->store, recover_entry, &owners, &st);
+	strmap_free(owners.queues);
+	strmap_free(owners.delayed);
 #ifdef __GLIBC__
 	/* Recovery's index of every message is gone: hand it back. */
 	malloc_trim(0);

@@ -11,10 +11,12 @@
 
 #include "broker.h"
 #include "dedup.h"
+#include "delayed.h"
 #include "exchange.h"
 #include "field_table.h"
 #include "log.h"
 #include "message.h"
+#include "message_edit.h"
 #include "queue.h"
 #include "vhost.h"
 
@@ -55,6 +57,7 @@ void exchange_free(struct exchange *x)
 		exchange_unbind(b);
 	x->type->destroy(x->state);
 	dedup_free(x->dedup, false);
+	delayed_free(x->delayed, false);
 	free(x->arguments);
 	free(x->alternate);
 	free(x->name);
@@ -249,4 +252,31 @@ void route_result_free(struct route_result *r)
 	ftable_free(r->headers);
 	if (r->queues != r->inline_queues)
 		free(r->queues);
+}
+
+uint32_t exchange_deliver(struct exchange *x, struct message *msg,
+    uint64_t *ticket, bool *accepted)
+{
+	struct message *stored = msg;
+	struct route_result r;
+	uint32_t n;
+
+	*accepted = true;
+	exchange_route(x, msg, &r);
+	/* BCC routes like CC but is never delivered. */
+	if (r.n && r.headers && ftable_get(r.headers, "BCC"))
+		stored = msg_without_header(msg, "BCC");
+	for (uint32_t i = 0; i < r.n; i++)
+		if (!queue_push(r.queues[i], stored, ticket))
+			*accepted = false;
+	if (stored != msg)
+		msg_unref(stored);
+	n = r.n;
+	route_result_free(&r);
+	return n;
+}
+
+const char *exchange_type_name(const struct exchange *x)
+{
+	return x->delayed ? "x-delayed-message" : x->type->name;
 }

@@ -20,6 +20,7 @@
 #include "definitions.h"
 #include "broker.h"
 #include "dedup.h"
+#include "delayed.h"
 #include "exchange.h"
 #include "log.h"
 #include "message.h"
@@ -35,7 +36,7 @@
 
 /* ---- properties as JSON (RabbitMQ's names) -------------------------------- */
 
-static json_t *props_json(const struct basic_properties *p)
+json_t *mgmt_props_json(const struct basic_properties *p)
 {
 	json_t *o = json_object();
 
@@ -165,8 +166,9 @@ void mgmt_publish(struct mgmt_req *q)
 	struct vhost *vh = mgmt_vhost(q, 1);
 	struct content_header h = { .class_id = 60 }, parsed;
 	struct bytes xname = bytes_str(mgmt_exchange_name(q->seg[2]));
-	struct route_result r;
 	struct amqp_error err;
+	bool routed, accepted;
+	uint64_t delay;
 	struct wbuf table, hdr;
 	struct exchange *x;
 	struct message *m;
@@ -237,11 +239,14 @@ void mgmt_publish(struct mgmt_req *q)
 		msg_unref(m);
 		goto out;
 	}
-	exchange_route(x, m, &r);
-	for (uint32_t i = 0; i < r.n; i++)
-		queue_push(r.queues[i], m, NULL);
-	mgmt_reply(q, HTTP_OK, json_pack("{s:b}", "routed", r.n > 0));
-	route_result_free(&r);
+	if (x->delayed && (delay = delayed_delay_of(m)) != 0) {
+		/* Scheduled: taken as routed, as over AMQP. */
+		delayed_schedule(x->delayed, m, delay, NULL);
+		routed = true;
+	} else {
+		routed = exchange_deliver(x, m, NULL, &accepted) > 0;
+	}
+	mgmt_reply(q, HTTP_OK, json_pack("{s:b}", "routed", routed));
 	msg_unref(m);
 out:
 	wbuf_free(&table);
@@ -275,7 +280,7 @@ static json_t *message_json(const struct queue_entry *e, uint32_t left,
 	    e->redelivered, "exchange", (const char *)m->exchange.ptr,
 	    (size_t)m->exchange.len, "routing_key",
 	    (const char *)m->routing_key.ptr, (size_t)m->routing_key.len,
-	    "message_count", (int)left, "properties", props_json(&p),
+	    "message_count", (int)left, "properties", mgmt_props_json(&p),
 	    "payload", payload, "payload_encoding", text ? "string" : "base64");
 }
 

@@ -18,6 +18,7 @@
 #include "connection.h"
 #include "declare.h"
 #include "definitions.h"
+#include "delayed.h"
 #include "exchange.h"
 #include "log.h"
 #include "message.h"
@@ -485,11 +486,21 @@ void mgmt_queue_contents(struct mgmt_req *q)
 
 static json_t *exchange_json(const struct exchange *x, const char *vhost)
 {
-	return json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:o}", "name",
-	    x->name, "vhost", vhost, "type", x->type->name, "durable",
+	json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:o}", "name",
+	    x->name, "vhost", vhost, "type", exchange_type_name(x), "durable",
 	    x->durable, "auto_delete", x->auto_delete, "internal",
 	    x->internal, "arguments", definitions_args_to_json(x->arguments,
 	    x->arguments_len));
+
+	if (x->delayed) {
+		int64_t next = delayed_next_in(x->delayed);
+
+		json_object_set_new(o, "delayed_messages",
+		    json_integer((json_int_t)delayed_count(x->delayed)));
+		json_object_set_new(o, "delayed_next_in_ms", next < 0 ?
+		    json_null() : json_integer(next));
+	}
+	return o;
 }
 
 static struct strmap *exchanges_of(struct vhost *vh)

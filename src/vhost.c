@@ -7,6 +7,7 @@
 
 #include "broker.h"
 #include "dedup.h"
+#include "delayed.h"
 #include "exchange.h"
 #include "log.h"
 #include "queue.h"
@@ -129,6 +130,8 @@ void vhost_remove_exchange(struct vhost *vh, struct exchange *x)
 	strmap_del(vh->exchanges, bytes_str(x->name));
 	dedup_free(x->dedup, true);
 	x->dedup = NULL;
+	delayed_free(x->delayed, true);	/* its scheduled messages go */
+	x->delayed = NULL;
 	/* Unbinding from x's destinations cannot cascade back to x: it is
 	 * no longer in the namespace, and it goes once its lists are empty. */
 	while ((b = TAILQ_FIRST(&x->bindings)) != NULL)

@@ -421,6 +421,51 @@ static int run_show_stream(struct ctl *c, const struct verb *v,
 	return CTL_OK;
 }
 
+static int run_show_delayed(struct ctl *c, const struct verb *v,
+    struct args *a)
+{
+	static const char *const fields[] = { "messages", "next_in_ms" };
+	static const char *const columns[] = { "id", "due_in_ms", "delay",
+	    "routing_key", "properties.message_id", "payload_bytes" };
+	const char *count = opt(a, "--count"), *offset = opt(a, "--offset");
+	char *base, path[4200];
+	struct ctl_reply r;
+	int rc;
+
+	count = count ? count : "100";
+	offset = offset ? offset : "0";
+	if (!*count || !*offset || strspn(count, "0123456789") != strlen(count) ||
+	    strspn(offset, "0123456789") != strlen(offset))
+		return usage_error(v, "%s", "--count and --offset take numbers");
+	base = api_path("exchanges", c->vhost, a->pos[0], "delayed", NULL);
+	snprintf(path, sizeof(path), "%s?count=%.9s&offset=%.9s", base, count,
+	    offset);
+	free(base);
+	rc = call(c, "GET", path, NULL, &r);
+	if (rc)
+		return rc;
+	if (c->json) {
+		ctl_print_json(r.json);
+	} else {
+		ctl_print_fields(r.json, fields, 2);
+		ctl_print_table(json_object_get(r.json, "scheduled"), columns, 6);
+	}
+	ctl_reply_free(&r);
+	return CTL_OK;
+}
+
+static int run_cancel_delayed(struct ctl *c, const struct verb *v,
+    struct args *a)
+{
+	char *path = api_path("exchanges", c->vhost, a->pos[0], "delayed",
+	    a->pos[1], NULL);
+	int rc = simple(c, "DELETE", path, NULL, "delayed message cancelled");
+
+	(void)v;
+	free(path);
+	return rc;
+}
+
 static int run_purge(struct ctl *c, const struct verb *v, struct args *a)
 {
 	char *path = api_path("queues", c->vhost, a->pos[0], "contents", NULL);
@@ -768,6 +813,14 @@ static const struct verb verbs[] = {
 	    run_delete_binding },
 	{ "purge queue", 1, 1, "", "", "NAME", "drop a queue's ready messages",
 	    run_purge },
+	{ "show delayed", 1, 1, "", "|--count|--offset|",
+	    "EXCHANGE [--count N] [--offset K]", "an x-delayed-message "
+	    "exchange's scheduled messages, soonest first: how many, when the "
+	    "next fires, and N of them (100) from the K-th (0)",
+	    run_show_delayed },
+	{ "cancel delayed", 2, 2, "", "", "EXCHANGE ID", "drop the scheduled "
+	    "message ID (as show delayed lists it) of an x-delayed-message "
+	    "exchange", run_cancel_delayed },
 	{ "show stream", 1, 1, "", "", "NAME", "a stream's first and last "
 	    "offsets, segment files and bytes on disk, and the offsets stored "
 	    "for its named consumers with their lag", run_show_stream },
