@@ -260,15 +260,23 @@ bool wire_put_connection_close(struct wire *w)
 }
 
 bool wire_publish_template(struct wire_publish *t, uint16_t channel, const char *rk,
-                           bool persistent, size_t body_size, uint32_t frame_max)
+                           const struct wire_publish_opts *o, size_t body_size,
+                           uint32_t frame_max)
 {
+    const char *x = o->exchange ? o->exchange : "";
+    /* the headers table {"x-delay": signed 32-bit} */
+    uint32_t table_size = o->delay_ms ? 1 + 7 + 1 + 4 : 0;
+
     memset(t, 0, sizeof *t);
-    if (strlen(rk) > 255 || frame_max <= FRAME_OVERHEAD)
+    if (strlen(rk) > 255 || strlen(x) > 255 || frame_max <= FRAME_OVERHEAD ||
+        o->delay_ms > INT32_MAX)
         return false;
     size_t chunk = frame_max - FRAME_OVERHEAD;
     size_t body_frames = (body_size + chunk - 1) / chunk;
-    uint32_t method_size = 4 + 2 + 1 + 1 + (uint32_t)strlen(rk) + 1;
-    uint32_t header_size = 2 + 2 + 8 + 2 + (persistent ? 1 : 0);
+    uint32_t method_size = 4 + 2 + 1 + (uint32_t)strlen(x) + 1 +
+                           (uint32_t)strlen(rk) + 1;
+    uint32_t header_size = 2 + 2 + 8 + 2 + (o->delay_ms ? 4 + table_size : 0) +
+                           (o->persistent ? 1 : 0) + (o->message_id ? 17 : 0);
     /* encode into a scratch wire so the frame helpers can be reused */
     struct wire scratch = { .fd = -1 };
     scratch.out_cap = (size_t)method_size + header_size + body_size +
@@ -280,17 +288,32 @@ bool wire_publish_template(struct wire_publish *t, uint16_t channel, const char 
     unsigned char *p = frame_open(&scratch, WIRE_METHOD, channel, method_size);
     put32(p, WIRE_ID(60, 40));
     put16(p + 4, 0);
-    p[6] = 0; /* exchange "": the default exchange */
-    p = put_shortstr(p + 7, rk);
+    p = put_shortstr(p + 6, x);
+    p = put_shortstr(p, rk);
     *p = 0;   /* mandatory, immediate */
 
     p = frame_open(&scratch, WIRE_HEADER, channel, header_size);
     put16(p, 60);
     put16(p + 2, 0);
     put64(p + 4, body_size);
-    put16(p + 12, persistent ? 0x1000 : 0); /* delivery-mode flag */
-    if (persistent)
-        p[14] = 2;
+    /* property flags: headers, delivery-mode, message-id */
+    put16(p + 12, (o->delay_ms ? 0x2000 : 0) | (o->persistent ? 0x1000 : 0) |
+                  (o->message_id ? 0x0080 : 0));
+    p += 14;
+    if (o->delay_ms) {
+        put32(p, table_size);
+        p = put_shortstr(p + 4, "x-delay");
+        *p++ = 'I';
+        put32(p, o->delay_ms);
+        p += 4;
+    }
+    if (o->persistent)
+        *p++ = 2;
+    if (o->message_id) {
+        *p++ = 16;
+        t->msgid_offset = (size_t)(p - scratch.out);
+        memset(p, '0', 16);
+    }
 
     for (size_t off = 0; off < body_size; off += chunk) {
         size_t n = body_size - off < chunk ? body_size - off : chunk;

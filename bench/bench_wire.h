@@ -60,6 +60,15 @@ struct wire_publish {
     unsigned char *bytes;
     size_t len;
     size_t body_offset;
+    size_t msgid_offset;        /* the 16 message-id bytes; 0: none */
+};
+
+/* What a publish template carries beyond the routing key and body. */
+struct wire_publish_opts {
+    const char *exchange;       /* "" or NULL: the default exchange */
+    bool persistent;            /* delivery-mode 2 */
+    uint32_t delay_ms;          /* an x-delay header (0: none) */
+    bool message_id;            /* a 16-byte message-id to patch per message */
 };
 
 bool wire_init(struct wire *w, int fd, uint32_t frame_max);
@@ -86,10 +95,11 @@ bool wire_put_basic_consume(struct wire *w, uint16_t channel, const char *queue,
 bool wire_put_basic_ack(struct wire *w, uint16_t channel, uint64_t tag, bool multiple);
 bool wire_put_connection_close(struct wire *w);
 
-/* basic.publish to exchange "" with routing key rk, body of body_size
+/* basic.publish to o's exchange with routing key rk, body of body_size
  * bytes of 'w' split over body frames as frame_max requires. */
 bool wire_publish_template(struct wire_publish *t, uint16_t channel, const char *rk,
-                           bool persistent, size_t body_size, uint32_t frame_max);
+                           const struct wire_publish_opts *o, size_t body_size,
+                           uint32_t frame_max);
 void wire_publish_free(struct wire_publish *t);
 
 /* Parsers for the methods warren-bench reads; false when truncated. */

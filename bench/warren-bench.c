@@ -80,6 +80,9 @@ static struct options {
     uint64_t max_msgs;        /* -M: per producer (0: no limit) */
     uint64_t expect;          /* -E: stop once this many were delivered */
     bool reuse;               /* -R: keep what the queues hold */
+    const char *exchange;     /* -e: publish here, routing key = queue */
+    uint32_t delay_ms;        /* -D: an x-delay header */
+    bool message_ids;         /* -I: a unique message-id per message */
 } O = {
     .host = "127.0.0.1", .port = 5672, .producers = 1, .consumers = 1,
     .queues = 1, .size = 16, .prefetch = 0, .autoack = false, .confirm = 0,
@@ -486,7 +489,9 @@ static void *producer_main(void *arg)
     struct wire_publish msg = { 0 };
     if (ok)
         ok = wire_take(&w, c, who);
-    if (ok && !wire_publish_template(&msg, 1, p->queue, O.persistent, O.size,
+    struct wire_publish_opts po = { O.exchange, O.persistent, O.delay_ms,
+                                    O.message_ids };
+    if (ok && !wire_publish_template(&msg, 1, p->queue, &po, O.size,
                                      (uint32_t)amqp_get_frame_max(c))) {
         fprintf(stderr, "warren-bench: %s: cannot encode the message\n", who);
         ok = false;
@@ -559,6 +564,13 @@ static void *producer_main(void *arg)
         uint64_t ts = now_ns();
         memcpy(out, msg.bytes, msg.len);
         put_u32(out + msg.body_offset + 4, (uint32_t)seq);
+        if (msg.msgid_offset) {
+            /* producer and sequence as 16 hex digits: unique per run */
+            static const char hex[] = "0123456789abcdef";
+            uint64_t id = (uint64_t)p->id << 32 | seq;
+            for (int i = 15; i >= 0; i--, id >>= 4)
+                out[msg.msgid_offset + (size_t)i] = (unsigned char)hex[id & 15];
+        }
         put_u64(out + msg.body_offset + 8, ts);
         if (O.confirm > 0) {
             cs.ring[seq % O.confirm] = ts;
@@ -791,6 +803,10 @@ static void usage(FILE *f)
         "  -E N        replay: stop once N messages were delivered, and report\n"
         "              the time it took (with -x 0: read what the queues hold)\n"
         "  -R          reuse the queues: declare them, delete or purge nothing\n"
+        "  -e EXCHANGE publish to EXCHANGE (routing key: the queue's name; bind\n"
+        "              the queues yourself, with -R)\n"
+        "  -D MS       an x-delay header of MS ms (x-delayed-message exchanges)\n"
+        "  -I          a unique message-id on every message (deduplication)\n"
         "  --help      this text\n", HDR_SIZE);
 }
 
@@ -935,7 +951,7 @@ int main(int argc, char **argv)
             return 0;
         }
     int opt;
-    while ((opt = getopt(argc, argv, "h:P:x:y:n:s:q:ac:pz:r:d:N:u:w:V:iKSo:M:E:R")) != -1) {
+    while ((opt = getopt(argc, argv, "h:P:x:y:n:s:q:ac:pz:r:d:N:u:w:V:iKSo:M:E:Re:D:I")) != -1) {
         switch (opt) {
         case 'h': O.host = optarg; break;
         case 'P': O.port = (int)parse_long(optarg, 'P', 1, 65535); break;
@@ -961,6 +977,9 @@ int main(int argc, char **argv)
         case 'M': O.max_msgs = (uint64_t)parse_long(optarg, 'M', 0, UINT32_MAX - 1L); break;
         case 'E': O.expect = (uint64_t)parse_long(optarg, 'E', 0, 1L << 40); break;
         case 'R': O.reuse = true; break;
+        case 'e': O.exchange = optarg; break;
+        case 'D': O.delay_ms = (uint32_t)parse_long(optarg, 'D', 1, INT32_MAX); break;
+        case 'I': O.message_ids = true; break;
         default: usage(stderr); return 1;
         }
     }

@@ -10,14 +10,17 @@
  * is given; otherwise the message-id property, or else (as LavinMQ's
  * default) the header "x-deduplication-header".  A message without a key
  * is never a duplicate.  Keys are strings or integers (as text); a key
- * over 256 bytes is kept as its SHA-256 digest.
+ * over 64 bytes is kept as its SHA-256 digest.
  *
  * Memory: a fixed ring of x-cache-size slots plus a hash index, about
  * 2 x key length + 80 bytes per key held; the oldest key leaves first.
  * A durable queue's or exchange's cache is kept on disk too: a file of
  * x-cache-size fixed slots (DEDUP_SLOT_SIZE bytes each) written with the
- * message store's batches, so a key is on disk when the publish that
- * brought it is confirmed, and the cache survives restarts and crashes.
+ * message store's batches, before the publish that brought a key is
+ * confirmed, so the cache survives restarts and crashes of warrend.  The
+ * file is synced at most every DEDUP_SYNC_INTERVAL_MS (a second sync per
+ * batch would halve a persistent publisher's rate), so a power failure
+ * can forget the keys of that last interval.
  */
 #ifndef WARREN_DEDUP_H
 #define WARREN_DEDUP_H
@@ -34,8 +37,9 @@ struct store;
 
 #define DEDUP_DEFAULT_CACHE_SIZE 128
 #define DEDUP_MAX_CACHE_SIZE 10000000
-#define DEDUP_KEY_MAX 256
+#define DEDUP_KEY_MAX 64
 #define DEDUP_SLOT_SIZE (8 + 8 + 2 + DEDUP_KEY_MAX)
+#define DEDUP_SYNC_INTERVAL_MS 1000
 
 struct dedup_args {
 	bool on;			/* x-message-deduplication */

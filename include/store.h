@@ -161,10 +161,18 @@ void store_cancel_flush(struct store *s, struct store_flusher *f);
 /*
  * Write len bytes of data (malloc'd, cap bytes; the store frees it) at
  * offset off of file fd (duplicated: the caller keeps its own), in the
- * current batch.  False, and nothing taken, when fd cannot be duplicated.
+ * current batch, synced with it.  False, and nothing taken, when fd cannot
+ * be duplicated.
  */
 bool store_write_file(struct store *s, int fd, uint64_t off, uint8_t *data,
     size_t len, size_t cap);
+/*
+ * The same, written before the batch's ticket is reported (so it outlives
+ * a crash of the process) but not synced with it: a later synced write to
+ * the file makes it durable.
+ */
+bool store_write_file_unsynced(struct store *s, int fd, uint64_t off,
+    uint8_t *data, size_t len, size_t cap);
 /* The ticket of the batch being filled (what a record appended now gets). */
 uint64_t store_current_ticket(const struct store *s);
 /* The last ticket the owner was told is on disk. */

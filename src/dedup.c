@@ -20,6 +20,7 @@
 #include "amqp.h"
 #include "amqp_error.h"
 #include "config.h"
+#include "connection.h"
 #include "dedup.h"
 #include "field_table.h"
 #include "log.h"
@@ -28,25 +29,45 @@
 #include "store.h"
 #include "strmap.h"
 
+/* Keys up to this long (UUIDs as text are 36) live in their slot. */
+#define SLOT_INLINE 40
+
 /* LavinMQ's default header name, used when there is no message-id. */
 #define DEFAULT_HEADER "x-deduplication-header"
 
 struct slot {
 	uint64_t seq;			/* 0: empty */
 	uint64_t expires_wall;		/* ms; 0: never */
-	uint16_t len;
-	uint8_t *key;
+	uint64_t hash;
+	uint64_t pos;			/* where the index points at it */
+	uint16_t len, cap;		/* the key buffer is reused */
+	uint8_t *key;			/* short: in the slot (no cache miss) */
+	uint8_t inline_key[SLOT_INLINE];
 };
 
+/*
+ * The index: open addressing with linear probing, twice the cache size
+ * rounded up to a power of two, and backward-shift deletion, so the
+ * steady state (one key in, the oldest out) allocates nothing.  An entry
+ * is the key's hash's low 32 bits and its slot number + 1 (0: empty): a
+ * probe compares hashes and a shift finds an entry's home without
+ * touching the slots, and each slot knows its entry, so evicting one does
+ * not search.
+ */
 struct dedup_cache {
 	struct dedup_args args;
 	struct slot *slots;		/* args.cache_size of them */
-	struct strmap *index;		/* key -> slot number + 1 */
+	uint64_t *index;
+	uint64_t mask;			/* index size - 1 */
 	uint64_t next_seq;
 	uint64_t count, dropped;
 	struct store *store;
 	int fd;				/* -1: memory only */
 	char *path;
+	/* Slots changed since the last write, from first_dirty on. */
+	uint64_t first_dirty, n_dirty;
+	struct store_flusher flusher;
+	uint64_t synced_at;		/* monotonic ms of the last synced write */
 };
 
 /* ---- arguments ----------------------------------------------------------- */
@@ -181,59 +202,150 @@ static bool message_key(const struct dedup_cache *d, const struct message *msg,
 
 /* ---- the ring -------------------------------------------------------------- */
 
+#define ENTRY(h, slot) ((uint64_t)(uint32_t)(h) << 32 | (slot))
+#define ENTRY_SLOT(e) ((uint32_t)(e))		/* slot number + 1 */
+#define ENTRY_HASH(e) ((uint32_t)((e) >> 32))	/* the hash's low half */
+#define ENTRY_HOME(d, e) (ENTRY_HASH(e) & (d)->mask)	/* mask < 2^32 */
+
+/* The index position holding key, or the empty one where it would go. */
+static uint64_t index_find(const struct dedup_cache *d, const uint8_t *key,
+    uint16_t len, uint64_t h)
+{
+	uint64_t i = h & d->mask, e;
+
+	while ((e = d->index[i]) != 0) {
+		const struct slot *s = &d->slots[ENTRY_SLOT(e) - 1];
+
+		if (ENTRY_HASH(e) == (uint32_t)h && s->hash == h &&
+		    s->len == len && memcmp(s->key, key, len) == 0)
+			return i;
+		i = (i + 1) & d->mask;
+	}
+	return i;
+}
+
+static void index_set(struct dedup_cache *d, uint64_t i, uint64_t e)
+{
+	d->index[i] = e;
+	d->slots[ENTRY_SLOT(e) - 1].pos = i;
+}
+
+static void index_remove(struct dedup_cache *d, uint64_t i)
+{
+	uint64_t j = i;
+
+	d->index[i] = 0;
+	/* Shift back the entries that probed past the hole. */
+	for (;;) {
+		uint64_t home;
+
+		j = (j + 1) & d->mask;
+		if (d->index[j] == 0)
+			return;
+		home = ENTRY_HOME(d, d->index[j]);
+		if (((j - home) & d->mask) >= ((j - i) & d->mask)) {
+			index_set(d, i, d->index[j]);
+			d->index[j] = 0;
+			i = j;
+		}
+	}
+}
+
 static void slot_clear(struct dedup_cache *d, struct slot *s)
 {
 	if (s->seq == 0)
 		return;
-	strmap_del(d->index, (struct bytes){ s->key, s->len });
-	free(s->key);
-	s->key = NULL;
+	index_remove(d, s->pos);
 	s->seq = 0;
 	d->count--;
 }
 
-/* Write slot i to the file in the store's current batch. */
-static void slot_save(struct dedup_cache *d, uint64_t i, uint64_t *ticket)
+/* Write the dirty slots, in one or two runs, in the closing batch. */
+static void write_dirty(void *arg)
 {
-	const struct slot *s = &d->slots[i];
-	uint8_t *rec;
+	struct dedup_cache *d = arg;
+	uint64_t size = (uint64_t)d->args.cache_size;
+	uint64_t now = conn_now_ms();
+	/* A second sync per round would halve a persistent publisher's rate. */
+	bool sync = now - d->synced_at >= DEDUP_SYNC_INTERVAL_MS;
+
+	if (sync)
+		d->synced_at = now;
+	while (d->n_dirty && d->fd >= 0) {
+		uint64_t first = d->first_dirty % size;
+		uint64_t n = d->n_dirty < size - first ? d->n_dirty : size - first;
+		uint8_t *buf = xcalloc(n, DEDUP_SLOT_SIZE), *rec = buf;
+
+		for (uint64_t i = first; i < first + n; i++) {
+			const struct slot *s = &d->slots[i];
+
+			le64_put(rec, s->seq);
+			le64_put(rec + 8, s->expires_wall);
+			rec[16] = (uint8_t)s->len;
+			rec[17] = (uint8_t)(s->len >> 8);
+			if (s->seq)
+				memcpy(rec + 18, s->key, s->len);
+			rec += DEDUP_SLOT_SIZE;
+		}
+		if (!(sync ? store_write_file : store_write_file_unsynced)(
+		    d->store, d->fd, first * DEDUP_SLOT_SIZE, buf,
+		    n * DEDUP_SLOT_SIZE, n * DEDUP_SLOT_SIZE)) {
+			log_warning("dedup cache %s: %s; kept in memory only",
+			    d->path, strerror(errno));
+			free(buf);
+			close(d->fd);
+			d->fd = -1;
+			break;
+		}
+		d->first_dirty += n;
+		d->n_dirty -= n;
+	}
+	d->n_dirty = 0;
+}
+
+/* Slot i (seq's) is to be written with the store's current batch. */
+static void slot_save(struct dedup_cache *d, uint64_t seq, uint64_t *ticket)
+{
+	uint64_t t;
 
 	if (d->fd < 0)
 		return;
-	rec = xcalloc(1, DEDUP_SLOT_SIZE);
-	le64_put(rec, s->seq);
-	le64_put(rec + 8, s->expires_wall);
-	rec[16] = (uint8_t)s->len;
-	rec[17] = (uint8_t)(s->len >> 8);
-	memcpy(rec + 18, s->key, s->len);
-	if (!store_write_file(d->store, d->fd, i * DEDUP_SLOT_SIZE, rec,
-	    DEDUP_SLOT_SIZE, DEDUP_SLOT_SIZE)) {
-		log_warning("dedup cache %s: %s; kept in memory only", d->path,
-		    strerror(errno));
-		free(rec);
-		close(d->fd);
-		d->fd = -1;
-		return;
-	}
-	if (ticket && *ticket < store_current_ticket(d->store))
-		*ticket = store_current_ticket(d->store);
+	/* Keys arrive in seq order: the dirty slots are one run (the whole
+	 * ring once it laps within a batch: written once, when it closes). */
+	if (d->n_dirty == 0)
+		d->first_dirty = seq;
+	if (seq - d->first_dirty >= (uint64_t)d->args.cache_size)
+		d->first_dirty = seq - (uint64_t)d->args.cache_size + 1;
+	d->n_dirty = seq - d->first_dirty + 1;
+	t = store_want_flush(d->store, &d->flusher);
+	if (ticket && *ticket < t)
+		*ticket = t;
 }
 
 /* Put key into the slot of seq (evicting what was there). */
 static void slot_fill(struct dedup_cache *d, uint64_t seq, const uint8_t *key,
-    uint16_t len, uint64_t expires_wall)
+    uint16_t len, uint64_t h, uint64_t expires_wall)
 {
 	uint64_t i = seq % (uint64_t)d->args.cache_size;
 	struct slot *s = &d->slots[i];
 
 	slot_clear(d, s);
+	if (s->key == NULL) {
+		s->key = s->inline_key;
+		s->cap = SLOT_INLINE;
+	}
+	if (s->cap < len) {
+		if (s->key != s->inline_key)
+			free(s->key);
+		s->cap = len;
+		s->key = xmalloc(len);
+	}
 	s->seq = seq;
 	s->expires_wall = expires_wall;
+	s->hash = h;
 	s->len = len;
-	s->key = xmalloc(len ? len : 1);
 	memcpy(s->key, key, len);
-	strmap_put(d->index, (struct bytes){ s->key, len },
-	    (void *)(uintptr_t)(i + 1));
+	index_set(d, index_find(d, key, len, h), ENTRY(h, i + 1));
 	d->count++;
 }
 
@@ -243,17 +355,16 @@ bool dedup_seen(struct dedup_cache *d, const struct message *msg,
 	uint8_t key[DEDUP_KEY_MAX + 1];
 	uint16_t len;
 	int64_t ttl;
-	uintptr_t at;
-	uint64_t now, seq;
+	uint32_t at;
+	uint64_t h, seq;
 
 	if (!message_key(d, msg, key, &len, &ttl))
 		return false;
-	now = wall_ms();
-	at = (uintptr_t)strmap_get(d->index, (struct bytes){ key, len });
-	if (at) {
+	h = strmap_hash((struct bytes){ key, len });
+	if ((at = ENTRY_SLOT(d->index[index_find(d, key, len, h)])) != 0) {
 		struct slot *s = &d->slots[at - 1];
 
-		if (s->expires_wall == 0 || now < s->expires_wall) {
+		if (s->expires_wall == 0 || wall_ms() < s->expires_wall) {
 			d->dropped++;
 			return true;
 		}
@@ -262,8 +373,9 @@ bool dedup_seen(struct dedup_cache *d, const struct message *msg,
 	if (ttl < 0)
 		ttl = d->args.cache_ttl;
 	seq = d->next_seq++;
-	slot_fill(d, seq, key, len, ttl >= 0 ? now + (uint64_t)ttl : 0);
-	slot_save(d, seq % (uint64_t)d->args.cache_size, ticket);
+	slot_fill(d, seq, key, len, h,
+	    ttl >= 0 ? wall_ms() + (uint64_t)ttl : 0);
+	slot_save(d, seq, ticket);
 	return false;
 }
 
@@ -318,6 +430,7 @@ static void restore(struct dedup_cache *d)
 	qsort(found, got, sizeof(*found), by_seq);
 	for (size_t i = 0; i < got; i++) {
 		slot_fill(d, found[i].seq, found[i].key, found[i].len,
+		    strmap_hash((struct bytes){ found[i].key, found[i].len }),
 		    found[i].expires_wall);
 		free(found[i].key);
 	}
@@ -356,7 +469,13 @@ struct dedup_cache *dedup_new(const struct dedup_args *args,
 	d->args = *args;
 	d->args.header = args->header ? xstrdup(args->header) : NULL;
 	d->slots = xcalloc((size_t)args->cache_size, sizeof(*d->slots));
-	d->index = strmap_new();
+	d->mask = 1;
+	while (d->mask < 2 * (uint64_t)args->cache_size)
+		d->mask <<= 1;
+	d->index = xcalloc(d->mask, sizeof(*d->index));
+	d->mask--;
+	d->flusher.fn = write_dirty;
+	d->flusher.arg = d;
 	d->next_seq = 1;
 	d->fd = -1;
 	if (store && path) {
@@ -372,9 +491,13 @@ void dedup_free(struct dedup_cache *d, bool remove)
 	if (d == NULL)
 		return;
 	for (int64_t i = 0; i < d->args.cache_size; i++)
-		free(d->slots[i].key);
+		if (d->slots[i].key != d->slots[i].inline_key)
+			free(d->slots[i].key);
 	free(d->slots);
-	strmap_free(d->index);
+	free(d->index);
+	/* Queued only while the store runs (closing it runs the flushers). */
+	if (d->flusher.queued)
+		store_cancel_flush(d->store, &d->flusher);
 	if (d->fd >= 0)
 		close(d->fd);
 	if (remove && d->path && unlink(d->path) != 0 && errno != ENOENT)

@@ -229,14 +229,17 @@ static bool sync_files(struct round *r)
 /*
  * A chunk for another file: written where its owner said (so a retry
  * after a failed sync rewrites the same bytes in place), synced with the
- * round.
+ * round unless its owner asked for no sync.
  */
 static bool write_file_chunk(struct chunk *c, struct round *r)
 {
 	struct stat st;
 
-	if (!pwrite_all(c->file_fd, c->data, c->len, c->file_off) ||
-	    fstat(c->file_fd, &st) != 0)
+	if (!pwrite_all(c->file_fd, c->data, c->len, c->file_off))
+		return false;
+	if (!c->durable)
+		return true;
+	if (fstat(c->file_fd, &st) != 0)
 		return false;
 	/* Each chunk has a descriptor of its own: compare the files. */
 	for (int i = 0; i < r->n_files; i++)
@@ -1061,8 +1064,8 @@ void store_cancel_flush(struct store *s, struct store_flusher *f)
 	f->queued = false;
 }
 
-bool store_write_file(struct store *s, int fd, uint64_t off, uint8_t *data,
-    size_t len, size_t cap)
+static bool write_file(struct store *s, int fd, uint64_t off, uint8_t *data,
+    size_t len, size_t cap, bool sync)
 {
 	int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	struct chunk *c;
@@ -1075,13 +1078,25 @@ bool store_write_file(struct store *s, int fd, uint64_t off, uint8_t *data,
 	c->data = data;
 	c->len = len;
 	c->cap = cap;
-	c->durable = true;
+	c->durable = sync;
 	/* The batch's closing chunk follows soon and wakes the thread: a
 	 * round that took only this would sync without finishing a ticket. */
 	enqueue_chunk(s, c, false);
 	s->batch_has_files = true;
 	close_batch_soon(s);
 	return true;
+}
+
+bool store_write_file(struct store *s, int fd, uint64_t off, uint8_t *data,
+    size_t len, size_t cap)
+{
+	return write_file(s, fd, off, data, len, cap, true);
+}
+
+bool store_write_file_unsynced(struct store *s, int fd, uint64_t off,
+    uint8_t *data, size_t len, size_t cap)
+{
+	return write_file(s, fd, off, data, len, cap, false);
 }
 
 uint64_t store_current_ticket(const struct store *s)
