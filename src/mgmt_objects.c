@@ -18,6 +18,7 @@
 #include "connection.h"
 #include "declare.h"
 #include "definitions.h"
+#include "dedup.h"
 #include "delayed.h"
 #include "exchange.h"
 #include "log.h"
@@ -290,6 +291,13 @@ static void add_offset(void *arg, struct bytes name, uint64_t offset)
 }
 
 /* A stream's offsets, files and named consumers' stored offsets. */
+/* A deduplication cache's numbers (queues and exchanges alike). */
+static json_t *dedup_json(const struct dedup_cache *d)
+{
+	return json_pack("{s:I, s:I}", "keys", (json_int_t)dedup_count(d),
+	    "duplicates_dropped", (json_int_t)dedup_dropped(d));
+}
+
 static json_t *stream_json(const struct queue *qu, const struct queue_stats *st)
 {
 	struct offsets_json o = { json_array(), st->next_offset };
@@ -335,6 +343,8 @@ static json_t *queue_json(const struct queue *qu)
 	    "message_stats", message_stats(rate_names, counts, rates, 3, 3));
 	if (st.stream)
 		json_object_set_new(j, "stream", stream_json(qu, &st));
+	if (qu->dedup)
+		json_object_set_new(j, "deduplication", dedup_json(qu->dedup));
 	return j;
 }
 
@@ -492,6 +502,8 @@ static json_t *exchange_json(const struct exchange *x, const char *vhost)
 	    x->internal, "arguments", definitions_args_to_json(x->arguments,
 	    x->arguments_len));
 
+	if (x->dedup)
+		json_object_set_new(o, "deduplication", dedup_json(x->dedup));
 	if (x->delayed) {
 		int64_t next = delayed_next_in(x->delayed);
 

@@ -20,6 +20,7 @@ import pika.exceptions
 
 from harness import (Broker, PikaTestCase, main, skip_if_external,
                      wait_message_count, wait_until)
+from test_mgmt_api import Api
 from harness import (BASIC_PUBLISH, FRAME_BODY, FRAME_HEADER,
                      content_header_payload, enc_bits, enc_short,
                      enc_shortstr, frame, method_frame, raw_connect)
@@ -42,6 +43,7 @@ def drain(ch, queue):
         out.append(body)
 
 
+@skip_if_external("deduplication is Warren's (LavinMQ's), not RabbitMQ's")
 class Dedup(PikaTestCase):
 
     def setUp(self):
@@ -65,6 +67,10 @@ class Dedup(PikaTestCase):
         self.ch.basic_publish("", q, b"no-id")
         self.assertEqual(drain(self.ch, q), [b"a", b"b", b"c", b"no-id",
                                              b"no-id"])
+        # The management API counts them.
+        status, reply, _ = Api(self.broker)("GET", "/queues/%2F/" + q)
+        self.assertEqual(reply["deduplication"],
+                         {"keys": 3, "duplicates_dropped": 2})
 
     def test_cache_size_evicts_the_oldest(self):
         q = self.queue("dd-size", **{"x-cache-size": 2})

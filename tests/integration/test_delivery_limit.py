@@ -38,6 +38,7 @@ def count_of(props):
     return (props.headers or {}).get("x-delivery-count")
 
 
+@skip_if_external("RabbitMQ has x-delivery-limit on quorum queues only")
 class DeliveryLimit(PikaTestCase):
 
     def setUp(self):
