@@ -222,11 +222,12 @@ bool queue_push(struct queue *q, struct message *msg, uint64_t *ticket);
  */
 /*
  * The message to send for entry e of q (a reference the caller drops):
- * e's own, or, where q counts returns (x-delivery-limit) and e has been
- * returned, a copy carrying the x-delivery-count header.
+ * e's own, or, where q counts returns (x-delivery-limit), a copy carrying
+ * the x-delivery-count header: once e has been returned, and for
+ * basic.get (`get`) always, 0 the first time (RabbitMQ's quorum queues).
  */
 struct message *queue_outgoing(const struct queue *q,
-    const struct queue_entry *e);
+    const struct queue_entry *e, bool get);
 void queue_settle(struct queue *q, const struct queue_entry *e,
     enum settle_how how);
 /*

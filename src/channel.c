@@ -202,7 +202,7 @@ void chan_deliver(struct consumer *c, const struct queue_entry *e)
 		ch->unacked++;
 	}
 	conn_send_method(ch->conn, ch->number, &m);
-	msg = queue_outgoing(c->q, e);
+	msg = queue_outgoing(c->q, e, false);
 	frame_put_content(conn_output(ch->conn), ch->number, msg,
 	    ch->conn->frame_max);
 	msg_unref(msg);

@@ -379,7 +379,7 @@ int chan_basic_get(struct channel *ch, const struct amqp_method *m,
 	ok->message_count = q->count;
 	chan_record_get(ch, &e, q, a->no_ack);
 	conn_send_method(ch->conn, ch->number, &r);
-	out = queue_outgoing(q, &e);
+	out = queue_outgoing(q, &e, true);
 	frame_put_content(conn_output(ch->conn), ch->number, out,
 	    ch->conn->frame_max);
 	msg_unref(out);

@@ -152,6 +152,7 @@ static const char *const compared_args[] = {
 	"x-overflow", "x-dead-letter-exchange", "x-dead-letter-routing-key",
 	"x-max-priority", "x-single-active-consumer", "x-queue-type",
 	"x-consumer-timeout", "x-max-age", "x-stream-max-segment-size-bytes",
+	"x-delivery-limit",
 };
 
 static int queue_args_equivalent(struct queue *q, struct bytes given,

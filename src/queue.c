@@ -95,9 +95,9 @@ bool queue_pop(struct queue *q, struct queue_entry *out)
 }
 
 struct message *queue_outgoing(const struct queue *q,
-    const struct queue_entry *e)
+    const struct queue_entry *e, bool get)
 {
-	if (e->returns == 0 || q->args.delivery_limit < 0)
+	if ((e->returns == 0 && !get) || q->args.delivery_limit < 0)
 		return msg_ref(e->msg);
 	return msg_with_header_long(e->msg, "x-delivery-count", e->returns);
 }

@@ -5,7 +5,8 @@ quorum queues (issue 15).
 A message returned to its queue (basic.nack or basic.reject with requeue,
 basic.recover, its channel or connection closed, the consumer timeout)
 counts one return; it is delivered again with the header x-delivery-count
-= its returns so far (absent on the first delivery); once its returns
+= its returns so far (absent on a consumer's first delivery, 0 on a first
+basic.get, as RabbitMQ 3.10.8 does); once its returns
 exceed the limit it is dead-lettered with reason "delivery_limit", or
 dropped when the queue has no dead-letter exchange.  A reject or nack
 without requeue is dead-lettered as "rejected" at once, and a queue
@@ -78,14 +79,14 @@ class DeliveryLimit(PikaTestCase):
             self.ch.basic_nack(m.delivery_tag, requeue=True)
         # Delivered limit + 1 times: returns 0, 1, 2; the third return is
         # one too many.
-        self.assertEqual(seen, [(False, None), (True, 1), (True, 2)])
+        self.assertEqual(seen, [(False, 0), (True, 1), (True, 2)])
         self.assertIsNone(self.get(q)[0])
         self.assert_dead_lettered(dlq, b"poison", q)
 
     def test_reject_requeue_counts(self):
         q, dlq = self.fresh("reject", 1)
         self.ch.basic_publish("", q, b"r")
-        for expect in (None, 1):
+        for expect in (0, 1):
             m, p, _ = self.get(q)
             self.assertEqual(count_of(p), expect)
             self.ch.basic_reject(m.delivery_tag, requeue=True)
@@ -95,7 +96,7 @@ class DeliveryLimit(PikaTestCase):
         q, dlq = self.fresh("zero", 0)
         self.ch.basic_publish("", q, b"z")
         m, p, _ = self.get(q)
-        self.assertIsNone(count_of(p))
+        self.assertEqual(count_of(p), 0)
         self.ch.basic_nack(m.delivery_tag, requeue=True)
         self.assert_dead_lettered(dlq, b"z", q)
 
@@ -119,7 +120,7 @@ class DeliveryLimit(PikaTestCase):
     def test_closed_channel_counts(self):
         q, dlq = self.fresh("chclose", 1)
         self.ch.basic_publish("", q, b"c")
-        for expect in (None, 1):
+        for expect in (0, 1):
             other = self.conn.channel()
             m, p, _ = self.get(q, other)
             self.assertEqual(count_of(p), expect)
@@ -189,6 +190,15 @@ class DeliveryLimit(PikaTestCase):
                 ch.queue_declare("dl-bad", arguments={"x-delivery-limit": bad})
             self.assertEqual(cm.exception.reply_code, 406)
             self.assertIn("x-delivery-limit", cm.exception.reply_text)
+        # A different limit on redeclare is refused, as RabbitMQ's quorum
+        # queues refuse it.
+        q, _ = self.fresh("redeclare", 2)
+        ch = self.conn.channel()
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+            declare_limited(ch, q, 3, q + "-dlq")
+        self.assertEqual(cm.exception.reply_code, 406)
+        self.assertIn("inequivalent arg 'x-delivery-limit'",
+                      cm.exception.reply_text)
 
 
 @skip_if_external("sets consumer_timeout")
