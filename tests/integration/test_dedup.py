@@ -80,14 +80,15 @@ class Dedup(PikaTestCase):
         self.assertEqual(drain(self.ch, q), [b"a", b"b", b"c", b"a"])
 
     def test_cache_ttl_and_per_message_ttl(self):
-        q = self.queue("dd-ttl", **{"x-cache-ttl": 300})
+        # 3 s: the two first publishes are well within it on a busy machine
+        q = self.queue("dd-ttl", **{"x-cache-ttl": 3000})
         self.ch.basic_publish("", q, b"1", props("t"))
         self.ch.basic_publish("", q, b"2", props("t"))
         # The message's own x-cache-ttl: far longer than the queue's.
         self.ch.basic_publish("", q, b"3", props("long", {"x-cache-ttl": 60000}))
         start = time.monotonic()
-        wait_until(lambda: time.monotonic() - start > 0.5, interval=0.05,
-                   what="the 300 ms cache TTL to pass")
+        wait_until(lambda: time.monotonic() - start > 3.2, interval=0.05,
+                   what="the 3 s cache TTL to pass")
         self.ch.basic_publish("", q, b"4", props("t"))
         self.ch.basic_publish("", q, b"5", props("long"))
         self.assertEqual(drain(self.ch, q), [b"1", b"3", b"4"])
