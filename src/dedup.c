@@ -357,7 +357,13 @@ bool dedup_seen(struct dedup_cache *d, const struct message *msg,
 	int64_t ttl;
 	uint32_t at;
 	uint64_t h, seq;
+	const struct slot *oldest = &d->slots[d->next_seq %
+	    (uint64_t)d->args.cache_size];
 
+	/* The eviction's index entry is a cache miss in a large cache:
+	 * start loading it while the key is found and hashed. */
+	if (oldest->seq)
+		__builtin_prefetch(&d->index[oldest->pos], 1);
 	if (!message_key(d, msg, key, &len, &ttl))
 		return false;
 	h = strmap_hash((struct bytes){ key, len });
