@@ -27,6 +27,7 @@ import threading
 import time
 import traceback
 import unittest
+import urllib.request
 
 HOST = "127.0.0.1"
 
@@ -398,6 +399,20 @@ class Broker:
     def alive(self):
         return self.external or (self.proc is not None and self.proc.poll() is None)
 
+    def rss_kib(self):
+        """warrend's resident size (VmRSS), in KiB."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS for warrend")
+
+    def metrics(self, path="/metrics"):
+        """(Content-Type, text) of warrend's Prometheus endpoint."""
+        url = "http://127.0.0.1:%d%s" % (self.prometheus_port, path)
+        with urllib.request.urlopen(url, timeout=30) as r:
+            return r.headers["Content-Type"], r.read().decode()
+
     def __exit__(self, exc_type, exc, tb):
         if self.external:
             return False
@@ -600,6 +615,39 @@ def wait_until(predicate, timeout=30.0, interval=0.02, what=None):
                 raise AssertionError("not %s within %.0f s" % (what, timeout))
             return value
         time.sleep(interval)
+
+
+def metric_samples(text):
+    """{'name{labels}': value} of every sample line of a Prometheus text."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        key, value = line.rsplit(" ", 1)
+        out[key] = float(value)
+    return out
+
+
+def cpu_ticks(pid):
+    """utime + stime of a process, in clock ticks."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def wait_cpu_quiet(pid, quiet=0.5, timeout=30.0):
+    """Wait until the process has used (almost) no CPU for `quiet` seconds:
+    it has done all the work it had.  True if so within timeout."""
+    deadline = time.monotonic() + timeout
+    mark, since = cpu_ticks(pid), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = cpu_ticks(pid)
+        if now - mark > 1:
+            mark, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return True
+    return False
 
 
 def get_all(ch, queue):

@@ -290,13 +290,6 @@ class DelayedMemory(PikaTestCase):
 
     COUNT = 20000
 
-    def rss_kib(self):
-        with open("/proc/%d/status" % self.broker.proc.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        raise AssertionError("no VmRSS")
-
     def test_scheduled_bodies_are_not_in_memory(self):
         conn = self.connect()
         ch = conn.channel()
@@ -304,14 +297,14 @@ class DelayedMemory(PikaTestCase):
                             arguments={"x-delayed-type": "direct"})
         self.addCleanup(lambda: self.connect().channel().exchange_delete("dl-mem"))
         ch.confirm_delivery()
-        before = self.rss_kib()
+        before = self.broker.rss_kib()
         body = os.urandom(1024)
         for i in range(self.COUNT):
             ch.basic_publish("dl-mem", "k", body,
                              delayed_props(3600000, persistent=True))
         wait_until(lambda: api(self.broker, "GET", "/exchanges/%2F/dl-mem")
                    [1]["delayed_messages"] == self.COUNT, what="all scheduled")
-        grown = self.rss_kib() - before
+        grown = self.broker.rss_kib() - before
         print("%d scheduled 1 KB messages: RSS +%d KiB" % (self.COUNT, grown))
         self.assertLess(grown, 10 * 1024, "the bodies are held in memory")
         conn.close()

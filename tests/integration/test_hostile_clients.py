@@ -37,7 +37,6 @@ import struct
 import sys
 import threading
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pika  # noqa: E402
@@ -46,10 +45,11 @@ from harness import (  # noqa: E402
     BASIC_GET_OK, BASIC_PUBLISH, CHANNEL_OPEN, CHANNEL_OPEN_OK,
     CONNECTION_CLOSE_OK, CONNECTION_START, CONNECTION_START_OK,
     CONNECTION_TUNE, FRAME_BODY, FRAME_ERROR, FRAME_HEADER, FRAME_METHOD,
-    PROTOCOL_HEADER, RESOURCE_ERROR, ConnectionClosedByPeer, PikaTestCase,
-    RawClient, content_header_payload, enc_bits, enc_longstr, enc_short,
-    enc_shortstr, enc_table, frame, main, method_frame, method_payload,
-    raw_connect, skip_if_external, skip_if_sanitized, wait_until,
+    PROTOCOL_HEADER, RESOURCE_ERROR, PikaTestCase,
+    RawClient, content_header_payload, enc_bits, enc_longstr,
+    enc_short, enc_shortstr, enc_table, frame, main, metric_samples,
+    method_frame, method_payload, raw_connect, skip_if_external,
+    skip_if_sanitized, wait_cpu_quiet, wait_until,
 )
 
 KiB = 1 << 10
@@ -68,16 +68,7 @@ FRAME_MAX = 131072
 
 def scrape(broker):
     """{metric: value} from warrend's Prometheus endpoint."""
-    url = "http://127.0.0.1:%d/metrics" % broker.prometheus_port
-    with urllib.request.urlopen(url, timeout=30) as r:
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        key, value = line.rsplit(" ", 1)
-        out[key] = float(value)
-    return out
+    return metric_samples(broker.metrics()[1])
 
 
 def message_bytes(broker):
@@ -87,36 +78,6 @@ def message_bytes(broker):
 
 def memory_alarm(broker):
     return scrape(broker)["rabbitmq_alarms_memory_used_watermark"] == 1
-
-
-def rss_kib(broker):
-    with open("/proc/%d/status" % broker.proc.pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for warrend")
-
-
-def cpu_ticks(pid):
-    """utime + stime of a process, in clock ticks."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def wait_cpu_quiet(pid, quiet=0.5, timeout=WAIT):
-    """Wait until the process has used (almost) no CPU for `quiet` seconds:
-    it has done all the work it had."""
-    deadline = time.monotonic() + timeout
-    mark, since = cpu_ticks(pid), time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-        now = cpu_ticks(pid)
-        if now - mark > 1:
-            mark, since = now, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            return True
-    return False
 
 
 def publish_method(ch, routing_key="nowhere"):
@@ -569,7 +530,7 @@ class HandshakeFloodTest(HostileTestCase):
         good = self.connect()
         pika_roundtrip(self, good, "hc-f-warm")
         wait_cpu_quiet(self.broker.proc.pid)
-        before = rss_kib(self.broker)
+        before = self.broker.rss_kib()
         # protocol header + the first 4,000 bytes of a 4,096-byte frame
         partial = (PROTOCOL_HEADER +
                    struct.pack(">BHI", FRAME_METHOD, 0, 4088) +
@@ -602,7 +563,7 @@ class HandshakeFloodTest(HostileTestCase):
                     if len(got[fd]) >= size + 8:
                         del pending[fd]
         wait_cpu_quiet(self.broker.proc.pid, quiet=0.3)
-        after = rss_kib(self.broker)
+        after = self.broker.rss_kib()
         measured_at = time.monotonic()
         grown = after - before
         print("handshake flood: RSS %d -> %d KiB: +%d KiB for %d connections "
@@ -657,7 +618,7 @@ class NonReadingConsumerTest(HostileTestCase):
     def test_consumer_that_never_reads(self):
         self.fill("hc-flood", self.COUNT, self.BODY)
         wait_cpu_quiet(self.broker.proc.pid)
-        before = rss_kib(self.broker)
+        before = self.broker.rss_kib()
         c = self.raw()
         c.channel_open(1)
         c.send(method_frame(1, (60, 20), enc_short(0) + enc_shortstr("hc-flood") +
@@ -677,7 +638,7 @@ class NonReadingConsumerTest(HostileTestCase):
                    what="deliveries to the non-reading consumer stalled")
         wait_cpu_quiet(self.broker.proc.pid)
         left = self.message_count("hc-flood")
-        grown = rss_kib(self.broker) - before
+        grown = self.broker.rss_kib() - before
         taken = (self.COUNT - left) * self.BODY
         print("non-reading consumer: %d of %d messages taken from the queue "
               "(%.1f MiB), RSS +%d KiB" % (self.COUNT - left, self.COUNT,
@@ -692,7 +653,7 @@ class NonReadingConsumerTest(HostileTestCase):
         took = pika_roundtrip(self, good, "hc-g", n=10000, bound=45)
         print("non-reading consumer: 10,000 messages moved by others in "
               "%.2f s" % took)
-        grown = rss_kib(self.broker) - before
+        grown = self.broker.rss_kib() - before
         self.assertLess(grown, 32 * 1024, "RSS grew by %d KiB" % grown)
         # it is still stuck, and still holds no more than it did
         self.assertEqual(self.message_count("hc-flood"), left)
@@ -721,7 +682,7 @@ class NonAckingConsumerTest(HostileTestCase):
                              pika.BasicProperties(delivery_mode=2))
         conn.close()
         wait_cpu_quiet(self.broker.proc.pid)
-        before = rss_kib(self.broker)
+        before = self.broker.rss_kib()
 
         # prefetch 0 (unlimited), manual acks it never sends
         hog = self.connect()
@@ -740,7 +701,7 @@ class NonAckingConsumerTest(HostileTestCase):
         wait_until(stalled, timeout=WAIT * 2, interval=0,
                    what="deliveries to the non-acking consumer to stop")
         held = len(taken) * self.BODY
-        grown = rss_kib(self.broker) - before
+        grown = self.broker.rss_kib() - before
         print("non-acking consumer: holds %d of %d messages (%.1f MiB) "
               "unacked, RSS +%d KiB" % (len(taken), self.COUNT, held / MiB,
                                         grown))

@@ -115,26 +115,19 @@ class MemoryReturnedTest(BrokerTestCase):
     """Once a large backlog is gone, warrend's resident size comes back
     down (the allocator keeps freed memory unless asked to return it)."""
 
-    def rss_kib(self):
-        with open("/proc/%d/status" % self.broker.proc.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        raise AssertionError("no VmRSS for warrend")
-
     def test_rss_falls_after_backlog_is_purged(self):
         c = raw_connect(self.broker, timeout=30)
         self.addCleanup(c.close)
         c.channel_open(1)
         c.queue_declare(1, "backlog")
-        base = self.rss_kib()
+        base = self.broker.rss_kib()
         burst = b"".join(c.publish_frames(1, b"x" * 1024, routing_key="backlog")
                          for _ in range(1000))
         for _ in range(100):                    # 100,000 1 KB messages
             c.send(burst)
         declare_ok = c.queue_declare(1, "backlog", passive=True)
         self.assertEqual(declare_ok["message_count"], 100000)
-        peak = self.rss_kib()
+        peak = self.broker.rss_kib()
         self.assertGreater(peak - base, 80 * 1024, "the backlog takes memory")
         c.send(method_frame(1, QUEUE_PURGE, enc_short(0) +
                             enc_shortstr("backlog") + enc_bits(False)))
@@ -145,7 +138,7 @@ class MemoryReturnedTest(BrokerTestCase):
         last = [peak]
 
         def fallen():
-            last[0] = self.rss_kib()
+            last[0] = self.broker.rss_kib()
             return last[0] - base < (peak - base) / 4
         if not wait_until(fallen, timeout=30, interval=0.1):
             self.fail("RSS still %d KiB 30 s after the purge: base %d, peak %d"

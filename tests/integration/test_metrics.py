@@ -14,26 +14,10 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pika  # noqa: E402
 
-from harness import BrokerTestCase, main, skip_if_external, wait_until  # noqa: E402
+from harness import (BrokerTestCase, main, metric_samples,  # noqa: E402
+                     skip_if_external, wait_until)
 
 PROMTOOL = "/usr/bin/promtool"
-
-
-def scrape(broker, path="/metrics"):
-    url = "http://127.0.0.1:%d%s" % (broker.prometheus_port, path)
-    with urllib.request.urlopen(url, timeout=30) as r:
-        return r.headers["Content-Type"], r.read().decode()
-
-
-def samples(text):
-    """{'name{labels}': value} of every sample line."""
-    out = {}
-    for line in text.splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        key, value = line.rsplit(" ", 1)
-        out[key] = float(value)
-    return out
 
 
 class Metrics(BrokerTestCase):
@@ -43,9 +27,9 @@ class Metrics(BrokerTestCase):
         super().setUpClass()
 
     def test_values_follow_amqp(self):
-        ctype, text = scrape(self.broker)
+        ctype, text = self.broker.metrics()
         self.assertTrue(ctype.startswith("text/plain; version=0.0.4"), ctype)
-        before = samples(text)
+        before = metric_samples(text)
         conn = pika.BlockingConnection(self.broker.params())
         ch = conn.channel()
         ch.queue_declare("m-q", durable=True)
@@ -57,9 +41,9 @@ class Metrics(BrokerTestCase):
         m, _, _ = ch.basic_get("m-q")
         ch.basic_ack(m.delivery_tag)
         ch.basic_consume("m-q", lambda *a: None)
-        wait_until(lambda: samples(scrape(self.broker)[1])[
+        wait_until(lambda: metric_samples(self.broker.metrics()[1])[
             "rabbitmq_queue_messages_unacked"] == 4, what="4 unacked")
-        now = samples(scrape(self.broker)[1])
+        now = metric_samples(self.broker.metrics()[1])
         self.assertEqual(now["rabbitmq_connections"], before["rabbitmq_connections"] + 1)
         self.assertEqual(now["rabbitmq_channels"], before["rabbitmq_channels"] + 1)
         self.assertEqual(now["rabbitmq_consumers"], before["rabbitmq_consumers"] + 1)
@@ -87,7 +71,7 @@ class Metrics(BrokerTestCase):
         self.assertIn('rabbitmq_build_info{rabbitmq_version="3.10.8",'
                       'product_name="Warren"', text)
         conn.close()
-        after = samples(scrape(self.broker)[1])
+        after = metric_samples(self.broker.metrics()[1])
         self.assertEqual(after["rabbitmq_connections_closed_total"] -
                          before["rabbitmq_connections_closed_total"], 1)
 
@@ -98,8 +82,8 @@ class Metrics(BrokerTestCase):
         ch.confirm_delivery()
         ch.basic_publish("", 'odd "name"\\x', b"1")
         ch.basic_publish("", 'odd "name"\\x', b"2")
-        _, text = scrape(self.broker, "/metrics/per-object")
-        got = samples(text)
+        _, text = self.broker.metrics("/metrics/per-object")
+        got = metric_samples(text)
         key = 'rabbitmq_queue_messages_ready{vhost="/",queue="odd \\"name\\"\\\\x"}'
         self.assertEqual(got[key], 2)
         ch.queue_delete('odd "name"\\x')
@@ -107,7 +91,7 @@ class Metrics(BrokerTestCase):
 
     def test_unknown_path_404(self):
         with self.assertRaises(urllib.error.HTTPError) as cm:
-            scrape(self.broker, "/nope")
+            self.broker.metrics("/nope")
         self.assertEqual(cm.exception.code, 404)
 
     def test_promtool_finds_nothing(self):
@@ -117,7 +101,7 @@ class Metrics(BrokerTestCase):
         conn = pika.BlockingConnection(self.broker.params())
         conn.channel().queue_declare("promtool-q")
         for path in ("/metrics", "/metrics/per-object"):
-            _, text = scrape(self.broker, path)
+            _, text = self.broker.metrics(path)
             p = subprocess.run([PROMTOOL, "check", "metrics"], input=text,
                                capture_output=True, text=True, timeout=60)
             self.assertEqual((p.returncode, p.stdout + p.stderr), (0, ""),

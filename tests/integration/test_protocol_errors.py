@@ -15,7 +15,7 @@ from harness import (
     UNEXPECTED_FRAME, BrokerTestCase, ConnectionClosedByPeer, RawClient,
     assert_broker_alive, content_header_payload, enc_bits, enc_long, enc_short,
     enc_shortstr, enc_table, frame, heartbeat_frame, main, method_frame,
-    method_payload, raw_connect, wait_until,
+    method_payload, raw_connect, wait_cpu_quiet, wait_until,
 )
 
 # RabbitMQ (and warrend) waits ~3 s before closing the socket after a fatal
@@ -23,28 +23,6 @@ from harness import (
 CLOSE_TIMEOUT = 30.0
 # How long to wait for a reply that must come (only reached on failure).
 REPLY_TIMEOUT = 30.0
-
-
-def cpu_ticks(pid):
-    """utime + stime of a process, in clock ticks."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def wait_cpu_quiet(pid, quiet=0.5, timeout=30.0):
-    """Wait until the process has used (almost) no CPU for `quiet` seconds:
-    it has done all the work it had.  True if so within timeout."""
-    deadline = time.monotonic() + timeout
-    mark, since = cpu_ticks(pid), time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-        now = cpu_ticks(pid)
-        if now - mark > 1:
-            mark, since = now, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            return True
-    return False
 
 
 def declare_args(queue="q", exclusive=True, table=None):

@@ -223,23 +223,15 @@ class RegressionTest(BrokerTestCase):
 
         for _ in range(20):
             batch()
-        before = rss_kib(self.broker)
+        before = self.broker.rss_kib()
         for _ in range(180):
             batch()
-        grown = rss_kib(self.broker) - before
+        grown = self.broker.rss_kib() - before
         # 180,000 deliveries behind the held one: 11 MiB if each kept a
         # slot; a few hundred KiB of allocator noise otherwise.
         self.assertLess(grown, 4096, "warrend grew %d KiB" % grown)
         c.basic_ack(1, 1)                           # the held one, at last
         c.channel_close(1)
-
-
-def rss_kib(broker):
-    with open("/proc/%d/status" % broker.proc.pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for warrend")
 
 
 if __name__ == "__main__":
