@@ -41,4 +41,13 @@ void vhost_remove_exchange(struct vhost *vh, struct exchange *x);
 /* Remove one binding; an auto-delete source left unbound goes too. */
 void vhost_unbind(struct vhost *vh, struct binding *b);
 
+/*
+ * A stable digest (SHA-256) of an object's identity: what it is (kind:
+ * "queue", "exchange", ...), its vhost and its name.  Names are any bytes
+ * up to 255, so state kept for an object across restarts is named by this
+ * (dedup cache files, delayed exchanges' store ids).
+ */
+void vhost_object_digest(const char *kind, const char *vhost, const char *name,
+    unsigned char out[32]);
+
 #endif

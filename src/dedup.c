@@ -19,7 +19,6 @@
 
 #include "amqp.h"
 #include "amqp_error.h"
-#include "config.h"
 #include "connection.h"
 #include "dedup.h"
 #include "field_table.h"
@@ -28,6 +27,7 @@
 #include "properties.h"
 #include "store.h"
 #include "strmap.h"
+#include "vhost.h"
 
 /* Keys up to this long (UUIDs as text are 36) live in their slot. */
 #define SLOT_INLINE 40
@@ -135,8 +135,8 @@ static uint64_t wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* A header value as key bytes into buf (DEDUP_KEY_MAX + 1); its length,
- * or -1 when it cannot be a key. */
+/* A header value as *key (an integer as text in buf, DEDUP_KEY_MAX + 1
+ * bytes): 0, or -1 when it cannot be a key. */
 static int value_key(const struct field_value *v, uint8_t *buf,
     struct bytes *key)
 {
@@ -517,18 +517,11 @@ void dedup_path(const char *data_dir, const char *kind, const char *vhost,
     const char *name, char *out, size_t len)
 {
 	unsigned char digest[32];
-	unsigned int n = 0;
 	char hex[65];
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 
 	/* Names are any bytes up to 255: a digest makes a safe file name. */
-	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-	EVP_DigestUpdate(ctx, kind, strlen(kind) + 1);
-	EVP_DigestUpdate(ctx, vhost, strlen(vhost) + 1);
-	EVP_DigestUpdate(ctx, name, strlen(name));
-	EVP_DigestFinal_ex(ctx, digest, &n);
-	EVP_MD_CTX_free(ctx);
-	for (unsigned int i = 0; i < n; i++)
+	vhost_object_digest(kind, vhost, name, digest);
+	for (unsigned int i = 0; i < sizeof(digest); i++)
 		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
 	snprintf(out, len, "%s/dedup/%s", data_dir, hex);
 }

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include <event2/event.h>
-#include <openssl/evp.h>
 
 #include "broker.h"
 #include "connection.h"
@@ -213,17 +212,10 @@ uint64_t delayed_qid(const struct delayed *d)
 uint64_t delayed_qid_for(const char *vhost, const char *name)
 {
 	unsigned char digest[32];
-	unsigned int n = 0;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	uint64_t id = 0;
 
 	/* Stable across restarts without being written anywhere. */
-	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-	EVP_DigestUpdate(ctx, "x-delayed-message", 18);
-	EVP_DigestUpdate(ctx, vhost, strlen(vhost) + 1);
-	EVP_DigestUpdate(ctx, name, strlen(name));
-	EVP_DigestFinal_ex(ctx, digest, &n);
-	EVP_MD_CTX_free(ctx);
+	vhost_object_digest("x-delayed-message", vhost, name, digest);
 	for (int i = 0; i < 8; i++)
 		id = id << 8 | digest[i];
 	return id ? id : 1;

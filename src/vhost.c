@@ -4,6 +4,9 @@
  * when its last binding does).
  */
 #include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
 
 #include "broker.h"
 #include "dedup.h"
@@ -139,4 +142,20 @@ void vhost_remove_exchange(struct vhost *vh, struct exchange *x)
 	while ((b = TAILQ_FIRST(&x->inbound)) != NULL)
 		vhost_unbind(vh, b);
 	exchange_free(x);
+}
+
+void vhost_object_digest(const char *kind, const char *vhost, const char *name,
+    unsigned char out[32])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned int n = 0;
+
+	if (ctx == NULL)
+		fatalx("EVP_MD_CTX_new failed");
+	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	EVP_DigestUpdate(ctx, kind, strlen(kind) + 1);
+	EVP_DigestUpdate(ctx, vhost, strlen(vhost) + 1);
+	EVP_DigestUpdate(ctx, name, strlen(name));
+	EVP_DigestFinal_ex(ctx, out, &n);
+	EVP_MD_CTX_free(ctx);
 }
