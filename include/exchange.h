@@ -102,6 +102,11 @@ struct exchange *exchange_new(struct vhost *vh, struct bytes name,
     const struct exchange_type *type);
 /* Remove every binding to and from x, then free it. */
 void exchange_free(struct exchange *x);
+/*
+ * x is deleted for good (not shutting down): what it keeps across
+ * restarts goes too, its dedup cache's file and its scheduled messages.
+ */
+void exchange_discard_state(struct exchange *x);
 
 /* The binding of x to dest with key and args, or NULL. */
 struct binding *exchange_find_binding(struct exchange *x,

@@ -18,8 +18,6 @@
 #include "broker.h"
 #include "stream_reader.h"
 #include "config.h"
-#include "dedup.h"
-#include "delayed.h"
 #include "channel.h"
 #include "connection.h"
 #include "log.h"
@@ -527,14 +525,8 @@ void broker_delete_vhost(struct broker *b, struct vhost *vh)
 	}
 	for (size_t it = 0; strmap_next(vh->queues, &it, &k, &v); it = 0)
 		vhost_remove_queue(vh, v);
-	for (size_t it = 0; strmap_next(vh->exchanges, &it, &k, &v); ) {
-		struct exchange *x = v;
-
-		dedup_free(x->dedup, true);	/* its file too */
-		x->dedup = NULL;
-		delayed_free(x->delayed, true);
-		x->delayed = NULL;
-	}
+	for (size_t it = 0; strmap_next(vh->exchanges, &it, &k, &v); )
+		exchange_discard_state(v);
 	userdb_vhost_deleted(b->users, vh->name);
 	strmap_del(b->vhosts, bytes_str(vh->name));
 	vhost_free(vh);

@@ -276,6 +276,14 @@ uint32_t exchange_deliver(struct exchange *x, struct message *msg,
 	return n;
 }
 
+void exchange_discard_state(struct exchange *x)
+{
+	dedup_free(x->dedup, true);
+	x->dedup = NULL;
+	delayed_free(x->delayed, true);
+	x->delayed = NULL;
+}
+
 const char *exchange_type_name(const struct exchange *x)
 {
 	return x->delayed ? "x-delayed-message" : x->type->name;

@@ -10,7 +10,6 @@
 
 #include "broker.h"
 #include "dedup.h"
-#include "delayed.h"
 #include "exchange.h"
 #include "log.h"
 #include "queue.h"
@@ -131,10 +130,7 @@ void vhost_remove_exchange(struct vhost *vh, struct exchange *x)
 	if (x->durable)
 		broker_durable_changed(vh->broker);
 	strmap_del(vh->exchanges, bytes_str(x->name));
-	dedup_free(x->dedup, true);
-	x->dedup = NULL;
-	delayed_free(x->delayed, true);	/* its scheduled messages go */
-	x->delayed = NULL;
+	exchange_discard_state(x);
 	/* Unbinding from x's destinations cannot cascade back to x: it is
 	 * no longer in the namespace, and it goes once its lists are empty. */
 	while ((b = TAILQ_FIRST(&x->bindings)) != NULL)
