@@ -142,6 +142,15 @@ void route_result_free(struct route_result *r);
  */
 uint32_t exchange_deliver(struct exchange *x, struct message *msg,
     uint64_t *ticket, bool *accepted);
+/*
+ * What a publish to x does (AMQP and the management API alike): a
+ * duplicate (x-message-deduplication) is dropped, a message with an
+ * x-delay on a delayed exchange is scheduled, both taken as routed (so
+ * confirmed, never returned); anything else is delivered.  True when
+ * routed; *ticket and *accepted as for exchange_deliver.
+ */
+bool exchange_publish(struct exchange *x, struct message *msg,
+    uint64_t *ticket, bool *accepted);
 
 /* The strings of header `name` (an array of longstrs), appended to out. */
 uint32_t message_header_keys(const struct field_table *headers,

@@ -11,8 +11,6 @@
 
 #include "broker.h"
 #include "channel.h"
-#include "dedup.h"
-#include "delayed.h"
 #include "config.h"
 #include "exchange.h"
 #include "field_table.h"
@@ -275,20 +273,11 @@ bool chan_route(struct channel *ch, struct exchange *x, struct message *msg,
 {
 	struct broker_counters *counters = &ch->conn->broker->counters;
 	bool routed, accepted = true;
-	uint64_t delay;
 
-	if (x->name[0] == '\0' && chan_is_reply_key(msg->routing_key)) {
+	if (x->name[0] == '\0' && chan_is_reply_key(msg->routing_key))
 		routed = chan_reply_to_route(ch, msg);
-	} else if (x->dedup && dedup_seen(x->dedup, msg, ticket)) {
-		/* A duplicate: taken (confirmed, never returned), not routed. */
-		routed = true;
-	} else if (x->delayed && (delay = delayed_delay_of(msg)) != 0) {
-		/* Routed when due; confirmed once kept (never returned). */
-		delayed_schedule(x->delayed, msg, delay, ticket);
-		routed = true;
-	} else {
-		routed = exchange_deliver(x, msg, ticket, &accepted) > 0;
-	}
+	else
+		routed = exchange_publish(x, msg, ticket, &accepted);
 	counters->messages_received++;
 	ch->msgs.published++;
 	ch->conn->msgs.published++;

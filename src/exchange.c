@@ -276,6 +276,21 @@ uint32_t exchange_deliver(struct exchange *x, struct message *msg,
 	return n;
 }
 
+bool exchange_publish(struct exchange *x, struct message *msg,
+    uint64_t *ticket, bool *accepted)
+{
+	uint64_t delay;
+
+	*accepted = true;
+	if (x->dedup && dedup_seen(x->dedup, msg, ticket))
+		return true;
+	if (x->delayed && (delay = delayed_delay_of(msg)) != 0) {
+		delayed_schedule(x->delayed, msg, delay, ticket);
+		return true;
+	}
+	return exchange_deliver(x, msg, ticket, accepted) > 0;
+}
+
 void exchange_discard_state(struct exchange *x)
 {
 	dedup_free(x->dedup, true);

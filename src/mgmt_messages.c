@@ -19,8 +19,6 @@
 #include "amqp_error.h"
 #include "definitions.h"
 #include "broker.h"
-#include "dedup.h"
-#include "delayed.h"
 #include "exchange.h"
 #include "log.h"
 #include "message.h"
@@ -168,7 +166,6 @@ void mgmt_publish(struct mgmt_req *q)
 	struct bytes xname = bytes_str(mgmt_exchange_name(q->seg[2]));
 	struct amqp_error err;
 	bool routed, accepted;
-	uint64_t delay;
 	struct wbuf table, hdr;
 	struct exchange *x;
 	struct message *m;
@@ -233,19 +230,7 @@ void mgmt_publish(struct mgmt_req *q)
 	    (uint32_t)hdr.len }, &parsed);
 	wbuf_free(&hdr);
 	msg_append_body(m, payload, (uint32_t)len);
-	if (x->dedup && dedup_seen(x->dedup, m, NULL)) {
-		/* A duplicate: taken as routed, as over AMQP. */
-		mgmt_reply(q, HTTP_OK, json_pack("{s:b}", "routed", 1));
-		msg_unref(m);
-		goto out;
-	}
-	if (x->delayed && (delay = delayed_delay_of(m)) != 0) {
-		/* Scheduled: taken as routed, as over AMQP. */
-		delayed_schedule(x->delayed, m, delay, NULL);
-		routed = true;
-	} else {
-		routed = exchange_deliver(x, m, NULL, &accepted) > 0;
-	}
+	routed = exchange_publish(x, m, NULL, &accepted);
 	mgmt_reply(q, HTTP_OK, json_pack("{s:b}", "routed", routed));
 	msg_unref(m);
 out:
