@@ -220,16 +220,6 @@ static void content_headers(struct wbuf *none, struct wbuf *all)
 	emit("fuzz_content_header", "all-properties", all->p, all->len);
 }
 
-static void put_frame(struct wbuf *b, uint8_t type, uint16_t ch,
-    const void *p, size_t n)
-{
-	wbuf_put_u8(b, type);
-	wbuf_put_u16(b, ch);
-	wbuf_put_u32(b, (uint32_t)n);
-	wbuf_put_raw(b, p, n);
-	wbuf_put_u8(b, AMQP_FRAME_END);
-}
-
 static void frames(const struct wbuf *hdr_none, const struct wbuf *hdr_all)
 {
 	struct amqp_method x;
@@ -250,14 +240,14 @@ static void frames(const struct wbuf *hdr_none, const struct wbuf *hdr_all)
 
 		wbuf_reset(&b);
 		wbuf_put_u32(&b, maxes[i]);
-		put_frame(&b, AMQP_FRAME_METHOD, 1, m.p, m.len);
-		put_frame(&b, AMQP_FRAME_HEADER, 1, hdr_none->p, hdr_none->len);
-		put_frame(&b, AMQP_FRAME_BODY, 1, body, 5);
-		put_frame(&b, AMQP_FRAME_HEARTBEAT, 0, "", 0);
-		put_frame(&b, AMQP_FRAME_METHOD, 1, m.p, m.len);
-		put_frame(&b, AMQP_FRAME_HEADER, 1, hdr_all->p, hdr_all->len);
-		put_frame(&b, AMQP_FRAME_BODY, 1, body, 200);
-		put_frame(&b, AMQP_FRAME_BODY, 1, body + 200, 100);
+		sess_frame(&b, AMQP_FRAME_METHOD, 1, m.p, m.len);
+		sess_frame(&b, AMQP_FRAME_HEADER, 1, hdr_none->p, hdr_none->len);
+		sess_frame(&b, AMQP_FRAME_BODY, 1, body, 5);
+		sess_frame(&b, AMQP_FRAME_HEARTBEAT, 0, "", 0);
+		sess_frame(&b, AMQP_FRAME_METHOD, 1, m.p, m.len);
+		sess_frame(&b, AMQP_FRAME_HEADER, 1, hdr_all->p, hdr_all->len);
+		sess_frame(&b, AMQP_FRAME_BODY, 1, body, 200);
+		sess_frame(&b, AMQP_FRAME_BODY, 1, body + 200, 100);
 		snprintf(name, sizeof(name), "publish-frame-max-%u",
 		    (unsigned)maxes[i]);
 		emit("fuzz_frames", name, b.p, b.len);
@@ -265,12 +255,12 @@ static void frames(const struct wbuf *hdr_none, const struct wbuf *hdr_all)
 	/* A frame with a bad frame-end, and one cut short. */
 	wbuf_reset(&b);
 	wbuf_put_u32(&b, 4096);
-	put_frame(&b, AMQP_FRAME_HEARTBEAT, 0, "", 0);
+	sess_frame(&b, AMQP_FRAME_HEARTBEAT, 0, "", 0);
 	b.p[b.len - 1] = 0xCD;
 	emit("fuzz_frames", "bad-end", b.p, b.len);
 	wbuf_reset(&b);
 	wbuf_put_u32(&b, 4096);
-	put_frame(&b, AMQP_FRAME_METHOD, 1, m.p, m.len);
+	sess_frame(&b, AMQP_FRAME_METHOD, 1, m.p, m.len);
 	emit("fuzz_frames", "truncated", b.p, b.len - 3);
 	wbuf_free(&b);
 	wbuf_free(&m);
