@@ -60,6 +60,9 @@ static inline bool msg_has_prop(const struct message *m,
 
 /* Every property, parsed from the stored header (strings point into it). */
 void msg_props(const struct message *m, struct basic_properties *out);
+/* One string property, without decoding the others; false: absent. */
+bool msg_string_prop(const struct message *m, enum basic_prop which,
+    struct bytes *out);
 
 /*
  * The body received so far (body_len bytes), possibly shared with other

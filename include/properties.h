@@ -62,6 +62,13 @@ struct content_header {
  * AMQP_SYNTAX_ERROR for a malformed one.  Strings borrow from payload.
  */
 int content_header_parse(struct bytes payload, struct content_header *out);
+/*
+ * One string property (or the headers table, raw) of a header that
+ * content_header_parse accepted, without decoding the rest; false when
+ * it is absent.
+ */
+bool content_header_string(struct bytes payload, enum basic_prop which,
+    struct bytes *value);
 
 /* Append a content header payload (class, weight, size, flags, values). */
 void content_header_encode(struct wbuf *b, const struct content_header *h);

@@ -92,6 +92,13 @@ void msg_props(const struct message *m, struct basic_properties *out)
 	*out = h.props;
 }
 
+bool msg_string_prop(const struct message *m, enum basic_prop which,
+    struct bytes *out)
+{
+	return msg_has_prop(m, which) && content_header_string(
+	    (struct bytes){ m->header, m->header_len }, which, out);
+}
+
 struct message *msg_new_header(const struct message *m, struct bytes exchange,
     struct bytes routing_key, struct bytes hdr_payload,
     const struct content_header *h)

@@ -7,6 +7,11 @@
 #include "field_table.h"
 #include "properties.h"
 
+#define PROP_IS_TABLE_octet	false
+#define PROP_IS_TABLE_timestamp	false
+#define PROP_IS_TABLE_shortstr	false
+#define PROP_IS_TABLE_table	true
+
 static bool get_octet(struct rcursor *c, uint8_t *v)
 {
 	return wire_get_u8(c, v);
@@ -52,6 +57,59 @@ int content_header_parse(struct bytes payload, struct content_header *out)
 	if (c.left != 0)
 		return AMQP_FRAME_ERROR;
 	return 0;
+}
+
+/* How far each kind of property reaches, without reading it. */
+static bool skip_octet(struct rcursor *c)
+{
+	uint8_t v;
+
+	return wire_get_u8(c, &v);
+}
+
+static bool skip_timestamp(struct rcursor *c)
+{
+	uint64_t v;
+
+	return wire_get_u64(c, &v);
+}
+
+static bool skip_shortstr(struct rcursor *c)
+{
+	struct bytes v;
+
+	return wire_get_shortstr(c, &v);
+}
+
+static bool skip_table(struct rcursor *c)
+{
+	struct bytes v;
+
+	return wire_get_longstr(c, &v);
+}
+
+bool content_header_string(struct bytes payload, enum basic_prop which,
+    struct bytes *value)
+{
+	/* class, weight, body size, then the flags */
+	struct rcursor c = rcursor_make(payload.ptr, payload.len);
+	struct bytes fixed;
+	uint16_t flags;
+	enum basic_prop at = 0;
+
+	if (!wire_get_raw(&c, 12, &fixed) || !wire_get_u16(&c, &flags) ||
+	    !(flags & PROP_FLAG(which)))
+		return false;
+#define X(name, type)							\
+	if (at == which)						\
+		return PROP_IS_TABLE_##type ? wire_get_longstr(&c, value) :	\
+		    wire_get_shortstr(&c, value);				\
+	if ((flags & PROP_FLAG(PROP_##name)) && !skip_##type(&c))	\
+		return false;						\
+	at++;
+	BASIC_PROPERTIES(X)
+#undef X
+	return false;
 }
 
 static void put_octet(struct wbuf *b, uint8_t v)

@@ -37,18 +37,42 @@ static void seed_once(void)
 		hash_seed = 0x9e3779b97f4a7c15ULL;
 }
 
+/*
+ * A word at a time (a byte-at-a-time FNV was a visible cost for 36-byte
+ * message ids): each 8 bytes are multiplied in and rotated, the seed and
+ * the length start it, and splitmix64's finalizer spreads the result.
+ */
+#define HASH_K1 0x9e3779b97f4a7c15ULL
+#define HASH_K2 0xbf58476d1ce4e5b9ULL
+
+static inline uint64_t hash_absorb(uint64_t h, uint64_t w)
+{
+	h ^= w * HASH_K2;
+	h = (h << 31 | h >> 33) * HASH_K1;
+	return h;
+}
+
 static uint64_t hash_bytes(struct bytes k)
 {
-	/* FNV-1a over a random seed, finished with a 64-bit mixer. */
-	uint64_t h = 0xcbf29ce484222325ULL ^ hash_seed;
+	const uint8_t *p = k.ptr;
+	uint32_t n = k.len;
+	uint64_t h = hash_seed ^ (uint64_t)n * HASH_K1, w;
 
-	for (uint32_t i = 0; i < k.len; i++) {
-		h ^= k.ptr[i];
-		h *= 0x100000001b3ULL;
+	for (; n >= 8; p += 8, n -= 8) {
+		memcpy(&w, p, 8);
+		h = hash_absorb(h, w);
 	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
+	if (n) {
+		w = 0;
+		for (uint32_t i = 0; i < n; i++)
+			w |= (uint64_t)p[i] << (8 * i);
+		h = hash_absorb(h, w);
+	}
+	h ^= h >> 30;
+	h *= HASH_K2;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	h ^= h >> 31;
 	return h;
 }
 

@@ -340,6 +340,48 @@ static size_t size_timestamp(void) { return 8; }
 static size_t size_shortstr(void) { return 1 + 5; }
 static size_t size_table(void) { return 4 + 10; }
 
+/* content_header_string finds each string property as the full parse does,
+ * and reports the absent ones absent. */
+START_TEST(test_string_property_without_full_parse)
+{
+	static const enum basic_prop strings[] = { PROP_content_type,
+	    PROP_content_encoding, PROP_headers, PROP_correlation_id,
+	    PROP_reply_to, PROP_expiration, PROP_message_id, PROP_type,
+	    PROP_user_id, PROP_app_id, PROP_cluster_id };
+	struct content_header h;
+	struct bytes keep, v, *want[PROP_COUNT] = { NULL };
+
+	ck_assert_int_eq(parse_exact(all_props, sizeof(all_props), &h, &keep),
+	    0);
+	want[PROP_content_type] = &h.props.content_type;
+	want[PROP_content_encoding] = &h.props.content_encoding;
+	want[PROP_headers] = &h.props.headers;
+	want[PROP_correlation_id] = &h.props.correlation_id;
+	want[PROP_reply_to] = &h.props.reply_to;
+	want[PROP_expiration] = &h.props.expiration;
+	want[PROP_message_id] = &h.props.message_id;
+	want[PROP_type] = &h.props.type;
+	want[PROP_user_id] = &h.props.user_id;
+	want[PROP_app_id] = &h.props.app_id;
+	want[PROP_cluster_id] = &h.props.cluster_id;
+	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
+		ck_assert(content_header_string(keep, strings[i], &v));
+		ck_assert_ptr_eq(v.ptr, want[strings[i]]->ptr);
+		ck_assert_uint_eq(v.len, want[strings[i]]->len);
+	}
+	free_copy(keep);
+	/* sparse: content-type and cluster-id only, among the strings */
+	ck_assert_int_eq(parse_exact(sparse, sizeof(sparse), &h, &keep), 0);
+	ck_assert(content_header_string(keep, PROP_cluster_id, &v));
+	ck_assert(bytes_eq_str(v, "cid"));
+	ck_assert(content_header_string(keep, PROP_content_type, &v));
+	ck_assert(bytes_eq_str(v, "json"));
+	ck_assert(!content_header_string(keep, PROP_message_id, &v));
+	ck_assert(!content_header_string(keep, PROP_headers, &v));
+	free_copy(keep);
+}
+END_TEST
+
 START_TEST(test_flag_bit_each_property)
 {
 	int p = _i;
@@ -586,6 +628,7 @@ static Suite *properties_suite(void)
 	tcase_add_test(tc, test_all_encode_from_struct);
 	tcase_add_test(tc, test_none);
 	tcase_add_test(tc, test_sparse);
+	tcase_add_test(tc, test_string_property_without_full_parse);
 	tcase_add_test(tc, test_trailing_bytes);
 	suite_add_tcase(s, tc);
 
