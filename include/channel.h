@@ -69,6 +69,7 @@ struct channel {
 	uint8_t publish_rkey[256];
 	uint8_t publish_exchange_len, publish_rkey_len;
 	bool publish_mandatory;
+	bool publishes_meet_dedup;	/* its last publish met a dedup cache */
 	/* The last exchange a publish was allowed to write to, while the
 	 * permissions are those of write_ok_gen (user_db generation). */
 	uint8_t write_ok[256];

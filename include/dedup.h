@@ -10,10 +10,12 @@
  * is given; otherwise the message-id property, or else (as LavinMQ's
  * default) the header "x-deduplication-header".  A message without a key
  * is never a duplicate.  Keys are strings or integers (as text); a key
- * over 64 bytes is kept as its SHA-256 digest.
+ * over 43 bytes is kept as its SHA-256 digest.
  *
- * Memory: a fixed ring of x-cache-size slots plus a hash index, about
- * 2 x key length + 80 bytes per key held; the oldest key leaves first.
+ * Memory: a ring of x-cache-size 64-byte slots (the key is in its slot)
+ * and a hash index of 8-byte entries, twice that count rounded up to a
+ * power of two: 80 to 96 bytes per key of the cache's size, taken from
+ * the system as keys arrive; the oldest key leaves first.
  * A durable queue's or exchange's cache is kept on disk too: a file of
  * x-cache-size fixed slots (DEDUP_SLOT_SIZE bytes each) written with the
  * message store's batches, before the publish that brought a key is
@@ -77,6 +79,18 @@ void dedup_free(struct dedup_cache *d, bool remove);
  */
 bool dedup_seen(struct dedup_cache *d, const struct message *msg,
     uint64_t *ticket);
+
+/*
+ * A hint, called as a message's content header arrives on a channel
+ * whose publishes meet a cache: start loading the index entry its key
+ * needs in the cache that looked at the last message (in a large cache
+ * that entry is a cache miss, which then overlaps the body's arrival and
+ * routing).  Nothing when there is none.
+ */
+void dedup_prefetch(const struct message *msg);
+/* How many messages caches have looked at: a channel compares it around
+ * a publish to learn whether its publishes meet a cache. */
+uint64_t dedup_lookups(void);
 
 /* Keys held now, and duplicates dropped so far. */
 uint64_t dedup_count(const struct dedup_cache *d);

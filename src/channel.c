@@ -11,6 +11,7 @@
 #include "channel_ledger.h"
 #include "config.h"
 #include "dead_letter.h"
+#include "dedup.h"
 #include "frame.h"
 #include "log.h"
 #include "message.h"
@@ -344,6 +345,8 @@ static int handle_header(struct channel *ch, const struct frame *f,
 	    (struct bytes){ ch->publish_exchange, ch->publish_exchange_len },
 	    (struct bytes){ ch->publish_rkey, ch->publish_rkey_len },
 	    f->payload, &h);
+	if (ch->publishes_meet_dedup)
+		dedup_prefetch(ch->pending);
 	if ((rc = content_received(ch, f->payload.len, err)) != 0)
 		return rc;
 	if (h.body_size > 0) {

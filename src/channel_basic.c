@@ -12,6 +12,7 @@
 #include "broker.h"
 #include "channel.h"
 #include "config.h"
+#include "dedup.h"
 #include "exchange.h"
 #include "field_table.h"
 #include "frame.h"
@@ -295,17 +296,17 @@ bool chan_route(struct channel *ch, struct exchange *x, struct message *msg,
 /* Is the reply_to property the direct reply-to pseudo-queue? */
 static bool is_direct_reply_to(const struct message *msg)
 {
-	struct basic_properties p;
+	struct bytes reply_to;
 
-	msg_props(msg, &p);
-	return bytes_eq_str(p.reply_to, "amq.rabbitmq.reply-to");
+	return msg_string_prop(msg, PROP_reply_to, &reply_to) &&
+	    bytes_eq_str(reply_to, "amq.rabbitmq.reply-to");
 }
 
 int chan_publish_complete(struct channel *ch, struct amqp_error *err)
 {
 	struct message *msg = chan_take_pending(ch);
 	struct exchange *x;
-	uint64_t ticket = 0;
+	uint64_t ticket = 0, lookups;
 	bool accepted;
 	int rc;
 
@@ -326,7 +327,9 @@ int chan_publish_complete(struct channel *ch, struct amqp_error *err)
 		chan_tx_hold(ch, msg, ch->publish_mandatory);
 		goto done;
 	}
+	lookups = dedup_lookups();
 	accepted = chan_route(ch, x, msg, ch->publish_mandatory, &ticket);
+	ch->publishes_meet_dedup = dedup_lookups() != lookups;
 	broker_check_memory(ch->conn->broker);
 	if (ch->confirm_mode)
 		chan_confirm_publish(ch, accepted, ticket);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,8 +30,13 @@
 #include "strmap.h"
 #include "vhost.h"
 
-/* Keys up to this long (UUIDs as text are 36) live in their slot. */
-#define SLOT_INLINE 40
+/*
+ * A slot is one cache line: its key is held in it, and a key longer than
+ * fits (a UUID as text, 36, does) is held as a zero byte and its SHA-256.
+ * The file's slots have room for DEDUP_KEY_MAX bytes, so a file written
+ * when longer keys were kept whole still loads (they are digested then).
+ */
+#define KEY_INLINE 43
 
 /* LavinMQ's default header name, used when there is no message-id. */
 #define DEFAULT_HEADER "x-deduplication-header"
@@ -38,12 +44,12 @@
 struct slot {
 	uint64_t seq;			/* 0: empty */
 	uint64_t expires_wall;		/* ms; 0: never */
-	uint64_t hash;
-	uint64_t pos;			/* where the index points at it */
-	uint16_t len, cap;		/* the key buffer is reused */
-	uint8_t *key;			/* short: in the slot (no cache miss) */
-	uint8_t inline_key[SLOT_INLINE];
+	uint32_t pos;			/* where the index points at it */
+	uint8_t len;
+	uint8_t key[KEY_INLINE];
 };
+
+_Static_assert(sizeof(struct slot) == 64, "a slot is a cache line");
 
 /*
  * The index: open addressing with linear probing, twice the cache size
@@ -69,6 +75,56 @@ struct dedup_cache {
 	struct store_flusher flusher;
 	uint64_t synced_at;		/* monotonic ms of the last synced write */
 };
+
+/* The cache that looked at the last message (dedup_prefetch's guess), and
+ * how many they looked at. */
+static const struct dedup_cache *last_used;
+static uint64_t lookups;
+
+/*
+ * The index and the slots of a large cache are read at random, one cache
+ * miss each per message; on 4 KiB pages each is a TLB miss too (costly
+ * under virtualisation), so tables of 2 MiB and more ask for huge pages.
+ */
+#define HUGE_PAGE ((size_t)2 << 20)
+
+/* Smaller caches stay in the CPU's caches: no need to guess ahead. */
+#define DEDUP_PREFETCH_MIN 16384
+
+static size_t table_bytes(size_t n, size_t size)
+{
+	size_t bytes = n * size;
+
+	return bytes < HUGE_PAGE ? bytes :
+	    (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+}
+
+/* n zeroed elements; pages are only backed once touched (a large cache
+ * that holds few keys costs little). */
+static void *table_new(size_t n, size_t size)
+{
+	size_t bytes = table_bytes(n, size);
+	void *p;
+
+	if (bytes < HUGE_PAGE)
+		return xcalloc(n, size);
+	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		fatalx("out of memory mapping %zu bytes", bytes);
+	(void)madvise(p, bytes, MADV_HUGEPAGE);	/* a hint: may be off */
+	return p;
+}
+
+static void table_free(void *p, size_t n, size_t size)
+{
+	size_t bytes = table_bytes(n, size);
+
+	if (bytes < HUGE_PAGE)
+		free(p);
+	else if (p)
+		munmap(p, bytes);
+}
 
 /* ---- arguments ----------------------------------------------------------- */
 
@@ -154,15 +210,28 @@ static int value_key(const struct field_value *v, uint8_t *buf,
 	return 0;
 }
 
+/* key as a slot holds it (a copy, or a zero byte and its SHA-256), in
+ * out (KEY_INLINE bytes); returns its length. */
+static uint8_t key_compact(struct bytes key, uint8_t *out)
+{
+	unsigned int n = 0;
+
+	if (key.len <= KEY_INLINE) {
+		memcpy(out, key.ptr, key.len);
+		return (uint8_t)key.len;
+	}
+	out[0] = 0;
+	EVP_Digest(key.ptr, key.len, out + 1, &n, EVP_sha256(), NULL);
+	return (uint8_t)(1 + n);
+}
+
 /*
- * msg's key into out (a copy, at most DEDUP_KEY_MAX bytes: longer ones
- * become a zero byte and their SHA-256) and its per-message TTL (-1:
- * none); false when it has none.
+ * msg's key into out (key_compact) and its per-message TTL (-1: none);
+ * false when it has none.
  */
 static bool message_key(const struct dedup_cache *d, const struct message *msg,
-    uint8_t *out, uint16_t *out_len, int64_t *ttl)
+    uint8_t *out, uint8_t *out_len, int64_t *ttl)
 {
-	struct basic_properties p;
 	struct field_table *t = NULL;
 	const struct field_value *v;
 	uint8_t num[DEDUP_KEY_MAX + 1];
@@ -170,7 +239,6 @@ static bool message_key(const struct dedup_cache *d, const struct message *msg,
 	bool found = false;
 
 	*ttl = -1;
-	msg_props(msg, &p);
 	if (msg->headers.len)
 		t = ftable_decode(msg->headers);
 	if (t && (v = ftable_get(t, "x-cache-ttl")) != NULL &&
@@ -179,23 +247,14 @@ static bool message_key(const struct dedup_cache *d, const struct message *msg,
 	if (d->args.header) {
 		found = t && (v = ftable_get(t, d->args.header)) != NULL &&
 		    value_key(v, num, &key) == 0;
-	} else if (props_has(&p, PROP_message_id)) {
-		key = p.message_id;
+	} else if (msg_string_prop(msg, PROP_message_id, &key)) {
 		found = true;
 	} else {
 		found = t && (v = ftable_get(t, DEFAULT_HEADER)) != NULL &&
 		    value_key(v, num, &key) == 0;
 	}
-	if (found && key.len <= DEDUP_KEY_MAX) {
-		memcpy(out, key.ptr, key.len);
-		*out_len = (uint16_t)key.len;
-	} else if (found) {
-		unsigned int n = 0;
-
-		out[0] = 0;
-		EVP_Digest(key.ptr, key.len, out + 1, &n, EVP_sha256(), NULL);
-		*out_len = (uint16_t)(1 + n);
-	}
+	if (found)
+		*out_len = key_compact(key, out);
 	ftable_free(t);
 	return found;
 }
@@ -209,15 +268,15 @@ static bool message_key(const struct dedup_cache *d, const struct message *msg,
 
 /* The index position holding key, or the empty one where it would go. */
 static uint64_t index_find(const struct dedup_cache *d, const uint8_t *key,
-    uint16_t len, uint64_t h)
+    uint8_t len, uint64_t h)
 {
 	uint64_t i = h & d->mask, e;
 
 	while ((e = d->index[i]) != 0) {
 		const struct slot *s = &d->slots[ENTRY_SLOT(e) - 1];
 
-		if (ENTRY_HASH(e) == (uint32_t)h && s->hash == h &&
-		    s->len == len && memcmp(s->key, key, len) == 0)
+		if (ENTRY_HASH(e) == (uint32_t)h && s->len == len &&
+		    memcmp(s->key, key, len) == 0)
 			return i;
 		i = (i + 1) & d->mask;
 	}
@@ -227,7 +286,7 @@ static uint64_t index_find(const struct dedup_cache *d, const uint8_t *key,
 static void index_set(struct dedup_cache *d, uint64_t i, uint64_t e)
 {
 	d->index[i] = e;
-	d->slots[ENTRY_SLOT(e) - 1].pos = i;
+	d->slots[ENTRY_SLOT(e) - 1].pos = (uint32_t)i;	/* mask < 2^32 */
 }
 
 static void index_remove(struct dedup_cache *d, uint64_t i)
@@ -324,25 +383,14 @@ static void slot_save(struct dedup_cache *d, uint64_t seq, uint64_t *ticket)
 
 /* Put key into the slot of seq (evicting what was there). */
 static void slot_fill(struct dedup_cache *d, uint64_t seq, const uint8_t *key,
-    uint16_t len, uint64_t h, uint64_t expires_wall)
+    uint8_t len, uint64_t h, uint64_t expires_wall)
 {
 	uint64_t i = seq % (uint64_t)d->args.cache_size;
 	struct slot *s = &d->slots[i];
 
 	slot_clear(d, s);
-	if (s->key == NULL) {
-		s->key = s->inline_key;
-		s->cap = SLOT_INLINE;
-	}
-	if (s->cap < len) {
-		if (s->key != s->inline_key)
-			free(s->key);
-		s->cap = len;
-		s->key = xmalloc(len);
-	}
 	s->seq = seq;
 	s->expires_wall = expires_wall;
-	s->hash = h;
 	s->len = len;
 	memcpy(s->key, key, len);
 	index_set(d, index_find(d, key, len, h), ENTRY(h, i + 1));
@@ -352,8 +400,8 @@ static void slot_fill(struct dedup_cache *d, uint64_t seq, const uint8_t *key,
 bool dedup_seen(struct dedup_cache *d, const struct message *msg,
     uint64_t *ticket)
 {
-	uint8_t key[DEDUP_KEY_MAX + 1];
-	uint16_t len;
+	uint8_t key[KEY_INLINE];
+	uint8_t len;
 	int64_t ttl;
 	uint32_t at;
 	uint64_t h, seq;
@@ -364,6 +412,8 @@ bool dedup_seen(struct dedup_cache *d, const struct message *msg,
 	 * start loading it while the key is found and hashed. */
 	if (oldest->seq)
 		__builtin_prefetch(&d->index[oldest->pos], 1);
+	last_used = d;
+	lookups++;
 	if (!message_key(d, msg, key, &len, &ttl))
 		return false;
 	h = strmap_hash((struct bytes){ key, len });
@@ -383,6 +433,30 @@ bool dedup_seen(struct dedup_cache *d, const struct message *msg,
 	    ttl >= 0 ? wall_ms() + (uint64_t)ttl : 0);
 	slot_save(d, seq, ticket);
 	return false;
+}
+
+void dedup_prefetch(const struct message *msg)
+{
+	uint8_t key[KEY_INLINE];
+	uint8_t len;
+	int64_t ttl;
+	const struct dedup_cache *d = last_used;
+	const struct slot *oldest;
+
+	if (d == NULL || d->args.cache_size < DEDUP_PREFETCH_MIN ||
+	    !message_key(d, msg, key, &len, &ttl))
+		return;
+	__builtin_prefetch(&d->index[strmap_hash((struct bytes){ key, len }) &
+	    d->mask]);
+	/* And the entry of the key a new one would evict. */
+	oldest = &d->slots[d->next_seq % (uint64_t)d->args.cache_size];
+	if (oldest->seq)
+		__builtin_prefetch(&d->index[oldest->pos], 1);
+}
+
+uint64_t dedup_lookups(void)
+{
+	return lookups;
 }
 
 uint64_t dedup_count(const struct dedup_cache *d)
@@ -416,30 +490,27 @@ static void restore(struct dedup_cache *d)
 		ssize_t r = pread(d->fd, rec, sizeof(rec),
 		    (off_t)(i * DEDUP_SLOT_SIZE));
 		struct slot s;
+		uint16_t len;
 
 		if (r != (ssize_t)sizeof(rec))
 			break;
 		s.seq = le64_get(rec);
 		s.expires_wall = le64_get(rec + 8);
-		s.len = (uint16_t)(rec[16] | rec[17] << 8);
-		if (s.seq == 0 || s.len > DEDUP_KEY_MAX ||
-		    s.seq % n != i)
+		len = (uint16_t)(rec[16] | rec[17] << 8);
+		if (s.seq == 0 || len > DEDUP_KEY_MAX || s.seq % n != i)
 			continue;
 		if (s.seq >= d->next_seq)
 			d->next_seq = s.seq + 1;
 		if (s.expires_wall && s.expires_wall <= now)
 			continue;
-		s.key = xmalloc(s.len ? s.len : 1);
-		memcpy(s.key, rec + 18, s.len);
+		s.len = key_compact((struct bytes){ rec + 18, len }, s.key);
 		found[got++] = s;
 	}
 	qsort(found, got, sizeof(*found), by_seq);
-	for (size_t i = 0; i < got; i++) {
+	for (size_t i = 0; i < got; i++)
 		slot_fill(d, found[i].seq, found[i].key, found[i].len,
 		    strmap_hash((struct bytes){ found[i].key, found[i].len }),
 		    found[i].expires_wall);
-		free(found[i].key);
-	}
 	free(found);
 }
 
@@ -474,11 +545,11 @@ struct dedup_cache *dedup_new(const struct dedup_args *args,
 
 	d->args = *args;
 	d->args.header = args->header ? xstrdup(args->header) : NULL;
-	d->slots = xcalloc((size_t)args->cache_size, sizeof(*d->slots));
+	d->slots = table_new((size_t)args->cache_size, sizeof(*d->slots));
 	d->mask = 1;
 	while (d->mask < 2 * (uint64_t)args->cache_size)
 		d->mask <<= 1;
-	d->index = xcalloc(d->mask, sizeof(*d->index));
+	d->index = table_new(d->mask, sizeof(*d->index));
 	d->mask--;
 	d->flusher.fn = write_dirty;
 	d->flusher.arg = d;
@@ -496,11 +567,10 @@ void dedup_free(struct dedup_cache *d, bool remove)
 {
 	if (d == NULL)
 		return;
-	for (int64_t i = 0; i < d->args.cache_size; i++)
-		if (d->slots[i].key != d->slots[i].inline_key)
-			free(d->slots[i].key);
-	free(d->slots);
-	free(d->index);
+	if (last_used == d)
+		last_used = NULL;
+	table_free(d->slots, (size_t)d->args.cache_size, sizeof(*d->slots));
+	table_free(d->index, d->mask + 1, sizeof(*d->index));
 	/* Queued only while the store runs (closing it runs the flushers). */
 	if (d->flusher.queued)
 		store_cancel_flush(d->store, &d->flusher);

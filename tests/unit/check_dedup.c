@@ -137,6 +137,13 @@ START_TEST(test_long_keys_by_digest)
 	ck_assert(!seen(d, one));
 	ck_assert(seen(d, one));
 	ck_assert(!seen(d, two));
+	/* A key of 44 to 64 bytes is digested too (a slot holds 43). */
+	one[50] = two[50] = '\0';
+	two[45] = 'c';
+	ck_assert(!seen(d, one));
+	ck_assert(seen(d, one));
+	ck_assert(!seen(d, two));
+	ck_assert(seen(d, two));
 	dedup_free(d, false);
 }
 END_TEST
