@@ -66,6 +66,14 @@ struct broker {
 	uint32_t n_handshaking;		/* not yet open */
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *tick;		/* alarms, consumer timeouts */
+	/* SIGTERM/SIGINT: clients were told 320; the loop ends once every
+	 * connection has sent it (or gone), or at shutdown_deadline_ms. */
+	bool shutting_down;
+	struct event *shutdown_timer;	/* checks every 10 ms */
+	uint64_t shutdown_deadline_ms;
+	/* SIGHUP: reload what can change at run time (set by warrend). */
+	void (*on_reload)(struct broker *b, void *arg);
+	void *on_reload_arg;
 	uint64_t memory_limit;		/* message bytes that raise the alarm */
 	uint64_t paging_watermark;	/* above it transient messages page */
 	uint64_t next_tail;		/* names paged-out queue files */
@@ -92,8 +100,14 @@ struct broker {
 
 /* Set up the loop and listener; false (with a log line) on failure. */
 bool broker_init(struct broker *b, const struct warren_config *cfg);
-/* Run until SIGTERM/SIGINT; then close connections and return. */
+/*
+ * Run until SIGTERM/SIGINT: then stop listening, close every client
+ * connection with 320 CONNECTION_FORCED (waiting, at most
+ * warren.shutdown_timeout, until that has been sent), finish the
+ * store's writes and return.
+ */
 void broker_run(struct broker *b);
+
 void broker_free(struct broker *b);
 
 struct vhost *broker_find_vhost(struct broker *b, struct bytes name);

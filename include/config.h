@@ -71,9 +71,20 @@ struct warren_config {
 	uint32_t handshake_timeout;	/* ms, default 10000 */
 	uint32_t consumer_timeout;	/* ms, default 1800000 (30 min) */
 	uint32_t blocked_content_timeout; /* ms, default 30000 */
-	/* vm_memory_high_watermark.absolute: bytes; 0 = 40% of RAM */
+	uint32_t shutdown_timeout;	/* ms, default 10000 */
+	/* vm_memory_high_watermark.absolute: bytes; 0: .relative of RAM */
 	uint64_t memory_high_watermark;
-	int log_level;			/* log.console.level; enum log_level */
+	double memory_high_watermark_relative;	/* default 0.4 */
+	/* log.*: each output's level is an enum log_level */
+	bool log_console;		/* default true */
+	int log_level;			/* log.console.level */
+	bool log_console_json;		/* log.console.formatter = json */
+	char *log_file;			/* NULL: none */
+	int log_file_level;
+	bool log_file_json;
+	bool log_syslog;
+	int log_syslog_level;
+	char *log_syslog_identity;
 	char *data_dir;			/* warren.data_dir, default "data" */
 	uint64_t disk_free_limit;	/* disk_free_limit.absolute; 0: none */
 	uint64_t paging_watermark;	/* warren.paging_watermark.absolute */
@@ -82,6 +93,8 @@ struct warren_config {
 	uint32_t store_sync_delay_us;	/* warren.store.sync_delay_us */
 	uint64_t store_max_pending;	/* warren.store.max_pending */
 	char *load_definitions;		/* imported at start; NULL: none */
+	/* Not a key: $WARREN_NODENAME, else "warren@" and the host name. */
+	char *node_name;
 };
 
 #define AUTH_PLAIN 1u
@@ -100,6 +113,10 @@ void config_defaults(struct warren_config *cfg);
  */
 bool config_load(struct warren_config *cfg, const char *path,
     char *err, size_t errlen);
+
+/* The i-th key's name ("prefix.*" for a family), NULL past the last: for
+ * tests that check every key is documented. */
+const char *config_key_name(size_t i);
 
 /* True when user may connect only from loopback addresses. */
 bool config_is_loopback_user(const struct warren_config *cfg,

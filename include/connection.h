@@ -137,6 +137,8 @@ void conn_send_method(struct conn *c, uint16_t channel,
 bool conn_output_congested(struct conn *c);
 
 void conn_enter_state(struct conn *c, enum conn_state s);
+/* Everything queued for the peer has been handed to the kernel. */
+bool conn_output_drained(const struct conn *c);
 uint64_t conn_now_ms(void);
 /* Arm timer ev to fire in ms milliseconds. */
 void evtimer_in_ms(struct event *ev, uint64_t ms);

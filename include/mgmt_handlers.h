@@ -86,8 +86,6 @@ bool mgmt_permitted(struct mgmt_req *q, const struct vhost *vh, int what,
 /* Message properties as RabbitMQ's API shows them (headers as JSON). */
 struct basic_properties;
 json_t *mgmt_props_json(const struct basic_properties *p);
-/* "warren@HOST", where RabbitMQ says "rabbit@HOST". */
-const char *mgmt_node_name(void);
 /* An exchange named in a path ("amq.default" is the default exchange). */
 const char *mgmt_exchange_name(const char *segment);
 /* The body member key as a string (default dflt; NULL: required). */

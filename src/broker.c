@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "amqp.h"
 #include "broker.h"
 #include "stream_reader.h"
 #include "config.h"
@@ -24,6 +25,7 @@
 #include "login_throttle.h"
 #include "message.h"
 #include "mgmt.h"
+#include "service_notify.h"
 #include "queue.h"
 #include "store.h"
 #include "strmap.h"
@@ -63,12 +65,70 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 	log_warning("accept failed: %s", evutil_socket_error_to_string(err));
 }
 
+static void stop_listening(struct broker *b);
+
+/* Every client has been sent its connection.close (or has gone). */
+static bool clients_told(const struct broker *b)
+{
+	const struct conn *c;
+
+	TAILQ_FOREACH(c, &b->conns, link)
+		if (!conn_output_drained(c))
+			return false;
+	return true;
+}
+
+static void on_shutdown_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct broker *b = arg;
+
+	if (clients_told(b)) {
+		event_base_loopexit(b->base, NULL);
+	} else if (conn_now_ms() >= b->shutdown_deadline_ms) {
+		log_warning("shutdown: not every client took its "
+		    "connection.close within %u ms; closing anyway",
+		    b->cfg->shutdown_timeout);
+		event_base_loopexit(b->base, NULL);
+	}
+}
+
+/*
+ * Shutdown's first half: no new clients, and every client is sent
+ * connection.close 320 CONNECTION_FORCED (as RabbitMQ words it); once
+ * that has left (a client need not answer), or after shutdown_timeout,
+ * the loop ends and broker_run does the rest.  A second signal stops at
+ * once.
+ */
+static void begin_shutdown(struct broker *b)
+{
+	struct conn *c, *next;
+
+	if (b->shutting_down) {
+		event_base_loopexit(b->base, NULL);
+		return;
+	}
+	b->shutting_down = true;
+	service_notify("STOPPING=1");
+	stop_listening(b);
+	mgmt_stop(b);
+	for (c = TAILQ_FIRST(&b->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, link);
+		conn_close(c, AMQP_CONNECTION_FORCED, "broker forced "
+		    "connection closure with reason 'shutdown'");
+	}
+	b->shutdown_deadline_ms = conn_now_ms() + b->cfg->shutdown_timeout;
+	b->shutdown_timer = event_new(b->base, -1, EV_PERSIST,
+	    on_shutdown_check, b);
+	event_add(b->shutdown_timer, &(struct timeval){ 0, 10000 });
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct broker *b = arg;
 
-	log_info("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-	event_base_loopexit(b->base, NULL);
+	log_info("received %s, shutting down", sig == SIGTERM ? "SIGTERM" :
+	    "SIGINT");
+	begin_shutdown(b);
 }
 
 /*
@@ -82,7 +142,10 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
 	char err[512];
 	SSL_CTX *ctx;
 
-	log_info("received SIGHUP: reloading TLS certificates and keys");
+	log_info("received SIGHUP: reloading");
+	service_notify("RELOADING=1");
+	if (b->on_reload)
+		b->on_reload(b, b->on_reload_arg);
 	if (b->tls_ctx != NULL) {
 		if ((ctx = tls_server_context(b->cfg, err, sizeof(err))) == NULL) {
 			log_error("TLS files not reloaded: %s", err);
@@ -93,6 +156,7 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
 		}
 	}
 	mgmt_reload_tls(b);
+	service_notify("READY=1");
 }
 
 void broker_set_alarm(struct broker *b, enum broker_alarm which, bool on)
@@ -384,11 +448,12 @@ bool broker_init(struct broker *b, const struct warren_config *cfg)
 	event_add(b->sig_hup, NULL);
 	b->memory_limit = cfg->memory_high_watermark;
 	if (b->memory_limit == 0) {
-		/* RabbitMQ's default: 40% of physical memory. */
+		/* RabbitMQ's default: 0.4 of physical memory. */
 		long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
 
-		b->memory_limit = pages > 0 && size > 0 ?
-		    (uint64_t)pages * (uint64_t)size / 10 * 4 : (1ULL << 30);
+		b->memory_limit = pages > 0 && size > 0 ? (uint64_t)((double)
+		    pages * (double)size * cfg->memory_high_watermark_relative) :
+		    (1ULL << 30);
 	}
 	b->paging_watermark = cfg->paging_watermark ? cfg->paging_watermark :
 	    b->memory_limit / 2;
@@ -485,6 +550,8 @@ void broker_free(struct broker *b)
 		event_free(b->sig_hup);
 	if (b->tick)
 		event_free(b->tick);
+	if (b->shutdown_timer)
+		event_free(b->shutdown_timer);
 	if (b->base)
 		event_base_free(b->base);
 	/* Last: the data directory is ours until everything is written. */

@@ -13,15 +13,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
+#include "strmap.h"
 
 /* State for one pass over a file (or over the defaults). */
 struct load {
 	struct warren_config *cfg;
 	char *listener_key;	/* first listeners.tcp.* key seen, or NULL */
 	char *ssl_listener_key;	/* first listeners.ssl.* key seen, or NULL */
+	struct strmap *seen;	/* key -> the line that set it (files only) */
+	size_t lineno;
 };
 
 struct config_key;
@@ -68,6 +72,14 @@ static bool set_mechanism(struct load *, const struct config_key *,
     const char *, const char *, char *, size_t);
 static bool set_cert_login_from(struct load *, const struct config_key *,
     const char *, const char *, char *, size_t);
+static bool set_duration(struct load *, const struct config_key *,
+    const char *, const char *, char *, size_t);
+static bool set_fraction(struct load *, const struct config_key *,
+    const char *, const char *, char *, size_t);
+static bool set_log_file(struct load *, const struct config_key *,
+    const char *, const char *, char *, size_t);
+static bool set_formatter(struct load *, const struct config_key *,
+    const char *, const char *, char *, size_t);
 
 #define FIELD(f)	offsetof(struct warren_config, f), \
 			sizeof(((struct warren_config *)0)->f)
@@ -85,6 +97,13 @@ static bool set_cert_login_from(struct load *, const struct config_key *,
 				    NULL, d, h }
 #define SPECIAL(k, fn, dk, d, h) \
 				{ k, fn, 0, 0, 0, 0, false, dk, d, h }
+/* A value of its own syntax, into field f. */
+#define FIELD_ROW(k, fn, f, d, h) \
+				{ k, fn, FIELD(f), 0, 0, false, NULL, d, h }
+/* Milliseconds, or a number with ms, s, min, h. */
+#define DURATION(k, f, lo, d, h) \
+				{ k, set_duration, FIELD(f), lo, UINT32_MAX, \
+				    false, NULL, d, h }
 
 static const struct config_key keys[] = {
 	SPECIAL("listeners.tcp.*", set_listener, "listeners.tcp.default",
@@ -159,12 +178,16 @@ static const struct config_key keys[] = {
 	    "limit"),
 	UINT("max_message_size", max_message_size, 1, 536870912, false,
 	    "134217728", "largest message body accepted, bytes"),
-	UINT("handshake_timeout", handshake_timeout, 1, UINT32_MAX, false,
-	    "10000", "time allowed for the AMQP handshake, milliseconds"),
+	DURATION("handshake_timeout", handshake_timeout, 1, "10000",
+	    "time allowed for the AMQP handshake, milliseconds"),
 	BYTES("vm_memory_high_watermark.absolute", memory_high_watermark,
 	    1048576, UINT64_MAX, true, "0", "message memory above which "
 	    "publishers are blocked, bytes (or with a unit: MB, GiB, ...); 0 "
-	    "means 40% of physical memory"),
+	    "means vm_memory_high_watermark.relative of physical memory"),
+	FIELD_ROW("vm_memory_high_watermark.relative", set_fraction,
+	    memory_high_watermark_relative, "0.4", "message memory above "
+	    "which publishers are blocked, as a fraction of physical memory "
+	    "(when .absolute is not set)"),
 	BYTES("warren.paging_watermark.absolute", paging_watermark, 0,
 	    UINT64_MAX, true, "0", "message memory above which queues page "
 	    "transient messages out to disk too, bytes (or with a unit); 0 "
@@ -175,14 +198,33 @@ static const struct config_key keys[] = {
 	BYTES("disk_free_limit.absolute", disk_free_limit, 0, UINT64_MAX, true,
 	    "50000000", "free space in warren.data_dir's file system below "
 	    "which publishers are blocked, bytes (or with a unit); 0: no limit"),
-	UINT("warren.blocked_content_timeout", blocked_content_timeout, 1,
-	    UINT32_MAX, false, "30000", "while the memory alarm is on, a "
+	DURATION("warren.blocked_content_timeout", blocked_content_timeout, 1,
+	    "30000", "while the memory alarm is on, a "
 	    "connection holding a message it has not finished for this long "
 	    "is closed (506), milliseconds"),
-	UINT("consumer_timeout", consumer_timeout, 1, UINT32_MAX, false,
-	    "1800000", "longest a delivery may stay unacknowledged, milliseconds"),
-	SPECIAL("log.console.level", set_log_level, NULL, "info",
+	DURATION("consumer_timeout", consumer_timeout, 1, "1800000",
+	    "longest a delivery may stay unacknowledged, milliseconds"),
+	DURATION("warren.shutdown_timeout", shutdown_timeout, 0, "10000",
+	    "at shutdown, how long clients get to answer connection.close "
+	    "before their connections are dropped, milliseconds"),
+	BOOL("log.console", log_console, "true",
+	    "log to standard error"),
+	FIELD_ROW("log.console.level", set_log_level, log_level, "info",
 	    "debug, info, warning or error"),
+	FIELD_ROW("log.console.formatter", set_formatter, log_console_json,
+	    "plaintext", "plaintext or json (one JSON object per line)"),
+	FIELD_ROW("log.file", set_log_file, log_file, "false",
+	    "a file to log to (appended; reopened on SIGHUP), or false"),
+	FIELD_ROW("log.file.level", set_log_level, log_file_level, "info",
+	    "the file's level: debug, info, warning or error"),
+	FIELD_ROW("log.file.formatter", set_formatter, log_file_json,
+	    "plaintext", "plaintext or json"),
+	BOOL("log.syslog", log_syslog, "false",
+	    "log to syslog (facility daemon)"),
+	FIELD_ROW("log.syslog.level", set_log_level, log_syslog_level, "info",
+	    "syslog's level: debug, info, warning or error"),
+	STR("log.syslog.identity", log_syslog_identity, "warrend",
+	    "the name syslog lines carry"),
 	STR("warren.data_dir", data_dir, "data",
 	    "directory for broker state; relative to the working directory"),
 	UINT("warren.store.segment_size", store_segment_size, 65536,
@@ -227,8 +269,7 @@ static bool set_string(struct load *ld, const struct config_key *k,
 {
 	char **p = field(ld, k);
 
-	/* A repeated key: the later value wins. */
-	free(*p);
+	free(*p);		/* the default's */
 	*p = xstrdup(val);
 	return true;
 }
@@ -294,6 +335,44 @@ static bool set_uint(struct load *ld, const struct config_key *k,
 	return true;
 }
 
+struct unit {
+	const char *name;
+	uint64_t scale;
+};
+
+/*
+ * val is a number with one of units (the one named "" when it has none):
+ * set the field to number x scale, range checked.  *matched says whether
+ * val had that form at all.
+ */
+static bool set_scaled(struct load *ld, const struct config_key *k,
+    const char *key, const char *val, const struct unit *units,
+    size_t n_units, bool *matched, char *msg, size_t msglen)
+{
+	unsigned long long v;
+	char scaled[32], *end;
+
+	*matched = false;
+	if (!isdigit((unsigned char)val[0]))
+		return false;
+	errno = 0;
+	v = strtoull(val, &end, 10);
+	for (size_t i = 0; i < n_units; i++) {
+		if (strcmp(end, units[i].name) != 0)
+			continue;
+		*matched = true;
+		if (units[i].name[0] == '\0')	/* no unit, range checked */
+			return set_uint(ld, k, key, val, msg, msglen);
+		if (errno == ERANGE || v > UINT64_MAX / units[i].scale) {
+			snprintf(msg, msglen, "%s is too large", val);
+			return false;
+		}
+		snprintf(scaled, sizeof(scaled), "%llu", v * units[i].scale);
+		return set_uint(ld, k, key, scaled, msg, msglen);
+	}
+	return false;
+}
+
 /*
  * A size as RabbitMQ writes it: bytes, or a number with an information
  * unit (k, KiB, M, MiB, G, GiB: powers of 1024; kB, MB, GB: of 1000).
@@ -301,39 +380,86 @@ static bool set_uint(struct load *ld, const struct config_key *k,
 static bool set_bytes(struct load *ld, const struct config_key *k,
     const char *key, const char *val, char *msg, size_t msglen)
 {
-	static const struct {
-		const char *unit;
-		uint64_t scale;
-	} units[] = {
+	static const struct unit units[] = {
 		{ "", 1 }, { "k", 1024 }, { "K", 1024 }, { "kiB", 1024 },
 		{ "KiB", 1024 }, { "M", 1 << 20 }, { "MiB", 1 << 20 },
 		{ "G", 1 << 30 }, { "GiB", 1 << 30 }, { "kB", 1000 },
 		{ "KB", 1000 }, { "MB", 1000000 }, { "GB", 1000000000 },
 	};
-	unsigned long long v;
-	char bytes[32], *end;
+	bool matched, ok = set_scaled(ld, k, key, val, units,
+	    sizeof(units) / sizeof(units[0]), &matched, msg, msglen);
 
-	if (!isdigit((unsigned char)val[0]))
-		goto bad;
-	errno = 0;
-	v = strtoull(val, &end, 10);
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcmp(end, units[i].unit) != 0)
-			continue;
-		if (units[i].scale == 1)	/* plain bytes, range checked */
-			return set_uint(ld, k, key, val, msg, msglen);
-		if (errno == ERANGE || v > UINT64_MAX / units[i].scale) {
-			snprintf(msg, msglen, "%s is too large", val);
-			return false;
-		}
-		snprintf(bytes, sizeof(bytes), "%llu", v * units[i].scale);
-		return set_uint(ld, k, key, bytes, msg, msglen);
-	}
-bad:
+	if (matched)
+		return ok;
 	snprintf(msg, msglen, "\"%s\" is not a size: bytes, or a number "
 	    "with kB, MB, GB (powers of 1000) or k, M, G, KiB, MiB, GiB "
 	    "(powers of 1024)", val);
 	return false;
+}
+
+/* A duration in milliseconds (RabbitMQ's form), or with ms, s, min, h. */
+static bool set_duration(struct load *ld, const struct config_key *k,
+    const char *key, const char *val, char *msg, size_t msglen)
+{
+	static const struct unit units[] = {
+		{ "", 1 }, { "ms", 1 }, { "s", 1000 }, { "min", 60000 },
+		{ "h", 3600000 },
+	};
+	bool matched, ok = set_scaled(ld, k, key, val, units,
+	    sizeof(units) / sizeof(units[0]), &matched, msg, msglen);
+
+	if (matched)
+		return ok;
+	snprintf(msg, msglen, "\"%s\" is not a duration: milliseconds, or "
+	    "a number with ms, s, min or h", val);
+	return false;
+}
+
+/* A fraction in (0, 1], as vm_memory_high_watermark.relative = 0.4. */
+static bool set_fraction(struct load *ld, const struct config_key *k,
+    const char *key, const char *val, char *msg, size_t msglen)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(val, &end);
+	if (!isdigit((unsigned char)val[0]) || *end != '\0' ||
+	    errno == ERANGE || !(v > 0.0 && v <= 1.0)) {
+		snprintf(msg, msglen, "\"%s\" is not a fraction above 0 and "
+		    "at most 1", val);
+		return false;
+	}
+	*(double *)field(ld, k) = v;
+	return true;
+}
+
+/* log.file: a path, or false for none. */
+static bool set_log_file(struct load *ld, const struct config_key *k,
+    const char *key, const char *val, char *msg, size_t msglen)
+{
+	char **p = field(ld, k);
+
+	free(*p);
+	*p = strcmp(val, "false") == 0 ? NULL : xstrdup(val);
+	return true;
+}
+
+/* log.*.formatter: plaintext or json. */
+static bool set_formatter(struct load *ld, const struct config_key *k,
+    const char *key, const char *val, char *msg, size_t msglen)
+{
+	bool *json = field(ld, k);
+
+	if (strcmp(val, "json") == 0)
+		*json = true;
+	else if (strcmp(val, "plaintext") == 0)
+		*json = false;
+	else {
+		snprintf(msg, msglen, "\"%s\" is not plaintext or json", val);
+		return false;
+	}
+	return true;
 }
 
 static bool parse_port(const char *s, uint16_t *port)
@@ -600,13 +726,25 @@ static bool set_log_level(struct load *ld, const struct config_key *k,
 		    "or error", val);
 		return false;
 	}
-	ld->cfg->log_level = lvl;
+	*(int *)field(ld, k) = lvl;
 	return true;
+}
+
+/* RabbitMQ's rabbit@HOST, as warren@HOST. */
+static char *default_node_name(void)
+{
+	char host[256], name[300];
+
+	if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(name, sizeof(name), "warren@%s", host);
+	return xstrdup(name);
 }
 
 void config_defaults(struct warren_config *cfg)
 {
-	struct load ld = { cfg, NULL, NULL };
+	struct load ld = { cfg, NULL, NULL, NULL, 0 };
 	char msg[256];
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -620,6 +758,7 @@ void config_defaults(struct warren_config *cfg)
 			    k->dflt, msg);
 	}
 	cfg->auth_mechanisms = AUTH_PLAIN | AUTH_AMQPLAIN;
+	cfg->node_name = default_node_name();
 	/* The defaults' listener must not count against the file's one. */
 	free(ld.listener_key);
 	free(ld.ssl_listener_key);
@@ -649,6 +788,7 @@ static bool config_line(struct load *ld, char *line, char *msg,
 {
 	const struct config_key *k;
 	char *key, *val, *eq, sub[256];
+	void *first;
 
 	line = trim(line);
 	if (*line == '\0')
@@ -668,6 +808,12 @@ static bool config_line(struct load *ld, char *line, char *msg,
 		snprintf(msg, msglen, "unknown key \"%s\"", key);
 		return false;
 	}
+	if ((first = strmap_get(ld->seen, bytes_str(key))) != NULL) {
+		snprintf(msg, msglen, "%s is set twice (first on line %zu)",
+		    key, (size_t)(uintptr_t)first);
+		return false;
+	}
+	strmap_put(ld->seen, bytes_str(key), (void *)(uintptr_t)ld->lineno);
 	if (*val == '\0') {
 		snprintf(msg, msglen, "%s: empty value", key);
 		return false;
@@ -682,9 +828,10 @@ static bool config_line(struct load *ld, char *line, char *msg,
 bool config_load(struct warren_config *cfg, const char *path,
     char *err, size_t errlen)
 {
-	struct load ld = { cfg, NULL, NULL };
+	struct load ld = { cfg, NULL, NULL, NULL, 0 };
 	char *line = NULL, msg[512];
-	size_t cap = 0, lineno = 0;
+	size_t cap = 0;
+	void *abs_line, *rel_line;
 	bool ok = true;
 	FILE *fp;
 
@@ -692,15 +839,32 @@ bool config_load(struct warren_config *cfg, const char *path,
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return false;
 	}
+	ld.seen = strmap_new();
 	while (getline(&line, &cap, fp) != -1) {
-		lineno++;
+		ld.lineno++;
 		line[strcspn(line, "\r\n")] = '\0';
 		/* Keep going after an error so the whole file is checked. */
 		if (!config_line(&ld, line, msg, sizeof(msg)) && ok) {
-			snprintf(err, errlen, "%s:%zu: %s", path, lineno, msg);
+			snprintf(err, errlen, "%s:%zu: %s", path, ld.lineno,
+			    msg);
 			ok = false;
 		}
 	}
+	abs_line = strmap_get(ld.seen,
+	    bytes_str("vm_memory_high_watermark.absolute"));
+	rel_line = strmap_get(ld.seen,
+	    bytes_str("vm_memory_high_watermark.relative"));
+	/* absolute = 0 means "not set": the shipped file lists relative. */
+	if (ok && abs_line && rel_line && cfg->memory_high_watermark) {
+		snprintf(err, errlen, "%s:%zu: vm_memory_high_watermark: "
+		    ".absolute (line %zu) and .relative (line %zu) are both "
+		    "set; set one", path, (size_t)((uintptr_t)abs_line >
+		    (uintptr_t)rel_line ? (uintptr_t)abs_line :
+		    (uintptr_t)rel_line), (size_t)(uintptr_t)abs_line,
+		    (size_t)(uintptr_t)rel_line);
+		ok = false;
+	}
+	strmap_free(ld.seen);
 	if (ferror(fp) && ok) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		ok = false;
@@ -725,6 +889,11 @@ bool config_load(struct warren_config *cfg, const char *path,
 	return ok;
 }
 
+const char *config_key_name(size_t i)
+{
+	return i < NKEYS ? keys[i].name : NULL;
+}
+
 bool config_is_loopback_user(const struct warren_config *cfg,
     const char *user)
 {
@@ -742,6 +911,8 @@ void config_free(struct warren_config *cfg)
 			free(*(char **)((char *)cfg + keys[i].off));
 	free(cfg->tcp_addr);
 	free(cfg->ssl_addr);
+	free(cfg->log_file);
+	free(cfg->node_name);
 	free(cfg->ssl_ciphers);
 	loopback_clear(cfg);
 	memset(cfg, 0, sizeof(*cfg));

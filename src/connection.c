@@ -383,6 +383,11 @@ static void conn_flush_and_free(struct conn *c, const char *reason)
 	evtimer_in_ms(c->timer, CLOSE_TIMEOUT_MS);
 }
 
+bool conn_output_drained(const struct conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+}
+
 static void send_close(struct conn *c, int code, const char *text,
     uint32_t method_id)
 {

@@ -19,6 +19,7 @@
 #include "broker.h"
 #include "connection.h"
 #include "declare.h"
+#include "atomic_file.h"
 #include "definitions.h"
 #include "definitions_access.h"
 #include "exchange.h"
@@ -922,97 +923,22 @@ done:
 
 /* ---- the file ----------------------------------------------------------- */
 
-/* A rename in path's directory survives a crash once this returns 0. */
-static int sync_dir(const char *path)
-{
-	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
-	int fd, rc, saved;
-
-	/* "/file" lives in "/", keep its slash. */
-	if (slash != NULL)
-		slash[slash == dir] = '\0';
-	fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	rc = fd < 0 ? -1 : fsync(fd);
-	saved = errno;
-	if (fd >= 0)
-		close(fd);
-	free(dir);
-	errno = saved;
-	return rc;
-}
-
-/* Write all of buf; false with errno set (EIO for a write of nothing). */
-static bool write_whole(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, buf, len);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			if (w == 0)
-				errno = EIO;
-			return false;
-		}
-		buf += w;
-		len -= (size_t)w;
-	}
-	return true;
-}
-
 bool definitions_save(struct broker *b, const char *path, char *err,
     size_t errlen)
 {
 	json_t *defs = definitions_export(b);
-	size_t plen = strlen(path);
-	char *tmp = xmalloc(plen + sizeof(".tmp"));
-	const char *step;
-	bool ok = false;
-	char *text = NULL;
-	int fd = -1, saved;
-
-	memcpy(tmp, path, plen);
-	memcpy(tmp + plen, ".tmp", sizeof(".tmp"));
-	step = "create";
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0644)) < 0)
-		goto fail;
-	step = "write";
 	/* Whole, in one write: jansson's own file output makes a write
 	 * call per token (50 ms per save at 1,000 queues). */
-	if ((text = json_dumps(defs, JSON_INDENT(2) | JSON_SORT_KEYS)) == NULL) {
-		errno = ENOMEM;
-		goto fail;
-	}
-	if (!write_whole(fd, text, strlen(text)) || !write_whole(fd, "\n", 1))
-		goto fail;
-	step = "sync";
-	if (fsync(fd) != 0)
-		goto fail;
-	step = "close";
-	saved = close(fd);
-	fd = -1;
-	if (saved != 0)
-		goto fail;
-	step = "rename";
-	if (rename(tmp, path) != 0)
-		goto fail;
-	/* path is whole either way now; only the rename's durability waits. */
-	if (!(ok = sync_dir(path) == 0))
-		snprintf(err, errlen, "%s: cannot sync its directory: %s", path,
-		    strerror(errno));
-	goto done;
-fail:
-	saved = errno;
-	snprintf(err, errlen, "%s: cannot %s %s: %s", path, step, tmp,
-	    strerror(saved));
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-done:
-	free(text);
-	free(tmp);
+	char *text = json_dumps(defs, JSON_INDENT(2) | JSON_SORT_KEYS);
+	bool ok;
+
 	json_decref(defs);
+	if (text == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return false;
+	}
+	ok = atomic_file_write(path, text, strlen(text), "\n", err, errlen);
+	free(text);
 	return ok;
 }
 

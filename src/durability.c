@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "broker.h"
 #include "config.h"
 #include "definitions.h"
@@ -36,6 +37,14 @@
 #define STORE_DIR		"msg_store"
 #define TAILS_DIR		"paged"		/* queue_tail files */
 #define LOCK_FILE		"warrend.lock"
+#define FORMAT_FILE		"FORMAT"
+/*
+ * The data directory's layout: raise it when a warrend could misread an
+ * older directory, and teach that warrend to convert.  A warrend refuses
+ * a directory of a newer format rather than damage it.
+ */
+#define DATA_FORMAT		1
+#define FORMAT_MAGIC		"warren-data-format"
 
 static void data_path(const struct broker *b, const char *name, char *out,
     size_t outlen)
@@ -236,6 +245,52 @@ static bool lock_data_dir(struct broker *b)
 	return true;
 }
 
+/*
+ * The directory's format stamp: written when missing (a new directory,
+ * or one from before stamps, which is format 1); a newer or unreadable
+ * one stops the start.
+ */
+static bool check_format(struct broker *b)
+{
+	char path[4096], text[128], tail[8], err[600];
+	unsigned long version;
+	FILE *fp;
+	int n;
+
+	data_path(b, FORMAT_FILE, path, sizeof(path));
+	if ((fp = fopen(path, "re")) == NULL) {
+		if (errno != ENOENT) {
+			log_error("%s: %s", path, strerror(errno));
+			return false;
+		}
+		snprintf(text, sizeof(text), "%s %d\n", FORMAT_MAGIC,
+		    DATA_FORMAT);
+		if (!atomic_file_write(path, text, strlen(text), NULL, err,
+		    sizeof(err))) {
+			log_error("%s", err);
+			return false;
+		}
+		return true;
+	}
+	n = fscanf(fp, FORMAT_MAGIC " %lu%7s", &version, tail);
+	fclose(fp);
+	if (n != 1) {
+		log_error("%s: not a Warren data directory stamp (expected "
+		    "\"%s N\"); refusing to use %s", path, FORMAT_MAGIC,
+		    b->cfg->data_dir);
+		return false;
+	}
+	if (version != DATA_FORMAT) {
+		log_error("%s: data directory %s has format %lu; this warrend "
+		    "(%s) reads format %d%s; refusing to start", path,
+		    b->cfg->data_dir, version, PACKAGE_VERSION, DATA_FORMAT,
+		    version > DATA_FORMAT ? " (it was written by a newer "
+		    "warrend)" : "");
+		return false;
+	}
+	return true;
+}
+
 bool broker_recover(struct broker *b)
 {
 	const struct warren_config *cfg = b->cfg;
@@ -247,7 +302,7 @@ bool broker_recover(struct broker *b)
 	struct stat sb;
 	bool ok;
 
-	if (!lock_data_dir(b) || !reset_tails(b))
+	if (!lock_data_dir(b) || !check_format(b) || !reset_tails(b))
 		return false;
 	/* Open (not yet recovered) before the definitions: stream queues
 	 * open their logs as they are declared. */

@@ -218,20 +218,6 @@ struct vhost *mgmt_vhost(struct mgmt_req *q, int i)
 	return vh;
 }
 
-const char *mgmt_node_name(void)
-{
-	static char name[300];
-	char host[256];
-
-	if (name[0] == '\0') {
-		if (gethostname(host, sizeof(host)) != 0)
-			snprintf(host, sizeof(host), "localhost");
-		host[sizeof(host) - 1] = '\0';
-		snprintf(name, sizeof(name), "warren@%s", host);
-	}
-	return name;
-}
-
 const char *mgmt_exchange_name(const char *segment)
 {
 	return strcmp(segment, "amq.default") == 0 ? "" : segment;

@@ -18,6 +18,7 @@
 #include "amqp.h"
 #include "broker.h"
 #include "channel.h"
+#include "config.h"
 #include "connection.h"
 #include "definitions.h"
 #include "mgmt_handlers.h"
@@ -104,7 +105,8 @@ static json_t *connection_json(struct conn *c)
 	conn_name(c, name, sizeof(name));
 	local_address(c, local, sizeof(local));
 	o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:b, s:s, s:i, "
-	    "s:i, s:i, s:I, s:o}", "name", name, "node", mgmt_node_name(), "user", c->user,
+	    "s:i, s:i, s:I, s:o}", "name", name, "node", c->broker->cfg->node_name,
+	    "user", c->user,
 	    "vhost", c->vh->name, "channels", (int)st.channels, "state",
 	    c->state == CONN_RUNNING ? (c->blocked || c->flow ? "blocked" :
 	    "running") : "closing", "ssl", c->tls, "protocol", "AMQP 0-9-1",

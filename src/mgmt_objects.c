@@ -129,21 +129,21 @@ void mgmt_overview(struct mgmt_req *q)
 		}
 	}
 	free(vhs);
-	listeners = json_pack("[{s:s, s:s, s:s, s:i}]", "node", mgmt_node_name(),
+	listeners = json_pack("[{s:s, s:s, s:s, s:i}]", "node", q->b->cfg->node_name,
 	    "protocol", "amqp", "ip_address", cfg->tcp_addr, "port",
 	    (int)cfg->tcp_port);
 	if (cfg->ssl_port)
 		json_array_append_new(listeners, json_pack("{s:s, s:s, s:s, "
-		    "s:i}", "node", mgmt_node_name(), "protocol", "amqp/ssl",
+		    "s:i}", "node", q->b->cfg->node_name, "protocol", "amqp/ssl",
 		    "ip_address", cfg->ssl_addr, "port", (int)cfg->ssl_port));
 	json_array_append_new(listeners, json_pack("{s:s, s:s, s:s, s:i}",
-	    "node", mgmt_node_name(), "protocol", "http", "ip_address",
+	    "node", q->b->cfg->node_name, "protocol", "http", "ip_address",
 	    cfg->mgmt_ip, "port", (int)cfg->mgmt_port));
 	mgmt_reply(q, HTTP_OK, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, "
 	    "s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I}, s:o, s:o}",
 	    "management_version", API_VERSION, "rabbitmq_version", API_VERSION,
 	    "product_name", "Warren", "product_version", PACKAGE_VERSION,
-	    "cluster_name", mgmt_node_name(), "node", mgmt_node_name(),
+	    "cluster_name", q->b->cfg->node_name, "node", q->b->cfg->node_name,
 	    "object_totals", "connections", (json_int_t)conns, "channels",
 	    (json_int_t)channels, "exchanges", (json_int_t)n_exchanges,
 	    "queues", (json_int_t)n_queues, "consumers", (json_int_t)consumers,
@@ -168,7 +168,7 @@ void mgmt_health_alarms(struct mgmt_req *q)
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
 		if (q->b->alarms & kinds[i].bit)
 			json_array_append_new(alarms, json_pack("{s:s, s:s}",
-			    "node", mgmt_node_name(), "resource", kinds[i].resource));
+			    "node", q->b->cfg->node_name, "resource", kinds[i].resource));
 	if (json_array_size(alarms) == 0) {
 		json_decref(alarms);
 		mgmt_reply(q, HTTP_OK, json_pack("{s:s}", "status", "ok"));
@@ -332,7 +332,7 @@ static json_t *queue_json(const struct queue *qu)
 	    "auto_delete", qu->auto_delete, "exclusive", qu->exclusive,
 	    "arguments", definitions_args_to_json(qu->arguments,
 	    qu->arguments_len), "type", qu->type->name, "state", "running",
-	    "node", mgmt_node_name(),
+	    "node", qu->vh->broker->cfg->node_name,
 	    "messages", (json_int_t)(st.messages + st.unacked),
 	    "messages_ready", (json_int_t)st.messages,
 	    "messages_unacknowledged", (json_int_t)st.unacked,

@@ -633,7 +633,9 @@ class TLSConfigErrorTest(BrokerTestCase):
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
         self.assertIn("ssl_options.keyfile %s:" % self.other_key, p.stderr)
         self.assertNotIn("configuration OK", p.stdout)
-        with open(conf, "a") as f:
+        with open(conf, "w") as f:
+            f.write("listeners.ssl.default = %s:%d\n" % (HOST, free_port()))
+            f.write("ssl_options.certfile = %s\n" % self.pki["server.pem"])
             f.write("ssl_options.keyfile = %s\n" % self.pki["server.key"])
         p = subprocess.run([find_warrend(), "-n", "-c", conf],
                            capture_output=True, timeout=10, text=True)

@@ -180,8 +180,7 @@ START_TEST(test_range_edges)
 	    "18446744073709551615\n");
 	ck_assert(cfg.memory_high_watermark == UINT64_MAX);
 	config_free(&cfg);
-	load_ok(&cfg, "vm_memory_high_watermark.absolute = 5000000000\n"
-	    "vm_memory_high_watermark.absolute = 0\n");
+	load_ok(&cfg, "vm_memory_high_watermark.absolute = 0\n");
 	ck_assert(cfg.memory_high_watermark == 0);
 	config_free(&cfg);
 	/* A u64 field takes values past 2^32 whole. */
@@ -224,32 +223,68 @@ START_TEST(test_sizes_with_units)
 }
 END_TEST
 
-START_TEST(test_repeated_keys)
+START_TEST(test_durations_fractions_and_logs)
 {
 	struct warren_config cfg;
 
-	/* The later value wins; ASan catches the earlier one leaking. */
+	/* Milliseconds as RabbitMQ writes them, or with a unit. */
 	load_ok(&cfg,
-	    "default_user = one\n"
-	    "default_user = two\n"
-	    "heartbeat = 10\n"
-	    "heartbeat = 20\n"
-	    "warren.data_dir = a\n"
-	    "warren.data_dir = b\n"
-	    "listeners.tcp.default = 5001\n"
-	    "listeners.tcp.default = 127.0.0.1:5002\n"
-	    "log.console.level = debug\n"
-	    "log.console.level = error\n"
-	    "loopback_users.x = true\n"
-	    "loopback_users.x = true\n");
-	ck_assert_str_eq(cfg.default_user, "two");
-	ck_assert_uint_eq(cfg.heartbeat, 20);
-	ck_assert_str_eq(cfg.data_dir, "b");
-	ck_assert_str_eq(cfg.tcp_addr, "127.0.0.1");
-	ck_assert_uint_eq(cfg.tcp_port, 5002);
-	ck_assert_int_eq(cfg.log_level, LOG_LVL_ERROR);
-	/* Adding a user twice lists it once. */
-	ck_assert_uint_eq(cfg.n_loopback_users, 2);
+	    "consumer_timeout = 30min\n"
+	    "handshake_timeout = 10s\n"
+	    "warren.blocked_content_timeout = 250ms\n"
+	    "warren.shutdown_timeout = 0\n");
+	ck_assert_uint_eq(cfg.consumer_timeout, 1800000);
+	ck_assert_uint_eq(cfg.handshake_timeout, 10000);
+	ck_assert_uint_eq(cfg.blocked_content_timeout, 250);
+	ck_assert_uint_eq(cfg.shutdown_timeout, 0);
+	config_free(&cfg);
+	load_ok(&cfg, "consumer_timeout = 1h\nhandshake_timeout = 5000\n");
+	ck_assert_uint_eq(cfg.consumer_timeout, 3600000);
+	ck_assert_uint_eq(cfg.handshake_timeout, 5000);
+	ck_assert(cfg.memory_high_watermark_relative == 0.4);	/* default */
+	config_free(&cfg);
+
+	load_ok(&cfg, "vm_memory_high_watermark.relative = 0.6\n");
+	ck_assert(cfg.memory_high_watermark_relative == 0.6);
+	ck_assert_uint_eq(cfg.memory_high_watermark, 0);
+	config_free(&cfg);
+	load_ok(&cfg, "vm_memory_high_watermark.relative = 1\n");
+	ck_assert(cfg.memory_high_watermark_relative == 1.0);
+	config_free(&cfg);
+	/* The example: RabbitMQ's form with a unit. */
+	load_ok(&cfg, "vm_memory_high_watermark.absolute = 1GB\n");
+	ck_assert_uint_eq(cfg.memory_high_watermark, 1000000000);
+	config_free(&cfg);
+
+	/* Defaults: the console at info, plain; no file; no syslog. */
+	load_ok(&cfg, "");
+	ck_assert(cfg.log_console);
+	ck_assert_int_eq(cfg.log_level, LOG_LVL_INFO);
+	ck_assert(!cfg.log_console_json);
+	ck_assert_ptr_null(cfg.log_file);
+	ck_assert(!cfg.log_syslog);
+	ck_assert_str_eq(cfg.log_syslog_identity, "warrend");
+	config_free(&cfg);
+	load_ok(&cfg,
+	    "log.console = false\n"
+	    "log.console.formatter = json\n"
+	    "log.file = /var/log/warren/warren.log\n"
+	    "log.file.level = debug\n"
+	    "log.file.formatter = json\n"
+	    "log.syslog = true\n"
+	    "log.syslog.level = warning\n"
+	    "log.syslog.identity = broker\n");
+	ck_assert(!cfg.log_console);
+	ck_assert(cfg.log_console_json);
+	ck_assert_str_eq(cfg.log_file, "/var/log/warren/warren.log");
+	ck_assert_int_eq(cfg.log_file_level, LOG_LVL_DEBUG);
+	ck_assert(cfg.log_file_json);
+	ck_assert(cfg.log_syslog);
+	ck_assert_int_eq(cfg.log_syslog_level, LOG_LVL_WARNING);
+	ck_assert_str_eq(cfg.log_syslog_identity, "broker");
+	config_free(&cfg);
+	load_ok(&cfg, "log.file = false\n");
+	ck_assert_ptr_null(cfg.log_file);
 	config_free(&cfg);
 }
 END_TEST
@@ -406,11 +441,10 @@ START_TEST(test_loopback_remove)
 	    "loopback_users.a = true\n"
 	    "loopback_users.b = true\n"
 	    "loopback_users.guest = false\n"
-	    "loopback_users.nobody = false\n"
-	    "loopback_users.a = false\n");
-	ck_assert_uint_eq(cfg.n_loopback_users, 1);
+	    "loopback_users.nobody = false\n");
+	ck_assert_uint_eq(cfg.n_loopback_users, 2);
 	ck_assert(config_is_loopback_user(&cfg, "b"));
-	ck_assert(!config_is_loopback_user(&cfg, "a"));
+	ck_assert(config_is_loopback_user(&cfg, "a"));
 	ck_assert(!config_is_loopback_user(&cfg, "guest"));
 	config_free(&cfg);
 
@@ -445,7 +479,46 @@ static const struct {
 	{ "channel_max = 12x\n",
 	    "1: channel_max: \"12x\" is not an integer in 0..65535" },
 	{ "handshake_timeout = 1.5\n", "1: handshake_timeout: \"1.5\" is "
-	    "not an integer in 1..4294967295" },
+	    "not a duration: milliseconds, or a number with ms, s, min or h" },
+	{ "consumer_timeout = 30 s\n", "1: consumer_timeout: \"30 s\" is "
+	    "not a duration: milliseconds, or a number with ms, s, min or h" },
+	{ "consumer_timeout = 2000000h\n",
+	    "1: consumer_timeout: 7200000000000 is out of range "
+	    "1..4294967295" },
+	{ "warren.shutdown_timeout = 5d\n", "1: warren.shutdown_timeout: "
+	    "\"5d\" is not a duration: milliseconds, or a number with ms, s, "
+	    "min or h" },
+	{ "vm_memory_high_watermark.relative = 0\n",
+	    "1: vm_memory_high_watermark.relative: \"0\" is not a fraction "
+	    "above 0 and at most 1" },
+	{ "vm_memory_high_watermark.relative = 1.5\n",
+	    "1: vm_memory_high_watermark.relative: \"1.5\" is not a fraction "
+	    "above 0 and at most 1" },
+	{ "vm_memory_high_watermark.relative = 40%\n",
+	    "1: vm_memory_high_watermark.relative: \"40%\" is not a fraction "
+	    "above 0 and at most 1" },
+	{ "vm_memory_high_watermark.relative = .4\n",
+	    "1: vm_memory_high_watermark.relative: \".4\" is not a fraction "
+	    "above 0 and at most 1" },
+	{ "vm_memory_high_watermark.absolute = 1GB\n"
+	    "vm_memory_high_watermark.relative = 0.5\n",
+	    "2: vm_memory_high_watermark: .absolute (line 1) and .relative "
+	    "(line 2) are both set; set one" },
+	{ "log.console.formatter = xml\n", "1: log.console.formatter: \"xml\" "
+	    "is not plaintext or json" },
+	{ "log.file.level = chatty\n", "1: log.file.level: \"chatty\" is "
+	    "not debug, info, warning or error" },
+	{ "log.syslog = on\n", "1: log.syslog: \"on\" is not true or false" },
+	{ "log.console = 1\n", "1: log.console: \"1\" is not true or false" },
+	/* A key set twice is a mistake: which one did the operator mean? */
+	{ "heartbeat = 10\n# again\nheartbeat = 20\n",
+	    "3: heartbeat is set twice (first on line 1)" },
+	{ "default_user = a\ndefault_user = a\n",
+	    "2: default_user is set twice (first on line 1)" },
+	{ "listeners.tcp.default = 5001\nlisteners.tcp.default = 5002\n",
+	    "2: listeners.tcp.default is set twice (first on line 1)" },
+	{ "loopback_users.x = true\nloopback_users.x = false\n",
+	    "2: loopback_users.x is set twice (first on line 1)" },
 	{ "\n\n\n\n\n\nheartbeat = 70000\n",
 	    "7: heartbeat: 70000 is out of range 0..65535" },
 	{ "heartbeat = 99999999999999999999999\n", "1: heartbeat: "
@@ -554,8 +627,8 @@ static const struct {
 	    "ssl_options.keyfile = k.pem\nssl_options.verify = verify_peer\n",
 	    " ssl_options.verify = verify_peer needs ssl_options.cacertfile" },
 	/* Every line is parsed, the first error is the one reported. */
-	{ "heartbeat = 1\nheartbeat = x\nbogus\nframe_max = 1\n",
-	    "2: heartbeat: \"x\" is not an integer in 0..65535" },
+	{ "heartbeat = 1\nchannel_max = x\nbogus\nframe_max = 1\n",
+	    "2: channel_max: \"x\" is not an integer in 0..65535" },
 };
 
 START_TEST(test_errors)
@@ -625,7 +698,69 @@ START_TEST(test_sample_conf)
 	ck_assert_uint_eq(cfg.queue_memory_messages, 1024);
 	ck_assert(cfg.paging_watermark == 0);
 	ck_assert(cfg.store_max_pending == 64u << 20);
+	ck_assert(cfg.memory_high_watermark_relative == 0.4);
+	ck_assert_uint_eq(cfg.shutdown_timeout, 10000);
+	ck_assert(cfg.log_console);
+	ck_assert_ptr_null(cfg.log_file);
+	ck_assert(!cfg.log_syslog);
 	config_free(&cfg);
+}
+END_TEST
+
+/* Text of the file at srcdir-relative path (the caller frees it). */
+static char *source_file(const char *rel)
+{
+	const char *srcdir = getenv("WARREN_SRCDIR");
+	char path[4096], *text;
+	FILE *fp;
+	long n;
+
+	snprintf(path, sizeof(path), "%s/%s", srcdir && *srcdir ? srcdir :
+	    ".", rel);
+	fp = fopen(path, "r");
+	ck_assert_msg(fp != NULL, "%s: %s", path, strerror(errno));
+	fseek(fp, 0, SEEK_END);
+	n = ftell(fp);
+	rewind(fp);
+	text = malloc((size_t)n + 1);
+	ck_assert(text != NULL && fread(text, 1, (size_t)n, fp) == (size_t)n);
+	text[n] = '\0';
+	fclose(fp);
+	return text;
+}
+
+/* Every key is shown in the shipped config and described in
+ * warren.conf(5) (a family "prefix.*" by its prefix). */
+START_TEST(test_every_key_documented)
+{
+	char *conf = source_file("conf/warren.conf");
+	char *man = source_file("man/warren.conf.5");
+	const char *name;
+
+	for (size_t i = 0; (name = config_key_name(i)) != NULL; i++) {
+		char key[128], roff[256], *o = roff;
+		size_t n = strlen(name);
+
+		snprintf(key, sizeof(key), "%.*s", (int)(name[n - 1] == '*' ?
+		    n - 1 : n), name);
+		ck_assert_msg(strstr(conf, key) != NULL,
+		    "conf/warren.conf does not show %s", key);
+		/* The man page writes a family as "prefix . Ns Ar n". */
+		if (name[n - 1] == '*')
+			key[n - 2] = '\0';
+		/* In roff a '.' that starts a word is fine; '-' is \-. */
+		for (const char *p = key; *p && o < roff + sizeof(roff) - 3;
+		    p++) {
+			if (*p == '-')
+				*o++ = '\\';
+			*o++ = *p;
+		}
+		*o = '\0';
+		ck_assert_msg(strstr(man, roff) != NULL,
+		    "man/warren.conf.5 does not describe %s", key);
+	}
+	free(conf);
+	free(man);
 }
 END_TEST
 
@@ -639,7 +774,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_full_file);
 	tcase_add_test(tc, test_range_edges);
 	tcase_add_test(tc, test_sizes_with_units);
-	tcase_add_test(tc, test_repeated_keys);
+	tcase_add_test(tc, test_durations_fractions_and_logs);
+	tcase_add_test(tc, test_every_key_documented);
 	tcase_add_test(tc, test_load_twice);
 	tcase_add_test(tc, test_listener_port);
 	tcase_add_test(tc, test_listener_ipv4);
