@@ -244,9 +244,15 @@ class AnyAddressBroker(Broker):
 
     def _write_config(self):
         super()._write_config()
-        with open(self.config_path, "a") as f:
-            # the same key again replaces the harness's 127.0.0.1 listener
-            f.write("listeners.tcp.default = 0.0.0.0:%d\n" % self.port)
+        # the harness's 127.0.0.1 listener, on every address instead (a key
+        # may be set only once)
+        with open(self.config_path) as f:
+            text = f.read()
+        mine = "listeners.tcp.default = %s:%d\n" % (harness.HOST, self.port)
+        assert mine in text, text
+        with open(self.config_path, "w") as f:
+            f.write(text.replace(mine, "listeners.tcp.default = 0.0.0.0:%d\n"
+                                 % self.port))
 
 
 class NetnsTestCase(BrokerTestCase):
