@@ -18,6 +18,7 @@ struct queue;
 struct message;
 struct field_table;
 struct amqp_error;
+struct route_trace;
 
 enum binding_dest { DEST_QUEUE, DEST_EXCHANGE };
 
@@ -54,6 +55,7 @@ struct route_result {
 	struct field_table *headers;	/* decoded lazily for headers type */
 	bool headers_decoded;
 	uint32_t matched;		/* bindings matched so far */
+	struct route_trace *trace;	/* the route tracer's record, or NULL */
 };
 
 struct exchange_type {
@@ -133,6 +135,9 @@ const struct field_table *route_headers(struct route_result *r);
  */
 void exchange_route(struct exchange *x, const struct message *msg,
     struct route_result *r);
+/* The same, writing every step into trace (route_trace.h). */
+void exchange_route_traced(struct exchange *x, const struct message *msg,
+    struct route_result *r, struct route_trace *trace);
 void route_result_free(struct route_result *r);
 
 /*

@@ -113,5 +113,18 @@ mgmt_handler mgmt_consumers, mgmt_publish, mgmt_get;
 mgmt_handler mgmt_delayed_list, mgmt_delayed_cancel;
 mgmt_handler mgmt_vhost_limits, mgmt_vhost_limit, mgmt_user_limits;
 mgmt_handler mgmt_user_limit;
+mgmt_handler mgmt_route;
+
+/*
+ * The message a request body describes, as a publish through the API
+ * would make it: "properties" (RabbitMQ's JSON), "payload" with
+ * "payload_encoding" (required, or else empty), routing key key, on
+ * exchange xname.  NULL after a 400 reply.
+ */
+struct message *mgmt_request_message(struct mgmt_req *q, struct bytes xname,
+    const char *key, bool payload_required);
+/* A binding as GET /api/bindings shows it. */
+struct binding;
+json_t *mgmt_binding_json(const struct binding *b);
 
 #endif

@@ -18,6 +18,7 @@
 #include "message.h"
 #include "message_edit.h"
 #include "queue.h"
+#include "route_trace.h"
 #include "vhost.h"
 
 static const struct exchange_type *const exchange_types[] = {
@@ -141,24 +142,48 @@ void exchange_unbind(struct binding *b)
 
 static uint64_t route_generation;
 
+static void trace(struct route_result *r, enum route_step step,
+    struct exchange *x, struct binding *via, struct queue *q)
+{
+	struct route_event ev = { step, r->key, x, via, NULL, q };
+
+	if (step == ROUTE_ENTERED) {
+		ev.via = r->trace->via;
+		ev.alternate_of = r->trace->alternate_of;
+		r->trace->via = NULL;
+		r->trace->alternate_of = NULL;
+	}
+	route_trace_add(r->trace, &ev);
+}
+
 static void route_from(struct exchange *x, struct route_result *r)
 {
 	uint32_t before = r->matched;
 
-	if (x->route_gen == r->xgen)
+	if (x->route_gen == r->xgen) {
+		if (r->trace)
+			trace(r, ROUTE_REVISITED, x, NULL, NULL);
 		return;
+	}
 	x->route_gen = r->xgen;
+	if (r->trace)
+		trace(r, ROUTE_ENTERED, x, NULL, NULL);
 	x->type->route(x->state, r);
 	if (r->matched == before && x->alternate) {
 		struct exchange *ae = vhost_find_exchange(x->vh,
 		    bytes_str(x->alternate));
 
+		if (ae && r->trace)
+			r->trace->alternate_of = x;
 		if (ae)
 			route_from(ae, r);
+		else if (r->trace)
+			trace(r, ROUTE_NO_ALTERNATE, x, NULL, NULL);
 	}
 }
 
-void route_queue(struct route_result *r, struct queue *q)
+/* q is a destination (each queue is collected once). */
+static void collect_queue(struct route_result *r, struct queue *q)
 {
 	r->matched++;
 	if (q->route_gen == r->gen)
@@ -176,12 +201,23 @@ void route_queue(struct route_result *r, struct queue *q)
 	r->queues[r->n++] = q;
 }
 
+void route_queue(struct route_result *r, struct queue *q)
+{
+	if (r->trace)
+		trace(r, ROUTE_MATCHED, NULL, NULL, q);
+	collect_queue(r, q);
+}
+
 void route_binding(struct route_result *r, struct binding *b)
 {
+	if (r->trace)
+		trace(r, ROUTE_MATCHED, NULL, b, NULL);
 	if (b->kind == DEST_QUEUE) {
-		route_queue(r, b->dest.queue);
+		collect_queue(r, b->dest.queue);
 	} else {
 		r->matched++;
+		if (r->trace)
+			r->trace->via = b;
 		route_from(b->dest.exchange, r);
 	}
 }
@@ -224,6 +260,12 @@ static void route_key(struct exchange *x, struct route_result *r,
 void exchange_route(struct exchange *x, const struct message *msg,
     struct route_result *r)
 {
+	exchange_route_traced(x, msg, r, NULL);
+}
+
+void exchange_route_traced(struct exchange *x, const struct message *msg,
+    struct route_result *r, struct route_trace *trace)
+{
 	const struct field_table *h;
 	struct bytes keys[MAX_CC_KEYS];
 	uint32_t n;
@@ -233,6 +275,7 @@ void exchange_route(struct exchange *x, const struct message *msg,
 	r->cap = ROUTE_INLINE_QUEUES;
 	r->gen = ++route_generation;
 	r->msg = msg;
+	r->trace = trace;
 	route_key(x, r, msg->routing_key);
 	/* Cheap test before decoding: the shortstr keys "CC" and "BCC". */
 	if (!msg_has_prop(msg, PROP_headers) ||

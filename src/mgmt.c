@@ -79,6 +79,7 @@ static const struct route routes[] = {
 	{ DELETE, { "exchanges", "*", "*", "delayed", "*" }, M,
 	    mgmt_delayed_cancel },
 	{ POST, { "queues", "*", "*", "get" }, M, mgmt_get },
+	{ POST, { "route", "*", "*" }, M, mgmt_route },
 	{ GET, { "exchanges", "*", "*", "bindings", "source" }, M,
 	    mgmt_object_bindings },
 	{ GET, { "exchanges", "*", "*", "bindings", "destination" }, M,

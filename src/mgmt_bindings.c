@@ -56,6 +56,14 @@ static json_t *binding_json(const char *source, const char *vhost,
 	    args_len), "properties_key", props);
 }
 
+json_t *mgmt_binding_json(const struct binding *b)
+{
+	return binding_json(b->source->name, b->source->vh->name,
+	    b->kind == DEST_QUEUE ? b->dest.queue->name :
+	    b->dest.exchange->name, b->kind, b->key, b->key_len, b->args,
+	    b->args_len);
+}
+
 static bool matches(const char *name, const char *want)
 {
 	return want == NULL || strcmp(name, want) == 0;

@@ -159,19 +159,56 @@ static bool payload_bytes(json_t *body, uint8_t **buf, size_t *len)
 	return true;
 }
 
+struct message *mgmt_request_message(struct mgmt_req *q, struct bytes xname,
+    const char *key, bool payload_required)
+{
+	struct content_header h = { .class_id = 60 }, parsed;
+	struct wbuf table, hdr;
+	struct message *m = NULL;
+	uint8_t *payload = NULL;
+	size_t len = 0;
+	char why[256];
+
+	if ((payload_required || json_object_get(q->body, "payload")) &&
+	    !payload_bytes(q->body, &payload, &len)) {
+		mgmt_error(q, HTTP_BADREQUEST, "bad_request", "'payload' must "
+		    "be a string, with payload_encoding string or base64");
+		return NULL;
+	}
+	wbuf_init(&table);
+	wbuf_init(&hdr);
+	if (!props_from_json(json_object_get(q->body, "properties"), &h.props,
+	    &table, why, sizeof(why))) {
+		mgmt_error(q, HTTP_BADREQUEST, "bad_request", why);
+		goto out;
+	}
+	h.body_size = len;
+	content_header_encode(&hdr, &h);
+	if (content_header_parse((struct bytes){ hdr.p, (uint32_t)hdr.len },
+	    &parsed) != 0) {
+		mgmt_error(q, HTTP_BADREQUEST, "bad_request",
+		    "the properties do not make a valid content header");
+		goto out;
+	}
+	m = msg_new(xname, bytes_str(key), (struct bytes){ hdr.p,
+	    (uint32_t)hdr.len }, &parsed);
+	msg_append_body(m, payload, (uint32_t)len);
+out:
+	wbuf_free(&hdr);
+	wbuf_free(&table);
+	free(payload);
+	return m;
+}
+
 void mgmt_publish(struct mgmt_req *q)
 {
 	struct vhost *vh = mgmt_vhost(q, 1);
-	struct content_header h = { .class_id = 60 }, parsed;
 	struct bytes xname = bytes_str(mgmt_exchange_name(q->seg[2]));
 	struct amqp_error err;
 	bool routed, accepted;
-	struct wbuf table, hdr;
 	struct exchange *x;
 	struct message *m;
 	const char *key;
-	uint8_t *payload = NULL;
-	size_t len = 0;
 	char why[256];
 
 	if (vh == NULL)
@@ -205,37 +242,11 @@ void mgmt_publish(struct mgmt_req *q)
 		mgmt_error(q, HTTP_BADREQUEST, "bad_request", why);
 		return;
 	}
-	if (!payload_bytes(q->body, &payload, &len)) {
-		mgmt_error(q, HTTP_BADREQUEST, "bad_request", "'payload' must "
-		    "be a string, with payload_encoding string or base64");
+	if ((m = mgmt_request_message(q, xname, key, true)) == NULL)
 		return;
-	}
-	wbuf_init(&table);
-	if (!props_from_json(json_object_get(q->body, "properties"), &h.props,
-	    &table, why, sizeof(why))) {
-		mgmt_error(q, HTTP_BADREQUEST, "bad_request", why);
-		goto out;
-	}
-	h.body_size = len;
-	wbuf_init(&hdr);
-	content_header_encode(&hdr, &h);
-	if (content_header_parse((struct bytes){ hdr.p, (uint32_t)hdr.len },
-	    &parsed) != 0) {
-		wbuf_free(&hdr);
-		mgmt_error(q, HTTP_BADREQUEST, "bad_request",
-		    "the properties do not make a valid content header");
-		goto out;
-	}
-	m = msg_new(xname, bytes_str(key), (struct bytes){ hdr.p,
-	    (uint32_t)hdr.len }, &parsed);
-	wbuf_free(&hdr);
-	msg_append_body(m, payload, (uint32_t)len);
 	routed = exchange_publish(x, m, NULL, &accepted);
 	mgmt_reply(q, HTTP_OK, json_pack("{s:b}", "routed", routed));
 	msg_unref(m);
-out:
-	wbuf_free(&table);
-	free(payload);
 }
 
 /* ---- get ---------------------------------------------------------------- */

@@ -135,9 +135,16 @@ static char *api_path(const char *first, ...)
 	return path;
 }
 
-/* --arg KEY=VALUE options as an arguments object (VALUE as JSON if it
- * parses, else a string). */
-static json_t *arguments(const struct args *a)
+/* Options KEY=VALUE: --arg, and -H/--header (a trace's headers). */
+static bool key_value_option(const char *name)
+{
+	return strcmp(name, "--arg") == 0 || strcmp(name, "-H") == 0 ||
+	    strcmp(name, "--header") == 0;
+}
+
+/* The KEY=VALUE options of kind like (VALUE as JSON if it parses, else a
+ * string) as an object. */
+static json_t *key_values(const struct args *a, bool (*like)(const char *))
 {
 	json_t *o = json_object();
 
@@ -145,7 +152,7 @@ static json_t *arguments(const struct args *a)
 		const char *kv = a->val[i], *eq;
 		json_t *v;
 
-		if (strcmp(a->opt[i], "--arg") != 0 || kv == NULL ||
+		if (!like(a->opt[i]) || kv == NULL ||
 		    (eq = strchr(kv, '=')) == NULL)
 			continue;
 		v = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
@@ -161,13 +168,32 @@ static json_t *arguments(const struct args *a)
 	return o;
 }
 
+static bool is_arg(const char *name)
+{
+	return strcmp(name, "--arg") == 0;
+}
+
+static bool is_header(const char *name)
+{
+	return strcmp(name, "-H") == 0 || strcmp(name, "--header") == 0;
+}
+
+/* --arg KEY=VALUE options as an arguments object. */
+static json_t *arguments(const struct args *a)
+{
+	return key_values(a, is_arg);
+}
+
 static int check_args(const struct args *a, const struct verb *v)
 {
 	for (int i = 0; i < a->n_opt; i++)
-		if (strcmp(a->opt[i], "--arg") == 0 &&
-		    (a->val[i] == NULL || strchr(a->val[i], '=') == NULL))
-			return usage_error(v, "--arg wants KEY=VALUE, not '%s'",
-			    a->val[i] ? a->val[i] : "");
+		if (key_value_option(a->opt[i]) &&
+		    (a->val[i] == NULL || strchr(a->val[i], '=') == NULL)) {
+			fprintf(stderr, "%s: %s wants KEY=VALUE\n", prog,
+			    a->opt[i]);
+			return usage_error(v, "not '%s'", a->val[i] ?
+			    a->val[i] : "");
+		}
 	return CTL_OK;
 }
 
@@ -704,6 +730,110 @@ static int run_publish(struct ctl *c, const struct verb *v, struct args *a)
 	return CTL_OK;
 }
 
+/* One binding as "SOURCE -> queue DEST ('KEY')". */
+static void print_binding(json_t *b)
+{
+	const char *src = json_string_value(json_object_get(b, "source"));
+
+	printf("%s -> %s %s ('%s')", src && *src ? src : "(default)",
+	    json_string_value(json_object_get(b, "destination_type")),
+	    json_string_value(json_object_get(b, "destination")),
+	    json_string_value(json_object_get(b, "routing_key")));
+}
+
+static void print_step(json_t *s)
+{
+	const char *step = json_string_value(json_object_get(s, "step"));
+	const char *x = json_string_value(json_object_get(s, "exchange"));
+	const char *reached = json_string_value(json_object_get(s, "reached"));
+	json_t *b = json_object_get(s, "binding");
+
+	printf("  [%s] ", json_string_value(json_object_get(s, "routing_key")));
+	if (strcmp(step, "exchange") == 0) {
+		printf("exchange '%s' (%s): ", *x ? x : "(default)",
+		    json_string_value(json_object_get(s, "type")));
+		if (strcmp(reached, "binding") == 0) {
+			printf("reached through ");
+			print_binding(b);
+		} else if (strcmp(reached, "alternate") == 0) {
+			printf("the alternate exchange of '%s', which matched "
+			    "nothing", json_string_value(json_object_get(s,
+			    "alternate_of")));
+		} else {
+			printf("published to");
+		}
+	} else if (strcmp(step, "matched") == 0 && b) {
+		printf("matched ");
+		print_binding(b);
+	} else if (strcmp(step, "matched") == 0) {
+		printf("matched queue %s: %s", json_string_value(
+		    json_object_get(s, "queue")), json_string_value(
+		    json_object_get(s, "why")));
+	} else {
+		printf("exchange '%s': %s", x, json_string_value(
+		    json_object_get(s, "why")));
+	}
+	printf("\n");
+}
+
+static int run_trace_route(struct ctl *c, const struct verb *v,
+    struct args *a)
+{
+	char *path = api_path("route", a->pos[0], *a->pos[1] ? a->pos[1] :
+	    "amq.default", NULL);
+	json_t *props = json_object(), *list, *item;
+	struct ctl_reply r;
+	size_t i;
+	int rc;
+
+	if ((rc = check_args(a, v)) != CTL_OK) {
+		free(path);
+		json_decref(props);
+		return rc;
+	}
+	json_object_set_new(props, "headers", key_values(a, is_header));
+	rc = call(c, "POST", path, json_pack("{s:s, s:o}", "routing_key",
+	    a->pos[2], "properties", props), &r);
+	free(path);
+	if (rc)
+		return rc;
+	if (c->json) {
+		ctl_print_json(r.json);
+		ctl_reply_free(&r);
+		return CTL_OK;
+	}
+	printf("routing key '%s' from exchange '%s' in vhost '%s':\n",
+	    a->pos[2], *a->pos[1] ? a->pos[1] : "(default)", a->pos[0]);
+	json_array_foreach(json_object_get(r.json, "steps"), i, item)
+		print_step(item);
+	list = json_object_get(r.json, "not_matched");
+	if (json_array_size(list))
+		printf("not matched:\n");
+	json_array_foreach(list, i, item) {
+		printf("  ");
+		print_binding(item);
+		printf(": %s\n", json_string_value(json_object_get(item,
+		    "why")));
+	}
+	if ((item = json_object_get(r.json, "delayed_ms")) != NULL)
+		printf("delayed %lld ms first (x-delay)\n",
+		    (long long)json_integer_value(item));
+	list = json_object_get(r.json, "queues");
+	if (json_array_size(list) == 0)
+		printf("reaches no queue: %s; a publish would be unroutable\n",
+		    json_string_value(json_object_get(r.json,
+		    "unroutable_why")));
+	else
+		printf("reaches %zu queue%s:", json_array_size(list),
+		    json_array_size(list) == 1 ? "" : "s");
+	json_array_foreach(list, i, item)
+		printf(" %s", json_string_value(item));
+	if (json_array_size(list))
+		printf("\n");
+	ctl_reply_free(&r);
+	return CTL_OK;
+}
+
 static int run_get(struct ctl *c, const struct verb *v, struct args *a)
 {
 	static const char *const columns[] = { "routing_key", "exchange",
@@ -860,6 +990,14 @@ static const struct verb verbs[] = {
 	    "EXCHANGE ROUTING_KEY [PAYLOAD] [--persistent]",
 	    "publish a message (PAYLOAD, or stdin); \"\" is the default "
 	    "exchange", run_publish },
+	{ "trace route", 3, 3, "", "|-H|--header|",
+	    "VHOST EXCHANGE ROUTING_KEY [-H NAME=VALUE]...",
+	    "which queues a message with ROUTING_KEY and these headers would "
+	    "reach from EXCHANGE (\"\" is the default exchange), through "
+	    "which bindings, exchange-to-exchange hops and alternate "
+	    "exchanges, and why the other bindings it passed did not match; "
+	    "nothing is published (VALUE is JSON when it parses, else a "
+	    "string)", run_trace_route },
 	{ "get", 1, 1, "|--ack|--reject|", "|--count|",
 	    "QUEUE [--count N] [--ack | --reject]",
 	    "show up to N ready messages, requeued unless --ack or --reject",
@@ -1077,7 +1215,10 @@ int main(int argc, char **argv)
 			verb_help(v);
 			return CTL_OK;
 		}
-		if (strncmp(arg, "--", 2) != 0 || strcmp(arg, "--") == 0) {
+		/* A single-dash option only where the verb lists it (-H):
+		 * "-" and negative numbers are arguments. */
+		if ((strncmp(arg, "--", 2) != 0 && !listed(v->valued, arg)) ||
+		    strcmp(arg, "--") == 0) {
 			if (a.n_pos == (int)(sizeof(a.pos) / sizeof(a.pos[0])))
 				return usage_error(v, "too many arguments%s", "");
 			a.pos[a.n_pos++] = arg;
