@@ -65,6 +65,9 @@ void mgmt_reply_items(struct mgmt_req *q, struct mgmt_item *items,
 
 /* A query parameter, or NULL. */
 const char *mgmt_query(struct mgmt_req *q, const char *key);
+/* A non-negative integer query parameter, or dflt; -1 when malformed. */
+long long mgmt_query_count(struct mgmt_req *q, const char *key,
+    long long dflt);
 
 /* The vhost named by segment i, if it exists and q's user may see it
  * (else a 404 is sent and NULL returned). */
@@ -113,7 +116,7 @@ mgmt_handler mgmt_consumers, mgmt_publish, mgmt_get;
 mgmt_handler mgmt_delayed_list, mgmt_delayed_cancel;
 mgmt_handler mgmt_vhost_limits, mgmt_vhost_limit, mgmt_user_limits;
 mgmt_handler mgmt_user_limit;
-mgmt_handler mgmt_route;
+mgmt_handler mgmt_route, mgmt_browse;
 
 /*
  * The message a request body describes, as a publish through the API

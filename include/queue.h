@@ -106,6 +106,14 @@ struct queue_stats {
 typedef void queue_offset_fn(void *arg, struct bytes name, uint64_t offset);
 
 /*
+ * A ready message as browsing sees it: e->msg is NULL when a paged-out
+ * message cannot be read (yet); level is its priority level; paged_out:
+ * it waits on disk.  The entry and message are valid during the call.
+ */
+typedef void queue_browse_fn(void *arg, const struct queue_entry *e,
+    uint32_t level, bool paged_out);
+
+/*
  * A queue type: how a queue keeps, hands out and settles its messages.
  * The public queue_* functions below call these; only queue.c calls them
  * directly.
@@ -136,6 +144,13 @@ struct queue_type {
 	void (*stats)(const struct queue *q, struct queue_stats *out);
 	/* Bytes held in memory (walks the entries: for the API only). */
 	uint64_t (*memory)(const struct queue *q);
+	/*
+	 * Optional: visit up to count ready messages from position offset
+	 * (0: the next one a consumer would get) in delivery order, taking,
+	 * requeuing and reordering nothing; returns how many were visited.
+	 */
+	size_t (*browse)(struct queue *q, uint64_t offset, size_t count,
+	    queue_browse_fn *fn, void *arg);
 
 	/* Optional. */
 	/* Refuse a declare this type cannot make (before it exists). */
@@ -259,6 +274,14 @@ void queue_sample_rates(struct queue *q, uint64_t now);
  * read the basic.consume arguments args). */
 int queue_check_consumer(struct queue *q, struct consumer *c,
     struct bytes args, struct amqp_error *err);
+/*
+ * Up to count of q's ready messages from position offset, in delivery
+ * order, to fn, changing nothing; returns how many (0 for a type that
+ * cannot be browsed: queue_browsable).
+ */
+size_t queue_browse(struct queue *q, uint64_t offset, size_t count,
+    queue_browse_fn *fn, void *arg);
+bool queue_browsable(const struct queue *q);
 /* Every stored consumer offset of q (none unless it is a stream). */
 void queue_each_offset(const struct queue *q, queue_offset_fn *fn, void *arg);
 /* Whether q's type refuses the request (0: go ahead). */

@@ -16,6 +16,7 @@
 #define WARREN_QUEUE_TAIL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "store_loc.h"
@@ -44,5 +45,12 @@ bool tail_peek(struct queue_tail *t, struct tail_entry *out);
 /* Take the oldest entry; false when empty. */
 bool tail_pop(struct queue_tail *t, struct tail_entry *out);
 uint64_t tail_count(const struct queue_tail *t);
+/*
+ * Copy up to n entries from position `from` (0: the oldest) into out,
+ * taking nothing; returns how many (fewer at the end, or when the file
+ * cannot be read).
+ */
+size_t tail_get(struct queue_tail *t, uint64_t from, struct tail_entry *out,
+    size_t n);
 
 #endif

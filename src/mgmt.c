@@ -79,6 +79,7 @@ static const struct route routes[] = {
 	{ DELETE, { "exchanges", "*", "*", "delayed", "*" }, M,
 	    mgmt_delayed_cancel },
 	{ POST, { "queues", "*", "*", "get" }, M, mgmt_get },
+	{ GET, { "queues", "*", "*", "browse" }, M, mgmt_browse },
 	{ POST, { "route", "*", "*" }, M, mgmt_route },
 	{ GET, { "exchanges", "*", "*", "bindings", "source" }, M,
 	    mgmt_object_bindings },
@@ -173,6 +174,19 @@ void mgmt_amqp_error(struct mgmt_req *q, const struct amqp_error *err)
 	default:
 		mgmt_error(q, HTTP_BADREQUEST, "bad_request", err->text);
 	}
+}
+
+long long mgmt_query_count(struct mgmt_req *q, const char *key,
+    long long dflt)
+{
+	const char *v = mgmt_query(q, key);
+	char *end;
+	long long n;
+
+	if (v == NULL)
+		return dflt;
+	n = strtoll(v, &end, 10);
+	return *v == '\0' || *end != '\0' || n < 0 ? -1 : n;
 }
 
 const char *mgmt_query(struct mgmt_req *q, const char *key)

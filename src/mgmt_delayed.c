@@ -55,20 +55,6 @@ static struct exchange *delayed_exchange(struct mgmt_req *q, int what)
 	return x;
 }
 
-/* A non-negative integer query parameter, or dflt; -1 when malformed. */
-static long long query_count(struct mgmt_req *q, const char *key,
-    long long dflt)
-{
-	const char *v = mgmt_query(q, key);
-	char *end;
-	long long n;
-
-	if (v == NULL)
-		return dflt;
-	n = strtoll(v, &end, 10);
-	return *v == '\0' || *end != '\0' || n < 0 ? -1 : n;
-}
-
 static void list_one(void *arg, uint64_t id, uint64_t due_in_ms,
     const struct message *msg)
 {
@@ -93,8 +79,8 @@ static void list_one(void *arg, uint64_t id, uint64_t due_in_ms,
 void mgmt_delayed_list(struct mgmt_req *q)
 {
 	struct exchange *x = delayed_exchange(q, ACCESS_READ);
-	long long count = query_count(q, "count", LIST_DEFAULT);
-	long long offset = query_count(q, "offset", 0);
+	long long count = mgmt_query_count(q, "count", LIST_DEFAULT);
+	long long offset = mgmt_query_count(q, "offset", 0);
 	int64_t next;
 	json_t *list;
 

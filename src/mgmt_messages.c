@@ -19,6 +19,7 @@
 #include "amqp_error.h"
 #include "definitions.h"
 #include "broker.h"
+#include "connection.h"
 #include "exchange.h"
 #include "log.h"
 #include "message.h"
@@ -251,33 +252,77 @@ void mgmt_publish(struct mgmt_req *q)
 
 /* ---- get ---------------------------------------------------------------- */
 
-static json_t *message_json(const struct queue_entry *e, uint32_t left,
-    bool base64, size_t truncate)
+/* The body's first `truncate` bytes: as text when it is (UTF-8 without
+ * NULs) unless base64 is asked for, else base64; *text says which. */
+static json_t *payload_json(const struct message *m, bool base64,
+    size_t truncate, bool *text)
 {
-	const struct message *m = e->msg;
-	struct basic_properties p;
 	size_t n = m->body_len < truncate ? m->body_len : truncate;
-	bool text = !base64 && memchr(msg_body(m), 0, n) == NULL;
 	json_t *payload;
 
-	/* "auto" shows a body as text when it is (UTF-8 without NULs). */
-	payload = text ? json_stringn((const char *)msg_body(m), n) : NULL;
+	*text = !base64 && memchr(msg_body(m), 0, n) == NULL;
+	payload = *text ? json_stringn((const char *)msg_body(m), n) : NULL;
 	if (payload == NULL) {
 		char *b64 = xmalloc(4 * ((n + 2) / 3) + 1);
 
 		EVP_EncodeBlock((unsigned char *)b64, msg_body(m), (int)n);
 		payload = json_string(b64);
 		free(b64);
-		text = false;
+		*text = false;
 	}
+	return payload;
+}
+
+/*
+ * The queue of the path's third segment, when q's user may read it
+ * (checked before its existence, as over AMQP, with RabbitMQ's text);
+ * NULL after a 401 or 404.
+ */
+static struct queue *readable_queue(struct mgmt_req *q, struct vhost *vh)
+{
+	struct amqp_error err;
+	struct queue *qu;
+	char why[400];
+
+	if (!mgmt_permitted(q, vh, ACCESS_READ, true, q->seg[2], true)) {
+		snprintf(why, sizeof(why), "ACCESS_REFUSED - access to queue "
+		    "'%s' in vhost '%s' refused for user '%s'", q->seg[2],
+		    vh->name, q->user->name);
+		mgmt_error(q, 401, "not_authorised", why);
+		return NULL;
+	}
+	if (op_find_queue(vh, bytes_str(q->seg[2]), OP_ADMIN, &qu, &err)) {
+		mgmt_amqp_error(q, &err);
+		return NULL;
+	}
+	return qu;
+}
+
+/* What every message shown carries: RabbitMQ's /get fields. */
+static json_t *message_fields(const struct message *m, bool redelivered,
+    bool base64, size_t truncate)
+{
+	struct basic_properties p;
+	bool text;
+	json_t *payload = payload_json(m, base64, truncate, &text);
+
 	msg_props(m, &p);
-	return json_pack("{s:I, s:b, s:s%, s:s%, s:i, s:o, s:o, s:s}",
+	return json_pack("{s:I, s:b, s:s%, s:s%, s:o, s:o, s:s}",
 	    "payload_bytes", (json_int_t)m->body_len, "redelivered",
-	    e->redelivered, "exchange", (const char *)m->exchange.ptr,
+	    redelivered, "exchange", (const char *)m->exchange.ptr,
 	    (size_t)m->exchange.len, "routing_key",
 	    (const char *)m->routing_key.ptr, (size_t)m->routing_key.len,
-	    "message_count", (int)left, "properties", mgmt_props_json(&p),
-	    "payload", payload, "payload_encoding", text ? "string" : "base64");
+	    "properties", mgmt_props_json(&p), "payload", payload,
+	    "payload_encoding", text ? "string" : "base64");
+}
+
+static json_t *message_json(const struct queue_entry *e, uint32_t left,
+    bool base64, size_t truncate)
+{
+	json_t *o = message_fields(e->msg, e->redelivered, base64, truncate);
+
+	json_object_set_new(o, "message_count", json_integer(left));
+	return o;
 }
 
 void mgmt_get(struct mgmt_req *q)
@@ -287,26 +332,12 @@ void mgmt_get(struct mgmt_req *q)
 	json_t *list;
 	const char *ackmode, *encoding;
 	enum settle_how how;
-	struct amqp_error err;
 	struct queue_entry *taken;
 	struct queue *qu;
 	size_t n = 0;
-	char why[400];
 
-	if (vh == NULL)
+	if (vh == NULL || (qu = readable_queue(q, vh)) == NULL)
 		return;
-	/* Before the queue's existence, as over AMQP (RabbitMQ's text). */
-	if (!mgmt_permitted(q, vh, ACCESS_READ, true, q->seg[2], true)) {
-		snprintf(why, sizeof(why), "ACCESS_REFUSED - access to queue "
-		    "'%s' in vhost '%s' refused for user '%s'", q->seg[2],
-		    vh->name, q->user->name);
-		mgmt_error(q, 401, "not_authorised", why);
-		return;
-	}
-	if (op_find_queue(vh, bytes_str(q->seg[2]), OP_ADMIN, &qu, &err)) {
-		mgmt_amqp_error(q, &err);
-		return;
-	}
 	if (!mgmt_body_int(q, "count", -1, 1, MAX_GET, &count) ||
 	    !mgmt_body_int(q, "truncate", LLONG_MAX, 0, LLONG_MAX, &truncate))
 		return;
@@ -338,4 +369,83 @@ void mgmt_get(struct mgmt_req *q)
 		queue_settle(qu, &taken[i], how);
 	free(taken);
 	mgmt_reply(q, HTTP_OK, list);
+}
+
+/* ---- browse ------------------------------------------------------------- */
+
+#define BROWSE_DEFAULT 20
+#define BROWSE_MAX 1000
+#define PREVIEW_DEFAULT 1024
+
+struct browse {
+	json_t *list;
+	uint64_t position;
+	size_t preview;
+	uint64_t now;
+};
+
+static void browse_one(void *arg, const struct queue_entry *e,
+    uint32_t level, bool paged_out)
+{
+	struct browse *b = arg;
+	json_t *o;
+
+	if (e->msg == NULL) {
+		o = json_pack("{s:s}", "unreadable", "the message store has not "
+		    "written it yet");
+	} else {
+		o = message_fields(e->msg, e->redelivered, false, b->preview);
+		json_object_set_new(o, "payload_truncated",
+		    json_boolean(e->msg->body_len > b->preview));
+	}
+	json_object_set_new(o, "position", json_integer((json_int_t)
+	    b->position++));
+	json_object_set_new(o, "priority_level", json_integer(level));
+	json_object_set_new(o, "paged_out", json_boolean(paged_out));
+	json_object_set_new(o, "delivery_count", json_integer(e->returns));
+	if (e->expires_at)
+		json_object_set_new(o, "expires_in_ms", json_integer(
+		    e->expires_at > b->now ? (json_int_t)(e->expires_at -
+		    b->now) : 0));
+	json_array_append_new(b->list, o);
+}
+
+/*
+ * GET /api/queues/{vhost}/{name}/browse?count=N&offset=K&preview=B: up
+ * to N ready messages from the K-th, in the order consumers would get
+ * them, with B bytes of each body; nothing is taken, requeued or
+ * reordered, and paged-out messages are read from disk.  Needs read
+ * permission on the queue, as a get does.
+ */
+void mgmt_browse(struct mgmt_req *q)
+{
+	struct vhost *vh = mgmt_vhost(q, 1);
+	long long count = mgmt_query_count(q, "count", BROWSE_DEFAULT);
+	long long offset = mgmt_query_count(q, "offset", 0);
+	long long preview = mgmt_query_count(q, "preview", PREVIEW_DEFAULT);
+	struct browse b = { NULL, 0, 0, conn_now_ms() };
+	struct queue_stats st;
+	struct queue *qu;
+
+	if (vh == NULL || (qu = readable_queue(q, vh)) == NULL)
+		return;
+	if (count < 0 || count > BROWSE_MAX || offset < 0 || preview < 0) {
+		mgmt_error(q, HTTP_BADREQUEST, "bad_request", "count must be "
+		    "0..1000, offset and preview 0 or more");
+		return;
+	}
+	if (!queue_browsable(qu)) {
+		mgmt_error(q, HTTP_BADREQUEST, "bad_request", "a stream is "
+		    "read by consumers with x-stream-offset, not browsed");
+		return;
+	}
+	b.list = json_array();
+	b.position = (uint64_t)offset;
+	b.preview = (size_t)preview;
+	queue_browse(qu, (uint64_t)offset, (size_t)count, browse_one, &b);
+	queue_stats(qu, &st);
+	mgmt_reply(q, HTTP_OK, json_pack("{s:s, s:s, s:I, s:I, s:o}", "name",
+	    qu->name, "vhost", vh->name, "messages_ready",
+	    (json_int_t)st.messages, "offset", (json_int_t)offset,
+	    "messages", b.list));
 }

@@ -85,6 +85,18 @@ bool queue_push(struct queue *q, struct message *msg, uint64_t *ticket)
 	return accepted;
 }
 
+size_t queue_browse(struct queue *q, uint64_t offset, size_t count,
+    queue_browse_fn *fn, void *arg)
+{
+	return q->type->browse ? q->type->browse(q, offset, count, fn, arg) :
+	    0;
+}
+
+bool queue_browsable(const struct queue *q)
+{
+	return q->type->browse != NULL;
+}
+
 bool queue_pop(struct queue *q, struct queue_entry *out)
 {
 	bool got = q->type->pop(q, out);

@@ -565,6 +565,61 @@ static uint32_t classic_purge(struct queue *q)
 	return n;
 }
 
+/* A paged-out entry as browsing sees it (its message read for the call). */
+static void browse_paged(struct queue *q, const struct tail_entry *te,
+    uint32_t level, queue_browse_fn *fn, void *arg)
+{
+	struct store *store = q->vh->broker->store;
+	struct queue_entry e = { .seq = te->seq, .expires_at = te->expires_at,
+	    .redelivered = te->redelivered, .returns = te->returns };
+
+	if (store && store_readable(store, &te->msg))
+		e.msg = store_read(store, &te->msg);
+	fn(arg, &e, level, true);
+	msg_unref(e.msg);
+}
+
+/* Levels from the highest priority, each its ring then its tail: the
+ * order consumers get them. */
+static size_t classic_browse(struct queue *q, uint64_t offset, size_t count,
+    queue_browse_fn *fn, void *arg)
+{
+	struct tail_entry batch[64];
+	size_t seen = 0;
+
+	for (uint32_t level = cq(q)->n_levels; level-- > 0 && seen < count; ) {
+		const struct entry_ring *r = &cq(q)->levels[level];
+		uint64_t in_tail = tail_len(q, level);
+
+		for (uint32_t i = 0; i < r->count && seen < count; i++) {
+			if (offset) {
+				offset--;
+				continue;
+			}
+			fn(arg, ring_at(r, i), level, false);
+			seen++;
+		}
+		if (offset >= in_tail) {
+			offset -= in_tail;
+			continue;
+		}
+		while (seen < count && offset < in_tail) {
+			size_t want = count - seen < 64 ? count - seen : 64;
+			size_t got = tail_get(cq(q)->tails[level], offset,
+			    batch, want);
+
+			if (got == 0)
+				break;
+			for (size_t i = 0; i < got; i++)
+				browse_paged(q, &batch[i], level, fn, arg);
+			seen += got;
+			offset += got;
+		}
+		offset = 0;
+	}
+	return seen;
+}
+
 static void classic_stats(const struct queue *q, struct queue_stats *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -607,4 +662,5 @@ const struct queue_type queue_classic = {
 	.check_consumer = NULL,
 	.stats = classic_stats,
 	.memory = classic_memory,
+	.browse = classic_browse,
 };

@@ -188,6 +188,44 @@ static struct tail_entry *front(struct queue_tail *t)
 	return NULL;
 }
 
+size_t tail_get(struct queue_tail *t, uint64_t from, struct tail_entry *out,
+    size_t n)
+{
+	uint64_t in_rbuf = t->rlen - t->rpos;
+	uint64_t in_file = t->file_entries - t->read_at;
+	uint64_t in_wbuf = t->wlen - t->whead;
+	size_t got = 0;
+
+	for (; got < n && from < in_rbuf; got++, from++)
+		out[got] = t->rbuf[t->rpos + from];
+	if (got < n && from < in_rbuf + in_file) {
+		uint64_t first = from - in_rbuf, k = in_file - first;
+		uint8_t *block;
+		ssize_t r = -1;
+		int fd;
+
+		if (k > n - got)
+			k = n - got;
+		block = xmalloc(k * ENTRY_SIZE);
+		if ((fd = open(t->path, O_RDONLY | O_CLOEXEC)) >= 0) {
+			r = pread(fd, block, k * ENTRY_SIZE, (off_t)((t->read_at +
+			    first) * ENTRY_SIZE));
+			close(fd);
+		}
+		if (r != (ssize_t)(k * ENTRY_SIZE)) {
+			free(block);
+			return got;
+		}
+		for (uint64_t i = 0; i < k; i++)
+			decode(block + i * ENTRY_SIZE, &out[got++]);
+		free(block);
+		from += k;
+	}
+	for (; got < n && from < in_rbuf + in_file + in_wbuf; got++, from++)
+		out[got] = t->wbuf[t->whead + (from - in_rbuf - in_file)];
+	return got;
+}
+
 bool tail_peek(struct queue_tail *t, struct tail_entry *out)
 {
 	struct tail_entry *e = front(t);

@@ -834,6 +834,45 @@ static int run_trace_route(struct ctl *c, const struct verb *v,
 	return CTL_OK;
 }
 
+static bool digits(const char *s)
+{
+	return *s && strspn(s, "0123456789") == strlen(s);
+}
+
+static int run_browse(struct ctl *c, const struct verb *v, struct args *a)
+{
+	static const char *const fields[] = { "messages_ready" };
+	static const char *const columns[] = { "position", "priority_level",
+	    "paged_out", "delivery_count", "redelivered", "routing_key",
+	    "properties.message_id", "payload_bytes", "payload" };
+	const char *count = opt(a, "-n"), *offset = opt(a, "--offset");
+	const char *preview = opt(a, "--preview");
+	char *base, path[4300];
+	struct ctl_reply r;
+	int rc;
+
+	count = count ? count : "20";
+	offset = offset ? offset : "0";
+	preview = preview ? preview : "64";
+	if (!digits(count) || !digits(offset) || !digits(preview))
+		return usage_error(v, "%s", "-n, --offset and --preview take "
+		    "numbers");
+	base = api_path("queues", a->pos[0], a->pos[1], "browse", NULL);
+	snprintf(path, sizeof(path), "%s?count=%.9s&offset=%.12s&preview=%.9s",
+	    base, count, offset, preview);
+	free(base);
+	if ((rc = call(c, "GET", path, NULL, &r)) != CTL_OK)
+		return rc;
+	if (c->json) {
+		ctl_print_json(r.json);
+	} else {
+		ctl_print_fields(r.json, fields, 1);
+		ctl_print_table(json_object_get(r.json, "messages"), columns, 9);
+	}
+	ctl_reply_free(&r);
+	return CTL_OK;
+}
+
 static int run_get(struct ctl *c, const struct verb *v, struct args *a)
 {
 	static const char *const columns[] = { "routing_key", "exchange",
@@ -998,6 +1037,12 @@ static const struct verb verbs[] = {
 	    "exchanges, and why the other bindings it passed did not match; "
 	    "nothing is published (VALUE is JSON when it parses, else a "
 	    "string)", run_trace_route },
+	{ "browse", 2, 2, "", "|-n|--offset|--preview|",
+	    "VHOST QUEUE [-n N] [--offset K] [--preview BYTES]",
+	    "show N (20) ready messages of QUEUE from the K-th (0) in the order "
+	    "consumers would get them, with BYTES (64) of each body, without "
+	    "taking, requeuing or reordering anything (paged-out messages are "
+	    "read from disk)", run_browse },
 	{ "get", 1, 1, "|--ack|--reject|", "|--count|",
 	    "QUEUE [--count N] [--ack | --reject]",
 	    "show up to N ready messages, requeued unless --ack or --reject",

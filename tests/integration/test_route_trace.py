@@ -18,21 +18,15 @@ import urllib.request
 
 import pika
 
-from harness import BrokerTestCase, find_warrenctl, main, skip_if_external, wait_message_count
+from harness import PikaTestCase, find_warrenctl, main, skip_if_external, wait_message_count
 
 
-class RouteTraceTest(BrokerTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        skip_if_external("uses warrend's management API")
-        super().setUpClass()
+@skip_if_external("uses warrend's management API")
+class RouteTraceTest(PikaTestCase):
 
     def setUp(self):
         super().setUp()
-        self.conn = pika.BlockingConnection(self.broker.params())
-        self.addCleanup(self.conn.close)
-        self.ch = self.conn.channel()
+        self.ch = self.connect().channel()
 
     def trace(self, exchange, key, headers=None, vhost="/", expect=200, properties=None):
         props = dict(properties or {})
