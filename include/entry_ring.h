@@ -18,6 +18,7 @@ struct queue_entry {
 	uint16_t returns;		/* times requeued (x-delivery-count) */
 	uint32_t store_seg;		/* its ENQ record's segment; 0: none */
 	uint32_t ret_seg;		/* its newest RET record's; 0: none */
+	uint32_t enqueued_at;		/* qlat_stamp of its first enqueue */
 };
 
 struct entry_ring {

@@ -151,6 +151,9 @@ struct queue_type {
 	 */
 	size_t (*browse)(struct queue *q, uint64_t offset, size_t count,
 	    queue_browse_fn *fn, void *arg);
+	/* Optional: the qlat_stamp of the oldest ready message; false when
+	 * there is none. */
+	bool (*oldest)(struct queue *q, uint32_t *enqueued_at);
 
 	/* Optional. */
 	/* Refuse a declare this type cannot make (before it exists). */
@@ -187,6 +190,7 @@ struct queue {
 	uint32_t arguments_len;
 	struct queue_args args;
 	struct dedup_cache *dedup;	/* x-message-deduplication, or NULL */
+	struct queue_latency *lat;	/* queue_latency.h; NULL until used */
 
 	/* Kept up to date by the type, read by everyone. */
 	uint32_t count;			/* ready messages, paged out or not */
@@ -282,6 +286,9 @@ int queue_check_consumer(struct queue *q, struct consumer *c,
 size_t queue_browse(struct queue *q, uint64_t offset, size_t count,
     queue_browse_fn *fn, void *arg);
 bool queue_browsable(const struct queue *q);
+/* How long the oldest ready message has waited (ms); -1: none, or a
+ * type that does not tell. */
+int64_t queue_oldest_age(struct queue *q, uint64_t now);
 /* Every stored consumer offset of q (none unless it is a stream). */
 void queue_each_offset(const struct queue *q, queue_offset_fn *fn, void *arg);
 /* Whether q's type refuses the request (0: go ahead). */

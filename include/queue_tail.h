@@ -30,6 +30,7 @@ struct tail_entry {
 	bool redelivered;
 	uint16_t returns;		/* as queue_entry's */
 	uint32_t ret_seg;
+	uint32_t enqueued_at;		/* as queue_entry's */
 };
 
 struct queue_tail;

@@ -338,7 +338,7 @@ static void check_unfinished_content(struct broker *b, struct conn *c,
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct broker *b = arg;
-	uint64_t now = conn_now_ms();
+	uint64_t now = b->clock_ms = conn_now_ms();
 	struct conn *c;
 
 	broker_check_memory(b);
@@ -428,6 +428,7 @@ bool broker_init(struct broker *b, const struct warren_config *cfg)
 	memset(b, 0, sizeof(*b));
 	b->lock_fd = -1;
 	b->cfg = cfg;
+	b->clock_ms = conn_now_ms();
 	TAILQ_INIT(&b->conns);
 	TAILQ_INIT(&b->store_waiters);
 	b->conns_by_id = strmap_new();

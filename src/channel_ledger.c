@@ -14,6 +14,7 @@
 #include "log.h"
 #include "message.h"
 #include "queue.h"
+#include "queue_latency.h"
 
 struct delivery *chan_ledger_at(struct channel *ch, uint32_t i)
 {
@@ -131,6 +132,10 @@ static void settle_one(struct channel *ch, struct delivery *d,
 	ch->unacked_bytes -= e.msg->body_size;
 	q->unacked--;
 	if (how == SETTLE_ACK) {
+		uint64_t now = ch->conn->broker->clock_ms;
+
+		qlat_note_ack(q, now, now > d->delivered_at ?
+		    now - d->delivered_at : 0);
 		ch->conn->broker->counters.messages_acknowledged++;
 		ch->msgs.acked++;
 		ch->conn->msgs.acked++;

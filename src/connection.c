@@ -647,7 +647,10 @@ static void conn_process_input(struct conn *c)
 {
 	struct broker *b = c->broker;
 	struct channel *ch;
-	bool alive = conn_process_frames(c);
+	bool alive;
+
+	b->clock_ms = conn_now_ms();	/* once per read, not per message */
+	alive = conn_process_frames(c);
 
 	/* A durable declare's ok must not leave before the change is saved. */
 	broker_save_definitions(b);

@@ -18,6 +18,7 @@
 #include "message.h"
 #include "metrics.h"
 #include "queue.h"
+#include "queue_latency.h"
 #include "store.h"
 #include "strmap.h"
 #include "vhost.h"
@@ -254,6 +255,17 @@ static const struct {
 };
 #define FIRST_STREAM_METRIC 5
 
+/* A sample's name and labels, up to its value. */
+static void queue_labels(struct evbuffer *out, const char *name,
+    const struct queue *q)
+{
+	evbuffer_add_printf(out, "%s{vhost=\"", name);
+	label_value(out, q->vh->name);
+	evbuffer_add_printf(out, "\",queue=\"");
+	label_value(out, q->name);
+	evbuffer_add_printf(out, "\"} ");
+}
+
 struct per_queue_arg {
 	struct evbuffer *out;
 	size_t which;
@@ -279,12 +291,8 @@ static void queue_sample(struct queue *q, void *arg)
 	v[7] = st.segments;
 	v[8] = st.disk_bytes;
 
-	evbuffer_add_printf(a->out, "%s{vhost=\"", per_queue[a->which].name);
-	label_value(a->out, q->vh->name);
-	evbuffer_add_printf(a->out, "\",queue=\"");
-	label_value(a->out, q->name);
-	evbuffer_add_printf(a->out, "\"} %llu\n",
-	    (unsigned long long)v[a->which]);
+	queue_labels(a->out, per_queue[a->which].name, q);
+	evbuffer_add_printf(a->out, "%llu\n", (unsigned long long)v[a->which]);
 }
 
 struct offset_arg {
@@ -334,6 +342,85 @@ static void stream_lag_sample(struct queue *q, void *out)
 	offsets_of(q, out, true);
 }
 
+/* queue_latency.h's figures, for queues that have them. */
+enum latency_figure { OLDEST_AGE, WAIT_P50, WAIT_P99, ACK_P50, ACK_P99,
+    UTILISATION, N_LATENCY_FIGURES };
+
+static const struct {
+	const char *name, *help;
+} latency_rows[N_LATENCY_FIGURES] = {
+	{ "warren_queue_oldest_ready_age_seconds",
+	    "How long the oldest ready message has waited" },
+	{ "warren_queue_time_in_queue_p50_seconds",
+	    "Median time from enqueue to delivery over the last minute" },
+	{ "warren_queue_time_in_queue_p99_seconds",
+	    "99th percentile of enqueue to delivery over the last minute" },
+	{ "warren_queue_delivery_to_ack_p50_seconds",
+	    "Median time from delivery to ack over the last minute" },
+	{ "warren_queue_delivery_to_ack_p99_seconds",
+	    "99th percentile of delivery to ack over the last minute" },
+	{ "rabbitmq_queue_consumer_utilisation",
+	    "Share of the last minute with consumers in which the queue could "
+	    "deliver at once" },
+};
+
+struct latency_arg {
+	struct evbuffer *out;
+	enum latency_figure which;
+};
+
+static void latency_sample(struct queue *q, void *arg)
+{
+	struct latency_arg *a = arg;
+	uint64_t now = q->vh->broker->clock_ms;
+	struct qlat_report r;
+	double v;
+	int64_t age;
+
+	/* Streams are read at offsets: their figures are lags, not waits. */
+	if (!queue_browsable(q))
+		return;
+	qlat_report(q, now, &r);
+	switch (a->which) {
+	case OLDEST_AGE:
+		if ((age = queue_oldest_age(q, now)) < 0)
+			return;
+		v = (double)age / 1000.0;
+		break;
+	case WAIT_P50:
+	case WAIT_P99:
+		if (!r.has_waits)
+			return;
+		v = (double)(a->which == WAIT_P50 ? r.wait_p50 : r.wait_p99) /
+		    1000.0;
+		break;
+	case ACK_P50:
+	case ACK_P99:
+		if (!r.has_acks)
+			return;
+		v = (double)(a->which == ACK_P50 ? r.ack_p50 : r.ack_p99) /
+		    1000.0;
+		break;
+	default:
+		if (r.utilisation < 0)
+			return;
+		v = r.utilisation;
+	}
+	queue_labels(a->out, latency_rows[a->which].name, q);
+	evbuffer_add_printf(a->out, "%.4f\n", v);
+}
+
+static void latency_metrics(struct broker *b, struct evbuffer *out)
+{
+	b->clock_ms = conn_now_ms();
+	for (int i = 0; i < N_LATENCY_FIGURES; i++) {
+		struct latency_arg a = { out, (enum latency_figure)i };
+
+		header(out, latency_rows[i].name, "gauge", latency_rows[i].help);
+		broker_each_queue(b, latency_sample, &a);
+	}
+}
+
 void metrics_render(struct broker *b, bool per_object, struct evbuffer *out)
 {
 	if (!per_object) {
@@ -348,6 +435,7 @@ void metrics_render(struct broker *b, bool per_object, struct evbuffer *out)
 		    per_queue[i].help);
 		broker_each_queue(b, queue_sample, &a);
 	}
+	latency_metrics(b, out);
 	header(out, "warren_stream_consumer_offset", "gauge",
 	    "The offset stored for a named stream consumer");
 	broker_each_queue(b, stream_offsets_sample, out);

@@ -21,6 +21,7 @@
 #include "amqp_error.h"
 #include "broker.h"
 #include "config.h"
+#include "connection.h"
 #include "log.h"
 #include "login_throttle.h"
 #include "mgmt.h"
@@ -513,6 +514,7 @@ static void on_request(struct evhttp_request *r, void *arg)
 	const struct route *rt;
 	bool path_known;
 
+	b->clock_ms = conn_now_ms();	/* ages and latencies are read now */
 	TAILQ_INIT(&query);
 	if (evhttp_uri_get_query(uri) &&
 	    evhttp_parse_query_str(evhttp_uri_get_query(uri), &query) != 0) {

@@ -26,6 +26,7 @@
 #include "mgmt_handlers.h"
 #include "operations.h"
 #include "queue.h"
+#include "queue_latency.h"
 #include "strmap.h"
 #include "users.h"
 #include "vhost.h"
@@ -312,7 +313,34 @@ static json_t *stream_json(const struct queue *qu, const struct queue_stats *st)
 	    "consumer_offsets", o.list);
 }
 
-static json_t *queue_json(const struct queue *qu)
+static json_t *percentiles_json(bool has, uint64_t p50, uint64_t p99,
+    uint64_t samples)
+{
+	return has ? json_pack("{s:I, s:I, s:I}", "p50", (json_int_t)p50,
+	    "p99", (json_int_t)p99, "samples", (json_int_t)samples) :
+	    json_null();
+}
+
+/* How long messages wait (queue_latency.h): over the last minute. */
+static void latency_json(struct queue *qu, json_t *j)
+{
+	uint64_t now = qu->vh->broker->clock_ms;
+	int64_t oldest = queue_oldest_age(qu, now);
+	struct qlat_report r;
+
+	qlat_report(qu, now, &r);
+	json_object_set_new(j, "oldest_ready_age_ms", oldest < 0 ? json_null() :
+	    json_integer(oldest));
+	json_object_set_new(j, "time_in_queue_ms", percentiles_json(
+	    r.has_waits, r.wait_p50, r.wait_p99, r.waits));
+	json_object_set_new(j, "delivery_to_ack_ms", percentiles_json(
+	    r.has_acks, r.ack_p50, r.ack_p99, r.acks));
+	/* RabbitMQ's name and meaning; null without consumers. */
+	json_object_set_new(j, "consumer_utilisation", r.utilisation < 0 ?
+	    json_null() : json_real(r.utilisation));
+}
+
+static json_t *queue_json(struct queue *qu)
 {
 	struct queue_stats st;
 	uint64_t counts[3];
@@ -343,6 +371,8 @@ static json_t *queue_json(const struct queue *qu)
 	    "message_stats", message_stats(rate_names, counts, rates, 3, 3));
 	if (st.stream)
 		json_object_set_new(j, "stream", stream_json(qu, &st));
+	else
+		latency_json(qu, j);
 	if (qu->dedup)
 		json_object_set_new(j, "deduplication", dedup_json(qu->dedup));
 	return j;

@@ -18,6 +18,7 @@
 #include "message.h"
 #include "message_edit.h"
 #include "queue.h"
+#include "queue_latency.h"
 #include "vhost.h"
 
 /* Messages handed out per dispatch pass before yielding to the loop. */
@@ -65,6 +66,7 @@ void queue_unref(struct queue *q)
 	event_free(q->dispatch_ev);
 	event_free(q->idle_ev);
 	dedup_free(q->dedup, false);
+	qlat_free(q->lat);
 	queue_args_free(&q->args);
 	free(q->arguments);
 	free(q->name);
@@ -97,12 +99,23 @@ bool queue_browsable(const struct queue *q)
 	return q->type->browse != NULL;
 }
 
+int64_t queue_oldest_age(struct queue *q, uint64_t now)
+{
+	uint32_t stamp;
+
+	if (q->type->oldest == NULL || !q->type->oldest(q, &stamp))
+		return -1;
+	return (int64_t)qlat_age(now, stamp);
+}
+
 bool queue_pop(struct queue *q, struct queue_entry *out)
 {
 	bool got = q->type->pop(q, out);
 
-	if (got)
+	if (got) {
 		q->counters.delivered++;
+		qlat_note_wait(q, q->vh->broker->clock_ms, out->enqueued_at);
+	}
 	return got;
 }
 
@@ -221,6 +234,7 @@ void queue_add_consumer(struct queue *q, struct consumer *c)
 		TAILQ_INSERT_HEAD(&q->consumers, c, qlink);
 	q->n_consumers++;
 	q->had_consumer = true;
+	qlat_dispatched(q, q->vh->broker->clock_ms, q->count > 0);
 	evtimer_del(q->idle_ev);
 	queue_schedule_dispatch(q);
 }
@@ -229,6 +243,7 @@ void queue_remove_consumer(struct queue *q, struct consumer *c)
 {
 	TAILQ_REMOVE(&q->consumers, c, qlink);
 	q->n_consumers--;
+	qlat_dispatched(q, q->vh->broker->clock_ms, false);
 	if (q->type->consumer_removed)
 		q->type->consumer_removed(q, c);
 	c->q = NULL;
@@ -294,6 +309,7 @@ static void queue_dispatch(evutil_socket_t fd, short what, void *arg)
 	struct consumer *c;
 
 	queue_ref(q);
+	q->vh->broker->clock_ms = conn_now_ms();
 	if (q->type->dispatch) {
 		if (!q->type->dispatch(q, budget))
 			queue_schedule_dispatch(q);
@@ -316,6 +332,7 @@ static void queue_dispatch(evutil_socket_t fd, short what, void *arg)
 	/* Out of budget, not out of work: come back next turn. */
 	if (budget < 0)
 		queue_schedule_dispatch(q);
+	qlat_dispatched(q, q->vh->broker->clock_ms, budget < 0);
 	queue_unref(q);
 }
 

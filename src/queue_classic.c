@@ -17,6 +17,7 @@
 #include "log.h"
 #include "message.h"
 #include "queue.h"
+#include "queue_latency.h"
 #include "queue_tail.h"
 #include "store.h"
 #include "vhost.h"
@@ -183,7 +184,7 @@ static void page_out(struct queue *q, uint32_t level, struct message *msg,
 		.seq = e->seq, .expires_at = e->expires_at,
 		.body_len = (uint32_t)msg->body_len,
 		.redelivered = e->redelivered, .returns = e->returns,
-		.ret_seg = e->ret_seg,
+		.ret_seg = e->ret_seg, .enqueued_at = e->enqueued_at,
 	};
 
 	if (store_for(q, msg)) {
@@ -271,7 +272,7 @@ static void refill(struct queue *q, uint32_t level)
 		ring_push(r, (struct queue_entry){ .msg = m, .seq = te.seq,
 		    .expires_at = te.expires_at, .redelivered = te.redelivered,
 		    .returns = te.returns, .store_seg = te.enq_seg,
-		    .ret_seg = te.ret_seg });
+		    .ret_seg = te.ret_seg, .enqueued_at = te.enqueued_at });
 	}
 	drop_empty_tail(q, level);
 }
@@ -381,7 +382,9 @@ static bool would_overflow(const struct queue *q, const struct message *m)
 static bool classic_push(struct queue *q, struct message *msg, uint64_t *ticket)
 {
 	int64_t ttl = q->args.message_ttl;
-	struct queue_entry e = { .seq = cq(q)->next_seq++ };
+	uint64_t now = q->vh->broker->clock_ms;
+	struct queue_entry e = { .seq = cq(q)->next_seq++,
+	    .enqueued_at = qlat_stamp(now) };
 	struct store *store = store_for(q, msg);
 	uint32_t level = level_of(q, msg);
 	struct consumer *c;
@@ -400,6 +403,7 @@ static bool classic_push(struct queue *q, struct message *msg, uint64_t *ticket)
 			store_delivered(store, q->store_qid, msg->stored.id);
 		}
 		q->counters.delivered++;
+		qlat_note_wait(q, now, e.enqueued_at);	/* no wait */
 		c->ops->deliver(c, &e);
 		return true;
 	}
@@ -509,10 +513,12 @@ static bool classic_recover_entry(struct queue *q,
 {
 	uint32_t level = rec->priority < cq(q)->n_levels ? rec->priority :
 	    cq(q)->n_levels - 1;
+	/* How long it waited before the restart is not kept: from now. */
 	struct queue_entry e = { .seq = cq(q)->next_seq++,
 	    .redelivered = re->delivered, .store_seg = re->enq_seg,
 	    .returns = re->returns > UINT16_MAX ? UINT16_MAX :
-	    (uint16_t)re->returns, .ret_seg = re->ret_seg };
+	    (uint16_t)re->returns, .ret_seg = re->ret_seg,
+	    .enqueued_at = qlat_stamp(conn_now_ms()) };
 
 	/* It expires when it would have without the restart (or now). */
 	if (re->expires_in >= 0)
@@ -525,7 +531,7 @@ static bool classic_recover_entry(struct queue *q,
 		 */
 		struct tail_entry te = { rec->loc, e.seq, e.expires_at,
 		    re->enq_seg, rec->body_len, re->delivered, e.returns,
-		    e.ret_seg };
+		    e.ret_seg, e.enqueued_at };
 
 		tail_push(tail_of(q, level), &te);
 		q->count++;
@@ -563,6 +569,33 @@ static uint32_t classic_purge(struct queue *q)
 	evtimer_del(cq(q)->expiry_ev);
 	evtimer_del(cq(q)->refill_ev);
 	return n;
+}
+
+/* The oldest ready message's stamp: the oldest of the levels' heads. */
+static bool classic_oldest(struct queue *q, uint32_t *enqueued_at)
+{
+	uint64_t now = q->vh->broker->clock_ms, best = 0;
+	bool any = false;
+
+	for (uint32_t level = 0; level < cq(q)->n_levels; level++) {
+		const struct entry_ring *r = &cq(q)->levels[level];
+		struct tail_entry te;
+		uint32_t stamp;
+
+		if (r->count)
+			stamp = ring_at(r, 0)->enqueued_at;
+		else if (cq(q)->tails && cq(q)->tails[level] &&
+		    tail_peek(cq(q)->tails[level], &te))
+			stamp = te.enqueued_at;
+		else
+			continue;
+		if (!any || qlat_age(now, stamp) > best) {
+			best = qlat_age(now, stamp);
+			*enqueued_at = stamp;
+		}
+		any = true;
+	}
+	return any;
 }
 
 /* A paged-out entry as browsing sees it (its message read for the call). */
@@ -663,4 +696,5 @@ const struct queue_type queue_classic = {
 	.stats = classic_stats,
 	.memory = classic_memory,
 	.browse = classic_browse,
+	.oldest = classic_oldest,
 };

@@ -67,7 +67,9 @@ static void encode(uint8_t *p, const struct tail_entry *e)
 	le32_put(p + 44, e->enq_seg);
 	le32_put(p + 48, e->body_len);
 	p[52] = e->redelivered;
-	le32_put(p + 56, e->returns);
+	p[54] = (uint8_t)e->returns;
+	p[55] = (uint8_t)(e->returns >> 8);
+	le32_put(p + 56, e->enqueued_at);
 	le32_put(p + 60, e->ret_seg);
 }
 
@@ -83,7 +85,8 @@ static void decode(const uint8_t *p, struct tail_entry *e)
 	e->enq_seg = le32_get(p + 44);
 	e->body_len = le32_get(p + 48);
 	e->redelivered = p[52] != 0;
-	e->returns = (uint16_t)le32_get(p + 56);
+	e->returns = (uint16_t)(p[54] | p[55] << 8);
+	e->enqueued_at = le32_get(p + 56);
 	e->ret_seg = le32_get(p + 60);
 }
 

@@ -228,7 +228,7 @@ static const struct listing {
 	const char *columns[7];
 } listings[] = {
 	{ "queues", true, { "name", "type", "durable", "messages_ready",
-	    "messages_unacknowledged", "consumers" } },
+	    "messages_unacknowledged", "consumers", "oldest_ready_age_ms" } },
 	{ "exchanges", true, { "name", "type", "durable", "auto_delete",
 	    "internal" } },
 	{ "bindings", true, { "source", "destination", "destination_type",
@@ -443,6 +443,34 @@ static int run_show_stream(struct ctl *c, const struct verb *v,
 		ctl_print_table(json_object_get(stream, "consumer_offsets"),
 		    columns, 3);
 	}
+	ctl_reply_free(&r);
+	return CTL_OK;
+}
+
+static int run_show_queue(struct ctl *c, const struct verb *v,
+    struct args *a)
+{
+	static const char *const fields[] = { "name", "type", "durable",
+	    "messages_ready", "messages_unacknowledged", "messages_paged_out",
+	    "consumers", "oldest_ready_age_ms", "time_in_queue_ms.p50",
+	    "time_in_queue_ms.p99", "delivery_to_ack_ms.p50",
+	    "delivery_to_ack_ms.p99", "consumer_utilisation",
+	    "message_stats.publish_details.rate",
+	    "message_stats.deliver_get_details.rate",
+	    "message_stats.ack_details.rate" };
+	char *path = api_path("queues", c->vhost, a->pos[0], NULL);
+	struct ctl_reply r;
+	int rc = call(c, "GET", path, NULL, &r);
+
+	(void)v;
+	free(path);
+	if (rc)
+		return rc;
+	if (c->json)
+		ctl_print_json(r.json);
+	else
+		ctl_print_fields(r.json, fields, sizeof(fields) /
+		    sizeof(fields[0]));
 	ctl_reply_free(&r);
 	return CTL_OK;
 }
@@ -982,6 +1010,10 @@ static const struct verb verbs[] = {
 	    run_delete_binding },
 	{ "purge queue", 1, 1, "", "", "NAME", "drop a queue's ready messages",
 	    run_purge },
+	{ "show queue", 1, 1, "", "", "NAME", "a queue's depth, consumers, "
+	    "rates, and how long its messages wait: the oldest ready "
+	    "message's age, time in queue and delivery to ack (p50, p99, ms, "
+	    "over the last minute) and consumer utilisation", run_show_queue },
 	{ "show delayed", 1, 1, "", "|--count|--offset|",
 	    "EXCHANGE [--count N] [--offset K]", "an x-delayed-message "
 	    "exchange's scheduled messages, soonest first: how many, when the "

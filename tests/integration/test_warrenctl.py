@@ -24,7 +24,7 @@ VERBS = ["status", "list", "declare queue", "declare exchange", "declare binding
          "set permissions", "clear permissions", "set vhost limit",
          "clear vhost limit", "set user limit", "clear user limit",
          "add vhost", "delete vhost",
-         "close connection", "publish", "trace route", "browse", "get", "export", "import"]
+         "close connection", "publish", "trace route", "browse", "show queue", "get", "export", "import"]
 
 
 class Warrenctl(BrokerTestCase):

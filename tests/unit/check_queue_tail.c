@@ -36,7 +36,8 @@ static struct tail_entry entry(uint64_t i)
 		    .off = (uint32_t)(i * 1000), .len = (uint32_t)i + 20 },
 		.seq = 1000000 + i, .expires_at = i % 2 ? i * 11 : 0,
 		.enq_seg = (uint32_t)i % 4, .body_len = (uint32_t)i * 5,
-		.redelivered = i % 3 == 0,
+		.redelivered = i % 3 == 0, .returns = (uint16_t)(i * 13),
+		.ret_seg = (uint32_t)i % 5, .enqueued_at = (uint32_t)(i * 2654435761u),
 	};
 
 	return e;
@@ -56,6 +57,9 @@ static void assert_entry(const struct tail_entry *got, uint64_t i)
 	ck_assert_uint_eq(got->enq_seg, want.enq_seg);
 	ck_assert_uint_eq(got->body_len, want.body_len);
 	ck_assert_int_eq(got->redelivered, want.redelivered);
+	ck_assert_uint_eq(got->returns, want.returns);
+	ck_assert_uint_eq(got->ret_seg, want.ret_seg);
+	ck_assert_uint_eq(got->enqueued_at, want.enqueued_at);
 }
 
 static bool file_exists(void)
@@ -160,6 +164,38 @@ START_TEST(test_free_deletes_the_file)
 }
 END_TEST
 
+/* tail_get reads any window, across the read buffer, the file and the
+ * write buffer, taking nothing. */
+START_TEST(test_get_windows)
+{
+	struct queue_tail *t = tail_new(path);
+	struct tail_entry e, got[700];
+	uint64_t n = 1500, first = 0;
+
+	for (uint64_t i = 0; i < n; i++) {
+		e = entry(i);
+		tail_push(t, &e);
+	}
+	/* take some, so the front is in the read buffer */
+	for (; first < 100; first++)
+		ck_assert(tail_pop(t, &e));
+	for (uint64_t from = 0; from < n - first; from += 97) {
+		size_t k = tail_get(t, from, got, 700);
+
+		ck_assert_uint_eq(k, from + 700 <= n - first ? 700 :
+		    n - first - from);
+		for (size_t j = 0; j < k; j++)
+			assert_entry(&got[j], first + from + j);
+	}
+	ck_assert_uint_eq(tail_count(t), n - first);
+	for (uint64_t i = first; i < n; i++) {
+		ck_assert(tail_pop(t, &e));
+		assert_entry(&e, i);
+	}
+	tail_free(t);
+}
+END_TEST
+
 static Suite *tail_suite(void)
 {
 	Suite *s = suite_create("queue_tail");
@@ -170,6 +206,7 @@ static Suite *tail_suite(void)
 	tcase_add_test(tc, test_interleaved_push_and_pop_keep_order);
 	tcase_add_test(tc, test_unwritable_file_keeps_entries_in_memory);
 	tcase_add_test(tc, test_free_deletes_the_file);
+	tcase_add_test(tc, test_get_windows);
 	suite_add_tcase(s, tc);
 	return s;
 }
