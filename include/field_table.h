@@ -106,5 +106,14 @@ size_t ftw_table_begin(struct wbuf *b, const char *key);
 void ftw_bool(struct wbuf *b, const char *key, bool v);
 void ftw_longstr(struct wbuf *b, const char *key, const char *v);
 void ftw_i64(struct wbuf *b, const char *key, int64_t v);
+void ftw_i32(struct wbuf *b, const char *key, int32_t v);
+void ftw_timestamp(struct wbuf *b, const char *key, uint64_t v);
+/* A longstr of any bytes. */
+void ftw_bytes(struct wbuf *b, const char *key, struct bytes v);
+/* A table already encoded (without its length prefix). */
+void ftw_raw_table(struct wbuf *b, const char *key, struct bytes raw);
+/* An array of longstrs: begin, one ftw_array_bytes each, ftw_end. */
+size_t ftw_array_begin(struct wbuf *b, const char *key);
+void ftw_array_bytes(struct wbuf *b, struct bytes v);
 
 #endif

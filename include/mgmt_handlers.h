@@ -116,7 +116,10 @@ mgmt_handler mgmt_consumers, mgmt_publish, mgmt_get;
 mgmt_handler mgmt_delayed_list, mgmt_delayed_cancel;
 mgmt_handler mgmt_vhost_limits, mgmt_vhost_limit, mgmt_user_limits;
 mgmt_handler mgmt_user_limit;
-mgmt_handler mgmt_route, mgmt_browse;
+mgmt_handler mgmt_route, mgmt_browse, mgmt_trace;
+/* A connection's name as the API lists it ("PEER -> LOCAL"). */
+struct conn;
+void mgmt_conn_name(struct conn *c, char *out, size_t len);
 
 /*
  * The message a request body describes, as a publish through the API

@@ -4,6 +4,8 @@
 #ifndef WARREN_VHOST_H
 #define WARREN_VHOST_H
 
+#include <stdbool.h>
+
 #include "wire.h"
 
 struct broker;
@@ -20,11 +22,17 @@ struct vhost {
 	struct strmap *exchanges;	/* includes "" and the amq.* ones */
 	/* RabbitMQ's vhost limits (-1: none). */
 	int64_t max_connections, max_queues;
+	/* Tracing on (RabbitMQ's vhost "tracing"): journeys and the
+	 * firehose; NULL: off (journal.h). */
+	struct journal *journal;
 };
 
 /* A vhost with the default exchange and amq.direct/fanout/topic/headers/match. */
 struct vhost *vhost_new(struct broker *b, const char *name);
 void vhost_free(struct vhost *vh);
+
+/* Tracing on or off (journal.h): off forgets the journeys kept. */
+void vhost_set_tracing(struct vhost *vh, bool on);
 
 struct queue *vhost_find_queue(struct vhost *vh, struct bytes name);
 /* Create a queue named name (which must not exist); takes args' strings. */

@@ -12,7 +12,9 @@
 #include "config.h"
 #include "dead_letter.h"
 #include "dedup.h"
+#include "firehose.h"
 #include "frame.h"
+#include "journal.h"
 #include "log.h"
 #include "message.h"
 #include "method.h"
@@ -184,6 +186,16 @@ void chan_deliver(struct consumer *c, const struct queue_entry *e)
 	a->consumer_tag = bytes_str(c->tag);
 	a->delivery_tag = ch->next_tag;
 	a->redelivered = e->redelivered;
+	if (c->q->vh->journal) {
+		char detail[JOURNAL_NAME_MAX + 1];
+
+		snprintf(detail, sizeof(detail), "consumer '%s'%s", c->tag,
+		    c->no_ack ? ", no ack" : "");
+		journal_note(c->q->vh->journal, J_DELIVERED, msg, ch->conn->id,
+		    ch->number, c->q->name, detail);
+		firehose_deliver(c->q, msg, e->redelivered, ch->conn,
+		    ch->number);
+	}
 	ch->conn->broker->counters.messages_delivered++;
 	ch->msgs.delivered++;
 	ch->conn->msgs.delivered++;

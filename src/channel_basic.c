@@ -15,6 +15,8 @@
 #include "dedup.h"
 #include "exchange.h"
 #include "field_table.h"
+#include "firehose.h"
+#include "journal.h"
 #include "frame.h"
 #include "log.h"
 #include "message.h"
@@ -273,8 +275,17 @@ bool chan_route(struct channel *ch, struct exchange *x, struct message *msg,
     bool mandatory, uint64_t *ticket)
 {
 	struct broker_counters *counters = &ch->conn->broker->counters;
+	struct journal *journal = x->vh->journal;
 	bool routed, accepted = true;
+	char rk[JOURNAL_NAME_MAX + 1];
 
+	if (journal) {
+		snprintf(rk, sizeof(rk), "routing key '%.*s'",
+		    (int)msg->routing_key.len, (const char *)msg->routing_key.ptr);
+		journal_note(journal, J_PUBLISHED, msg, ch->conn->id,
+		    ch->number, x->name, rk);
+		firehose_publish(x, msg, ch->conn, ch->number);
+	}
 	if (x->name[0] == '\0' && chan_is_reply_key(msg->routing_key))
 		routed = chan_reply_to_route(ch, msg);
 	else
@@ -290,6 +301,9 @@ bool chan_route(struct channel *ch, struct exchange *x, struct message *msg,
 		counters->unroutable_dropped++;
 	if (!routed && mandatory)
 		chan_send_return(ch, msg);
+	if (!routed && journal)
+		journal_note(journal, mandatory ? J_RETURNED : J_UNROUTABLE, msg,
+		    ch->conn->id, ch->number, x->name, NULL);
 	return accepted;
 }
 
@@ -369,6 +383,13 @@ int chan_basic_get(struct channel *ch, const struct amqp_method *m,
 	ok->exchange = e.msg->exchange;
 	ok->routing_key = e.msg->routing_key;
 	ok->message_count = q->count;
+	if (q->vh->journal) {
+		journal_note(q->vh->journal, J_DELIVERED, e.msg, ch->conn->id,
+		    ch->number, q->name, a->no_ack ? "basic.get, no ack" :
+		    "basic.get");
+		firehose_deliver(q, e.msg, e.redelivered, ch->conn,
+		    ch->number);
+	}
 	chan_record_get(ch, &e, q, a->no_ack);
 	conn_send_method(ch->conn, ch->number, &r);
 	out = queue_outgoing(q, &e, true);

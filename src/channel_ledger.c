@@ -11,10 +11,12 @@
 #include "channel.h"
 #include "channel_ledger.h"
 #include "connection.h"
+#include "journal.h"
 #include "log.h"
 #include "message.h"
 #include "queue.h"
 #include "queue_latency.h"
+#include "vhost.h"
 
 struct delivery *chan_ledger_at(struct channel *ch, uint32_t i)
 {
@@ -149,6 +151,10 @@ static void settle_one(struct channel *ch, struct delivery *d,
 		if (d->consumer->q)
 			queue_schedule_dispatch(d->consumer->q);
 	}
+	if (q->vh->journal)
+		journal_note(q->vh->journal, how == SETTLE_ACK ? J_ACKED :
+		    how == SETTLE_REQUEUE ? J_REQUEUED : J_REJECTED, e.msg,
+		    ch->conn->id, ch->number, q->name, NULL);
 	queue_settle(q, &e, how);
 	/* A channel-wide limit frees credit for every consumer. */
 	if (ch->prefetch_channel || (held && !chan_over_memory_share(ch)))

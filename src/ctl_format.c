@@ -29,6 +29,8 @@ static char *cell(json_t *v)
 	size_t i;
 	json_t *item;
 
+	if (v == NULL)		/* a member this row does not have */
+		return strdup("");
 	switch (json_typeof(v)) {
 	case JSON_STRING:
 		return strdup(json_string_value(v));

@@ -12,12 +12,14 @@
  * - a message that would return to a queue it already died in, with no
  *   "rejected" death on the way, is dropped there: automatic cycles end.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "dead_letter.h"
 #include "exchange.h"
+#include "journal.h"
 #include "field_table.h"
 #include "log.h"
 #include "message.h"
@@ -204,8 +206,30 @@ static unsigned dl_depth, dl_copies;
 static void dead_letter_one(struct queue *q, struct message *msg,
     enum death_reason why);
 
+/* The journey's step when q lets msg go for why. */
+static void journal_death(struct queue *q, struct message *msg,
+    enum death_reason why)
+{
+	char detail[JOURNAL_NAME_MAX + 1];
+
+	if (why == DEATH_EXPIRED)
+		journal_note(q->vh->journal, J_EXPIRED, msg, 0, 0, q->name,
+		    NULL);
+	if (q->args.dlx) {
+		snprintf(detail, sizeof(detail), "%s, to exchange '%s'",
+		    reason_names[why], q->args.dlx);
+		journal_note(q->vh->journal, J_DEAD_LETTERED, msg, 0, 0,
+		    q->name, detail);
+	} else if (why != DEATH_EXPIRED) {
+		journal_note(q->vh->journal, J_DROPPED, msg, 0, 0, q->name,
+		    reason_names[why]);
+	}
+}
+
 void dead_letter(struct queue *q, struct message *msg, enum death_reason why)
 {
+	if (q->vh->journal)
+		journal_death(q, msg, why);
 	if (q->args.dlx == NULL)
 		return;
 	if (dl_depth == 0)

@@ -6,6 +6,7 @@
  * alternate exchange; each exchange is visited and each queue collected at
  * most once per message (generation stamps), so cycles terminate.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,7 @@
 #include "delayed.h"
 #include "exchange.h"
 #include "field_table.h"
+#include "journal.h"
 #include "log.h"
 #include "message.h"
 #include "message_edit.h"
@@ -325,9 +327,21 @@ bool exchange_publish(struct exchange *x, struct message *msg,
 	uint64_t delay;
 
 	*accepted = true;
-	if (x->dedup && dedup_seen(x->dedup, msg, ticket))
+	if (x->dedup && dedup_seen(x->dedup, msg, ticket)) {
+		if (x->vh->journal)
+			journal_note(x->vh->journal, J_DUPLICATE, msg, 0, 0,
+			    x->name, NULL);
 		return true;
+	}
 	if (x->delayed && (delay = delayed_delay_of(msg)) != 0) {
+		if (x->vh->journal) {
+			char ms[32];
+
+			snprintf(ms, sizeof(ms), "%llu ms",
+			    (unsigned long long)delay);
+			journal_note(x->vh->journal, J_DELAYED, msg, 0, 0,
+			    x->name, ms);
+		}
 		delayed_schedule(x->delayed, msg, delay, ticket);
 		return true;
 	}

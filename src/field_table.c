@@ -490,6 +490,42 @@ void ftw_i64(struct wbuf *b, const char *key, int64_t v)
 	wbuf_put_u64(b, (uint64_t)v);
 }
 
+void ftw_i32(struct wbuf *b, const char *key, int32_t v)
+{
+	put_key(b, key, 'I');
+	wbuf_put_u32(b, (uint32_t)v);
+}
+
+void ftw_timestamp(struct wbuf *b, const char *key, uint64_t v)
+{
+	put_key(b, key, 'T');
+	wbuf_put_u64(b, v);
+}
+
+void ftw_bytes(struct wbuf *b, const char *key, struct bytes v)
+{
+	put_key(b, key, 'S');
+	wbuf_put_longstr(b, v);
+}
+
+void ftw_raw_table(struct wbuf *b, const char *key, struct bytes raw)
+{
+	put_key(b, key, 'F');
+	wbuf_put_longstr(b, raw);	/* a table is its length and bytes */
+}
+
+size_t ftw_array_begin(struct wbuf *b, const char *key)
+{
+	put_key(b, key, 'A');
+	return ftw_begin(b);
+}
+
+void ftw_array_bytes(struct wbuf *b, struct bytes v)
+{
+	wbuf_put_u8(b, 'S');
+	wbuf_put_longstr(b, v);
+}
+
 /* ---- RabbitMQ's equality of argument and header values ------------- */
 
 /*

@@ -81,6 +81,7 @@ static const struct route routes[] = {
 	    mgmt_delayed_cancel },
 	{ POST, { "queues", "*", "*", "get" }, M, mgmt_get },
 	{ GET, { "queues", "*", "*", "browse" }, M, mgmt_browse },
+	{ GET, { "trace", "*" }, M, mgmt_trace },
 	{ POST, { "route", "*", "*" }, M, mgmt_route },
 	{ GET, { "exchanges", "*", "*", "bindings", "source" }, M,
 	    mgmt_object_bindings },

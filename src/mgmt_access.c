@@ -309,7 +309,7 @@ static json_t *vhost_json(const struct vhost *vh)
 		unacked += st.unacked;
 	}
 	return json_pack("{s:s, s:s, s:[], s:b, s:I, s:I, s:I}", "name",
-	    vh->name, "description", "", "tags", "tracing", 0,
+	    vh->name, "description", "", "tags", "tracing", vh->journal != NULL,
 	    "messages", (json_int_t)(ready + unacked), "messages_ready",
 	    (json_int_t)ready, "messages_unacknowledged", (json_int_t)unacked);
 }
@@ -330,6 +330,7 @@ void mgmt_vhost_one(struct mgmt_req *q)
 {
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(q->r);
 	struct vhost *vh = broker_find_vhost(q->b, bytes_str(q->seg[1]));
+	bool tracing;
 	char err[256];
 
 	if (cmd != EVHTTP_REQ_GET && !user_has_tag(q->user, "administrator")) {
@@ -338,7 +339,10 @@ void mgmt_vhost_one(struct mgmt_req *q)
 	}
 	switch (cmd) {
 	case EVHTTP_REQ_PUT:
+		if (!mgmt_body_bool(q, "tracing", vh && vh->journal, &tracing))
+			return;
 		if (vh) {
+			vhost_set_tracing(vh, tracing);
 			mgmt_reply(q, HTTP_NOCONTENT, NULL);
 			return;
 		}
@@ -347,7 +351,9 @@ void mgmt_vhost_one(struct mgmt_req *q)
 			    "a vhost name must not be empty");
 			return;
 		}
-		broker_add_vhost(q->b, q->seg[1]);
+		vh = broker_add_vhost(q->b, q->seg[1]);
+		if (vh)
+			vhost_set_tracing(vh, tracing);
 		/* As RabbitMQ's API: its creator may use the new vhost. */
 		if (userdb_set_permissions(q->b->users, q->user->name,
 		    q->seg[1], ".*", ".*", ".*", err, sizeof(err)) != 0)

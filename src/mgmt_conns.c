@@ -52,7 +52,7 @@ static void local_address(struct conn *c, char *out, size_t len)
 	snprintf(out, len, "%s:%u", host, port);
 }
 
-static void conn_name(struct conn *c, char *out, size_t len)
+void mgmt_conn_name(struct conn *c, char *out, size_t len)
 {
 	char local[80];
 
@@ -83,7 +83,7 @@ static json_t *connection_details(struct conn *c)
 {
 	char name[200];
 
-	conn_name(c, name, sizeof(name));
+	mgmt_conn_name(c, name, sizeof(name));
 	return host_port(c->peer, "peer_host", "peer_port",
 	    json_pack("{s:s}", "name", name));
 }
@@ -102,7 +102,7 @@ static json_t *connection_json(struct conn *c)
 	json_t *o;
 
 	conn_stats(c, &st);
-	conn_name(c, name, sizeof(name));
+	mgmt_conn_name(c, name, sizeof(name));
 	local_address(c, local, sizeof(local));
 	o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:b, s:s, s:i, "
 	    "s:i, s:i, s:I, s:o}", "name", name, "node", c->broker->cfg->node_name,
@@ -145,7 +145,7 @@ void mgmt_connection(struct mgmt_req *q)
 	TAILQ_FOREACH(c, &q->b->conns, link) {
 		if (!may_see_conn(q, c))
 			continue;
-		conn_name(c, name, sizeof(name));
+		mgmt_conn_name(c, name, sizeof(name));
 		if (strcmp(name, q->seg[1]) == 0)
 			break;
 	}
@@ -173,7 +173,7 @@ static json_t *channel_details(struct channel *ch)
 	char name[240], conn[200];
 	json_t *o;
 
-	conn_name(ch->conn, conn, sizeof(conn));
+	mgmt_conn_name(ch->conn, conn, sizeof(conn));
 	snprintf(name, sizeof(name), "%s (%u)", conn, ch->number);
 	o = connection_details(ch->conn);
 	json_object_set_new(o, "connection_name", json_string(conn));

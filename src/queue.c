@@ -15,6 +15,7 @@
 #include "connection.h"
 #include "log.h"
 #include "dedup.h"
+#include "journal.h"
 #include "message.h"
 #include "message_edit.h"
 #include "queue.h"
@@ -78,9 +79,20 @@ bool queue_push(struct queue *q, struct message *msg, uint64_t *ticket)
 	bool accepted;
 
 	/* A duplicate is taken (and so confirmed) and goes no further. */
-	if (q->dedup && dedup_seen(q->dedup, msg, ticket))
+	if (q->dedup && dedup_seen(q->dedup, msg, ticket)) {
+		if (q->vh->journal)
+			journal_note(q->vh->journal, J_DUPLICATE, msg, 0, 0,
+			    q->name, NULL);
 		return true;
+	}
+	/* Before the push: a consumer waiting may get it at once. */
+	if (q->vh->journal)
+		journal_note(q->vh->journal, J_ENQUEUED, msg, 0, 0, q->name,
+		    NULL);
 	accepted = q->type->push(q, msg, ticket);
+	if (!accepted && q->vh->journal)
+		journal_note(q->vh->journal, J_DROPPED, msg, 0, 0, q->name,
+		    "refused: the queue is full (x-overflow)");
 
 	if (accepted)
 		q->counters.published++;

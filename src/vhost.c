@@ -11,6 +11,7 @@
 #include "broker.h"
 #include "dedup.h"
 #include "exchange.h"
+#include "journal.h"
 #include "log.h"
 #include "queue.h"
 #include "strmap.h"
@@ -50,8 +51,22 @@ struct vhost *vhost_new(struct broker *b, const char *name)
 	return vh;
 }
 
+void vhost_set_tracing(struct vhost *vh, bool on)
+{
+	if (on == (vh->journal != NULL))
+		return;
+	if (on) {
+		vh->journal = journal_new();
+	} else {
+		journal_free(vh->journal);
+		vh->journal = NULL;
+	}
+	log_info("vhost '%s': tracing %s", vh->name, on ? "on" : "off");
+}
+
 void vhost_free(struct vhost *vh)
 {
+	journal_free(vh->journal);
 	struct bytes k;
 	void *v;
 

@@ -901,6 +901,53 @@ static int run_browse(struct ctl *c, const struct verb *v, struct args *a)
 	return CTL_OK;
 }
 
+static int run_trace_switch(struct ctl *c, const struct verb *v,
+    struct args *a)
+{
+	bool on = strcmp(v->words, "trace on") == 0;
+	char *path = api_path("vhosts", a->pos[0], NULL);
+	int rc = simple(c, "PUT", path, json_pack("{s:b}", "tracing", on),
+	    on ? "tracing on: journeys are kept and the firehose "
+	    "(amq.rabbitmq.trace) publishes" : "tracing off");
+
+	free(path);
+	return rc;
+}
+
+static int run_trace_show(struct ctl *c, const struct verb *v,
+    struct args *a)
+{
+	static const char *const columns[] = { "time", "step", "where",
+	    "detail", "connection", "channel", "message_id",
+	    "correlation_id" };
+	const char *limit = opt(a, "--limit");
+	char *base = api_path("trace", a->pos[0], NULL), *id, path[4400];
+	struct ctl_reply r;
+	int rc;
+
+	limit = limit ? limit : "1000";
+	if (!digits(limit)) {
+		free(base);
+		return usage_error(v, "%s", "--limit takes a number");
+	}
+	id = ctl_encode(a->pos[1]);
+	snprintf(path, sizeof(path), "%s?id=%.1000s&limit=%.9s", base, id,
+	    limit);
+	free(id);
+	free(base);
+	if ((rc = call(c, "GET", path, NULL, &r)) != CTL_OK)
+		return rc;
+	if (c->json)
+		ctl_print_json(r.json);
+	else if (!json_is_true(json_object_get(r.json, "tracing")))
+		printf("tracing is off in vhost '%s' (warrenctl trace on %s)\n",
+		    a->pos[0], a->pos[0]);
+	else
+		ctl_print_table(json_object_get(r.json, "events"), columns, 8);
+	ctl_reply_free(&r);
+	return CTL_OK;
+}
+
 static int run_get(struct ctl *c, const struct verb *v, struct args *a)
 {
 	static const char *const columns[] = { "routing_key", "exchange",
@@ -1069,6 +1116,16 @@ static const struct verb verbs[] = {
 	    "exchanges, and why the other bindings it passed did not match; "
 	    "nothing is published (VALUE is JSON when it parses, else a "
 	    "string)", run_trace_route },
+	{ "trace on", 1, 1, "", "", "VHOST", "keep message journeys in VHOST "
+	    "(a bounded ring, searchable with trace show) and publish "
+	    "RabbitMQ's firehose to amq.rabbitmq.trace", run_trace_switch },
+	{ "trace off", 1, 1, "", "", "VHOST", "stop tracing VHOST and forget "
+	    "its journeys", run_trace_switch },
+	{ "trace show", 2, 2, "", "|--limit|", "VHOST ID [--limit N]",
+	    "the journey of the messages whose message-id or correlation-id "
+	    "is ID: published, enqueued, delivered, acked, requeued, "
+	    "rejected, expired, dead-lettered, returned (the newest N events, "
+	    "1000)", run_trace_show },
 	{ "browse", 2, 2, "", "|-n|--offset|--preview|",
 	    "VHOST QUEUE [-n N] [--offset K] [--preview BYTES]",
 	    "show N (20) ready messages of QUEUE from the K-th (0) in the order "

@@ -24,7 +24,8 @@ VERBS = ["status", "list", "declare queue", "declare exchange", "declare binding
          "set permissions", "clear permissions", "set vhost limit",
          "clear vhost limit", "set user limit", "clear user limit",
          "add vhost", "delete vhost",
-         "close connection", "publish", "trace route", "browse", "show queue", "get", "export", "import"]
+         "close connection", "publish", "trace route", "trace on", "trace off", "trace show", "browse",
+         "show queue", "get", "export", "import"]
 
 
 class Warrenctl(BrokerTestCase):
