@@ -186,7 +186,7 @@ void chan_deliver(struct consumer *c, const struct queue_entry *e)
 	a->consumer_tag = bytes_str(c->tag);
 	a->delivery_tag = ch->next_tag;
 	a->redelivered = e->redelivered;
-	if (c->q->vh->journal) {
+	if (c->q && c->q->vh->journal) {	/* none: direct reply-to */
 		char detail[JOURNAL_NAME_MAX + 1];
 
 		snprintf(detail, sizeof(detail), "consumer '%s'%s", c->tag,
