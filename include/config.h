@@ -46,6 +46,7 @@ struct warren_config {
 	char *mgmt_ssl_ip;		/* default "127.0.0.1" */
 	uint16_t mgmt_ssl_port;
 	char *mgmt_ssl_certfile, *mgmt_ssl_keyfile, *mgmt_ssl_cacertfile;
+	char *console_dir;		/* management.console_dir; "": none */
 	/* Prometheus metrics: prometheus.tcp.ip / .port (0: none). */
 	char *prometheus_ip;		/* default "127.0.0.1" */
 	uint16_t prometheus_port;	/* default 15692 */

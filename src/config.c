@@ -19,6 +19,11 @@
 #include "log.h"
 #include "strmap.h"
 
+/* Where make install puts the web console (Makefile.am sets it). */
+#ifndef WARREN_CONSOLE_DIR
+#define WARREN_CONSOLE_DIR "/usr/local/share/warren/console"
+#endif
+
 /* State for one pass over a file (or over the defaults). */
 struct load {
 	struct warren_config *cfg;
@@ -140,6 +145,9 @@ static const struct config_key keys[] = {
 	    "HTTP management API port; 0: no management API"),
 	STR("management.tcp.ip", mgmt_ip, "127.0.0.1",
 	    "address the management API listens on"),
+	STR("management.console_dir", console_dir, WARREN_CONSOLE_DIR,
+	    "the web console's files, served on the management port; an "
+	    "empty value turns the console off"),
 	UINT("management.ssl.port", mgmt_ssl_port, 0, 65535, false, "0",
 	    "HTTPS port of the management API; 0: none"),
 	STR("management.ssl.ip", mgmt_ssl_ip, "127.0.0.1",

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "login_throttle.h"
 #include "mgmt.h"
+#include "mgmt_console.h"
 #include "metrics.h"
 #include "mgmt_handlers.h"
 #include "strmap.h"
@@ -516,6 +517,10 @@ static void on_request(struct evhttp_request *r, void *arg)
 	bool path_known;
 
 	b->clock_ms = conn_now_ms();	/* ages and latencies are read now */
+	if (mgmt_console_path(evhttp_uri_get_path(uri))) {
+		mgmt_console_serve(r, b->cfg, evhttp_uri_get_path(uri));
+		return;
+	}
 	TAILQ_INIT(&query);
 	if (evhttp_uri_get_query(uri) &&
 	    evhttp_parse_query_str(evhttp_uri_get_query(uri), &query) != 0) {
@@ -530,8 +535,13 @@ static void on_request(struct evhttp_request *r, void *arg)
 	if (!login_allowed(&q))
 		goto done;
 	if (q.user == NULL || !allowed(q.user, ACCESS_MANAGEMENT)) {
-		evhttp_add_header(evhttp_request_get_output_headers(r),
-		    "WWW-Authenticate", "Basic realm=\"RabbitMQ Management\"");
+		/* Not to a script (the web console), whose browser would
+		 * put up its own password dialog over the page's. */
+		if (evhttp_find_header(evhttp_request_get_input_headers(r),
+		    "X-Requested-With") == NULL)
+			evhttp_add_header(evhttp_request_get_output_headers(r),
+			    "WWW-Authenticate",
+			    "Basic realm=\"RabbitMQ Management\"");
 		mgmt_error(&q, 401, "not_authorized", q.user ?
 		    "Not management user" : "Login failed");
 		goto done;

@@ -94,7 +94,8 @@ class InstallTest(unittest.TestCase):
         prefix = os.path.dirname(os.path.dirname(warrend[0]))
         for rel in ("bin/warrenctl", "bin/warren-bench", "share/man/man8/warrend.8",
                     "share/man/man5/warren.conf.5", "share/man/man1/warrenctl.1",
-                    "share/man/man1/warren-bench.1"):
+                    "share/man/man1/warren-bench.1", "share/warren/console/index.html",
+                    "share/warren/console/console.js", "share/warren/console/console.css"):
             self.assertTrue(os.path.exists(os.path.join(prefix, rel)), rel)
         conf = glob.glob(os.path.join(root, "**", "warren", "warren.conf"), recursive=True)
         self.assertEqual(len(conf), 1, "installed warren.conf: %r" % conf)
@@ -194,6 +195,8 @@ class DebianPackageTest(unittest.TestCase):
                      "/usr/share/man/man1/warren-bench.1.gz",
                      "/etc/warren/warren.conf", "/lib/systemd/system/warren.service",
                      "/etc/logrotate.d/warren", "/var/lib/warren/", "/var/log/warren/",
+                     "/usr/share/warren/console/index.html",
+                     "/usr/share/warren/console/console.js",
                      "/usr/share/doc/warren/copyright"):
             self.assertIn(path, files)
         fields = self.dpkg_deb("-f", self.deb, "Package", "Depends")
