@@ -101,6 +101,13 @@ def skip_if_external(reason):
     return lambda obj: obj
 
 
+def require_own_broker(reason):
+    """The statement form of skip_if_external, for setUp/setUpClass: skip
+    when running against an external broker."""
+    if is_external():
+        raise unittest.SkipTest("external broker (WARREN_TEST_EXTERNAL): " + reason)
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -23,7 +23,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pika  # noqa: E402
 
-from harness import Broker, main, skip_if_external  # noqa: E402
+from harness import Broker, main, require_own_broker  # noqa: E402
 from test_mgmt_api import Api  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -43,7 +43,7 @@ def load_compare():
 
 class DefinitionsIntoRabbitMQ(unittest.TestCase):
     def setUp(self):
-        skip_if_external("starts warrend and a private RabbitMQ node")
+        require_own_broker("starts warrend and a private RabbitMQ node")
         if not os.access(RABBITMQ_SERVER, os.X_OK):
             self.skipTest("%s is missing (scripts/bootstrap installs Debian's "
                           "rabbitmq-server)" % RABBITMQ_SERVER)

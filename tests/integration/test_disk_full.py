@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pika  # noqa: E402
 import pika.exceptions  # noqa: E402
 
-from harness import Broker, get_all, main, skip_if_external, wait_until  # noqa: E402
+from harness import Broker, get_all, main, require_own_broker, wait_until  # noqa: E402
 
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
 MiB = 1 << 20
@@ -95,7 +95,7 @@ class DiskFull(unittest.TestCase):
     SIZE = 32 * MiB
 
     def setUp(self):
-        skip_if_external("mounts a tmpfs as the broker's data directory")
+        require_own_broker("mounts a tmpfs as the broker's data directory")
         if os.geteuid() != 0:
             self.skipTest("needs root to mount a tmpfs (CI runs as root)")
         self.mnt = tempfile.mkdtemp(prefix="warren-diskfull-")

@@ -20,7 +20,7 @@ import pika
 import pika.exceptions
 
 from harness import (Broker, find_warrend, free_port, get_all as drain, main,
-                     skip_if_external, wait_until)
+                     require_own_broker, wait_until)
 
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
 TRANSIENT = pika.BasicProperties(delivery_mode=1)
@@ -36,7 +36,7 @@ def sync_marker(ch, queue="durability.marker"):
 
 class Restarts(unittest.TestCase):
     def setUp(self):
-        skip_if_external("restarts the broker")
+        require_own_broker("restarts the broker")
 
     def declare_world(self, ch):
         ch.exchange_declare("d.x", "topic", durable=True)
@@ -263,7 +263,7 @@ class CrashLoop(unittest.TestCase):
     ROUNDS = 10
 
     def setUp(self):
-        skip_if_external("kills the broker")
+        require_own_broker("kills the broker")
 
     def publish_until_killed(self, b, prefix, confirmed, stop):
         try:
@@ -324,7 +324,7 @@ class CrashLoop(unittest.TestCase):
 
 class Corruption(unittest.TestCase):
     def setUp(self):
-        skip_if_external("edits the broker's files")
+        require_own_broker("edits the broker's files")
 
     def test_flipped_byte_and_torn_tail_cost_only_the_damaged_records(self):
         with Broker() as b:

@@ -26,7 +26,7 @@ import pika.exceptions
 from harness import (BASIC_PUBLISH, FRAME_HEADER, QUEUE_DECLARE, BrokerTestCase,
                      content_header_payload, enc_bits, enc_short, enc_shortstr,
                      PikaTestCase, frame, main, method_frame, raw_connect,
-                     skip_if_external)
+                     require_own_broker)
 from test_mgmt_api import Api
 
 NOT_ALLOWED = 530
@@ -38,7 +38,7 @@ class LimitsCase(PikaTestCase):
 
     @classmethod
     def setUpClass(cls):
-        skip_if_external("sets limits through warrend's management API")
+        require_own_broker("sets limits through warrend's management API")
         super().setUpClass()
         if cls._skip_reason:
             return

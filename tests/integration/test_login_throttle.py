@@ -15,7 +15,7 @@ import json
 import time
 
 from harness import (BrokerTestCase, ConnectionClosedByPeer, RawClient, main,
-                     skip_if_external)
+                     require_own_broker)
 
 BURST = 20
 
@@ -23,7 +23,7 @@ BURST = 20
 class LoginThrottle(BrokerTestCase):
     @classmethod
     def setUpClass(cls):
-        skip_if_external("counts warrend's refusals")
+        require_own_broker("counts warrend's refusals")
         super().setUpClass()
 
     def attempt(self, password, source="127.0.0.1"):

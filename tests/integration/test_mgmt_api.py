@@ -35,7 +35,7 @@ import pika  # noqa: E402
 import pika.exceptions  # noqa: E402
 
 from harness import (BrokerTestCase, Broker, BrokerError, free_port, main,  # noqa: E402
-                     skip_if_external, wait_until)
+                     require_own_broker, wait_until)
 from test_tls import make_pki  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -74,7 +74,7 @@ class Api:
 class MgmtApi(BrokerTestCase):
     @classmethod
     def setUpClass(cls):
-        skip_if_external("talks to warrend's management port")
+        require_own_broker("talks to warrend's management port")
         super().setUpClass()
         cls.api = Api(cls.broker)
 
@@ -621,7 +621,7 @@ class MgmtHostileInput(BrokerTestCase):
 
     @classmethod
     def setUpClass(cls):
-        skip_if_external("sends raw bytes to warrend's management port")
+        require_own_broker("sends raw bytes to warrend's management port")
         super().setUpClass()
         cls.api = Api(cls.broker)
 
@@ -708,7 +708,7 @@ class MgmtHttps(unittest.TestCase):
     verifies the certificate against the test CA."""
 
     def setUp(self):
-        skip_if_external("starts warrend with management.ssl.*")
+        require_own_broker("starts warrend with management.ssl.*")
         if shutil.which("openssl") is None:
             raise AssertionError("the openssl command is needed (Debian package openssl)")
         self.pki_dir = tempfile.mkdtemp(prefix="warren-mgmt-tls-")
@@ -746,7 +746,7 @@ class MgmtHttps(unittest.TestCase):
 
 class MgmtPersistence(unittest.TestCase):
     def setUp(self):
-        skip_if_external("restarts warrend")
+        require_own_broker("restarts warrend")
 
     def test_api_changes_survive_kill(self):
         with Broker() as b:

@@ -17,7 +17,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pika  # noqa: E402
 
-from harness import Broker, get_all, main, skip_if_external, wait_until  # noqa: E402
+from harness import Broker, get_all, main, require_own_broker, wait_until  # noqa: E402
 
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
 MEMORY = 100  # messages per queue level kept in memory
@@ -35,7 +35,7 @@ def publish(ch, queue, bodies, props=PERSISTENT):
 
 class Paging(unittest.TestCase):
     def setUp(self):
-        skip_if_external("reads the broker's data directory")
+        require_own_broker("reads the broker's data directory")
 
     def broker(self, **extra):
         config = {"warren.queue.memory_messages": MEMORY}
@@ -250,7 +250,7 @@ class StoreFlow(unittest.TestCase):
     backpressure, no connection.blocked) instead of growing memory."""
 
     def setUp(self):
-        skip_if_external("needs a slow store")
+        require_own_broker("needs a slow store")
 
     def test_publishers_wait_for_a_slow_store_and_lose_nothing(self):
         # Each write round waits 100 ms: the store falls behind at once.

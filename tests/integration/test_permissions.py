@@ -23,7 +23,7 @@ import urllib.request
 import pika
 import pika.exceptions
 
-from harness import BrokerTestCase, main, skip_if_external
+from harness import BrokerTestCase, main, require_own_broker
 from test_mgmt_api import Api
 
 ACCESS_REFUSED = 403
@@ -198,7 +198,7 @@ class MgmtPermissionTest(BrokerTestCase):
 
     @classmethod
     def setUpClass(cls):
-        skip_if_external("uses warrend's management API")
+        require_own_broker("uses warrend's management API")
         super().setUpClass()
         if cls._skip_reason:
             return
@@ -279,7 +279,7 @@ class TopicPermissionTest(BrokerTestCase):
 
     @classmethod
     def setUpClass(cls):
-        skip_if_external("sets topic permissions through warrend's API")
+        require_own_broker("sets topic permissions through warrend's API")
         super().setUpClass()
         if cls._skip_reason:
             return

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pika  # noqa: E402
 import pika.exceptions  # noqa: E402
 
-from harness import Broker, main, skip_if_external  # noqa: E402
+from harness import Broker, main, require_own_broker  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RABBIT_DEFS = os.path.join(HERE, "..", "data", "rabbitmq-3.10-definitions.json")
@@ -35,7 +35,7 @@ def definitions(b):
 
 class FirstStart(unittest.TestCase):
     def setUp(self):
-        skip_if_external("reads the broker's data directory")
+        require_own_broker("reads the broker's data directory")
 
     def test_default_user_seeded_as_administrator(self):
         with Broker(config={"default_user": "admin", "default_pass": "s3cret",
@@ -71,7 +71,7 @@ class RabbitMQDefinitions(unittest.TestCase):
     """The users, vhosts and permissions of a RabbitMQ 3.10.8 export."""
 
     def setUp(self):
-        skip_if_external("starts warrend with load_definitions")
+        require_own_broker("starts warrend with load_definitions")
 
     def connect(self, b, user, password, vhost="/"):
         return pika.BlockingConnection(b.params(user=user, password=password,

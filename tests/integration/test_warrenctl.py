@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pika  # noqa: E402
 import pika.exceptions  # noqa: E402
 
-from harness import BrokerTestCase, find_warrenctl, free_port, main, wait_until, skip_if_external  # noqa: E402
+from harness import BrokerTestCase, find_warrenctl, free_port, main, wait_until, require_own_broker  # noqa: E402
 
 VERBS = ["status", "list", "declare queue", "declare exchange", "declare binding",
          "delete queue", "delete exchange", "delete binding", "purge queue",
@@ -31,7 +31,7 @@ VERBS = ["status", "list", "declare queue", "declare exchange", "declare binding
 class Warrenctl(BrokerTestCase):
     @classmethod
     def setUpClass(cls):
-        skip_if_external("runs warrenctl against warrend's management port")
+        require_own_broker("runs warrenctl against warrend's management port")
         super().setUpClass()
 
     def ctl(self, *args, rc=0, stdin=None, env=None, port=None):
