@@ -409,9 +409,19 @@ async function show() {
   }
 }
 
+/* Pages that show live state redraw themselves; those where a result was
+ * asked for (a trace, a search, a get) keep it until the user moves on. */
+function refresh() {
+  const page = (location.hash || "#/overview").split("/")[1];
+  const got = document.getElementById("got");
+  if (["exchange", "journeys", "admin"].includes(page) || (got && got.childNodes.length))
+    return;
+  show();
+}
+
 function schedule() {
   clearInterval(timer);
-  timer = setInterval(show, REFRESH_MS);
+  timer = setInterval(refresh, REFRESH_MS);
 }
 
 async function start() {

@@ -25,6 +25,8 @@ SHOTS = os.path.join(BUILDDIR, "screenshots")
 try:
     from selenium import webdriver
     from selenium.webdriver.common.by import By
+    from selenium.common.exceptions import (NoSuchElementException,
+                                            StaleElementReferenceException)
     from selenium.webdriver.support.ui import WebDriverWait
     HAVE_SELENIUM = True
 except ImportError:
@@ -82,7 +84,11 @@ class ConsoleTest(PikaTestCase):
         return json.loads(text) if text else None
 
     def wait(self, cond, what, timeout=30):
-        return WebDriverWait(self.driver, timeout).until(lambda d: cond(), message=what)
+        """Until cond() is true.  The page redraws itself every few seconds,
+        so an element found a moment ago may be gone: that is retried."""
+        return WebDriverWait(self.driver, timeout, ignored_exceptions=(
+            StaleElementReferenceException, NoSuchElementException)).until(
+            lambda d: cond(), message=what)
 
     def login(self, user="guest", password="guest"):
         d = self.driver
@@ -93,6 +99,12 @@ class ConsoleTest(PikaTestCase):
         d.find_element(By.ID, "login-user").send_keys(user)
         d.find_element(By.ID, "login-password").send_keys(password)
         d.find_element(By.ID, "login-submit").click()
+
+    def click(self, by, what):
+        """Click the element when it is there (found and clicked at once:
+        a redraw in between is retried)."""
+        self.wait(lambda: self.driver.find_element(by, what).click() or True,
+                  "%s to click" % what)
 
     def text(self, element_id):
         try:
@@ -121,7 +133,7 @@ class ConsoleTest(PikaTestCase):
         # the ready messages are browsed, in order, without being taken
         cells = self.driver.find_elements(By.CSS_SELECTOR, "table:last-of-type tbody tr")
         self.assertEqual(len(cells), 7)
-        self.driver.find_element(By.ID, "purge").click()
+        self.click(By.ID, "purge")
         wait_until(lambda: self.api("GET", "/queues/%2F/console-orders")["messages_ready"] == 0,
                    what="the purge")
         self.wait(lambda: self.detail("messages ready") == "0", "the page to show 0")
@@ -139,11 +151,11 @@ class ConsoleTest(PikaTestCase):
         self.wait(lambda: "guest" in self.text("who"), "logged in")
         self.open("#/exchange/%2F/console-x", "trace-form")
         self.driver.find_element(By.ID, "trace-key").send_keys("order.eu.created")
-        self.driver.find_element(By.ID, "trace-submit").click()
+        self.click(By.ID, "trace-submit")
         self.wait(lambda: "reaches: console-eu" in self.text("trace-queues"), "the traced route")
         self.driver.find_element(By.ID, "trace-key").clear()
         self.driver.find_element(By.ID, "trace-key").send_keys("order.us.created")
-        self.driver.find_element(By.ID, "trace-submit").click()
+        self.click(By.ID, "trace-submit")
         self.wait(lambda: "reaches no queue" in self.text("trace-queues"), "an unroutable key")
         self.assertIn("does not match", self.text("trace-result"))
 
@@ -157,10 +169,7 @@ class ConsoleTest(PikaTestCase):
         self.wait(lambda: "guest" in self.text("who"), "logged in")
         self.driver.get(self.url("#/connections"))
         self.driver.refresh()
-        button = self.wait(lambda: [b for b in self.driver.find_elements(
-            By.CSS_SELECTOR, "button.close-connection")
-            if b.get_attribute("data-name") == victim_name], "the connection's Close button")
-        button[0].click()
+        self.click(By.CSS_SELECTOR, 'button.close-connection[data-name="%s"]' % victim_name)
         wait_until(lambda: victim_name not in names(), what="the close")
         with self.assertRaises(pika.exceptions.ConnectionClosedByBroker) as cm:
             wait_until(lambda: victim.process_data_events(0.05) or False, timeout=10)
@@ -189,12 +198,15 @@ class ConsoleTest(PikaTestCase):
         self.open("#/queue/%2F/console-watched", "queue-name")
         self.wait(lambda: self.detail("messages ready") == "1", "the depth")
         for element_id in ("purge", "delete-queue", "publish"):
-            self.assertFalse(self.driver.find_element(By.ID, element_id).is_displayed(), element_id)
+            self.wait(lambda: not self.driver.find_element(By.ID, element_id).is_displayed(),
+                      "#%s hidden" % element_id)
         self.driver.get(self.url("#/connections"))
         self.driver.refresh()
-        self.wait(lambda: self.driver.find_elements(By.CSS_SELECTOR, "table"), "the connections")
-        self.assertFalse(any(b.is_displayed() for b in
-                             self.driver.find_elements(By.CSS_SELECTOR, "button.close-connection")))
+
+        def close_buttons_hidden():
+            buttons = self.driver.find_elements(By.CSS_SELECTOR, "button.close-connection")
+            return buttons and not any(b.is_displayed() for b in buttons)
+        self.wait(close_buttons_hidden, "the connections' Close buttons, hidden")
         # and the API refuses what a hidden button would have asked
         with self.assertRaises(urllib.error.HTTPError) as cm:
             self.api("DELETE", "/queues/%2F/console-watched/contents",
