@@ -345,7 +345,10 @@ async function admin() {
       { title: "user", value: (p) => p.user }, { title: "vhost", value: (p) => p.vhost },
       { title: "configure", value: (p) => p.configure }, { title: "write", value: (p) => p.write },
       { title: "read", value: (p) => p.read },
+      { title: "", value: (p) => el("button", { class: "mutating danger clear-permission", on: { click: act(() =>
+        api("DELETE", "/permissions/" + enc(p.vhost) + "/" + enc(p.user)), "permissions cleared") } }, "Clear") },
     ]) : null,
+    admin ? permissionsForm(users, vhosts) : null,
     admin ? el("h1", {}, "Definitions") : null,
     admin ? el("p", {}, el("button", { id: "export", on: { click: async () => {
       const d = await api("GET", "/definitions");
@@ -355,6 +358,20 @@ async function admin() {
     admin ? el("form", { class: "inline mutating", on: { submit: act(() => api("POST", "/definitions", JSON.parse(imp.value)), "definitions imported") } },
       field("import", imp), el("button", { type: "submit" }, "Import")) : null,
   ];
+}
+
+/* Set a user's configure / write / read expressions on a vhost. */
+function permissionsForm(users, vhosts) {
+  const user = el("select", { id: "perm-user" }, users.map((u) => el("option", { value: u.name }, u.name)));
+  const vhost = vhostsSelect(vhosts, "perm-vhost");
+  const conf = el("input", { id: "perm-configure", value: ".*" });
+  const write = el("input", { id: "perm-write", value: ".*" });
+  const read = el("input", { id: "perm-read", value: ".*" });
+  return el("form", { class: "inline mutating", id: "perm-form", on: { submit: act(() =>
+    api("PUT", "/permissions/" + enc(vhost.value) + "/" + enc(user.value),
+      { configure: conf.value, write: write.value, read: read.value }), "permissions set") } },
+    field("user", user), field("vhost", vhost), field("configure", conf), field("write", write),
+    field("read", read), el("button", { type: "submit", id: "perm-submit" }, "Set"));
 }
 
 async function journeys() {

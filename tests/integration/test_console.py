@@ -27,7 +27,7 @@ try:
     from selenium.webdriver.common.by import By
     from selenium.common.exceptions import (NoSuchElementException,
                                             StaleElementReferenceException)
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
     HAVE_SELENIUM = True
 except ImportError:
     HAVE_SELENIUM = False
@@ -213,6 +213,23 @@ class ConsoleTest(PikaTestCase):
                      user="console-watch", password="watch")
         self.assertEqual(cm.exception.code, 401)
         self.assertEqual(self.api("GET", "/queues/%2F/console-watched")["messages_ready"], 1)
+
+    def test_set_permissions(self):
+        self.api("PUT", "/users/console-app", {"password": "pw", "tags": ""})
+        self.api("PUT", "/vhosts/console-vh")
+        self.login()
+        self.wait(lambda: "guest" in self.text("who"), "logged in")
+        self.open("#/admin", "perm-form")
+        d = self.driver
+        Select(d.find_element(By.ID, "perm-user")).select_by_value("console-app")
+        Select(d.find_element(By.ID, "perm-vhost")).select_by_value("console-vh")
+        d.find_element(By.ID, "perm-write").clear()
+        d.find_element(By.ID, "perm-write").send_keys("^app\\.")
+        self.click(By.ID, "perm-submit")
+        perms = wait_until(lambda: [p for p in self.api("GET", "/permissions")
+                                    if p["user"] == "console-app"], what="the permission")
+        self.assertEqual((perms[0]["vhost"], perms[0]["configure"], perms[0]["write"],
+                          perms[0]["read"]), ("console-vh", ".*", "^app\\.", ".*"))
 
     def test_static_files(self):
         with urllib.request.urlopen(self.url(), timeout=60) as r:
