@@ -277,13 +277,10 @@ bool chan_route(struct channel *ch, struct exchange *x, struct message *msg,
 	struct broker_counters *counters = &ch->conn->broker->counters;
 	struct journal *journal = x->vh->journal;
 	bool routed, accepted = true;
-	char rk[JOURNAL_NAME_MAX + 1];
 
 	if (journal) {
-		snprintf(rk, sizeof(rk), "routing key '%.*s'",
-		    (int)msg->routing_key.len, (const char *)msg->routing_key.ptr);
 		journal_note(journal, J_PUBLISHED, msg, ch->conn->id,
-		    ch->number, x->name, rk);
+		    ch->number, x->name, NULL);
 		firehose_publish(x, msg, ch->conn, ch->number);
 	}
 	if (x->name[0] == '\0' && chan_is_reply_key(msg->routing_key))

@@ -2,7 +2,6 @@
  * Message journeys (journal.h): a ring of fixed-size events per traced
  * vhost.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -50,12 +49,25 @@ void journal_free(struct journal *j)
 	free(j);
 }
 
-static void copy_bytes(char *out, size_t cap, struct bytes b)
+/* Copy into out (cap bytes, NUL-terminated, cut to fit): no printf on
+ * the path of every traced message. */
+static size_t copy_bytes(char *out, size_t cap, struct bytes b)
 {
 	size_t n = b.len < cap - 1 ? b.len : cap - 1;
 
-	memcpy(out, b.ptr, n);
+	if (n)			/* an empty key may have no pointer at all */
+		memcpy(out, b.ptr, n);
 	out[n] = '\0';
+	return n;
+}
+
+static size_t copy_str(char *out, size_t cap, const char *s)
+{
+	if (s == NULL) {
+		out[0] = '\0';
+		return 0;
+	}
+	return copy_bytes(out, cap, bytes_str(s));
 }
 
 void journal_note(struct journal *j, enum journal_step step,
@@ -72,7 +84,8 @@ void journal_note(struct journal *j, enum journal_step step,
 		ev = &j->ring[j->head];		/* the oldest goes */
 		j->head = (j->head + 1) % JOURNAL_EVENTS;
 	}
-	clock_gettime(CLOCK_REALTIME, &ts);
+	/* The coarse clock: a few ms of precision is plenty for a journey. */
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
 	ev->seq = j->next_seq++;
 	ev->wall_ms = (uint64_t)ts.tv_sec * 1000 +
 	    (uint64_t)ts.tv_nsec / 1000000;
@@ -84,8 +97,18 @@ void journal_note(struct journal *j, enum journal_step step,
 		copy_bytes(ev->message_id, sizeof(ev->message_id), id);
 	if (msg && msg_string_prop(msg, PROP_correlation_id, &id))
 		copy_bytes(ev->correlation_id, sizeof(ev->correlation_id), id);
-	snprintf(ev->where, sizeof(ev->where), "%s", where ? where : "");
-	snprintf(ev->detail, sizeof(ev->detail), "%s", detail ? detail : "");
+	copy_str(ev->where, sizeof(ev->where), where);
+	if (detail || step != J_PUBLISHED || msg == NULL) {
+		copy_str(ev->detail, sizeof(ev->detail), detail);
+	} else {
+		/* A publish's detail is its routing key. */
+		size_t n = copy_str(ev->detail, sizeof(ev->detail),
+		    "routing key '");
+
+		n += copy_bytes(ev->detail + n, sizeof(ev->detail) - n - 1,
+		    msg->routing_key);
+		copy_str(ev->detail + n, sizeof(ev->detail) - n, "'");
+	}
 }
 
 static bool matches(const struct journal_event *ev, const char *id)
