@@ -447,6 +447,37 @@ static int run_show_stream(struct ctl *c, const struct verb *v,
 	return CTL_OK;
 }
 
+static bool digits(const char *s)
+{
+	return *s && strspn(s, "0123456789") == strlen(s);
+}
+
+/*
+ * GET path and print the reply: as JSON with --format json, else the
+ * fields of the object, then (if list is not NULL) its member `list` as
+ * a table of columns.
+ */
+static int show(struct ctl *c, const char *path, const char *const *fields,
+    size_t n_fields, const char *list, const char *const *columns,
+    size_t n_columns)
+{
+	struct ctl_reply r;
+	int rc = call(c, "GET", path, NULL, &r);
+
+	if (rc)
+		return rc;
+	if (c->json) {
+		ctl_print_json(r.json);
+	} else {
+		ctl_print_fields(r.json, fields, n_fields);
+		if (list)
+			ctl_print_table(json_object_get(r.json, list), columns,
+			    n_columns);
+	}
+	ctl_reply_free(&r);
+	return CTL_OK;
+}
+
 static int run_show_queue(struct ctl *c, const struct verb *v,
     struct args *a)
 {
@@ -459,20 +490,12 @@ static int run_show_queue(struct ctl *c, const struct verb *v,
 	    "message_stats.deliver_get_details.rate",
 	    "message_stats.ack_details.rate" };
 	char *path = api_path("queues", c->vhost, a->pos[0], NULL);
-	struct ctl_reply r;
-	int rc = call(c, "GET", path, NULL, &r);
+	int rc = show(c, path, fields, sizeof(fields) / sizeof(fields[0]),
+	    NULL, NULL, 0);
 
 	(void)v;
 	free(path);
-	if (rc)
-		return rc;
-	if (c->json)
-		ctl_print_json(r.json);
-	else
-		ctl_print_fields(r.json, fields, sizeof(fields) /
-		    sizeof(fields[0]));
-	ctl_reply_free(&r);
-	return CTL_OK;
+	return rc;
 }
 
 static int run_show_delayed(struct ctl *c, const struct verb *v,
@@ -483,29 +506,16 @@ static int run_show_delayed(struct ctl *c, const struct verb *v,
 	    "routing_key", "properties.message_id", "payload_bytes" };
 	const char *count = opt(a, "--count"), *offset = opt(a, "--offset");
 	char *base, path[4200];
-	struct ctl_reply r;
-	int rc;
 
 	count = count ? count : "100";
 	offset = offset ? offset : "0";
-	if (!*count || !*offset || strspn(count, "0123456789") != strlen(count) ||
-	    strspn(offset, "0123456789") != strlen(offset))
+	if (!digits(count) || !digits(offset))
 		return usage_error(v, "%s", "--count and --offset take numbers");
 	base = api_path("exchanges", c->vhost, a->pos[0], "delayed", NULL);
 	snprintf(path, sizeof(path), "%s?count=%.9s&offset=%.9s", base, count,
 	    offset);
 	free(base);
-	rc = call(c, "GET", path, NULL, &r);
-	if (rc)
-		return rc;
-	if (c->json) {
-		ctl_print_json(r.json);
-	} else {
-		ctl_print_fields(r.json, fields, 2);
-		ctl_print_table(json_object_get(r.json, "scheduled"), columns, 6);
-	}
-	ctl_reply_free(&r);
-	return CTL_OK;
+	return show(c, path, fields, 2, "scheduled", columns, 6);
 }
 
 static int run_cancel_delayed(struct ctl *c, const struct verb *v,
@@ -862,11 +872,6 @@ static int run_trace_route(struct ctl *c, const struct verb *v,
 	return CTL_OK;
 }
 
-static bool digits(const char *s)
-{
-	return *s && strspn(s, "0123456789") == strlen(s);
-}
-
 static int run_browse(struct ctl *c, const struct verb *v, struct args *a)
 {
 	static const char *const fields[] = { "messages_ready" };
@@ -876,8 +881,6 @@ static int run_browse(struct ctl *c, const struct verb *v, struct args *a)
 	const char *count = opt(a, "-n"), *offset = opt(a, "--offset");
 	const char *preview = opt(a, "--preview");
 	char *base, path[4300];
-	struct ctl_reply r;
-	int rc;
 
 	count = count ? count : "20";
 	offset = offset ? offset : "0";
@@ -889,16 +892,7 @@ static int run_browse(struct ctl *c, const struct verb *v, struct args *a)
 	snprintf(path, sizeof(path), "%s?count=%.9s&offset=%.12s&preview=%.9s",
 	    base, count, offset, preview);
 	free(base);
-	if ((rc = call(c, "GET", path, NULL, &r)) != CTL_OK)
-		return rc;
-	if (c->json) {
-		ctl_print_json(r.json);
-	} else {
-		ctl_print_fields(r.json, fields, 1);
-		ctl_print_table(json_object_get(r.json, "messages"), columns, 9);
-	}
-	ctl_reply_free(&r);
-	return CTL_OK;
+	return show(c, path, fields, 1, "messages", columns, 9);
 }
 
 static int run_trace_switch(struct ctl *c, const struct verb *v,
