@@ -15,6 +15,7 @@
 #include "broker.h"
 #include "config.h"
 #include "connection.h"
+#include "log.h"
 #include "message.h"
 #include "metrics.h"
 #include "queue.h"
@@ -364,61 +365,67 @@ static const struct {
 	    "deliver at once" },
 };
 
-struct latency_arg {
-	struct evbuffer *out;
-	enum latency_figure which;
+/* One queue's figures, read once per scrape and printed per family. */
+struct latency_row {
+	struct queue *q;
+	bool has[N_LATENCY_FIGURES];
+	double value[N_LATENCY_FIGURES];
 };
 
-static void latency_sample(struct queue *q, void *arg)
+struct latency_rows {
+	struct latency_row *rows;
+	size_t n, cap;
+};
+
+static void latency_collect(struct queue *q, void *arg)
 {
-	struct latency_arg *a = arg;
+	struct latency_rows *all = arg;
 	uint64_t now = q->vh->broker->clock_ms;
+	struct latency_row *row;
 	struct qlat_report r;
-	double v;
 	int64_t age;
 
 	/* Streams are read at offsets: their figures are lags, not waits. */
 	if (!queue_browsable(q))
 		return;
-	qlat_report(q, now, &r);
-	switch (a->which) {
-	case OLDEST_AGE:
-		if ((age = queue_oldest_age(q, now)) < 0)
-			return;
-		v = (double)age / 1000.0;
-		break;
-	case WAIT_P50:
-	case WAIT_P99:
-		if (!r.has_waits)
-			return;
-		v = (double)(a->which == WAIT_P50 ? r.wait_p50 : r.wait_p99) /
-		    1000.0;
-		break;
-	case ACK_P50:
-	case ACK_P99:
-		if (!r.has_acks)
-			return;
-		v = (double)(a->which == ACK_P50 ? r.ack_p50 : r.ack_p99) /
-		    1000.0;
-		break;
-	default:
-		if (r.utilisation < 0)
-			return;
-		v = r.utilisation;
+	if (all->n == all->cap) {
+		all->cap = all->cap ? 2 * all->cap : 64;
+		all->rows = xrealloc(all->rows, all->cap * sizeof(*all->rows));
 	}
-	queue_labels(a->out, latency_rows[a->which].name, q);
-	evbuffer_add_printf(a->out, "%.4f\n", v);
+	row = &all->rows[all->n++];
+	memset(row, 0, sizeof(*row));
+	row->q = q;
+	qlat_report(q, now, &r);
+	if ((age = queue_oldest_age(q, now)) >= 0) {
+		row->has[OLDEST_AGE] = true;
+		row->value[OLDEST_AGE] = (double)age / 1000.0;
+	}
+	row->has[WAIT_P50] = row->has[WAIT_P99] = r.has_waits;
+	row->value[WAIT_P50] = (double)r.wait_p50 / 1000.0;
+	row->value[WAIT_P99] = (double)r.wait_p99 / 1000.0;
+	row->has[ACK_P50] = row->has[ACK_P99] = r.has_acks;
+	row->value[ACK_P50] = (double)r.ack_p50 / 1000.0;
+	row->value[ACK_P99] = (double)r.ack_p99 / 1000.0;
+	row->has[UTILISATION] = r.utilisation >= 0;
+	row->value[UTILISATION] = r.utilisation;
 }
 
 static void latency_metrics(struct broker *b, struct evbuffer *out)
 {
-	b->clock_ms = conn_now_ms();
-	for (int i = 0; i < N_LATENCY_FIGURES; i++) {
-		struct latency_arg a = { out, (enum latency_figure)i };
+	struct latency_rows all = { NULL, 0, 0 };
 
+	b->clock_ms = conn_now_ms();
+	broker_each_queue(b, latency_collect, &all);
+	for (int i = 0; i < N_LATENCY_FIGURES; i++) {
 		header(out, latency_rows[i].name, "gauge", latency_rows[i].help);
-		broker_each_queue(b, latency_sample, &a);
+		for (size_t j = 0; j < all.n; j++) {
+			if (!all.rows[j].has[i])
+				continue;
+			queue_labels(out, latency_rows[i].name, all.rows[j].q);
+			evbuffer_add_printf(out, "%.4f\n", all.rows[j].value[i]);
+		}
 	}
+	free(all.rows);
 }
 
 void metrics_render(struct broker *b, bool per_object, struct evbuffer *out)
