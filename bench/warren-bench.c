@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -52,6 +53,7 @@
 #include <amqp_tcp_socket.h>
 #endif
 
+#include "bench_routes.h"
 #include "bench_wire.h"
 
 #define HDR_SIZE 16u
@@ -83,13 +85,20 @@ static struct options {
     const char *exchange;     /* -e: publish here, routing key = queue */
     uint32_t delay_ms;        /* -D: an x-delay header */
     bool message_ids;         /* -I: a unique message-id per message */
+    const char *xtype;        /* -t: declare PREFIX-x of this type, bind the queues */
+    unsigned bindings;        /* -B: topic bindings */
+    int idle;                 /* -C: only open this many idle connections */
 } O = {
     .host = "127.0.0.1", .port = 5672, .producers = 1, .consumers = 1,
     .queues = 1, .size = 16, .prefetch = 0, .autoack = false, .confirm = 0,
     .persistent = false, .seconds = 10, .rate = 0, .drain = 3,
     .user = "guest", .pass = "guest", .vhost = "/", .prefix = "bench",
-    .progress = false, .keep = false,
+    .progress = false, .keep = false, .bindings = 100,
 };
+
+static char **g_queue_name;  /* PREFIX-0 .. PREFIX-(queues-1) */
+static char g_exchange[QNAME_MAX]; /* where producers publish ("" default) */
+static struct routes R;      /* where each message must arrive */
 
 /* ---------------------------------------------------------------------- */
 /* shared state */
@@ -219,6 +228,8 @@ static bool seen_mark(struct seen *s, uint32_t seq)
 static uint64_t seen_count(struct seen *s, uint64_t last)
 {
     uint64_t n = 0;
+    if (s == NULL)
+        return 0;
     for (unsigned c = 0; c < MAX_CHUNKS; c++) {
         atomic_uint_fast64_t *words = atomic_load(&s->chunk[c]);
         if (words == NULL)
@@ -241,11 +252,38 @@ static uint64_t seen_count(struct seen *s, uint64_t last)
 
 static void seen_free(struct seen *s)
 {
+    if (s == NULL)
+        return;
     for (unsigned c = 0; c < MAX_CHUNKS; c++)
         free(atomic_load(&s->chunk[c]));
+    free(s);
 }
 
-static struct seen *g_seen; /* one per producer */
+/* One per (queue, producer) pair that received anything, made on first
+ * use: a fanout message is expected once on every queue. */
+static _Atomic(struct seen *) *g_seen;
+
+static _Atomic(struct seen *) *seen_slot(int queue, int producer)
+{
+    return &g_seen[(size_t)queue * (size_t)O.producers + (size_t)producer];
+}
+
+static struct seen *seen_of(int queue, int producer)
+{
+    _Atomic(struct seen *) *slot = seen_slot(queue, producer);
+    struct seen *s = atomic_load_explicit(slot, memory_order_acquire);
+    if (s != NULL)
+        return s;
+    struct seen *fresh = calloc(1, sizeof *fresh);
+    if (fresh == NULL) {
+        fprintf(stderr, "warren-bench: out of memory\n");
+        abort();
+    }
+    if (atomic_compare_exchange_strong(slot, &s, fresh))
+        return fresh;
+    free(fresh);
+    return s;
+}
 
 /* ---------------------------------------------------------------------- */
 /* threads' state */
@@ -253,7 +291,6 @@ static struct seen *g_seen; /* one per producer */
 struct producer {
     int id;
     pthread_t th;
-    char queue[QNAME_MAX];
     atomic_uint_fast64_t sent;   /* publishes written (= last seq) */
     uint64_t confirmed, nacked;
     uint64_t end_ns;             /* when the publishing loop ended */
@@ -263,11 +300,11 @@ struct producer {
 struct consumer {
     int id;
     pthread_t th;
-    char queue[QNAME_MAX];
+    int queue;                     /* index of the queue it consumes from */
     atomic_uint_fast64_t received; /* all deliveries */
     atomic_uint_fast64_t fresh;    /* first sightings of a (producer, seq) */
     uint64_t in_window;            /* deliveries before the producers' stop time */
-    uint64_t dup, redelivered, foreign;
+    uint64_t dup, redelivered, foreign, misrouted;
     struct hist *lat;              /* end-to-end latency */
 };
 
@@ -473,6 +510,36 @@ static void put_u64(unsigned char *b, uint64_t v) { memcpy(b, &v, 8); }
  * latency mode measures single messages. */
 #define PUBLISH_BATCH_BYTES (64u * 1024u)
 
+/* Encodes the publishes of every routing key this producer uses, once:
+ * the hot loop copies a template and patches the sequence number and the
+ * time.  Returns the templates (indexed by key) or NULL. */
+static struct wire_publish *producer_templates(const struct producer *p, uint32_t frame_max)
+{
+    struct wire_publish *t = calloc(R.keys, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    struct wire_publish_opts po = { g_exchange, O.persistent, O.delay_ms, O.message_ids };
+    for (unsigned k = 0; k < R.keys; k++) {
+        if (R.kind != ROUTE_TOPIC && k != routes_key_of(&R, p->id, 1))
+            continue; /* the key never changes */
+        if (!wire_publish_template(&t[k], 1, R.key[k], &po, O.size, frame_max)) {
+            while (k-- > 0)
+                wire_publish_free(&t[k]);
+            free(t);
+            return NULL;
+        }
+        put_u32(t[k].bytes + t[k].body_offset, (uint32_t)p->id);
+    }
+    return t;
+}
+
+static void producer_templates_free(struct wire_publish *t)
+{
+    for (unsigned k = 0; t != NULL && k < R.keys; k++)
+        wire_publish_free(&t[k]);
+    free(t);
+}
+
 static void *producer_main(void *arg)
 {
     struct producer *p = arg;
@@ -486,13 +553,10 @@ static void *producer_main(void *arg)
         ok = reply_ok(amqp_get_rpc_reply(c), who, "confirm.select");
     }
     struct wire w = { .fd = -1 };
-    struct wire_publish msg = { 0 };
+    struct wire_publish *tmpl = NULL;
     if (ok)
         ok = wire_take(&w, c, who);
-    struct wire_publish_opts po = { O.exchange, O.persistent, O.delay_ms,
-                                    O.message_ids };
-    if (ok && !wire_publish_template(&msg, 1, p->queue, &po, O.size,
-                                     (uint32_t)amqp_get_frame_max(c))) {
+    if (ok && (tmpl = producer_templates(p, (uint32_t)amqp_get_frame_max(c))) == NULL) {
         fprintf(stderr, "warren-bench: %s: cannot encode the message\n", who);
         ok = false;
     }
@@ -503,7 +567,7 @@ static void *producer_main(void *arg)
     if (!ok || atomic_load(&g_abort)) {
         p->end_ns = now_ns();
         wire_free(&w);
-        wire_publish_free(&msg);
+        producer_templates_free(tmpl);
         if (c != NULL)
             amqp_destroy_connection(c);
         return NULL;
@@ -517,7 +581,6 @@ static void *producer_main(void *arg)
             abort();
         }
     }
-    put_u32(msg.bytes + msg.body_offset, (uint32_t)p->id);
     uint64_t seq = 0;
 
     for (;;) {
@@ -554,7 +617,8 @@ static void *producer_main(void *arg)
             fprintf(stderr, "warren-bench: %s: sequence number space exhausted\n", who);
             break;
         }
-        unsigned char *out = wire_reserve(&w, msg.len);
+        const struct wire_publish *msg = &tmpl[routes_key_of(&R, p->id, (uint32_t)seq + 1)];
+        unsigned char *out = wire_reserve(&w, msg->len);
         if (out == NULL) {
             fprintf(stderr, "warren-bench: %s: %s\n", who, w.error);
             ok = false;
@@ -562,16 +626,16 @@ static void *producer_main(void *arg)
         }
         seq++;
         uint64_t ts = now_ns();
-        memcpy(out, msg.bytes, msg.len);
-        put_u32(out + msg.body_offset + 4, (uint32_t)seq);
-        if (msg.msgid_offset) {
+        memcpy(out, msg->bytes, msg->len);
+        put_u32(out + msg->body_offset + 4, (uint32_t)seq);
+        if (msg->msgid_offset) {
             /* producer and sequence as 16 hex digits: unique per run */
             static const char hex[] = "0123456789abcdef";
             uint64_t id = (uint64_t)p->id << 32 | seq;
             for (int i = 15; i >= 0; i--, id >>= 4)
-                out[msg.msgid_offset + (size_t)i] = (unsigned char)hex[id & 15];
+                out[msg->msgid_offset + (size_t)i] = (unsigned char)hex[id & 15];
         }
-        put_u64(out + msg.body_offset + 8, ts);
+        put_u64(out + msg->body_offset + 8, ts);
         if (O.confirm > 0) {
             cs.ring[seq % O.confirm] = ts;
             cs.last = seq;
@@ -605,7 +669,7 @@ static void *producer_main(void *arg)
     /* close/close-ok: the broker has read every publish */
     if (!wire_finish(&w, c, ok, who))
         fail();
-    wire_publish_free(&msg);
+    producer_templates_free(tmpl);
     free(cs.ring);
     return NULL;
 }
@@ -635,7 +699,11 @@ static void handle_delivery(struct consumer *k, const unsigned char *hdr, uint64
         return;
     }
     hist_add(k->lat, now > ts ? now - ts : 0);
-    if (seen_mark(&g_seen[pid], seq)) {
+    if (!routes_reaches(&R, routes_key_of(&R, (int)pid, seq), k->queue)) {
+        k->misrouted++;
+        return;
+    }
+    if (seen_mark(seen_of(k->queue, (int)pid), seq)) {
         if (redelivered)
             k->redelivered++;
         else
@@ -728,7 +796,7 @@ static void *consumer_main(void *arg)
     struct wire w = { .fd = -1 };
     if (ok)
         ok = wire_take(&w, c, who);
-    if (ok && (!wire_put_basic_consume(&w, 1, k->queue, O.autoack, O.offset) ||
+    if (ok && (!wire_put_basic_consume(&w, 1, g_queue_name[k->queue], O.autoack, O.offset) ||
                !wire_flush(&w))) {
         fprintf(stderr, "warren-bench: %s: basic.consume: %s\n", who, w.error);
         ok = false;
@@ -807,6 +875,12 @@ static void usage(FILE *f)
         "              the queues yourself, with -R)\n"
         "  -D MS       an x-delay header of MS ms (x-delayed-message exchanges)\n"
         "  -I          a unique message-id on every message (deduplication)\n"
+        "  -t TYPE     declare the exchange PREFIX-x of TYPE (direct, fanout or\n"
+        "              topic), bind the queues and publish there; deliveries are\n"
+        "              checked against the tool's own model of the routing\n"
+        "  -B N        topic: N wildcard bindings spread over the queues (100)\n"
+        "  -C N        only open N idle connections with a channel each, report\n"
+        "              the time, hold them -z seconds, close them\n"
         "  --help      this text\n", HDR_SIZE);
 }
 
@@ -842,9 +916,7 @@ static bool queue_depth(amqp_connection_state_t c, uint64_t *total)
     if (O.stream)
         return true; /* consuming removes nothing: "ready" means nothing */
     for (int i = 0; i < O.queues; i++) {
-        char name[QNAME_MAX];
-        snprintf(name, sizeof name, "%s-%d", O.prefix, i);
-        amqp_queue_declare_ok_t *ok = amqp_queue_declare(c, 1, amqp_cstring_bytes(name), 1, 0,
+        amqp_queue_declare_ok_t *ok = amqp_queue_declare(c, 1, amqp_cstring_bytes(g_queue_name[i]), 1, 0,
                                                          0, 0, amqp_empty_table);
         if (!reply_ok(amqp_get_rpc_reply(c), "control", "queue.declare (passive)"))
             return false;
@@ -852,6 +924,61 @@ static bool queue_depth(amqp_connection_state_t c, uint64_t *total)
     }
     amqp_maybe_release_buffers(c);
     return true;
+}
+
+/* Reopens channel 1 after the broker closed it (e.g. 404 from a broker
+ * that refuses to delete what does not exist); false on other errors. */
+static bool tolerate_channel_close(amqp_connection_state_t c, const char *what)
+{
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
+    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+        r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        amqp_channel_close_ok_t close_ok = { 0 };
+        amqp_send_method(c, 1, AMQP_CHANNEL_CLOSE_OK_METHOD, &close_ok);
+        amqp_channel_open(c, 1);
+        return reply_ok(amqp_get_rpc_reply(c), "control", "channel.open");
+    }
+    return reply_ok(r, "control", what);
+}
+
+/* -t: the exchange PREFIX-x, declared anew (unless -R). */
+static bool setup_exchange(amqp_connection_state_t c)
+{
+    if (!O.reuse) {
+        amqp_exchange_delete(c, 1, amqp_cstring_bytes(g_exchange), 0);
+        if (!tolerate_channel_close(c, "exchange.delete"))
+            return false;
+    }
+    amqp_exchange_declare(c, 1, amqp_cstring_bytes(g_exchange),
+                          amqp_cstring_bytes(routes_kind_name(R.kind)), 0,
+                          O.persistent, 0, 0, amqp_empty_table);
+    return reply_ok(amqp_get_rpc_reply(c), "control", "exchange.declare");
+}
+
+static bool bind_key(amqp_connection_state_t c, int queue, const char *key)
+{
+    amqp_queue_bind(c, 1, amqp_cstring_bytes(g_queue_name[queue]),
+                    amqp_cstring_bytes(g_exchange), amqp_cstring_bytes(key),
+                    amqp_empty_table);
+    return reply_ok(amqp_get_rpc_reply(c), "control", "queue.bind");
+}
+
+/* -t: queue i's bindings, as the routing model has them. */
+static bool bind_queue(amqp_connection_state_t c, int i)
+{
+    switch (R.kind) {
+    case ROUTE_QUEUE:
+        return true;
+    case ROUTE_DIRECT:
+    case ROUTE_FANOUT:
+        return bind_key(c, i, R.key[R.kind == ROUTE_DIRECT ? i : 0]);
+    case ROUTE_TOPIC:
+        for (unsigned b = 0; b < R.bindings; b++)
+            if (R.pattern_queue[b] == i && !bind_key(c, i, R.pattern[b]))
+                return false;
+        return true;
+    }
+    return false;
 }
 
 static bool setup_queues(amqp_connection_state_t c)
@@ -862,34 +989,22 @@ static bool setup_queues(amqp_connection_state_t c)
                    .value.bytes = amqp_cstring_bytes("stream") },
     };
     amqp_table_t args = { O.stream ? 1 : 0, &stream_arg };
+    if (O.xtype && !setup_exchange(c))
+        return false;
     for (int i = 0; i < O.queues; i++) {
-        char name[QNAME_MAX];
-        snprintf(name, sizeof name, "%s-%d", O.prefix, i);
-        amqp_bytes_t q = amqp_cstring_bytes(name);
-        if (O.reuse) {
-            amqp_queue_declare(c, 1, q, 0, O.persistent || O.stream, 0, 0, args);
-            if (!reply_ok(amqp_get_rpc_reply(c), "control", "queue.declare"))
+        amqp_bytes_t q = amqp_cstring_bytes(g_queue_name[i]);
+        if (!O.reuse) {
+            amqp_queue_delete(c, 1, q, 0, 0);
+            if (!tolerate_channel_close(c, "queue.delete"))
                 return false;
-            continue;
-        }
-        amqp_queue_delete(c, 1, q, 0, 0);
-        amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
-        if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
-            r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-            /* e.g. 404 from a broker that refuses to delete a missing queue */
-            amqp_channel_close_ok_t close_ok = { 0 };
-            amqp_send_method(c, 1, AMQP_CHANNEL_CLOSE_OK_METHOD, &close_ok);
-            amqp_channel_open(c, 1);
-            if (!reply_ok(amqp_get_rpc_reply(c), "control", "channel.open"))
-                return false;
-        } else if (!reply_ok(r, "control", "queue.delete")) {
-            return false;
         }
         amqp_queue_declare(c, 1, q, 0, O.persistent || O.stream, 0, 0, args);
         if (!reply_ok(amqp_get_rpc_reply(c), "control", "queue.declare"))
             return false;
-        if (O.stream)
-            continue; /* new and empty; streams refuse purge */
+        if (O.xtype && !bind_queue(c, i))
+            return false;
+        if (O.stream || O.reuse)
+            continue; /* streams are new and empty, and refuse purge */
         amqp_queue_purge(c, 1, q);
         if (!reply_ok(amqp_get_rpc_reply(c), "control", "queue.purge"))
             return false;
@@ -901,11 +1016,13 @@ static bool setup_queues(amqp_connection_state_t c)
 static void delete_queues(amqp_connection_state_t c)
 {
     for (int i = 0; i < O.queues; i++) {
-        char name[QNAME_MAX];
-        snprintf(name, sizeof name, "%s-%d", O.prefix, i);
-        amqp_queue_delete(c, 1, amqp_cstring_bytes(name), 0, 0);
+        amqp_queue_delete(c, 1, amqp_cstring_bytes(g_queue_name[i]), 0, 0);
         if (!reply_ok(amqp_get_rpc_reply(c), "control", "queue.delete"))
             return;
+    }
+    if (O.xtype) {
+        amqp_exchange_delete(c, 1, amqp_cstring_bytes(g_exchange), 0);
+        reply_ok(amqp_get_rpc_reply(c), "control", "exchange.delete");
     }
 }
 
@@ -930,6 +1047,45 @@ static bool join_by(pthread_t th, uint64_t deadline_ns, const char *what, int id
 
 static const char *pl(long n) { return n == 1 ? "" : "s"; }
 
+/* -C: the cost of connections that do nothing (broker memory, measured
+ * from outside while they are held, and the time to open them).  One
+ * line on stdout once they are open, then the JSON line at the end. */
+static int idle_connections(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    amqp_connection_state_t *conns = calloc((size_t)O.idle, sizeof *conns);
+    if (conns == NULL)
+        return 2;
+    uint64_t t0 = now_ns();
+    int opened = 0;
+    for (; opened < O.idle; opened++) {
+        char who[48];
+        snprintf(who, sizeof who, "connection %d", opened);
+        if ((conns[opened] = bench_connect(who)) == NULL)
+            break;
+    }
+    double open_s = (double)(now_ns() - t0) / 1e9;
+    printf("opened %d connection%s with a channel each in %.3f s; holding them %.1f s\n",
+           opened, pl(opened), open_s, O.seconds);
+    fflush(stdout);
+    if (opened == O.idle)
+        sleep_until(now_ns() + (uint64_t)(O.seconds * 1e9));
+    t0 = now_ns();
+    for (int i = 0; i < opened; i++)
+        bench_close(conns[i]);
+    double close_s = (double)(now_ns() - t0) / 1e9;
+    free(conns);
+    printf("{\"connections\":%d,\"opened\":%d,\"open_seconds\":%.3f,"
+           "\"open_per_second\":%.1f,\"close_seconds\":%.3f,\"errors\":%d}\n",
+           O.idle, opened, open_s, open_s > 0 ? opened / open_s : 0.0, close_s,
+           opened == O.idle ? 0 : 1);
+    return opened == O.idle ? 0 : 2;
+}
+
 /* -E: enough delivered; -M: every producer published its share. */
 static bool run_over(int np, int nc, struct consumer *C)
 {
@@ -951,7 +1107,7 @@ int main(int argc, char **argv)
             return 0;
         }
     int opt;
-    while ((opt = getopt(argc, argv, "h:P:x:y:n:s:q:ac:pz:r:d:N:u:w:V:iKSo:M:E:Re:D:I")) != -1) {
+    while ((opt = getopt(argc, argv, "h:P:x:y:n:s:q:ac:pz:r:d:N:u:w:V:iKSo:M:E:Re:D:It:B:C:")) != -1) {
         switch (opt) {
         case 'h': O.host = optarg; break;
         case 'P': O.port = (int)parse_long(optarg, 'P', 1, 65535); break;
@@ -980,6 +1136,9 @@ int main(int argc, char **argv)
         case 'e': O.exchange = optarg; break;
         case 'D': O.delay_ms = (uint32_t)parse_long(optarg, 'D', 1, INT32_MAX); break;
         case 'I': O.message_ids = true; break;
+        case 't': O.xtype = optarg; break;
+        case 'B': O.bindings = (unsigned)parse_long(optarg, 'B', 1, 100000); break;
+        case 'C': O.idle = (int)parse_long(optarg, 'C', 1, 1000000); break;
         default: usage(stderr); return 1;
         }
     }
@@ -996,7 +1155,37 @@ int main(int argc, char **argv)
                 O.size, HDR_SIZE, HDR_SIZE);
         O.size = HDR_SIZE;
     }
+    enum route_kind kind;
+    if (!routes_kind_parse(O.xtype, &kind)) {
+        fprintf(stderr, "warren-bench: -t: expected direct, fanout or topic, got '%s'\n",
+                O.xtype);
+        return 1;
+    }
+    if (O.xtype && O.exchange) {
+        fprintf(stderr, "warren-bench: -t and -e exclude each other\n");
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
+    if (O.idle)
+        return idle_connections();
+
+    g_queue_name = calloc((size_t)O.queues, sizeof *g_queue_name);
+    if (g_queue_name == NULL)
+        return 2;
+    for (int i = 0; i < O.queues; i++) {
+        char name[QNAME_MAX];
+        snprintf(name, sizeof name, "%s-%d", O.prefix, i);
+        if ((g_queue_name[i] = strdup(name)) == NULL)
+            return 2;
+    }
+    if (O.xtype)
+        snprintf(g_exchange, sizeof g_exchange, "%s-x", O.prefix);
+    else if (O.exchange)
+        snprintf(g_exchange, sizeof g_exchange, "%s", O.exchange);
+    if (!routes_init(&R, kind, O.queues, g_queue_name, O.bindings)) {
+        fprintf(stderr, "warren-bench: out of memory\n");
+        return 2;
+    }
 
     amqp_connection_state_t ctl = bench_connect("control");
     if (ctl == NULL)
@@ -1007,7 +1196,7 @@ int main(int argc, char **argv)
     }
 
     int np = O.producers, nc = O.consumers;
-    g_seen = calloc((size_t)(np > 0 ? np : 1), sizeof *g_seen);
+    g_seen = calloc((size_t)O.queues * (size_t)(np > 0 ? np : 1), sizeof *g_seen);
     struct producer *P = calloc((size_t)(np > 0 ? np : 1), sizeof *P);
     struct consumer *C = calloc((size_t)(nc > 0 ? nc : 1), sizeof *C);
     if (g_seen == NULL || P == NULL || C == NULL) {
@@ -1020,7 +1209,7 @@ int main(int argc, char **argv)
     }
     for (int j = 0; j < nc; j++) {
         C[j].id = j;
-        snprintf(C[j].queue, sizeof C[j].queue, "%s-%d", O.prefix, j % O.queues);
+        C[j].queue = j % O.queues;
         C[j].lat = calloc(1, sizeof *C[j].lat);
         if (C[j].lat == NULL || pthread_create(&C[j].th, NULL, consumer_main, &C[j]) != 0) {
             fprintf(stderr, "warren-bench: cannot start consumer %d\n", j);
@@ -1029,7 +1218,6 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < np; i++) {
         P[i].id = i;
-        snprintf(P[i].queue, sizeof P[i].queue, "%s-%d", O.prefix, i % O.queues);
         P[i].clat = calloc(1, sizeof *P[i].clat);
         if (P[i].clat == NULL || pthread_create(&P[i].th, NULL, producer_main, &P[i]) != 0) {
             fprintf(stderr, "warren-bench: cannot start producer %d\n", i);
@@ -1042,7 +1230,11 @@ int main(int argc, char **argv)
     g_stop_ns = g_start_ns + (uint64_t)(O.seconds * 1e9);
     pthread_barrier_wait(&g_barrier); /* go */
 
-    /* the run */
+    /* the run: publishes and deliveries per second, for plots */
+    size_t tl_cap = (size_t)O.seconds + 2, tl_len = 0;
+    double (*timeline)[3] = calloc(tl_cap, sizeof *timeline);
+    if (timeline == NULL)
+        return 2;
     uint64_t prev_sent = 0, prev_recv = 0, prev_t = g_start_ns;
     for (int tick = 1; !atomic_load(&g_abort); tick++) {
         uint64_t next = g_start_ns + (uint64_t)tick * 1000000000u;
@@ -1052,20 +1244,24 @@ int main(int argc, char **argv)
             uint64_t t = now_ns() + 20000000u;
             sleep_until(t < next ? t : next);
         }
-        if (O.progress) {
-            uint64_t s = 0, r = 0, t = now_ns();
-            for (int i = 0; i < np; i++)
-                s += atomic_load_explicit(&P[i].sent, memory_order_relaxed);
-            for (int j = 0; j < nc; j++)
-                r += atomic_load_explicit(&C[j].received, memory_order_relaxed);
-            double dt = (double)(t - prev_t) / 1e9;
-            fprintf(stderr, "[%6.1fs] sent %.0f msg/s, received %.0f msg/s\n",
-                    (double)(t - g_start_ns) / 1e9, (double)(s - prev_sent) / dt,
-                    (double)(r - prev_recv) / dt);
-            prev_sent = s;
-            prev_recv = r;
-            prev_t = t;
+        uint64_t sent = 0, recv = 0, t = now_ns();
+        for (int i = 0; i < np; i++)
+            sent += atomic_load_explicit(&P[i].sent, memory_order_relaxed);
+        for (int j = 0; j < nc; j++)
+            recv += atomic_load_explicit(&C[j].received, memory_order_relaxed);
+        double dt = (double)(t - prev_t) / 1e9;
+        if (dt > 0 && tl_len < tl_cap) {
+            timeline[tl_len][0] = (double)(t - g_start_ns) / 1e9;
+            timeline[tl_len][1] = (double)(sent - prev_sent) / dt;
+            timeline[tl_len][2] = (double)(recv - prev_recv) / dt;
+            if (O.progress)
+                fprintf(stderr, "[%6.1fs] sent %.0f msg/s, received %.0f msg/s\n",
+                        timeline[tl_len][0], timeline[tl_len][1], timeline[tl_len][2]);
+            tl_len++;
         }
+        prev_sent = sent;
+        prev_recv = recv;
+        prev_t = t;
         if (next >= g_stop_ns || run_over(np, nc, C))
             break;
     }
@@ -1078,11 +1274,12 @@ int main(int argc, char **argv)
             _exit(3);
     uint64_t producers_done = now_ns();
 
-    /* drain: until all published messages arrived, the queues are empty,
-     * or the drain period is over */
-    uint64_t total_sent = 0;
+    /* drain: until every delivery the routing model expects arrived, the
+     * queues are empty, or the drain period is over */
+    uint64_t expected = 0;
     for (int i = 0; i < np; i++)
-        total_sent += atomic_load(&P[i].sent);
+        for (int q = 0; q < O.queues; q++)
+            expected += routes_expected(&R, i, atomic_load(&P[i].sent), q);
     uint64_t drain_deadline = producers_done + (uint64_t)(O.drain * 1e9);
     int empty_polls = 0;
     uint64_t next_poll = producers_done;
@@ -1091,7 +1288,7 @@ int main(int argc, char **argv)
         for (int j = 0; j < nc; j++)
             fresh += atomic_load(&C[j].fresh);
         uint64_t now = now_ns();
-        if (fresh >= total_sent || now >= drain_deadline)
+        if (fresh >= expected || now >= drain_deadline)
             break;
         if (now >= next_poll) {
             uint64_t depth;
@@ -1134,7 +1331,8 @@ int main(int argc, char **argv)
 
     /* results */
     uint64_t published = 0, confirmed = 0, nacked = 0, consumed = 0, in_window = 0;
-    uint64_t dup = 0, redelivered = 0, foreign = 0, missing = 0, last_end = g_start_ns;
+    uint64_t dup = 0, redelivered = 0, foreign = 0, misrouted = 0, missing = 0;
+    uint64_t last_end = g_start_ns;
     struct hist *lat = calloc(1, sizeof *lat), *clat = calloc(1, sizeof *clat);
     if (lat == NULL || clat == NULL)
         return 2;
@@ -1146,8 +1344,9 @@ int main(int argc, char **argv)
         if (P[i].end_ns > last_end)
             last_end = P[i].end_ns;
         hist_merge(clat, P[i].clat);
-        if (nc > 0)
-            missing += s - seen_count(&g_seen[i], s);
+        for (int q = 0; q < O.queues && nc > 0; q++)
+            missing += routes_expected(&R, i, s, q) -
+                       seen_count(atomic_load(seen_slot(q, i)), s);
     }
     for (int j = 0; j < nc; j++) {
         consumed += atomic_load(&C[j].received);
@@ -1155,6 +1354,7 @@ int main(int argc, char **argv)
         dup += C[j].dup;
         redelivered += C[j].redelivered;
         foreign += C[j].foreign;
+        misrouted += C[j].misrouted;
         hist_merge(lat, C[j].lat);
     }
     uint64_t lost = missing > left ? missing - left : 0;
@@ -1192,8 +1392,9 @@ int main(int argc, char **argv)
     if (lat->count > 0)
         printf("latency     end-to-end median %.0f us, p99 %.0f us\n", l50, l99);
     printf("lost        %12" PRIu64 "      duplicated %" PRIu64 " (plus %" PRIu64
-           " redelivered), foreign %" PRIu64 ", left in the queues %" PRIu64 "\n",
-           lost, dup, redelivered, foreign, left);
+           " redelivered), misrouted %" PRIu64 ", foreign %" PRIu64
+           ", left in the queues %" PRIu64 "\n",
+           lost, dup, redelivered, misrouted, foreign, left);
     if (errors)
         printf("ERRORS      %d thread%s failed (see stderr)\n", errors, pl(errors));
     printf("{\"published\":%" PRIu64 ",\"consumed\":%" PRIu64 ",\"consumed_in_run\":%" PRIu64
@@ -1204,17 +1405,41 @@ int main(int argc, char **argv)
            ",\"unconsumed\":%" PRIu64
            ",\"seconds\":%.3f,\"drain_seconds\":%.3f"
            ",\"producers\":%d,\"consumers\":%d,\"queues\":%d,\"size\":%zu,\"prefetch\":%d"
-           ",\"autoack\":%s,\"confirm\":%u,\"persistent\":%s,\"rate\":%.1f,\"errors\":%d}\n",
+           ",\"autoack\":%s,\"confirm\":%u,\"persistent\":%s,\"rate\":%.1f,\"errors\":%d",
            published, consumed, in_window, pub_rate, con_rate, l50, l99, confirmed, nacked,
            c50, c99, lost, dup, redelivered, unconsumed, run_s, drain_s, np, nc, O.queues, O.size,
            O.prefetch, O.autoack ? "true" : "false", O.confirm,
            O.persistent ? "true" : "false", O.rate, errors);
+    printf(",\"exchange_type\":\"%s\",\"expected\":%" PRIu64 ",\"misrouted\":%" PRIu64
+           ",\"foreign\":%" PRIu64, routes_kind_name(R.kind), expected, misrouted, foreign);
+    /* latency distributions (plots) and the rates per second of the run */
+    static const double pcts[] = { 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995,
+                                   0.9999, 1.0 };
+    const struct { const char *name; const struct hist *h; } dists[] = {
+        { "lat_pcts", lat }, { "confirm_pcts", clat } };
+    for (size_t d = 0; d < sizeof dists / sizeof dists[0]; d++) {
+        printf(",\"%s\":[", dists[d].name);
+        for (size_t i = 0; dists[d].h->count && i < sizeof pcts / sizeof pcts[0]; i++)
+            printf("%s[%g,%.1f]", i ? "," : "", pcts[i] * 100, hist_pct_us(dists[d].h, pcts[i]));
+        printf("]");
+    }
+    printf(",\"lat_p999_us\":%.1f,\"confirm_p999_us\":%.1f,\"timeline\":[",
+           hist_pct_us(lat, 0.999), hist_pct_us(clat, 0.999));
+    for (size_t i = 0; i < tl_len; i++)
+        printf("%s[%.3f,%.0f,%.0f]", i ? "," : "", timeline[i][0], timeline[i][1],
+               timeline[i][2]);
+    printf("]}\n");
     fflush(stdout);
 
-    for (int i = 0; i < np; i++) {
-        seen_free(&g_seen[i]);
+    for (size_t i = 0; i < (size_t)O.queues * (size_t)(np > 0 ? np : 1); i++)
+        seen_free(atomic_load(&g_seen[i]));
+    for (int i = 0; i < np; i++)
         free(P[i].clat);
-    }
+    for (int i = 0; i < O.queues; i++)
+        free(g_queue_name[i]);
+    free(g_queue_name);
+    free(timeline);
+    routes_free(&R);
     for (int j = 0; j < nc; j++)
         free(C[j].lat);
     free(g_seen);

@@ -8,7 +8,7 @@ import os
 import subprocess
 import threading
 
-from harness import BrokerTestCase, find_warrend, main
+from harness import BrokerTestCase, find_warrend, main, metric_samples
 
 
 def find_bench():
@@ -95,6 +95,79 @@ class WarrenBenchTest(BrokerTestCase):
         self.assertGreater(len(stolen), 0, "the thief got nothing: %r" % r)
         self.assertEqual(r["lost"], len(stolen), r)
         self.assertEqual(r["consumed"] + len(stolen), r["published"], r)
+
+    def test_fanout_reaches_every_queue_once(self):
+        r = self.run_bench("-t", "fanout", "-x", "1", "-y", "4", "-n", "4", "-s", "100",
+                           "-q", "50", "-N", "fan")
+        self.assertGreater(r["published"], 0, r)
+        self.assertEqual(r["exchange_type"], "fanout", r)
+        self.assertEqual(r["expected"], 4 * r["published"], r)
+        self.assertEqual(r["consumed"], r["expected"], r)
+        self.assertEqual((r["lost"], r["dup"], r["misrouted"]), (0, 0, 0), r)
+
+    def test_topic_deliveries_match_the_tools_model(self):
+        """100 wildcard bindings over 10 queues: every queue receives exactly
+        the messages whose keys its patterns match (some keys match none, some
+        several queues)."""
+        r = self.run_bench("-t", "topic", "-x", "2", "-y", "10", "-n", "10", "-s", "64",
+                           "-a", "-N", "top")
+        self.assertGreater(r["published"], 1000, r)
+        self.assertEqual(r["consumed"], r["expected"], r)
+        self.assertEqual((r["lost"], r["dup"], r["misrouted"]), (0, 0, 0), r)
+        # neither one queue per message nor every queue: the model is not trivial
+        self.assertLess(r["expected"], 2 * r["published"], r)
+        self.assertNotEqual(r["expected"], r["published"], r)
+
+    def test_a_binding_outside_the_model_is_reported_as_misrouting(self):
+        """A catch-all binding the tool did not make sends mis-0 messages its
+        patterns do not match: warren-bench must count them misrouted."""
+        import pika
+        conn = pika.BlockingConnection(self.broker.params())
+        ch = conn.channel()
+        ch.exchange_declare("mis-x", "topic")
+        ch.queue_declare("mis-0")
+        ch.queue_bind("mis-0", "mis-x", "#")
+        conn.close()
+        r = self.run_bench("-t", "topic", "-R", "-x", "1", "-y", "2", "-n", "2", "-a",
+                           "-M", "2000", "-N", "mis")
+        self.assertEqual(r["published"], 2000, r)
+        self.assertGreater(r["misrouted"], 0, r)
+        # every delivery is either one the model expects or a misrouting
+        self.assertEqual(r["consumed"], r["expected"] + r["misrouted"], r)
+        self.assertEqual((r["lost"], r["dup"]), (0, 0), r)
+
+    def test_idle_connections_are_opened_and_held(self):
+        p = subprocess.Popen([find_bench(), "-h", "127.0.0.1", "-P", str(self.broker.port),
+                              "-C", "30", "-z", "8"], stdout=subprocess.PIPE, text=True)
+        try:
+            first = p.stdout.readline()
+            self.assertIn("opened 30 connections", first)
+            samples = metric_samples(self.broker.metrics()[1])
+            self.assertGreaterEqual(samples.get("rabbitmq_connections", 0), 30, first)
+            out, _ = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual(p.returncode, 0, out)
+        result = json.loads(out.strip().splitlines()[-1])
+        self.assertEqual((result["opened"], result["errors"]), (30, 0), result)
+        self.assertGreater(result["open_seconds"], 0, result)
+
+    def test_json_has_latency_distribution_and_timeline(self):
+        r = self.run_bench("-r", "1000", "-s", "16", "-N", "plot", seconds="2")
+        pcts = dict((p, us) for p, us in r["lat_pcts"])
+        self.assertLessEqual(pcts[50], pcts[99], r["lat_pcts"])
+        self.assertLessEqual(pcts[99], pcts[99.9], r["lat_pcts"])
+        self.assertLessEqual(pcts[99.9], pcts[100], r["lat_pcts"])
+        self.assertEqual(r["lat_p999_us"], pcts[99.9], r)
+        self.assertGreaterEqual(len(r["timeline"]), 2, r["timeline"])
+        published, since = 0.0, 0.0
+        for t, pub, _ in r["timeline"]:
+            published += pub * (t - since)
+            since = t
+        # the rates per second add up to the count
+        self.assertAlmostEqual(published, r["published"], delta=r["published"] * 0.2)
 
 
 if __name__ == "__main__":
