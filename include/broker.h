@@ -60,6 +60,8 @@ struct broker {
 	struct evconnlistener *tls_listener;	/* NULL: no TLS listener */
 	struct ssl_ctx_st *tls_ctx;
 	struct conn_list conns;
+	struct conn_list output_pending;	/* written at the turn's end */
+	struct event *flush_ev;			/* conn_output.c's writer */
 	struct strmap *conns_by_id;	/* 8-byte id -> conn (direct reply-to) */
 	uint64_t next_conn_id;
 	uint32_t n_open_conns;		/* past connection.open-ok */

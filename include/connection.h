@@ -73,6 +73,11 @@ struct conn {
 	struct msg_counters msgs;	/* over all its channels */
 	bool cancel_notify;		/* client capability consumer_cancel_notify */
 	bool read_paused;		/* output too large: not reading */
+	bool input_full;		/* input too large: not reading */
+	/* conn_output.c: plain TCP output is written at the end of the turn */
+	bool direct_write;
+	bool output_pending;		/* in broker->output_pending */
+	TAILQ_ENTRY(conn) output_link;
 	bool published;			/* has sent basic.publish */
 	bool blocked;			/* resource alarm: publishes wait */
 	bool held_at_publish;		/* blocked, and a basic.publish is
@@ -133,12 +138,29 @@ void conn_set_frame_max(struct conn *c, uint32_t frame_max);
 struct evbuffer *conn_output(struct conn *c);
 void conn_send_method(struct conn *c, uint16_t channel,
     const struct amqp_method *m);
+/* m (basic.deliver, get-ok or return) and msg's content frames. */
+struct message;
+void conn_send_delivery(struct conn *c, uint16_t channel,
+    const struct amqp_method *m, struct message *msg);
 /* Bytes waiting to be written: dispatch holds back above a limit. */
 bool conn_output_congested(struct conn *c);
 
 void conn_enter_state(struct conn *c, enum conn_state s);
 /* Everything queued for the peer has been handed to the kernel. */
 bool conn_output_drained(const struct conn *c);
+/* Past twice the congestion limit: stop reading the client's requests. */
+bool conn_output_over_limit(const struct conn *c);
+
+/* conn_output.c: the broker's end-of-turn writer, and a connection's
+ * place in it (from accept to free). */
+bool conn_output_init(struct broker *b);
+void conn_output_attach(struct conn *c);
+void conn_output_detach(struct conn *c);
+/* The output shrank (below half the congestion limit, or to nothing):
+ * a closing connection is freed (false), reading and deliveries resume. */
+bool conn_output_written(struct conn *c);
+/* libevent's write event emptied the buffer: back to end-of-turn writes. */
+void conn_output_write_done(struct conn *c);
 uint64_t conn_now_ms(void);
 /* Arm timer ev to fire in ms milliseconds. */
 void evtimer_in_ms(struct event *ev, uint64_t ms);

@@ -36,6 +36,11 @@ enum frame_status frame_peek(struct evbuffer *in, uint32_t frame_max,
     struct frame *f);
 /* Remove the frame returned by frame_peek from in. */
 void frame_consume(struct evbuffer *in, const struct frame *f);
+/* frame_peek over the len bytes at p (f->payload points into them). */
+enum frame_status frame_parse(const uint8_t *p, size_t len, uint32_t frame_max,
+    struct frame *f);
+/* Bytes the frame takes on the wire: header, payload and frame end. */
+size_t frame_wire_size(const struct frame *f);
 
 /* Append a method frame; scratch is a reusable encoding buffer. */
 void frame_put_method(struct evbuffer *out, uint16_t channel,
@@ -48,5 +53,11 @@ void frame_put_heartbeat(struct evbuffer *out);
  */
 void frame_put_content(struct evbuffer *out, uint16_t channel,
     struct message *msg, uint32_t frame_max);
+
+/* The method m, then msg's content: frame_put_method and
+ * frame_put_content in (usually) one evbuffer addition. */
+void frame_put_delivery(struct evbuffer *out, uint16_t channel,
+    const struct amqp_method *m, struct wbuf *scratch, struct message *msg,
+    uint32_t frame_max);
 
 #endif

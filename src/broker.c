@@ -434,7 +434,7 @@ bool broker_init(struct broker *b, const struct warren_config *cfg)
 	b->conns_by_id = strmap_new();
 	b->next_conn_id = 1;
 	b->base = event_base_new();
-	if (b->base == NULL) {
+	if (b->base == NULL || !conn_output_init(b)) {
 		log_error("event_base_new failed");
 		return false;
 	}
@@ -553,6 +553,8 @@ void broker_free(struct broker *b)
 		event_free(b->tick);
 	if (b->shutdown_timer)
 		event_free(b->shutdown_timer);
+	if (b->flush_ev)
+		event_free(b->flush_ev);
 	if (b->base)
 		event_base_free(b->base);
 	/* Last: the data directory is ours until everything is written. */

@@ -207,17 +207,15 @@ void chan_deliver(struct consumer *c, const struct queue_entry *e)
 		ch->next_tag++;
 	} else {
 		struct delivery d = { .e = *e, .q = queue_ref(c->q),
-		    .consumer = c, .delivered_at = conn_now_ms() };
+		    .consumer = c, .delivered_at = ch->conn->broker->clock_ms };
 
 		msg_ref(msg);
 		chan_ledger_append(ch, d);
 		c->unacked++;
 		ch->unacked++;
 	}
-	conn_send_method(ch->conn, ch->number, &m);
 	msg = queue_outgoing(c->q, e, false);
-	frame_put_content(conn_output(ch->conn), ch->number, msg,
-	    ch->conn->frame_max);
+	conn_send_delivery(ch->conn, ch->number, &m, msg);
 	msg_unref(msg);
 }
 
@@ -230,7 +228,7 @@ void chan_record_get(struct channel *ch, const struct queue_entry *e,
 	}
 	msg_ref(e->msg);
 	chan_ledger_append(ch, (struct delivery){ .e = *e, .q = queue_ref(q),
-	    .delivered_at = conn_now_ms() });
+	    .delivered_at = ch->conn->broker->clock_ms });
 	ch->unacked++;
 }
 
@@ -282,7 +280,7 @@ struct message *chan_take_pending(struct channel *ch)
 	n = m->header_len + m->body_len;
 	c->content_bytes -= n;
 	c->broker->content_bytes -= n;
-	c->content_since_ms = conn_now_ms();
+	c->content_since_ms = c->broker->clock_ms;
 	ch->pending = NULL;
 	return m;
 }
@@ -302,7 +300,7 @@ static int content_received(struct channel *ch, uint64_t n,
 	struct broker *b = c->broker;
 
 	if (c->content_bytes == 0)
-		c->content_since_ms = conn_now_ms();
+		c->content_since_ms = b->clock_ms;
 	c->content_bytes += n;
 	b->content_bytes += n;
 	if (c->content_bytes > b->cfg->max_message_size + c->frame_max) {

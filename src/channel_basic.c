@@ -266,9 +266,7 @@ void chan_send_return(struct channel *ch, struct message *msg)
 	m.a.basic_return.reply_text = BYTES_LIT("NO_ROUTE");
 	m.a.basic_return.exchange = msg->exchange;
 	m.a.basic_return.routing_key = msg->routing_key;
-	conn_send_method(ch->conn, ch->number, &m);
-	frame_put_content(conn_output(ch->conn), ch->number, msg,
-	    ch->conn->frame_max);
+	conn_send_delivery(ch->conn, ch->number, &m, msg);
 }
 
 bool chan_route(struct channel *ch, struct exchange *x, struct message *msg,
@@ -388,10 +386,8 @@ int chan_basic_get(struct channel *ch, const struct amqp_method *m,
 		    ch->number);
 	}
 	chan_record_get(ch, &e, q, a->no_ack);
-	conn_send_method(ch->conn, ch->number, &r);
 	out = queue_outgoing(q, &e, true);
-	frame_put_content(conn_output(ch->conn), ch->number, out,
-	    ch->conn->frame_max);
+	conn_send_delivery(ch->conn, ch->number, &r, out);
 	msg_unref(out);
 	if (a->no_ack)
 		queue_settle(q, &e, SETTLE_ACK);

@@ -2,8 +2,8 @@
  * Connections: socket I/O through a bufferevent, the frame loop with a
  * per-turn budget, channel routing, heartbeats and close.
  *
- * Output is appended to the bufferevent's output evbuffer and written by
- * libevent when the socket is writable, so everything produced in one loop
+ * Output is appended to the bufferevent's output evbuffer and written at
+ * the end of the loop turn (conn_output.c), so everything produced in one
  * turn goes out in one write.
  */
 #include <arpa/inet.h>
@@ -36,18 +36,26 @@
 
 /* Frames handled per read event before yielding to other connections. */
 #define FRAME_BUDGET 512
-/* Above this much unwritten output, queues stop delivering to us. */
-#define OUTPUT_HIGH_WATER (4u << 20)
 /* How long we wait for connection.close-ok before dropping the socket. */
 #define CLOSE_TIMEOUT_MS 3000
 /* While not reading a socket, how often we ask the kernel if it closed. */
 #define GONE_CHECK_MS 1000
 /*
- * Input buffered beyond one whole frame: libevent stops reading a socket
- * whose input holds a largest frame and this much more, so a client never
- * makes us buffer more than that, whatever we are waiting for.
+ * Input buffered beyond one whole frame: we stop reading a socket whose
+ * input holds a largest frame and this much more, so a client never makes
+ * us buffer more than that, whatever we are waiting for.  (Not libevent's
+ * read watermark: that runs a callback and an event_add for every frame
+ * drained from the input.)
  */
 #define INPUT_SLACK (64u << 10)
+/*
+ * Most bytes one read or write call moves; libevent's default is 16 KB,
+ * which costs a system call per 16 deliveries of 1 KB.  Until tune-ok
+ * (frames of at most 4 KB) reads stay at the default: a client that has
+ * not logged in cannot make us buffer more than a few frames.
+ */
+#define MAX_SINGLE_IO (256u << 10)
+#define HANDSHAKE_SINGLE_READ (16u << 10)
 /* tcp_info.tcpi_state of an open connection (the kernel's TCP_ESTABLISHED,
  * which linux/tcp.h does not export). */
 #define TCP_STATE_ESTABLISHED 1
@@ -60,7 +68,8 @@ static const char *const state_names[] = {
 
 static bool reading_held(const struct conn *c)
 {
-	return c->held_at_publish || c->flow || c->read_paused;
+	return c->held_at_publish || c->flow || c->read_paused ||
+	    c->input_full;
 }
 
 /* Read from the socket unless something holds the connection back. */
@@ -228,12 +237,12 @@ void conn_accept(struct broker *b, int fd, const struct sockaddr *sa,
 	strmap_put(b->conns_by_id, (struct bytes){ (const uint8_t *)&c->id,
 	    sizeof(c->id) }, c);
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_WRITE, OUTPUT_HIGH_WATER / 2, 0);
+	bufferevent_set_max_single_write(c->bev, MAX_SINGLE_IO);
 	/* Until tune-ok, frames are as small as the spec allows (RabbitMQ's
 	 * limit too): a client that has not logged in cannot make us buffer
 	 * frame_max bytes. */
 	conn_set_frame_max(c, AMQP_FRAME_MIN_SIZE);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	conn_output_attach(c);
 	evtimer_in_ms(c->timer, b->cfg->handshake_timeout);
 	log_info("conn %llu: accepted from %s%s", (unsigned long long)c->id,
 	    c->peer, c->tls ? " (TLS)" : "");
@@ -327,6 +336,7 @@ void conn_free(struct conn *c, const char *reason)
 	TAILQ_REMOVE(&c->broker->conns, c, link);
 	strmap_del(c->broker->conns_by_id, (struct bytes){
 	    (const uint8_t *)&c->id, sizeof(c->id) });
+	conn_output_detach(c);
 	event_free(c->timer);
 	event_free(c->resume_ev);
 	event_free(c->gone_check);
@@ -337,17 +347,6 @@ void conn_free(struct conn *c, const char *reason)
 	free(c);
 }
 
-struct evbuffer *conn_output(struct conn *c)
-{
-	c->last_send_ms = conn_now_ms();
-	return bufferevent_get_output(c->bev);
-}
-
-bool conn_output_congested(struct conn *c)
-{
-	return c->state != CONN_RUNNING ||
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) > OUTPUT_HIGH_WATER;
-}
 
 void conn_set_frame_max(struct conn *c, uint32_t frame_max)
 {
@@ -360,14 +359,35 @@ void conn_set_frame_max(struct conn *c, uint32_t frame_max)
 		frame_max = (uint32_t)ceiling;
 	c->frame_max = frame_max;
 	if (c->bev != NULL)
-		bufferevent_setwatermark(c->bev, EV_READ, 0, (size_t)frame_max +
-		    AMQP_FRAME_OVERHEAD + INPUT_SLACK);
+		bufferevent_set_max_single_read(c->bev,
+		    frame_max > AMQP_FRAME_MIN_SIZE ? MAX_SINGLE_IO :
+		    HANDSHAKE_SINGLE_READ);
+}
+
+/* Stops reading while the input holds more than a largest frame and
+ * INPUT_SLACK; reading resumes once the frames are handled. */
+static void check_input_limit(struct conn *c, size_t buffered)
+{
+	bool full = buffered > (size_t)c->frame_max + AMQP_FRAME_OVERHEAD +
+	    INPUT_SLACK;
+
+	if (full != c->input_full) {
+		c->input_full = full;
+		update_reading(c);
+	}
 }
 
 void conn_send_method(struct conn *c, uint16_t channel,
     const struct amqp_method *m)
 {
 	frame_put_method(conn_output(c), channel, m, &c->scratch);
+}
+
+void conn_send_delivery(struct conn *c, uint16_t channel,
+    const struct amqp_method *m, struct message *msg)
+{
+	frame_put_delivery(conn_output(c), channel, m, &c->scratch, msg,
+	    c->frame_max);
 }
 
 /* Free the connection once the output has been written. */
@@ -383,10 +403,6 @@ static void conn_flush_and_free(struct conn *c, const char *reason)
 	evtimer_in_ms(c->timer, CLOSE_TIMEOUT_MS);
 }
 
-bool conn_output_drained(const struct conn *c)
-{
-	return evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
-}
 
 static void send_close(struct conn *c, int code, const char *text,
     uint32_t method_id)
@@ -567,6 +583,8 @@ static bool conn_process_frames(struct conn *c)
 	struct amqp_error err;
 	struct frame f;
 	int budget = FRAME_BUDGET;
+	size_t avail, consumed = 0;
+	uint8_t *base;
 
 	if (c->state == CONN_PROTOCOL_HEADER) {
 		uint8_t hdr[8];
@@ -585,6 +603,13 @@ static bool conn_process_frames(struct conn *c)
 		evbuffer_drain(in, 8);
 		conn_send_start(c);
 	}
+	/*
+	 * The frames are parsed in place from the input made contiguous
+	 * once, and drained together at the end: per frame, evbuffer calls
+	 * (and the callbacks each drain runs) cost more than the frame.
+	 */
+	avail = evbuffer_get_length(in);
+	base = avail ? evbuffer_pullup(in, (ev_ssize_t)avail) : NULL;
 	while (budget-- > 0 && c->state != CONN_FLUSHING) {
 		enum frame_status st;
 		int rc;
@@ -594,24 +619,24 @@ static bool conn_process_frames(struct conn *c)
 		 * must not grow our output without bound: stop reading
 		 * until the output drains (conn_write_cb resumes).
 		 */
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) >
-		    2 * OUTPUT_HIGH_WATER) {
+		if (conn_output_over_limit(c)) {
 			c->read_paused = true;
 			update_reading(c);
-			return true;
+			break;
 		}
 		if (c->flow || c->held_at_publish)
-			return true;	/* alarms and flow stop publishers */
+			break;	/* alarms and flow stop publishers */
 		if (c->commit_waits)
-			return true;	/* a tx.commit-ok waits for the disk */
-		st = frame_peek(in, c->frame_max, &f);
+			break;	/* a tx.commit-ok waits for the disk */
+		st = frame_parse(base + consumed, avail - consumed,
+		    c->frame_max, &f);
 
 		if (st == FRAME_NEED_MORE)
-			return true;
+			break;
 		if (st == FRAME_READY && c->blocked && frame_is_publish(&f)) {
 			c->held_at_publish = true;
 			update_reading(c);
-			return true;
+			break;
 		}
 		memset(&err, 0, sizeof(err));
 		if (st == FRAME_TOO_LARGE || st == FRAME_BAD_END) {
@@ -620,15 +645,15 @@ static bool conn_process_frames(struct conn *c)
 			    "frame-end octet is not 0xCE", c->frame_max);
 			conn_fail(c, &err);
 			/* The stream is out of sync: read nothing more. */
-			evbuffer_drain(in, evbuffer_get_length(in));
+			consumed = avail;
 			bufferevent_disable(c->bev, EV_READ);
-			return true;
+			break;
 		}
-		c->last_recv_ms = conn_now_ms();
+		c->last_recv_ms = c->broker->clock_ms; /* read by our caller */
 		rc = handle_frame(c, &f, &err);
 		if (rc < 0)
 			return false;	/* the connection is gone */
-		frame_consume(in, &f);
+		consumed += frame_wire_size(&f);
 		if (rc > 0) {
 			if (err.connection_level || amqp_reply_is_hard(rc) ||
 			    f.channel >= c->channels_cap || !c->channels[f.channel])
@@ -637,8 +662,9 @@ static bool conn_process_frames(struct conn *c)
 				chan_fail(c->channels[f.channel], &err);
 		}
 	}
+	evbuffer_drain(in, consumed);
 	/* Budget spent with frames left: finish on a later turn. */
-	if (evbuffer_get_length(in) && c->state != CONN_FLUSHING)
+	if (budget < 0 && evbuffer_get_length(in) && c->state != CONN_FLUSHING)
 		event_active(c->resume_ev, EV_TIMEOUT, 0);
 	return true;
 }
@@ -656,6 +682,9 @@ static void conn_process_input(struct conn *c)
 	broker_save_definitions(b);
 	if (!alive)
 		return;
+	if (c->state != CONN_FLUSHING)
+		check_input_limit(c,
+		    evbuffer_get_length(bufferevent_get_input(c->bev)));
 	/* One batched basic.ack per channel for this turn's publishes (none
 	 * after a close: chan_confirm_flush checks the channel is open). */
 	while ((ch = c->confirm_dirty) != NULL) {
@@ -689,10 +718,18 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
+	if (conn_output_written(c))
+		conn_output_write_done(c);
+}
+
+bool conn_output_written(struct conn *c)
+{
 	if (c->state == CONN_FLUSHING) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		if (conn_output_drained(c)) {
 			conn_free(c, c->close_reason);
-		return;
+			return false;
+		}
+		return true;
 	}
 	if (c->read_paused) {
 		c->read_paused = false;
@@ -709,6 +746,7 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 			if (cons->q)
 				queue_schedule_dispatch(cons->q);
 	}
+	return true;
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)

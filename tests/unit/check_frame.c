@@ -474,7 +474,8 @@ START_TEST(test_put_content_refs_released)
 	struct message *msg = make_message(10000, &hdr);
 	struct evbuffer *out = evbuffer_new();
 
-	frame_put_content(out, 1, msg, 4096);
+	/* one body frame of 10000 bytes: large enough to be referenced */
+	frame_put_content(out, 1, msg, 131072);
 	/* Body data is referenced, not copied: the message is held... */
 	ck_assert_uint_gt(msg->refs, 1);
 	/* ...until the evbuffer no longer needs it. */
@@ -483,6 +484,110 @@ START_TEST(test_put_content_refs_released)
 	evbuffer_free(out);
 	msg_unref(msg);
 	wbuf_free(&hdr);
+}
+END_TEST
+
+/* A delivery in one piece is byte for byte the method frame followed by
+ * the content frames, whatever the body size and frame_max. */
+START_TEST(test_put_delivery_equals_method_then_content)
+{
+	static const uint64_t bodies[] = { 0, 1, 16, 511, 1024, 4087, 4088,
+	    4089, 4095, 4096, 5000, 10000, 200000 };
+	static const uint32_t frame_maxes[] = { 4096, 131072, 0 };
+	struct wbuf hdr, scratch;
+	struct amqp_method m;
+
+	wbuf_init(&scratch);
+	memset(&m, 0, sizeof(m));
+	m.id = AMQP_basic_deliver;
+	m.a.basic_deliver.consumer_tag = BYTES_LIT("amq.ctag-1");
+	m.a.basic_deliver.delivery_tag = 123456789;
+	m.a.basic_deliver.redelivered = true;
+	m.a.basic_deliver.exchange = BYTES_LIT("ex");
+	m.a.basic_deliver.routing_key = BYTES_LIT("a.routing.key");
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+		for (size_t j = 0; j < 3; j++) {
+			struct message *msg = make_message(bodies[i], &hdr);
+			struct evbuffer *one = evbuffer_new();
+			struct evbuffer *two = evbuffer_new();
+			size_t len;
+
+			frame_put_delivery(one, 300, &m, &scratch, msg,
+			    frame_maxes[j]);
+			frame_put_method(two, 300, &m, &scratch);
+			frame_put_content(two, 300, msg, frame_maxes[j]);
+			len = evbuffer_get_length(two);
+			ck_assert_uint_eq(evbuffer_get_length(one), len);
+			ck_assert_mem_eq(evbuffer_pullup(one, -1),
+			    evbuffer_pullup(two, -1), len);
+			evbuffer_free(one);
+			evbuffer_free(two);
+			/* every reference to the body was released */
+			ck_assert_uint_eq(msg->refs, 1);
+			msg_unref(msg);
+			wbuf_free(&hdr);
+		}
+	wbuf_free(&scratch);
+}
+END_TEST
+
+START_TEST(test_put_delivery_references_large_bodies)
+{
+	struct wbuf hdr, scratch;
+	struct amqp_method m;
+	struct message *small = make_message(1024, &hdr);
+	struct wbuf hdr2;
+	struct message *large = make_message(100000, &hdr2);
+	struct evbuffer *out = evbuffer_new();
+
+	wbuf_init(&scratch);
+	memset(&m, 0, sizeof(m));
+	m.id = AMQP_basic_deliver;
+	m.a.basic_deliver.consumer_tag = BYTES_LIT("t");
+	/* a small body is copied: nothing holds the message */
+	frame_put_delivery(out, 1, &m, &scratch, small, 131072);
+	ck_assert_uint_eq(small->refs, 1);
+	/* a large one is referenced until written */
+	frame_put_delivery(out, 1, &m, &scratch, large, 131072);
+	ck_assert_uint_gt(large->refs, 1);
+	evbuffer_drain(out, evbuffer_get_length(out));
+	ck_assert_uint_eq(large->refs, 1);
+	evbuffer_free(out);
+	msg_unref(small);
+	msg_unref(large);
+	wbuf_free(&scratch);
+	wbuf_free(&hdr);
+	wbuf_free(&hdr2);
+}
+END_TEST
+
+/* frame_parse, the in-place parser the connection's frame loop uses. */
+START_TEST(test_parse_in_place)
+{
+	const uint8_t two[] = {
+		AMQP_FRAME_HEARTBEAT, 0, 0, 0, 0, 0, 0, AMQP_FRAME_END,
+		AMQP_FRAME_BODY, 0, 5, 0, 0, 0, 2, 'h', 'i', AMQP_FRAME_END,
+	};
+	struct frame f;
+
+	ck_assert_int_eq(frame_parse(two, 7, 4096, &f), FRAME_NEED_MORE);
+	ck_assert_int_eq(frame_parse(two, sizeof(two), 4096, &f), FRAME_READY);
+	ck_assert_uint_eq(f.type, AMQP_FRAME_HEARTBEAT);
+	ck_assert_uint_eq(frame_wire_size(&f), 8);
+	ck_assert_int_eq(frame_parse(two + 8, 9, 4096, &f), FRAME_NEED_MORE);
+	ck_assert_int_eq(frame_parse(two + 8, 10, 4096, &f), FRAME_READY);
+	ck_assert_uint_eq(f.channel, 5);
+	ck_assert_mem_eq(f.payload.ptr, "hi", 2);
+	ck_assert_uint_eq(frame_wire_size(&f), 10);
+	ck_assert_int_eq(frame_parse(two + 8, 10, 1, &f), FRAME_TOO_LARGE);
+	{
+		uint8_t bad[sizeof(two)];
+
+		memcpy(bad, two, sizeof(two));
+		bad[7] = 0;
+		ck_assert_int_eq(frame_parse(bad, sizeof(bad), 4096, &f),
+		    FRAME_BAD_END);
+	}
 }
 END_TEST
 
@@ -709,6 +814,9 @@ static Suite *frame_suite(void)
 	tcase_add_test(tc, test_put_content_sizes);
 	tcase_add_test(tc, test_put_content_empty_body);
 	tcase_add_test(tc, test_put_content_after_other_frames);
+	tcase_add_test(tc, test_put_delivery_equals_method_then_content);
+	tcase_add_test(tc, test_put_delivery_references_large_bodies);
+	tcase_add_test(tc, test_parse_in_place);
 	suite_add_tcase(s, tc);
 	return s;
 }
