@@ -33,6 +33,7 @@ struct message {
 	uint64_t body_len;		/* bytes received so far */
 	uint64_t body_size;		/* declared by the content header */
 	uint64_t body_cap;
+	bool body_inline;		/* body is in this allocation */
 
 	/* delivery_mode 2: kept by the store when a durable queue holds it */
 	bool persistent;

@@ -576,6 +576,48 @@ static bool frame_is_publish(const struct frame *f)
 	    p[3]) == AMQP_basic_publish;
 }
 
+/*
+ * Frames are parsed in place from the input's first chain and drained
+ * together at the end: per frame, evbuffer calls (and the callbacks each
+ * drain runs) cost more than the frame.  Only a frame that straddles two
+ * chains is made contiguous (frame_peek pulls up that frame alone).
+ */
+struct input_window {
+	const uint8_t *base;
+	size_t len, used;
+};
+
+static void window_open(struct evbuffer *in, struct input_window *w)
+{
+	struct evbuffer_iovec v;
+
+	w->used = 0;
+	if (evbuffer_peek(in, -1, NULL, &v, 1) > 0) {
+		w->base = v.iov_base;
+		w->len = v.iov_len;
+	} else {
+		w->base = NULL;
+		w->len = 0;
+	}
+}
+
+static enum frame_status next_frame(struct evbuffer *in,
+    struct input_window *w, uint32_t frame_max, struct frame *f)
+{
+	enum frame_status st = FRAME_NEED_MORE;
+
+	if (w->used < w->len)
+		st = frame_parse(w->base + w->used, w->len - w->used,
+		    frame_max, f);
+	if (st != FRAME_NEED_MORE)
+		return st;
+	/* It continues in the next chain, or has not all arrived. */
+	evbuffer_drain(in, w->used);
+	st = frame_peek(in, frame_max, f);
+	window_open(in, w);
+	return st;
+}
+
 /* Returns false when the connection was freed. */
 static bool conn_process_frames(struct conn *c)
 {
@@ -583,8 +625,7 @@ static bool conn_process_frames(struct conn *c)
 	struct amqp_error err;
 	struct frame f;
 	int budget = FRAME_BUDGET;
-	size_t avail, consumed = 0;
-	uint8_t *base;
+	struct input_window w;
 
 	if (c->state == CONN_PROTOCOL_HEADER) {
 		uint8_t hdr[8];
@@ -603,13 +644,7 @@ static bool conn_process_frames(struct conn *c)
 		evbuffer_drain(in, 8);
 		conn_send_start(c);
 	}
-	/*
-	 * The frames are parsed in place from the input made contiguous
-	 * once, and drained together at the end: per frame, evbuffer calls
-	 * (and the callbacks each drain runs) cost more than the frame.
-	 */
-	avail = evbuffer_get_length(in);
-	base = avail ? evbuffer_pullup(in, (ev_ssize_t)avail) : NULL;
+	window_open(in, &w);
 	while (budget-- > 0 && c->state != CONN_FLUSHING) {
 		enum frame_status st;
 		int rc;
@@ -628,8 +663,7 @@ static bool conn_process_frames(struct conn *c)
 			break;	/* alarms and flow stop publishers */
 		if (c->commit_waits)
 			break;	/* a tx.commit-ok waits for the disk */
-		st = frame_parse(base + consumed, avail - consumed,
-		    c->frame_max, &f);
+		st = next_frame(in, &w, c->frame_max, &f);
 
 		if (st == FRAME_NEED_MORE)
 			break;
@@ -645,7 +679,8 @@ static bool conn_process_frames(struct conn *c)
 			    "frame-end octet is not 0xCE", c->frame_max);
 			conn_fail(c, &err);
 			/* The stream is out of sync: read nothing more. */
-			consumed = avail;
+			evbuffer_drain(in, evbuffer_get_length(in));
+			window_open(in, &w);
 			bufferevent_disable(c->bev, EV_READ);
 			break;
 		}
@@ -653,7 +688,7 @@ static bool conn_process_frames(struct conn *c)
 		rc = handle_frame(c, &f, &err);
 		if (rc < 0)
 			return false;	/* the connection is gone */
-		consumed += frame_wire_size(&f);
+		w.used += frame_wire_size(&f);
 		if (rc > 0) {
 			if (err.connection_level || amqp_reply_is_hard(rc) ||
 			    f.channel >= c->channels_cap || !c->channels[f.channel])
@@ -662,7 +697,7 @@ static bool conn_process_frames(struct conn *c)
 				chan_fail(c->channels[f.channel], &err);
 		}
 	}
-	evbuffer_drain(in, consumed);
+	evbuffer_drain(in, w.used);
 	/* Budget spent with frames left: finish on a later turn. */
 	if (budget < 0 && evbuffer_get_length(in) && c->state != CONN_FLUSHING)
 		event_active(c->resume_ev, EV_TIMEOUT, 0);

@@ -2,7 +2,10 @@
  * Message lifetime.  One allocation holds the struct, the exchange name, the
  * routing key and the content header; the body is a second allocation that
  * grows as body frames arrive (never sized from the header alone, so a
- * client cannot make us reserve max_message_size by announcing it).
+ * client cannot make us reserve max_message_size by announcing it).  A
+ * body of at most INLINE_BODY_MAX bytes lives in the first allocation: a
+ * malloc and a free per message were ~7% of the broker's time with small
+ * messages.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +18,8 @@
  * their high-water mark since the last reset: a backlog that builds and
  * drains between two of the broker's ticks must still count as a peak.
  */
+#define INLINE_BODY_MAX 512
+
 static uint64_t live_bytes;
 static uint64_t live_peak;
 
@@ -43,8 +48,10 @@ void msg_live_bytes_peak_reset(void)
 struct message *msg_new(struct bytes exchange, struct bytes routing_key,
     struct bytes hdr_payload, const struct content_header *h)
 {
+	size_t inline_body = h->body_size <= INLINE_BODY_MAX ?
+	    (size_t)h->body_size : 0;
 	size_t size = sizeof(struct message) + exchange.len +
-	    routing_key.len + hdr_payload.len;
+	    routing_key.len + hdr_payload.len + inline_body;
 	struct message *m = xmalloc(size);
 	uint8_t *p = (uint8_t *)(m + 1);
 
@@ -64,6 +71,11 @@ struct message *msg_new(struct bytes exchange, struct bytes routing_key,
 	m->header = p;
 	m->header_len = hdr_payload.len;
 	m->body_size = h->body_size;
+	if (inline_body) {
+		m->body = p + hdr_payload.len;
+		m->body_cap = inline_body;
+		m->body_inline = true;
+	}
 	/* Validated by the channel; a bad one here means "no TTL". */
 	if (!expiration_parse(h->props.expiration,
 	    props_has(&h->props, PROP_expiration), &m->ttl))
@@ -123,7 +135,15 @@ void msg_append_body(struct message *m, const uint8_t *p, uint32_t n)
 			cap *= 2;
 		if (cap > m->body_size)
 			cap = m->body_size;
-		m->body = xrealloc(m->body, cap);
+		if (m->body_inline) {	/* never with a valid body_size */
+			uint8_t *heap = xmalloc(cap);
+
+			memcpy(heap, m->body, m->body_len);
+			m->body = heap;
+			m->body_inline = false;
+		} else {
+			m->body = xrealloc(m->body, cap);
+		}
 		m->body_cap = cap;
 	}
 	memcpy(m->body + m->body_len, p, n);
@@ -148,7 +168,8 @@ void msg_unref(struct message *m)
 		msg_unref(m->body_owner);
 	} else {
 		live_bytes -= m->body_len;
-		free(m->body);
+		if (!m->body_inline)
+			free(m->body);
 	}
 	free(m);
 }

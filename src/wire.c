@@ -179,9 +179,17 @@ void wbuf_put_raw(struct wbuf *b, const void *p, size_t n)
 void wbuf_put_shortstr(struct wbuf *b, struct bytes s)
 {
 	uint8_t n = s.len > 255 ? 255 : (uint8_t)s.len;
+	uint8_t *p = wbuf_reserve(b, 1 + (size_t)n);
 
-	wbuf_put_u8(b, n);
-	wbuf_put_raw(b, s.ptr, n);
+	/*
+	 * Names and tags are short: a plain loop, not the memcpy gcc
+	 * expands to "rep movsq" here, whose start-up cost made this 6% of
+	 * the broker's time in a 16-byte autoack benchmark.
+	 */
+	p[0] = n;
+	for (uint8_t i = 0; i < n; i++)
+		p[1 + i] = s.ptr[i];
+	b->len += 1 + (size_t)n;
 }
 
 void wbuf_put_longstr(struct wbuf *b, struct bytes s)

@@ -591,6 +591,42 @@ START_TEST(test_parse_in_place)
 }
 END_TEST
 
+/* Small bodies live inside the message's allocation, large ones apart:
+ * either way the bytes are right, a copy with another header shares them
+ * past the original's end, and the live-byte count returns to where it
+ * was. */
+START_TEST(test_message_bodies_inline_and_apart)
+{
+	static const uint64_t sizes[] = { 0, 1, 16, 511, 512, 513, 4096,
+	    100000 };
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		uint64_t before = msg_live_bytes();
+		struct wbuf hdr;
+		struct message *msg = make_message(sizes[i], &hdr);
+		struct content_header parsed;
+		struct message *copy;
+
+		ck_assert_uint_ge(msg_live_bytes(), before + sizes[i]);
+		for (uint64_t j = 0; j < sizes[i]; j++)
+			ck_assert_uint_eq(msg_body(msg)[j],
+			    (uint8_t)(j * 7 + (j >> 8)));
+		ck_assert_int_eq(content_header_parse((struct bytes){ hdr.p,
+		    (uint32_t)hdr.len }, &parsed), 0);
+		copy = msg_new_header(msg, BYTES_LIT("other"), BYTES_LIT("k"),
+		    (struct bytes){ hdr.p, (uint32_t)hdr.len }, &parsed);
+		msg_unref(msg);
+		ck_assert_uint_eq(copy->body_len, sizes[i]);
+		for (uint64_t j = 0; j < sizes[i]; j++)
+			ck_assert_uint_eq(msg_body(copy)[j],
+			    (uint8_t)(j * 7 + (j >> 8)));
+		msg_unref(copy);
+		ck_assert_uint_eq(msg_live_bytes(), before);
+		wbuf_free(&hdr);
+	}
+}
+END_TEST
+
 START_TEST(test_put_content_sizes)
 {
 	static const struct {
@@ -817,6 +853,7 @@ static Suite *frame_suite(void)
 	tcase_add_test(tc, test_put_delivery_equals_method_then_content);
 	tcase_add_test(tc, test_put_delivery_references_large_bodies);
 	tcase_add_test(tc, test_parse_in_place);
+	tcase_add_test(tc, test_message_bodies_inline_and_apart);
 	suite_add_tcase(s, tc);
 	return s;
 }
