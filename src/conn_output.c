@@ -85,19 +85,19 @@ bool conn_output_drained(const struct conn *c)
 }
 
 /*
- * Writes what c has; false when c was freed (a flushing connection whose
- * last bytes left).  What the kernel does not take, and any error, is
+ * Writes what c has (c may be freed: a flushing connection whose last
+ * bytes left).  What the kernel does not take, and any error, is
  * left to the bufferevent's write event: libevent then writes the rest,
  * or reports the error to conn_event_cb, as for TLS connections.
  */
-static bool flush_one(struct conn *c)
+static void flush_one(struct conn *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	size_t before = evbuffer_get_length(out);
 	bool was_congested = before > OUTPUT_HIGH_WATER;
 
 	if (before == 0)
-		return true;
+		return;
 	if (!(bufferevent_get_enabled(c->bev) & EV_WRITE)) {
 		/* A bufferevent freezes the start of its output so that only
 		 * it drains it; it unfreezes it the same way to write. */
@@ -107,12 +107,11 @@ static bool flush_one(struct conn *c)
 	}
 	if (evbuffer_get_length(out) > 0) {
 		bufferevent_enable(c->bev, EV_WRITE);
-		return true;
+		return;
 	}
 	/* Everything left: what a bufferevent's write callback would do. */
 	if (was_congested || c->read_paused || c->state == CONN_FLUSHING)
-		return conn_output_written(c);
-	return true;
+		conn_output_written(c);
 }
 
 static void flush_all(evutil_socket_t fd, short what, void *arg)
@@ -131,7 +130,6 @@ void conn_output_write_done(struct conn *c)
 {
 	/* Back to writing at the end of each turn once libevent's write
 	 * event has emptied the buffer. */
-	if (c->direct_write &&
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	if (c->direct_write && conn_output_drained(c))
 		bufferevent_disable(c->bev, EV_WRITE);
 }

@@ -69,14 +69,33 @@ void frame_consume(struct evbuffer *in, const struct frame *f)
 	evbuffer_drain(in, (size_t)f->payload.len + AMQP_FRAME_OVERHEAD);
 }
 
+static void encode_frame_header(uint8_t p[7], uint8_t type, uint16_t channel,
+    uint32_t size)
+{
+	p[0] = type;
+	p[1] = (uint8_t)(channel >> 8);
+	p[2] = (uint8_t)channel;
+	p[3] = (uint8_t)(size >> 24);
+	p[4] = (uint8_t)(size >> 16);
+	p[5] = (uint8_t)(size >> 8);
+	p[6] = (uint8_t)size;
+}
+
+/* The most body bytes one body frame carries under frame_max. */
+static uint64_t body_chunk_max(uint32_t frame_max)
+{
+	/* Negotiation never goes below 4096; never loop on empty chunks. */
+	if (frame_max != 0 && frame_max <= AMQP_FRAME_OVERHEAD)
+		frame_max = AMQP_FRAME_MIN_SIZE;
+	return frame_max ? frame_max - AMQP_FRAME_OVERHEAD : UINT32_MAX;
+}
+
 static void put_frame_header(struct evbuffer *out, uint8_t type,
     uint16_t channel, uint32_t size)
 {
-	uint8_t hdr[7] = {
-		type, (uint8_t)(channel >> 8), (uint8_t)channel,
-		(uint8_t)(size >> 24), (uint8_t)(size >> 16),
-		(uint8_t)(size >> 8), (uint8_t)size,
-	};
+	uint8_t hdr[7];
+
+	encode_frame_header(hdr, type, channel, size);
 
 	evbuffer_add(out, hdr, sizeof(hdr));
 }
@@ -117,15 +136,7 @@ static void body_ref_done(const void *data, size_t len, void *arg)
 static void wbuf_put_frame_header(struct wbuf *b, uint8_t type,
     uint16_t channel, uint32_t size)
 {
-	uint8_t *p = wbuf_reserve(b, 7);
-
-	p[0] = type;
-	p[1] = (uint8_t)(channel >> 8);
-	p[2] = (uint8_t)channel;
-	p[3] = (uint8_t)(size >> 24);
-	p[4] = (uint8_t)(size >> 16);
-	p[5] = (uint8_t)(size >> 8);
-	p[6] = (uint8_t)size;
+	encode_frame_header(wbuf_reserve(b, 7), type, channel, size);
 	b->len += 7;
 }
 
@@ -140,14 +151,9 @@ void frame_put_delivery(struct evbuffer *out, uint16_t channel,
     const struct amqp_method *m, struct wbuf *scratch, struct message *msg,
     uint32_t frame_max)
 {
-	uint64_t max_chunk = frame_max > AMQP_FRAME_OVERHEAD ?
-	    frame_max - AMQP_FRAME_OVERHEAD : UINT32_MAX;
 	size_t size_at;
 
-	if (frame_max == 0)
-		max_chunk = UINT32_MAX;
-	if (msg->body_len > max_chunk || (frame_max != 0 &&
-	    frame_max <= AMQP_FRAME_OVERHEAD)) {
+	if (msg->body_len > body_chunk_max(frame_max)) {
 		/* several body frames: the general path */
 		frame_put_method(out, channel, m, scratch);
 		frame_put_content(out, channel, msg, frame_max);
@@ -185,12 +191,7 @@ void frame_put_delivery(struct evbuffer *out, uint16_t channel,
 void frame_put_content(struct evbuffer *out, uint16_t channel,
     struct message *msg, uint32_t frame_max)
 {
-	uint64_t max_chunk, off;
-
-	/* Negotiation never goes below 4096; never loop on empty chunks. */
-	if (frame_max != 0 && frame_max <= AMQP_FRAME_OVERHEAD)
-		frame_max = AMQP_FRAME_MIN_SIZE;
-	max_chunk = frame_max ? frame_max - AMQP_FRAME_OVERHEAD : UINT32_MAX;
+	uint64_t max_chunk = body_chunk_max(frame_max), off;
 
 	put_frame_header(out, AMQP_FRAME_HEADER, channel, msg->header_len);
 	evbuffer_add(out, msg->header, msg->header_len);
