@@ -13,8 +13,8 @@
  * over 43 bytes is kept as its SHA-256 digest.
  *
  * Memory: a ring of x-cache-size 64-byte slots (the key is in its slot)
- * and a hash index of 8-byte entries, twice that count rounded up to a
- * power of two: 80 to 96 bytes per key of the cache's size, taken from
+ * and a hash index of 8-byte entries, four times that count rounded up to
+ * a power of two: 96 to 128 bytes per key of the cache's size, taken from
  * the system as keys arrive; the oldest key leaves first.
  * A durable queue's or exchange's cache is kept on disk too: a file of
  * x-cache-size fixed slots (DEDUP_SLOT_SIZE bytes each) written with the
