@@ -167,12 +167,11 @@ void store_cancel_flush(struct store *s, struct store_flusher *f);
 bool store_write_file(struct store *s, int fd, uint64_t off, uint8_t *data,
     size_t len, size_t cap);
 /*
- * The same, written before the batch's ticket is reported (so it outlives
- * a crash of the process) but not synced with it: a later synced write to
- * the file makes it durable.
+ * Sync file fd (duplicated) with the current batch: what the caller wrote
+ * to it before is durable once the batch's ticket is.  False when fd
+ * cannot be duplicated.
  */
-bool store_write_file_unsynced(struct store *s, int fd, uint64_t off,
-    uint8_t *data, size_t len, size_t cap);
+bool store_sync_file(struct store *s, int fd);
 /* The ticket of the batch being filled (what a record appended now gets). */
 uint64_t store_current_ticket(const struct store *s);
 /* The last ticket the owner was told is on disk. */

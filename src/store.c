@@ -229,7 +229,7 @@ static bool sync_files(struct round *r)
 /*
  * A chunk for another file: written where its owner said (so a retry
  * after a failed sync rewrites the same bytes in place), synced with the
- * round unless its owner asked for no sync.
+ * round (a chunk of no bytes only syncs the file).
  */
 static bool write_file_chunk(struct chunk *c, struct round *r)
 {
@@ -237,8 +237,6 @@ static bool write_file_chunk(struct chunk *c, struct round *r)
 
 	if (!pwrite_all(c->file_fd, c->data, c->len, c->file_off))
 		return false;
-	if (!c->durable)
-		return true;
 	if (fstat(c->file_fd, &st) != 0)
 		return false;
 	/* Each chunk has a descriptor of its own: compare the files. */
@@ -1065,7 +1063,7 @@ void store_cancel_flush(struct store *s, struct store_flusher *f)
 }
 
 static bool write_file(struct store *s, int fd, uint64_t off, uint8_t *data,
-    size_t len, size_t cap, bool sync)
+    size_t len, size_t cap)
 {
 	int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	struct chunk *c;
@@ -1078,7 +1076,7 @@ static bool write_file(struct store *s, int fd, uint64_t off, uint8_t *data,
 	c->data = data;
 	c->len = len;
 	c->cap = cap;
-	c->durable = sync;
+	c->durable = true;
 	/* The batch's closing chunk follows soon and wakes the thread: a
 	 * round that took only this would sync without finishing a ticket. */
 	enqueue_chunk(s, c, false);
@@ -1090,13 +1088,12 @@ static bool write_file(struct store *s, int fd, uint64_t off, uint8_t *data,
 bool store_write_file(struct store *s, int fd, uint64_t off, uint8_t *data,
     size_t len, size_t cap)
 {
-	return write_file(s, fd, off, data, len, cap, true);
+	return write_file(s, fd, off, data, len, cap);
 }
 
-bool store_write_file_unsynced(struct store *s, int fd, uint64_t off,
-    uint8_t *data, size_t len, size_t cap)
+bool store_sync_file(struct store *s, int fd)
 {
-	return write_file(s, fd, off, data, len, cap, false);
+	return write_file(s, fd, 0, NULL, 0, 0);	/* nothing to write */
 }
 
 uint64_t store_current_ticket(const struct store *s)
