@@ -85,9 +85,15 @@ bool dedup_seen(struct dedup_cache *d, const struct message *msg,
  * whose publishes meet a cache: start loading the index entry its key
  * needs in the cache that looked at the last message (in a large cache
  * that entry is a cache miss, which then overlaps the body's arrival and
- * routing).  Nothing when there is none.
+ * routing).  Nothing when there is none.  Its reading of the key is kept
+ * for that cache's dedup_seen of msg, between dedup_publish_begin(msg)
+ * and dedup_publish_end.
  */
 void dedup_prefetch(const struct message *msg);
+/* A content header without dedup_prefetch: forget the last reading. */
+void dedup_prefetch_none(void);
+void dedup_publish_begin(const struct message *msg);
+void dedup_publish_end(void);
 /* How many messages caches have looked at: a channel compares it around
  * a publish to learn whether its publishes meet a cache. */
 uint64_t dedup_lookups(void);

@@ -357,6 +357,8 @@ static int handle_header(struct channel *ch, const struct frame *f,
 	    f->payload, &h);
 	if (ch->publishes_meet_dedup)
 		dedup_prefetch(ch->pending);
+	else
+		dedup_prefetch_none();
 	if ((rc = content_received(ch, f->payload.len, err)) != 0)
 		return rc;
 	if (h.body_size > 0) {

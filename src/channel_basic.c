@@ -337,7 +337,9 @@ int chan_publish_complete(struct channel *ch, struct amqp_error *err)
 		goto done;
 	}
 	lookups = dedup_lookups();
+	dedup_publish_begin(msg);
 	accepted = chan_route(ch, x, msg, ch->publish_mandatory, &ticket);
+	dedup_publish_end();
 	ch->publishes_meet_dedup = dedup_lookups() != lookups;
 	broker_check_memory(ch->conn->broker);
 	if (ch->confirm_mode)

@@ -87,6 +87,25 @@ static const struct dedup_cache *last_used;
 static uint64_t lookups;
 
 /*
+ * dedup_prefetch's reading of its message's key, for dedup_seen while a
+ * channel publishes that message (between dedup_publish_begin and _end),
+ * so the key is not found and hashed twice.  A message that was read but
+ * never published leaves msg set; the next content header's
+ * dedup_prefetch or dedup_prefetch_none clears it before another message
+ * can be published from the same address.
+ */
+static struct {
+	const struct message *msg;	/* NULL: none */
+	const struct dedup_cache *d;
+	bool publishing;		/* msg is being published */
+	bool has_key;
+	uint8_t len;
+	uint8_t key[KEY_INLINE];
+	int64_t ttl;
+	uint64_t h;
+} ahead;
+
+/*
  * The index and the slots of a large cache are read at random, one cache
  * miss each per message; on 4 KiB pages each is a TLB miss too (costly
  * under virtualisation), so tables of 2 MiB and more ask for huge pages.
@@ -476,9 +495,18 @@ bool dedup_seen(struct dedup_cache *d, const struct message *msg,
 		__builtin_prefetch(&d->index[oldest->pos], 1);
 	last_used = d;
 	lookups++;
-	if (!message_key(d, msg, key, &len, &ttl))
-		return false;
-	h = strmap_hash((struct bytes){ key, len });
+	if (ahead.publishing && ahead.msg == msg && ahead.d == d) {
+		if (!ahead.has_key)
+			return false;
+		len = ahead.len;
+		memcpy(key, ahead.key, KEY_INLINE);
+		ttl = ahead.ttl;
+		h = ahead.h;
+	} else {
+		if (!message_key(d, msg, key, &len, &ttl))
+			return false;
+		h = strmap_hash((struct bytes){ key, len });
+	}
 	if ((at = ENTRY_SLOT(d->index[index_find(d, key, len, h)])) != 0) {
 		struct slot *s = &d->slots[at - 1];
 
@@ -499,21 +527,39 @@ bool dedup_seen(struct dedup_cache *d, const struct message *msg,
 
 void dedup_prefetch(const struct message *msg)
 {
-	uint8_t key[KEY_INLINE];
-	uint8_t len;
-	int64_t ttl;
 	const struct dedup_cache *d = last_used;
 	const struct slot *oldest;
 
-	if (d == NULL || d->args.cache_size < DEDUP_PREFETCH_MIN ||
-	    !message_key(d, msg, key, &len, &ttl))
+	ahead.msg = NULL;
+	if (d == NULL || d->args.cache_size < DEDUP_PREFETCH_MIN)
 		return;
-	__builtin_prefetch(&d->index[strmap_hash((struct bytes){ key, len }) &
-	    d->mask]);
+	ahead.msg = msg;
+	ahead.d = d;
+	ahead.has_key = message_key(d, msg, ahead.key, &ahead.len, &ahead.ttl);
+	if (!ahead.has_key)
+		return;
+	ahead.h = strmap_hash((struct bytes){ ahead.key, ahead.len });
+	__builtin_prefetch(&d->index[ahead.h & d->mask]);
 	/* And the entry of the key a new one would evict. */
 	oldest = &d->slots[d->next_slot];
 	if (oldest->seq)
 		__builtin_prefetch(&d->index[oldest->pos], 1);
+}
+
+void dedup_prefetch_none(void)
+{
+	ahead.msg = NULL;
+}
+
+void dedup_publish_begin(const struct message *msg)
+{
+	ahead.publishing = ahead.msg == msg;
+}
+
+void dedup_publish_end(void)
+{
+	ahead.publishing = false;
+	ahead.msg = NULL;
 }
 
 uint64_t dedup_lookups(void)
@@ -641,6 +687,8 @@ void dedup_free(struct dedup_cache *d, bool remove)
 		return;
 	if (last_used == d)
 		last_used = NULL;
+	if (ahead.d == d)
+		ahead.msg = NULL;
 	table_free(d->slots, (size_t)d->args.cache_size, sizeof(*d->slots));
 	table_free(d->index, d->mask + 1, sizeof(*d->index));
 	/* Queued only while the store runs (closing it runs the flushers). */

@@ -91,6 +91,44 @@ START_TEST(test_matches_a_model_of_the_last_n_keys)
 }
 END_TEST
 
+/*
+ * A channel's publish reuses dedup_prefetch's reading of the key only for
+ * the message it was made for: another message published next (the first
+ * never was: its channel closed), or a header read without a prefetch in
+ * between, has its own key found.
+ */
+START_TEST(test_prefetched_key_is_only_for_its_message)
+{
+	struct dedup_args a = args(20000);	/* large enough to prefetch */
+	struct dedup_cache *d = dedup_new(&a, NULL, NULL, false);
+	struct message *first = message("first", NULL);
+	struct message *second = message("second", NULL);
+
+	ck_assert(!seen(d, "warm-up"));		/* d is the cache last used */
+	dedup_prefetch(first);
+	dedup_publish_begin(second);
+	ck_assert(!dedup_seen(d, second, NULL));
+	dedup_publish_end();
+	ck_assert(seen(d, "second"));
+	ck_assert(!seen(d, "first"));
+
+	dedup_prefetch(second);
+	dedup_prefetch_none();			/* another channel's header */
+	dedup_publish_begin(second);
+	ck_assert(dedup_seen(d, second, NULL));	/* "second" is known */
+	dedup_publish_end();
+	ck_assert_uint_eq(dedup_dropped(d), 2);
+
+	dedup_prefetch(first);			/* its own reading: a duplicate */
+	dedup_publish_begin(first);
+	ck_assert(dedup_seen(d, first, NULL));
+	dedup_publish_end();
+	msg_unref(first);
+	msg_unref(second);
+	dedup_free(d, false);
+}
+END_TEST
+
 START_TEST(test_header_and_integer_keys)
 {
 	struct dedup_args a = args(10);
@@ -185,6 +223,7 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_matches_a_model_of_the_last_n_keys);
 	tcase_add_test(tc, test_header_and_integer_keys);
+	tcase_add_test(tc, test_prefetched_key_is_only_for_its_message);
 	tcase_add_test(tc, test_long_keys_by_digest);
 	tcase_add_test(tc, test_arguments);
 	suite_add_tcase(s, tc);
