@@ -79,6 +79,11 @@ static void update_reading(struct conn *c)
 		bufferevent_disable(c->bev, EV_READ);
 		/* We will not read its EOF: look for it another way. */
 		evtimer_in_ms(c->gone_check, GONE_CHECK_MS);
+		/* Held only because the input is full: handling what it holds
+		 * is what lets reading resume (a publisher unblocked with a
+		 * full input would otherwise wait forever). */
+		if (!c->held_at_publish && !c->flow && !c->read_paused)
+			event_active(c->resume_ev, EV_TIMEOUT, 0);
 	} else {
 		evtimer_del(c->gone_check);
 		bufferevent_enable(c->bev, EV_READ);
