@@ -49,10 +49,11 @@
  */
 #define INPUT_SLACK (64u << 10)
 /*
- * Most bytes one read or write call moves; libevent's default is 16 KB,
- * which costs a system call per 16 deliveries of 1 KB.  Until tune-ok
- * (frames of at most 4 KB) reads stay at the default: a client that has
- * not logged in cannot make us buffer more than a few frames.
+ * Most bytes one write call moves; libevent's default is 16 KB, which
+ * costs a system call per 16 deliveries of 1 KB.  The read limits are
+ * bounds only: libevent's evbuffer_read never reads more than 4096 bytes
+ * at a time (EVBUFFER_MAX_READ), whatever is set here.  Until tune-ok
+ * (frames of at most 4 KB) the read bound stays at libevent's default.
  */
 #define MAX_SINGLE_IO (256u << 10)
 #define HANDSHAKE_SINGLE_READ (16u << 10)
