@@ -1062,7 +1062,7 @@ void store_cancel_flush(struct store *s, struct store_flusher *f)
 	f->queued = false;
 }
 
-static bool write_file(struct store *s, int fd, uint64_t off, uint8_t *data,
+bool store_write_file(struct store *s, int fd, uint64_t off, uint8_t *data,
     size_t len, size_t cap)
 {
 	int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
@@ -1085,15 +1085,9 @@ static bool write_file(struct store *s, int fd, uint64_t off, uint8_t *data,
 	return true;
 }
 
-bool store_write_file(struct store *s, int fd, uint64_t off, uint8_t *data,
-    size_t len, size_t cap)
-{
-	return write_file(s, fd, off, data, len, cap);
-}
-
 bool store_sync_file(struct store *s, int fd)
 {
-	return write_file(s, fd, 0, NULL, 0, 0);	/* nothing to write */
+	return store_write_file(s, fd, 0, NULL, 0, 0);	/* nothing to write */
 }
 
 uint64_t store_current_ticket(const struct store *s)
